@@ -1,0 +1,172 @@
+"""harvester's one error tree.
+
+Every failure the harvester reports is one of these. Foreign exceptions (aiohttp, OSError, lxml,
+orjson, tomllib) are translated once, where they enter: ``http.py`` for the network, ``parse/`` for
+bodies, ``config.py`` for configuration, ``sink.py`` for the disk. ``raise ... from exc`` keeps the
+cause for debugging; messages never carry a credential.
+
+::
+
+    HarvesterError                      base; ``exit_code`` tells the CLI how a run ended
+    ├── ConfigError (ValueError)        bad flag, key, type, missing ${ENV}, http to a public host  → 2
+    ├── AuthError                       credentials refused after one re-authentication            → 3
+    ├── LockedError                     another run holds the output directory's lock              → 75
+    ├── Interrupted                     SIGINT / SIGTERM drained the run                           → 130
+    ├── OutputError (OSError)           disk full, permission denied, a corrupt shard or manifest  → 1
+    └── FetchError                      one request failed; carries ``request`` (a label, no secret)
+        ├── TransportError              retryable: the bytes did not arrive whole
+        │   ├── ConnectError            could not connect
+        │   ├── TimeoutError_           connect, first-byte or idle-read timeout
+        │   └── TruncatedBody           reset mid-body, short body, broken compressed stream
+        ├── StatusError                 an HTTP status the caller did not want; carries ``status``
+        │   ├── ServerError             5xx: retryable
+        │   ├── RateLimited             429: retryable after ``retry_after`` seconds (may be None)
+        │   ├── Unauthorized            401: handed to the source to re-authenticate
+        │   └── ClientError             400, 404, other 4xx: not retried
+        ├── BodyError                   the body arrived whole but is unusable: not retried
+        │   ├── BodyTooLarge            decompressed size over the cap (compression bomb)
+        │   └── MalformedBody           bad JSON / XML / UTF-8, wrong content type, HTML error page,
+        │                               DTD or entity declaration, record without its key
+        └── PaginationError             a token that does not change, a page that repeats, a walk
+                                        that restarts too often: never loop forever
+
+``FetchError`` subclasses are failures of one request; the scheduler decides whether the partition
+that made it is retried, failed (exit 1, resumable) or, for ``AuthError``, whether the source stops.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuthError",
+    "BodyError",
+    "BodyTooLarge",
+    "ClientError",
+    "ConfigError",
+    "ConnectError",
+    "FetchError",
+    "HarvesterError",
+    "Interrupted",
+    "LockedError",
+    "MalformedBody",
+    "OutputError",
+    "PaginationError",
+    "RateLimited",
+    "ServerError",
+    "StatusError",
+    "TimeoutError_",
+    "TransportError",
+    "TruncatedBody",
+    "Unauthorized",
+]
+
+
+class HarvesterError(Exception):
+    """Base of every error harvester raises; ``exit_code`` is what the CLI exits with."""
+
+    exit_code: int = 1
+
+
+class ConfigError(HarvesterError, ValueError):
+    """A usage or configuration error, found before any network I/O. Names the key or flag."""
+
+    exit_code = 2
+
+
+class AuthError(HarvesterError):
+    """Credentials were refused (after one re-authentication). Names which, never what they are."""
+
+    exit_code = 3
+
+
+class LockedError(HarvesterError):
+    """Another run holds the lock on this output directory; this run did nothing."""
+
+    exit_code = 75
+
+
+class Interrupted(HarvesterError):
+    """The run was stopped by SIGINT or SIGTERM after draining cleanly."""
+
+    exit_code = 130
+
+
+class OutputError(HarvesterError, OSError):
+    """Writing or verifying output failed (disk full, permission denied, checksum mismatch)."""
+
+
+class FetchError(HarvesterError):
+    """One request failed. ``request`` is a human label (method, path, filters), never a secret."""
+
+    retryable: bool = False
+
+    def __init__(self, message: str, *, request: str = "") -> None:
+        self.request = request
+        super().__init__(f"{message} [{request}]" if request else message)
+
+
+class TransportError(FetchError):
+    """The response did not arrive whole; safe to retry."""
+
+    retryable = True
+
+
+class ConnectError(TransportError):
+    """Could not open a connection."""
+
+
+class TimeoutError_(TransportError):  # noqa: N801 - the builtin name is taken
+    """A connect, first-byte or idle-read timeout expired."""
+
+
+class TruncatedBody(TransportError):
+    """The body ended early: a reset mid-body, a short read, or a broken compressed stream."""
+
+
+class StatusError(FetchError):
+    """The server answered with a status the caller cannot use as a page."""
+
+    def __init__(self, message: str, *, status: int, request: str = "") -> None:
+        self.status = status
+        super().__init__(message, request=request)
+
+
+class ServerError(StatusError):
+    """A 5xx answer; retried with backoff."""
+
+    retryable = True
+
+
+class RateLimited(StatusError):
+    """A 429 answer. ``retry_after`` is seconds from now when the server said so, else None."""
+
+    retryable = True
+
+    def __init__(
+        self, message: str, *, status: int = 429, request: str = "", retry_after: float | None
+    ) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, status=status, request=request)
+
+
+class Unauthorized(StatusError):
+    """A 401 answer; the source re-authenticates once before giving up with ``AuthError``."""
+
+
+class ClientError(StatusError):
+    """A 4xx answer other than 401 and 429; the request itself is wrong, so it is not retried."""
+
+
+class BodyError(FetchError):
+    """The body arrived but cannot be used; retrying the same request would not help."""
+
+
+class BodyTooLarge(BodyError):
+    """The decompressed body exceeded the configured cap."""
+
+
+class MalformedBody(BodyError):
+    """The body is not what the API documents (bad JSON/XML/UTF-8, an HTML page, a DTD...)."""
+
+
+class PaginationError(FetchError):
+    """A walk made no progress: the token did not change or the same page came back."""

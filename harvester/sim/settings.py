@@ -1,0 +1,44 @@
+"""The simulator's settings: one frozen value, built from `harvester simulate` flags or by tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = ["FaultProfile", "SimSettings"]
+
+FaultProfile = Literal["none", "flaky", "hostile"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SimSettings:
+    """Everything that shapes the simulated world; equal settings give byte-identical answers.
+
+    >>> SimSettings(nobb_items=1000, rate_limit=20, rate_window=2.0).rate_window
+    2.0
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    seed: int = 1
+    nobb_items: int = 20_000
+    dbk_products: int = 5_000
+    rate_limit: int = 600
+    rate_window: float = 60.0
+    latency_ms: float = 0.0
+    token_ttl: float = 7200.0
+    dbk_max_products: int = 2000
+    faults: FaultProfile = "none"
+    username: str = "harvester"
+    password: str = "harvester"
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port must be 0..65535, not {self.port}")
+        for name in ("nobb_items", "dbk_products", "rate_limit", "dbk_max_products"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0")
+        if self.rate_window <= 0 or self.token_ttl <= 0 or self.latency_ms < 0:
+            raise ValueError("rate_window and token_ttl must be > 0, latency_ms >= 0")
+        if self.faults not in ("none", "flaky", "hostile"):
+            raise ValueError(f"faults must be none, flaky or hostile, not {self.faults!r}")
