@@ -1,0 +1,386 @@
+"""Configuration: TOML in, frozen dataclasses out, validated once at the edge.
+
+``load_config(path)`` reads the file, expands ``${NAME}`` from the environment, checks every key
+and type, and returns a ``Config``. Anything wrong raises ``ConfigError`` naming the key (exit 2),
+before any network I/O. Secrets come from the environment (``${NOBB_PASSWORD}``) or from a file
+readable by its owner only (``password_file``, mode 0600); they are kept in ``Secret`` values that
+never print, and ``Config.digest()`` hashes the configuration with secrets removed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import os
+import re
+import stat
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal, get_args
+from urllib.parse import urlsplit
+
+import orjson
+
+from harvester.errors import ConfigError
+
+__all__ = [
+    "Config",
+    "DbkConfig",
+    "NobbConfig",
+    "OutputConfig",
+    "Secret",
+    "is_loopback",
+    "load_config",
+    "parse_config",
+    "parse_rate",
+]
+
+Compression = Literal["gzip", "none", "zstd"]
+FiltersIn = Literal["query", "body"]
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(\d+(?:\.\d+)?)?\s*(s|sec|m|min|h)?\s*$")
+
+
+class Secret:
+    """A credential: compares by value, prints as ``'***'``, never serialised."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """The secret itself: only for building the request that needs it."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+def parse_rate(text: str, *, key: str) -> tuple[float, float]:
+    """``"600/60s"``, ``"10/s"``, ``"120/min"`` → (max_rate, period seconds); "0": no ceiling."""
+    if text.strip() in ("0", "none", "off"):
+        return (0.0, 1.0)
+    m = _RATE.match(text)
+    if not m:
+        raise ConfigError(f'{key}: expected a rate like "600/60s" or "10/s", not {text!r}')
+    rate = float(m.group(1))
+    amount = float(m.group(2) or 1)
+    unit = {"s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}[m.group(3) or "s"]
+    if rate <= 0 or amount <= 0:
+        raise ConfigError(f"{key}: rate and period must be positive in {text!r}")
+    return (rate, amount * unit)
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and localhost: the only hosts plain http may reach."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OutputConfig:
+    """``[output]``: where and how shards are written."""
+
+    dir: Path = Path("out")
+    compression: Compression = "gzip"
+    gzip_level: int = 1
+    shard_max_records: int = 100_000
+    shard_max_bytes: int = 1 << 30
+    prometheus_file: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.compression not in get_args(Compression):
+            raise ConfigError(
+                f"output.compression: expected gzip, none or zstd, not {self.compression!r}"
+            )
+        if not 1 <= self.gzip_level <= 9:
+            raise ConfigError("output.gzip_level: expected 1..9")
+        if self.shard_max_records < 1 or self.shard_max_bytes < 1024:
+            raise ConfigError("output.shard_max_records must be >= 1 and shard_max_bytes >= 1024")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _ApiConfig:
+    """Keys shared by both sources: endpoint, credentials, limits, timeouts, retries."""
+
+    base_url: str
+    username: Secret
+    password: Secret
+    rate_limit: str = "600/60s"
+    concurrency: int = 4
+    connect_timeout: float = 10.0
+    first_byte_timeout: float = 120.0
+    read_timeout: float = 60.0
+    max_body_mb: int = 2048
+    retries: int = 6
+    sync_overlap_days: float = 1.0
+
+    def _check(self, section: str) -> None:
+        parts = urlsplit(self.base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(f"{section}.base_url: expected an http(s) URL, not {self.base_url!r}")
+        if parts.username or parts.password:
+            raise ConfigError(
+                f"{section}.base_url: put credentials in username/password, not the URL"
+            )
+        if parts.scheme == "http" and not is_loopback(parts.hostname):
+            raise ConfigError(
+                f"{section}.base_url: plain http is allowed only to loopback; use https for "
+                f"{parts.hostname}"
+            )
+        parse_rate(self.rate_limit, key=f"{section}.rate_limit")
+        if not 1 <= self.concurrency <= 64:
+            raise ConfigError(f"{section}.concurrency: expected 1..64")
+        for name in ("connect_timeout", "first_byte_timeout", "read_timeout"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{section}.{name}: must be > 0")
+        if self.max_body_mb < 1 or self.retries < 0 or self.sync_overlap_days < 0:
+            raise ConfigError(f"{section}: max_body_mb >= 1, retries >= 0, sync_overlap_days >= 0")
+
+    @property
+    def rate(self) -> tuple[float, float]:
+        return parse_rate(self.rate_limit, key="rate_limit")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NobbConfig(_ApiConfig):
+    """``[nobb]``: the NOBB Export API."""
+
+    base_url: str = "https://export.byggtjeneste.no"
+    page_size: int = 10_000
+    two_ended: bool = True
+    partitions: int = 0
+    suppliers: tuple[str, ...] = ()
+    token_ttl: float = 7200.0
+    walk_max_seconds: float = 5400.0
+
+    def __post_init__(self) -> None:
+        self._check("nobb")
+        if not 1 <= self.page_size <= 10_000:
+            raise ConfigError("nobb.page_size: expected 1..10000 (the API's maximum)")
+        if self.partitions < 0:
+            raise ConfigError("nobb.partitions: expected 0 (auto) or a positive count")
+        if not 0 < self.walk_max_seconds < self.token_ttl:
+            raise ConfigError("nobb.walk_max_seconds must be > 0 and below nobb.token_ttl")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DbkConfig(_ApiConfig):
+    """``[dbk]``: the DBK / Bogportalen ONIX 3.1 export."""
+
+    base_url: str = "https://dbk-dw10.ditnyewebsite.dk"
+    rate_limit: str = "120/60s"
+    publisher: str | None = None
+    product_ids: tuple[str, ...] = ()
+    start: datetime = datetime(2000, 1, 1, tzinfo=UTC)
+    max_products_per_response: int = 2000
+    filters_in: FiltersIn = "query"
+    workers: int = 2
+    token_refresh_margin: float = 60.0
+
+    def __post_init__(self) -> None:
+        self._check("dbk")
+        if self.max_products_per_response < 1:
+            raise ConfigError("dbk.max_products_per_response: expected >= 1")
+        if self.filters_in not in get_args(FiltersIn):
+            raise ConfigError(f"dbk.filters_in: expected query or body, not {self.filters_in!r}")
+        if not 0 <= self.workers <= 32:
+            raise ConfigError("dbk.workers: expected 0..32 (0 converts in the main process)")
+        for pid in self.product_ids:
+            if not re.fullmatch(r"\d{13}", pid):
+                raise ConfigError(f"dbk.product_ids: {pid!r} is not a 13-digit EAN")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Config:
+    """The whole validated configuration; ``nobb``/``dbk`` are None when their section is absent."""
+
+    output: OutputConfig = field(default_factory=OutputConfig)
+    nobb: NobbConfig | None = None
+    dbk: DbkConfig | None = None
+
+    def digest(self) -> str:
+        """sha256 of the configuration with every secret removed (for manifests)."""
+        return hashlib.sha256(orjson.dumps(_public(self), option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def _public(value: Any) -> Any:
+    if isinstance(value, Secret):
+        return "***"
+    if isinstance(value, (OutputConfig, NobbConfig, DbkConfig, Config)):
+        return {f.name: _public(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, (Path, datetime)):
+        return str(value)
+    if isinstance(value, tuple):
+        return [_public(v) for v in value]
+    return value
+
+
+def _expand(value: str, key: str, env: Mapping[str, str]) -> str:
+    def sub(m: re.Match[str]) -> str:
+        name = m.group(1)
+        if name not in env:
+            raise ConfigError(f"{key}: environment variable {name} is not set")
+        return env[name]
+
+    return _ENV.sub(sub, value)
+
+
+def _read_secret_file(path: str, key: str) -> str:
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise ConfigError(f"{key}: cannot read {path}: {exc.strerror}") from exc
+    if stat.S_IMODE(st.st_mode) & 0o077:
+        raise ConfigError(f"{key}: {path} must be readable by its owner only (chmod 600)")
+    with open(path, encoding="utf-8") as fh:
+        return fh.read().strip()
+
+
+_TYPES: dict[str, type | tuple[type, ...]] = {
+    "dir": str,
+    "compression": str,
+    "gzip_level": int,
+    "shard_max_records": int,
+    "shard_max_bytes": int,
+    "prometheus_file": str,
+    "base_url": str,
+    "username": str,
+    "password": str,
+    "password_file": str,
+    "rate_limit": str,
+    "concurrency": int,
+    "connect_timeout": (int, float),
+    "first_byte_timeout": (int, float),
+    "read_timeout": (int, float),
+    "max_body_mb": int,
+    "retries": int,
+    "sync_overlap_days": (int, float),
+    "page_size": int,
+    "two_ended": bool,
+    "partitions": int,
+    "suppliers": list,
+    "token_ttl": (int, float),
+    "walk_max_seconds": (int, float),
+    "publisher": str,
+    "product_ids": list,
+    "start": str,
+    "max_products_per_response": int,
+    "filters_in": str,
+    "workers": int,
+    "token_refresh_margin": (int, float),
+}
+
+
+def _section(raw: object, cls: type, name: str, env: Mapping[str, str]) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"[{name}] must be a table")
+    allowed = {f.name for f in fields(cls)} | ({"password_file"} if name != "output" else set())
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        full = f"{name}.{key}"
+        if key not in allowed:
+            raise ConfigError(f"{full}: unknown key (allowed: {', '.join(sorted(allowed))})")
+        want = _TYPES[key]
+        if isinstance(value, bool) and want is not bool:
+            raise ConfigError(f"{full}: expected {_tname(want)}, got a boolean")
+        if not isinstance(value, want):
+            raise ConfigError(f"{full}: expected {_tname(want)}, got {type(value).__name__}")
+        if isinstance(value, str):
+            value = _expand(value, full, env)
+        if isinstance(value, list):
+            if not all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in value):
+                raise ConfigError(f"{full}: expected a list of strings")
+            value = tuple(_expand(str(v), full, env) for v in value)
+        out[key] = value
+    return out
+
+
+def _tname(t: type | tuple[type, ...]) -> str:
+    if isinstance(t, tuple):
+        return "a number"
+    return {str: "a string", int: "an integer", bool: "true or false", list: "a list"}[t]
+
+
+def _api(
+    raw: object, cls: type[NobbConfig] | type[DbkConfig], name: str, env: Mapping[str, str]
+) -> Any:
+    kw = _section(raw, cls, name, env)
+    if "password_file" in kw:
+        if "password" in kw:
+            raise ConfigError(f"{name}: set password or password_file, not both")
+        kw["password"] = _read_secret_file(kw.pop("password_file"), f"{name}.password_file")
+    for key in ("username", "password"):
+        if key not in kw:
+            raise ConfigError(
+                f'{name}.{key}: required (e.g. {key} = "${{{name.upper()}_{key.upper()}}}")'
+            )
+        if not kw[key]:
+            raise ConfigError(f"{name}.{key}: is empty")
+        kw[key] = Secret(kw[key])
+    if "start" in kw:
+        kw["start"] = _parse_start(kw["start"], f"{name}.start")
+    for key, value in kw.items():
+        if _TYPES[key] == (int, float):
+            kw[key] = float(value)
+    return cls(**kw)
+
+
+def _parse_start(text: str, key: str) -> datetime:
+    t = text.strip().replace("Z", "+00:00")
+    try:
+        when = datetime.fromisoformat(t)
+    except ValueError as exc:
+        raise ConfigError(
+            f"{key}: expected an ISO 8601 time like 2000-01-01T00:00Z, not {text!r}"
+        ) from exc
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def parse_config(raw: Mapping[str, object], env: Mapping[str, str] | None = None) -> Config:
+    """Validate an already-parsed TOML mapping (see ``load_config``)."""
+    env = os.environ if env is None else env
+    unknown = set(raw) - {"output", "nobb", "dbk"}
+    if unknown:
+        raise ConfigError(
+            f"unknown section(s): {', '.join(sorted(unknown))} (allowed: output, nobb, dbk)"
+        )
+    out_kw = _section(raw.get("output", {}), OutputConfig, "output", env)
+    if "dir" in out_kw:
+        out_kw["dir"] = Path(out_kw["dir"])
+    if "prometheus_file" in out_kw:
+        out_kw["prometheus_file"] = Path(out_kw["prometheus_file"])
+    output = OutputConfig(**out_kw)
+    nobb = _api(raw["nobb"], NobbConfig, "nobb", env) if "nobb" in raw else None
+    dbk = _api(raw["dbk"], DbkConfig, "dbk", env) if "dbk" in raw else None
+    return Config(output=output, nobb=nobb, dbk=dbk)
+
+
+def load_config(path: Path, env: Mapping[str, str] | None = None) -> Config:
+    """Read and validate a TOML config file; every problem is a ``ConfigError`` naming the key."""
+    try:
+        with open(path, "rb") as fh:
+            raw = tomllib.load(fh)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file not found: {path}") from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    return parse_config(raw, env)
