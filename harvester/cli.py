@@ -1,0 +1,124 @@
+"""The ``harvester`` command: argv in, exit code out.
+
+Exit codes (a contract; cron jobs depend on them)::
+
+    0    complete
+    1    incomplete: some partition failed; ``--resume`` finishes it
+    2    usage or configuration error (nothing was fetched)
+    3    authentication failed
+    75   another run holds the lock on this output directory (nothing was done)
+    130  interrupted by SIGINT or SIGTERM after a clean drain (``--resume`` continues)
+
+This module picks the event loop (uvloop where available) and maps ``HarvesterError`` to those
+codes; everything else lives behind ``harvester.app``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from harvester import __version__
+from harvester.errors import ConfigError, HarvesterError
+
+__all__ = ["build_parser", "loop_factory", "main"]
+
+log = logging.getLogger("harvester")
+
+SOURCES = ("nobb", "dbk")
+
+
+def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop where it is installed (1.7-1.9x faster on request-heavy phases), else None."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on every supported platform
+        return None
+    return uvloop.new_event_loop  # type: ignore[no-any-return]
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that exits 2 with our own one-line message (the usage-error contract)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        raise ConfigError(f"{self.prog}: {message}")
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, required=True, help="TOML config file")
+    p.add_argument("--out", type=Path, help="output directory (overrides [output] dir)")
+    p.add_argument(
+        "--progress",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="live progress on a terminal, a plain line every few seconds otherwise",
+    )
+    p.add_argument("--log-format", choices=("text", "json"), default="text")
+    p.add_argument("--summary-json", type=Path, help="also write the run summary to this file")
+    verbosity = p.add_mutually_exclusive_group()
+    verbosity.add_argument("-q", "--quiet", action="store_true", help="errors and summary only")
+    verbosity.add_argument("-v", "--verbose", action="store_true", help="request-level detail")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser (``harvester --help`` lists demo, dump, sync, simulate, status)."""
+    parser = _Parser(prog="harvester", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--version", action="version", version=f"harvester {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = sub.add_parser("demo", help="run the simulator in-process and dump both sources from it")
+    demo.add_argument("--out", type=Path, default=Path("demo-out"), help="default ./demo-out")
+    demo.add_argument("--nobb-items", type=int, default=20_000)
+    demo.add_argument("--dbk-products", type=int, default=5_000)
+    demo.add_argument("--progress", choices=("auto", "always", "never"), default="auto")
+
+    dump = sub.add_parser("dump", help="full catalogue dump of a source")
+    dump.add_argument("source", choices=(*SOURCES, "all"))
+    dump.add_argument("--resume", action="store_true", help="continue the newest unfinished dump")
+    _add_run_options(dump)
+
+    sync = sub.add_parser("sync", help="pull what changed since the last complete run")
+    sync.add_argument("source", choices=(*SOURCES, "all"))
+    sync.add_argument("--resume", action="store_true", help="continue the newest unfinished sync")
+    _add_run_options(sync)
+
+    status = sub.add_parser("status", help="last runs, high-water marks and resumable runs")
+    status.add_argument("--out", type=Path, required=True)
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+
+    simulate = sub.add_parser(
+        "simulate", help="serve both APIs on loopback from a synthetic catalogue"
+    )
+    from harvester.sim.cli import add_arguments
+
+    add_arguments(simulate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the process exit code."""
+    try:
+        args = build_parser().parse_args(argv)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    if args.command == "simulate":
+        from harvester.sim.cli import run as run_simulator
+
+        return run_simulator(args, loop_factory=loop_factory())
+    from harvester.app import run_command
+
+    try:
+        with asyncio.Runner(loop_factory=loop_factory()) as runner:
+            return runner.run(run_command(args))
+    except HarvesterError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
