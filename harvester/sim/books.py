@@ -1,0 +1,250 @@
+"""The simulated DBK catalogue: Danish books with update times, rendered as ONIX 3.1 on demand.
+
+Kept in memory: the update time (UNIX seconds, ascending) and the publisher of each product,
+in ``array`` columns; a product's ONIX is rendered from (seed, position) by string templates
+(escaped), which is far faster than any client can parse. Update times spread over 2000–2026,
+denser in recent years, with a few dense minutes; a catalogue of 3,000 products or more also has
+one bulk-import second holding ``cap + 1`` products, more than one response may carry, so a
+client meets a window it cannot split.
+"""
+
+from __future__ import annotations
+
+import bisect
+import random
+from array import array
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from xml.sax.saxutils import escape
+
+__all__ = ["NAMESPACE", "BookCatalogue", "isbn13"]
+
+NAMESPACE = "http://ns.editeur.org/onix/3.1/reference"
+START = int(datetime(2000, 1, 1, tzinfo=UTC).timestamp())
+END = int(datetime(2026, 11, 20, tzinfo=UTC).timestamp())
+PUBLISHERS = [170864 + 13 * k for k in range(40)]
+_PUBLISHER_NAMES = [
+    "Gyldendal",
+    "Politikens Forlag",
+    "Lindhardt og Ringhof",
+    "People's Press",
+    "Forlaget Alvilda",
+    "Rosinante & Co.",
+    "Høst & Søn",
+    "Jensen & Dalgaard",
+]
+_FIRST = [
+    "Søren",
+    "Karen",
+    "Hans Christian",
+    "Tove",
+    "Peter",
+    "Ida",
+    "Jens",
+    "Mette",
+    "Åse",
+    "Bjørn",
+]
+_LAST = ["Kierkegaard", "Blixen", "Andersen", "Ditlevsen", "Høeg", "Jørgensen", "Nørgaard", "Ærø"]
+_WORDS = [
+    "hav",
+    "skov",
+    "lys",
+    "mørke",
+    "sommer",
+    "vinter",
+    "by",
+    "hjerte",
+    "rejse",
+    "drøm",
+    "kærlighed",
+    "nat",
+    "sol",
+    "øen",
+    "fortælling",
+    "historie",
+    "barn",
+    "familie",
+    "krig",
+    "fred",
+    "fremtid",
+]
+_THEMA = ["FBA", "FF", "FFP", "FYT", "YFB", "DNB", "WBA", "JBSF", "FJ", "NHD"]
+_FORMS = ["BB", "BC", "BC", "BB", "ED", "AJ"]
+
+
+def isbn13(n: int) -> str:
+    """A valid ISBN-13 in the Danish 978-87 range for serial ``n``."""
+    body = f"97887{n:07d}"
+    total = sum(int(d) * (1 if i % 2 == 0 else 3) for i, d in enumerate(body))
+    return body + str((10 - total % 10) % 10)
+
+
+def basic(ts: int) -> str:
+    """UNIX seconds as ONIX/ISO 8601 basic UTC, e.g. ``20250204T093000Z``."""
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+class BookCatalogue:
+    """``size`` products in ascending update time; ``times[i]``, ``publisher[i]``."""
+
+    def __init__(self, size: int, seed: int, *, cap: int = 2000) -> None:
+        self.size = size
+        self.seed = seed
+        rng = random.Random(seed * 31 + 7)
+        span = END - START
+        times = [END - int(span * rng.random() ** 2) for _ in range(size)]
+        # A few dense minutes: 5 % of products are re-stamped into 6 busy minutes.
+        busy = [END - rng.randrange(span // 2) for _ in range(6)]
+        for i in rng.sample(range(size), size // 20):
+            times[i] = rng.choice(busy) + rng.randrange(60)
+        if size >= 3000:
+            bulk = END - span // 3
+            for i in rng.sample(range(size), cap + 1):
+                times[i] = bulk
+            self.bulk_second: int | None = bulk
+        else:
+            self.bulk_second = None
+        order = sorted(range(size), key=lambda i: (times[i], i))
+        self.times = array("q", (times[i] for i in order))
+        #: serial of the product at each position (its ISBN and record reference derive from it)
+        self.serial = array("i", order)
+        self.publisher = array("i", (PUBLISHERS[s % len(PUBLISHERS)] for s in order))
+        self._by_isbn = {isbn13(s): p for p, s in enumerate(order)} if size <= 1_000_000 else {}
+
+    def record_reference(self, pos: int) -> str:
+        return f"dk.dbk.{isbn13(self.serial[pos])}"
+
+    def window(
+        self,
+        start: int | None,
+        end: int | None,
+        *,
+        publisher: int | None = None,
+        isbns: Sequence[str] | None = None,
+    ) -> list[int]:
+        """Positions updated in ``[start, end)`` matching the filters, by update time."""
+        lo = bisect.bisect_left(self.times, start) if start is not None else 0
+        hi = bisect.bisect_left(self.times, end) if end is not None else self.size
+        if isbns is not None:
+            found = sorted(p for p in (self._by_isbn.get(i) for i in isbns) if p is not None)
+            positions: Sequence[int] = [p for p in found if lo <= p < hi]
+        else:
+            positions = range(lo, hi)
+        if publisher is not None:
+            pub = self.publisher
+            return [p for p in positions if pub[p] == publisher]
+        return list(positions)
+
+    def touch(self, record_reference: str, ts: int) -> None:
+        """Move a product's update time (tests of products changing during a dump)."""
+        pos = self._by_isbn[record_reference.removeprefix("dk.dbk.")]
+        serial, pub = self.serial[pos], self.publisher[pos]
+        del self.times[pos], self.serial[pos], self.publisher[pos]
+        new = bisect.bisect_right(self.times, ts)
+        self.times.insert(new, ts)
+        self.serial.insert(new, serial)
+        self.publisher.insert(new, pub)
+        self._by_isbn = {isbn13(s): p for p, s in enumerate(self.serial)}
+
+    def message(self, positions: Sequence[int], *, sent: int, number: int) -> Iterator[bytes]:
+        """An ONIX 3.1 message holding the given products, as a stream of byte pieces."""
+        yield (
+            '<?xml version="1.0" encoding="UTF-8"?>\n'
+            f'<ONIXMessage xmlns="{NAMESPACE}" release="3.1">\n'
+            "<Header><Sender><SenderName>DBK Bogportalen</SenderName></Sender>"
+            f"<MessageNumber>{number}</MessageNumber><SentDateTime>{basic(sent)}</SentDateTime>"
+            "</Header>\n"
+        ).encode()
+        for p in positions:
+            yield self.product(p).encode()
+        yield b"</ONIXMessage>\n"
+
+    def product(self, pos: int) -> str:
+        """One ``<Product>`` element."""
+        serial = self.serial[pos]
+        rng = random.Random(self.seed * 1_000_033 + serial)
+        isbn = isbn13(serial)
+        r = rng.random()
+        notification = "05" if r < 0.02 else "04" if r < 0.12 else "03"
+        title = " ".join(rng.choice(_WORDS) for _ in range(rng.randrange(1, 5))).capitalize()
+        if serial % 97 == 0:
+            title += " & andre fortællinger <bind 1>"
+        subtitle = (
+            f"<Subtitle>{escape(rng.choice(_WORDS).capitalize())}</Subtitle>"
+            if rng.random() < 0.4
+            else ""
+        )
+        contributors = []
+        for k in range(rng.randrange(1, 4)):
+            first, last = rng.choice(_FIRST), rng.choice(_LAST)
+            role = "A01" if k == 0 else rng.choice(["A01", "A12", "B06", "B01"])
+            contributors.append(
+                f"<Contributor><SequenceNumber>{k + 1}</SequenceNumber>"
+                f"<ContributorRole>{role}</ContributorRole>"
+                f"<PersonName>{first} {last}</PersonName>"
+                f"<NamesBeforeKey>{first}</NamesBeforeKey><KeyNames>{last}</KeyNames>"
+                f'<BiographicalNote textformat="05"><p>{first} {last} er født i '
+                f"{1940 + rng.randrange(60)}.</p></BiographicalNote></Contributor>"
+            )
+        form = rng.choice(_FORMS)
+        pub_no = self.publisher[pos]
+        pub_name = _PUBLISHER_NAMES[pub_no % len(_PUBLISHER_NAMES)]
+        published = datetime.fromtimestamp(self.times[pos] - rng.randrange(0, 10**8), UTC)
+        published = max(published, datetime(1990, 1, 1, tzinfo=UTC))
+        paragraphs = "".join(
+            f"<p>{' '.join(rng.choice(_WORDS) for _ in range(rng.randrange(20, 60)))}.</p>"
+            for _ in range(rng.randrange(1, 5))
+        )
+        subjects = "".join(
+            f"<Subject>{'<MainSubject/>' if k == 0 else ''}"
+            f"<SubjectSchemeIdentifier>93</SubjectSchemeIdentifier>"
+            f"<SubjectCode>{rng.choice(_THEMA)}</SubjectCode></Subject>"
+            for k in range(rng.randrange(1, 4))
+        )
+        price = f"{rng.randrange(49, 449)}.{rng.choice(['00', '95', '50'])}"
+        pages = (
+            f"<Extent><ExtentType>00</ExtentType><ExtentValue>{rng.randrange(48, 900)}"
+            "</ExtentValue><ExtentUnit>03</ExtentUnit></Extent>"
+            if form in ("BB", "BC")
+            else ""
+        )
+        status = "07" if notification == "05" else rng.choice(["04", "04", "04", "02"])
+        return (
+            f'<Product datestamp="{basic(self.times[pos])}">'
+            f"<RecordReference>dk.dbk.{isbn}</RecordReference>"
+            f"<NotificationType>{notification}</NotificationType>"
+            f"<ProductIdentifier><ProductIDType>15</ProductIDType><IDValue>{isbn}</IDValue>"
+            "</ProductIdentifier>"
+            f"<ProductIdentifier><ProductIDType>03</ProductIDType><IDValue>{isbn}</IDValue>"
+            "</ProductIdentifier>"
+            "<DescriptiveDetail><ProductComposition>00</ProductComposition>"
+            f"<ProductForm>{form}</ProductForm>"
+            "<TitleDetail><TitleType>01</TitleType><TitleElement>"
+            "<TitleElementLevel>01</TitleElementLevel><NoPrefix/>"
+            f"<TitleWithoutPrefix>{escape(title)}</TitleWithoutPrefix>{subtitle}"
+            "</TitleElement></TitleDetail>"
+            f"{''.join(contributors)}"
+            "<Language><LanguageRole>01</LanguageRole>"
+            f"<LanguageCode>{'dan' if rng.random() < 0.9 else 'eng'}</LanguageCode></Language>"
+            f"{pages}{subjects}</DescriptiveDetail>"
+            "<CollateralDetail><TextContent><TextType>03</TextType>"
+            f'<ContentAudience>00</ContentAudience><Text textformat="05">{paragraphs}</Text>'
+            "</TextContent></CollateralDetail>"
+            f"<PublishingDetail><Imprint><ImprintName>{escape(pub_name)}</ImprintName></Imprint>"
+            "<Publisher><PublishingRole>01</PublishingRole>"
+            "<PublisherIdentifier><PublisherIDType>01</PublisherIDType>"
+            f"<IDTypeName>DBK kundenummer</IDTypeName><IDValue>{pub_no}</IDValue>"
+            f"</PublisherIdentifier><PublisherName>{escape(pub_name)}</PublisherName></Publisher>"
+            "<CountryOfPublication>DK</CountryOfPublication>"
+            f"<PublishingStatus>{status}</PublishingStatus>"
+            "<PublishingDate><PublishingDateRole>01</PublishingDateRole>"
+            f'<Date dateformat="00">{published:%Y%m%d}</Date></PublishingDate>'
+            "</PublishingDetail>"
+            "<ProductSupply><SupplyDetail><Supplier><SupplierRole>01</SupplierRole>"
+            "<SupplierName>DBK</SupplierName></Supplier>"
+            f"<ProductAvailability>{'40' if notification == '05' else '21'}</ProductAvailability>"
+            f"<Price><PriceType>02</PriceType><PriceAmount>{price}</PriceAmount>"
+            "<CurrencyCode>DKK</CurrencyCode></Price></SupplyDetail></ProductSupply>"
+            "</Product>\n"
+        )

@@ -1,0 +1,92 @@
+"""``harvester simulate``: serve both simulated APIs until SIGINT or SIGTERM.
+
+Prints exactly one line, ``listening on http://HOST:PORT``, once connections are accepted
+(``--port 0`` picks a free port), and exits 0 when stopped by a signal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from harvester.sim.server import Simulator
+from harvester.sim.settings import SimSettings
+
+__all__ = ["add_arguments", "main", "run", "settings_from"]
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The fixed ``simulate`` flags."""
+    d = SimSettings()
+    p.add_argument("--host", default=d.host)
+    p.add_argument("--port", type=int, default=d.port, help="0 picks a free port")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--nobb-items", type=int, default=d.nobb_items)
+    p.add_argument("--dbk-products", type=int, default=d.dbk_products)
+    p.add_argument(
+        "--rate-limit", type=int, default=d.rate_limit, help="requests per window; 0: none"
+    )
+    p.add_argument("--rate-window", type=float, default=d.rate_window, help="seconds")
+    p.add_argument("--latency-ms", type=float, default=d.latency_ms, help="delay before first byte")
+    p.add_argument("--token-ttl", type=float, default=d.token_ttl, help="NOBB token life, seconds")
+    p.add_argument("--dbk-max-products", type=int, default=d.dbk_max_products)
+    p.add_argument("--faults", choices=("none", "flaky", "hostile"), default=d.faults)
+    p.add_argument("--username", default=d.username)
+    p.add_argument("--password", default=d.password)
+
+
+def settings_from(args: argparse.Namespace) -> SimSettings:
+    """SimSettings from parsed flags (ValueError for out-of-range values)."""
+    return SimSettings(
+        host=args.host,
+        port=args.port,
+        seed=args.seed,
+        nobb_items=args.nobb_items,
+        dbk_products=args.dbk_products,
+        rate_limit=args.rate_limit,
+        rate_window=args.rate_window,
+        latency_ms=args.latency_ms,
+        token_ttl=args.token_ttl,
+        dbk_max_products=args.dbk_max_products,
+        faults=args.faults,
+        username=args.username,
+        password=args.password,
+    )
+
+
+async def serve(settings: SimSettings) -> None:
+    """Serve until SIGINT or SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with Simulator(settings) as sim:
+        print(f"listening on {sim.url}", flush=True)
+        await stop.wait()
+
+
+def run(args: argparse.Namespace, *, loop_factory: Callable[[], Any] | None = None) -> int:
+    """Run the simulator from parsed flags; returns the exit code."""
+    try:
+        settings = settings_from(args)
+    except ValueError as exc:
+        print(f"error: simulate: {exc}", file=sys.stderr)
+        return 2
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(serve(settings))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m harvester.sim.cli``: the simulator alone."""
+    parser = argparse.ArgumentParser(prog="harvester simulate")
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

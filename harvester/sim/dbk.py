@@ -1,0 +1,272 @@
+"""The simulated DBK / Bogportalen ONIX 3.1 export, with DynamicWeb 10 authentication.
+
+- ``POST /dwapi/users/authenticate`` ``{"username", "password"}`` (or ``GET`` with ``userName``
+  and ``password`` query parameters; optional ``expirationInSeconds``) answers
+  ``{"token": <JWT HS256>}`` with DynamicWeb's claims and a default lifetime of 1800 s; wrong
+  credentials answer 404 "Username or password is not valid", as DynamicWeb does.
+- ``GET /dwapi/users/authenticate/refresh`` with the Bearer token answers a new token; an expired
+  or invalid one answers 403 "Token could not be authorized or Token expired".
+- ``GET`` (query parameters) and ``POST`` (JSON body) ``/onix/document/export/v3.1`` with
+  ``productIds``, ``publisher``, ``updatedFrom``, ``updatedTo``. ``updatedFrom`` is inclusive and
+  ``updatedTo`` exclusive, on each product's update time (its ``datestamp``). Times may be ISO 8601
+  basic (``20250204T0930-0400``, ``20250204T093000Z``, ``20250204``) or extended
+  (``2025-02-04T09:30:00+00:00``); no zone means UTC. Products come in update-time order, at most
+  ``dbk_max_products`` per answer: the rest is silently cut off. Nothing matching: 204.
+- A missing, expired or invalid token: 401 ``application/problem+json`` (type, title, status,
+  detail, traceId). A ``publisher`` that is not one of the catalogue's publishers is not the
+  caller's: 401 with the documented title "Publisher Id in request does not match current logged
+  in publisher". The simulated account may export every publisher of the catalogue.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+from datetime import UTC, datetime, timedelta, timezone
+from typing import TYPE_CHECKING
+
+import orjson
+from aiohttp import web
+
+from harvester.sim.books import PUBLISHERS
+from harvester.sim.wire import send
+
+if TYPE_CHECKING:
+    from harvester.sim.server import SimContext
+
+__all__ = ["parse_time", "routes"]
+
+AUTH = "/dwapi/users/authenticate"
+REFRESH = "/dwapi/users/authenticate/refresh"
+EXPORT = "/onix/document/export/v3.1"
+_TIME = re.compile(
+    r"^(\d{4})-?(\d{2})-?(\d{2})(?:T(\d{2}):?(\d{2})(?::?(\d{2}))?(?:\.\d+)?"
+    r"(Z|[+-]\d{2}:?\d{2})?)?$"
+)
+
+
+class BadRequest(Exception):
+    """A filter value the export rejects with 400."""
+
+
+def parse_time(text: str) -> int:
+    """An ISO 8601 basic or extended date/time as UNIX seconds (UTC when no zone is given)."""
+    m = _TIME.match(text.strip())
+    if not m:
+        raise BadRequest(f"not an ISO 8601 date/time: {text!r}")
+    year, month, day, hour, minute, second, zone = m.groups()
+    tz = UTC
+    if zone and zone != "Z":
+        sign = 1 if zone[0] == "+" else -1
+        digits = zone[1:].replace(":", "")
+        tz = timezone(sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:])))
+    try:
+        when = datetime(
+            int(year),
+            int(month),
+            int(day),
+            int(hour or 0),
+            int(minute or 0),
+            int(second or 0),
+            tzinfo=tz,
+        )
+    except ValueError as exc:
+        raise BadRequest(f"not a valid date/time: {text!r}") from exc
+    return int(when.timestamp())
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def routes(ctx: SimContext) -> list[web.RouteDef]:
+    """The DBK routes, bound to the simulator's shared context."""
+    api = DbkApi(ctx)
+    return [
+        web.post(AUTH, api.authenticate),
+        web.get(AUTH, api.authenticate),
+        web.get(REFRESH, api.refresh),
+        web.get(EXPORT, api.export),
+        web.post(EXPORT, api.export),
+    ]
+
+
+def problem(status: int, title: str, detail: str, trace: str) -> web.Response:
+    """An RFC 9457 problem+json answer as ASP.NET Core writes it."""
+    kind = {401: "15.5.2", 400: "15.5.1", 404: "15.5.5"}.get(status, "15.6.1")
+    body = {
+        "type": f"https://tools.ietf.org/html/rfc9110#section-{kind}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "traceId": trace,
+    }
+    return web.Response(
+        status=status, body=orjson.dumps(body), content_type="application/problem+json"
+    )
+
+
+class DbkApi:
+    """Handlers over the shared book catalogue."""
+
+    def __init__(self, ctx: SimContext) -> None:
+        self.ctx = ctx
+        self._key = hashlib.sha256(f"dbk-sim-{ctx.settings.seed}".encode()).digest()
+        self._messages = 0
+
+    def _trace(self) -> str:
+        self.ctx.stats["dbk_traces"] += 1
+        n = self.ctx.stats["dbk_traces"]
+        digest = hashlib.sha256(f"{self.ctx.settings.seed}|{n}".encode()).hexdigest()
+        return f"00-{digest[:32]}-{digest[32:48]}-00"
+
+    def make_token(self, lifetime: int) -> str:
+        now = int(self.ctx.clock())
+        header = _b64(orjson.dumps({"alg": "HS256", "typ": "JWT"}))
+        claims = {
+            "nameid": "1",
+            "nbf": now,
+            "exp": now + lifetime,
+            "iat": now,
+            "iss": "Dynamicweb A/S",
+            "aud": "WebAPI",
+        }
+        payload = _b64(orjson.dumps(claims))
+        sig = hmac.new(self._key, f"{header}.{payload}".encode(), hashlib.sha256).digest()
+        return f"{header}.{payload}.{_b64(sig)}"
+
+    def _valid(self, request: web.Request) -> bool:
+        auth = request.headers.get("Authorization", "")
+        if not auth.startswith("Bearer "):
+            return False
+        parts = auth[7:].split(".")
+        if len(parts) != 3:
+            return False
+        expected = hmac.new(self._key, f"{parts[0]}.{parts[1]}".encode(), hashlib.sha256).digest()
+        if not hmac.compare_digest(_b64(expected), parts[2]):
+            return False
+        claims = orjson.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+        return bool(claims.get("exp", 0) > self.ctx.clock())
+
+    async def authenticate(self, request: web.Request) -> web.Response:
+        if request.method == "POST":
+            try:
+                body = orjson.loads(await request.read())
+                user, password = str(body["username"]), str(body["password"])
+            except (orjson.JSONDecodeError, KeyError, TypeError):
+                return web.json_response(
+                    {"message": "username and password are required"}, status=400
+                )
+        else:
+            user = request.query.get("userName", "")
+            password = request.query.get("password", "")
+        if (user, password) != (self.ctx.settings.username, self.ctx.settings.password):
+            return web.json_response({"message": "Username or password is not valid"}, status=404)
+        lifetime = int(request.query.get("expirationInSeconds", "1800") or 1800)
+        self.ctx.stats["dbk_authentications"] += 1
+        return web.json_response({"token": self.make_token(lifetime)})
+
+    async def refresh(self, request: web.Request) -> web.Response:
+        if not self._valid(request):
+            return web.json_response(
+                {"message": "Token could not be authorized or Token expired"}, status=403
+            )
+        lifetime = int(request.query.get("expirationInSeconds", "1800") or 1800)
+        self.ctx.stats["dbk_refreshes"] += 1
+        return web.json_response({"token": self.make_token(lifetime)})
+
+    async def export(self, request: web.Request) -> web.StreamResponse:
+        ctx = self.ctx
+        if not self._valid(request):
+            return problem(401, "Unauthorized", "A valid bearer token is required", self._trace())
+        decision = ctx.rate_check("dbk", "user-1")
+        if not decision.allowed:
+            resp = problem(429, "Too Many Requests", "Rate limit exceeded", self._trace())
+            resp.headers.update(_dbk_case(decision.headers))
+            return resp
+        raw = await request.read() if request.method == "POST" else b""
+        fault = ctx.faults.decide(f"{request.method} {request.path_qs} {raw!r}")
+        headers = _dbk_case(decision.headers)
+        if fault in ("error500", "throttle"):
+            status = 500 if fault == "error500" else 429
+            resp = problem(
+                status,
+                "Server error" if status == 500 else "Too Many Requests",
+                "simulated fault",
+                self._trace(),
+            )
+            resp.headers.update(headers)
+            return resp
+        try:
+            params = self._params(request, raw)
+        except BadRequest as exc:
+            resp = problem(400, "Bad Request", str(exc), self._trace())
+            resp.headers.update(headers)
+            return resp
+        start, end, publisher, isbns = params
+        if publisher is not None and publisher not in PUBLISHERS:
+            resp = problem(
+                401,
+                "Publisher Id in request does not match current logged in publisher",
+                "To request an onix output please request the same Publisher ID as the currently "
+                "logged in publisher",
+                self._trace(),
+            )
+            resp.headers.update(headers)
+            return resp
+        positions = ctx.books.window(start, end, publisher=publisher, isbns=isbns)
+        if not positions:
+            return web.Response(status=204, headers=headers)
+        positions = positions[: ctx.settings.dbk_max_products]
+        self._messages += 1
+        ctx.stats["dbk_documents"] += 1
+        return await send(
+            request,
+            ctx.books.message(positions, sent=int(ctx.clock()), number=self._messages),
+            content_type="application/xml; charset=utf-8",
+            headers=headers,
+            latency=ctx.settings.latency_ms / 1000,
+            fault=fault,
+        )
+
+    def _params(
+        self, request: web.Request, raw: bytes
+    ) -> tuple[int | None, int | None, int | None, list[str] | None]:
+        values: dict[str, object] = dict(request.query)
+        if raw.strip():
+            try:
+                body = orjson.loads(raw)
+            except orjson.JSONDecodeError as exc:
+                raise BadRequest("the body must be a JSON object") from exc
+            if not isinstance(body, dict):
+                raise BadRequest("the body must be a JSON object")
+            values.update(body)
+        start = parse_time(str(values["updatedFrom"])) if values.get("updatedFrom") else None
+        end = parse_time(str(values["updatedTo"])) if values.get("updatedTo") else None
+        publisher = None
+        if values.get("publisher") not in (None, ""):
+            try:
+                publisher = int(str(values["publisher"]))
+            except ValueError as exc:
+                raise BadRequest("publisher must be a DBK customer number") from exc
+        isbns = None
+        ids = values.get("productIds")
+        if ids not in (None, "", []):
+            items = ids if isinstance(ids, list) else str(ids).split(",")
+            isbns = [str(i).strip() for i in items if str(i).strip()]
+            if not all(re.fullmatch(r"\d{13}", i) for i in isbns):
+                raise BadRequest("productIds must be 13-digit EAN numbers")
+        return start, end, publisher, isbns
+
+
+def _dbk_case(headers: dict[str, str]) -> dict[str, str]:
+    """The rate-limit headers in the letter case the DBK page shows (X-RateLimit-*)."""
+    return {
+        k.replace("x-ratelimit", "X-RateLimit")
+        .replace("-limit", "-Limit")
+        .replace("-remaining", "-Remaining")
+        .replace("-reset", "-Reset"): v
+        for k, v in headers.items()
+    }

@@ -1,0 +1,253 @@
+"""The simulated NOBB Export API: ``GET`` and ``POST /api/v2/items``.
+
+Follows the published pagination page: HTTP Basic auth (401 otherwise); filters ``from``/``to``
+(yyyy-mm-dd, inclusive, on the item's last-modified date), ``nobbnos``, ``suppliers``; ``pageSize``
+(default 1000, at most 10000, else 400), ``pageToken``, ``sortField`` (NobbNo, OwnerParticipantNo,
+Created) and ``sortOrder`` (asc, desc). POST takes the NOBB numbers as a JSON array or as
+``{"nobbNos": [...]}``, and the other filters as query parameters.
+
+Tokens are keyset cursors like the real ones: base64 of ``F|page|lastSortValue|lastNobb|ticks``
+(``B|...`` backward), where ``ticks`` are the .NET ticks of the walk's first request and are
+carried along the chain. A token older than ``token_ttl`` is ignored and page 1 comes back with
+status 200, as the API documents. Headers: ``x-totalHits``, ``x-forwardToken`` (absent on the last
+page), ``x-backwardToken`` (absent on page 1); the ``kebab`` header style sends ``x-total-hits``,
+``x-forward-token``, ``x-backward-token`` instead (both spellings appear in the docs).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import bisect
+import re
+from array import array
+from collections import OrderedDict
+from collections.abc import Iterator
+from datetime import date
+from typing import TYPE_CHECKING
+
+import orjson
+from aiohttp import web
+
+from harvester.sim.wire import json_error, send
+
+if TYPE_CHECKING:
+    from harvester.sim.server import SimContext
+
+__all__ = ["routes"]
+
+PATH = "/api/v2/items"
+MAX_PAGE = 10_000
+SORT_FIELDS = ("NobbNo", "OwnerParticipantNo", "Created")
+_TICKS_AT_EPOCH = 621_355_968_000_000_000
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+class BadRequest(Exception):
+    """A parameter the API would answer 400 for."""
+
+
+def routes(ctx: SimContext) -> list[web.RouteDef]:
+    """The NOBB routes, bound to the simulator's shared context."""
+    api = NobbApi(ctx)
+    return [web.get(PATH, api.items), web.post(PATH, api.items)]
+
+
+def _ticks(unix: float) -> int:
+    return _TICKS_AT_EPOCH + int(unix * 10_000_000)
+
+
+def _unix(ticks: int) -> float:
+    return (ticks - _TICKS_AT_EPOCH) / 10_000_000
+
+
+def encode_token(direction: str, page: int, sort_value: int, nobb: int, ticks: int) -> str:
+    raw = f"{direction}|{page}|{sort_value}|{nobb}|{ticks}".encode()
+    return base64.b64encode(raw).decode()
+
+
+def decode_token(token: str) -> tuple[str, int, int, int, int]:
+    try:
+        direction, page, sort_value, nobb, ticks = (
+            base64.b64decode(token, validate=True).decode().split("|")
+        )
+        if direction not in ("F", "B"):
+            raise ValueError(direction)
+        return direction, int(page), int(sort_value), int(nobb), int(ticks)
+    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        raise BadRequest("pageToken is not a valid token") from exc
+
+
+def _day(text: str, name: str) -> int:
+    if not _DATE.match(text):
+        raise BadRequest(f"{name} must be a date as yyyy-mm-dd")
+    try:
+        return (date.fromisoformat(text) - date(1970, 1, 1)).days
+    except ValueError as exc:
+        raise BadRequest(f"{name} is not a valid date") from exc
+
+
+def _int_list(text: str, name: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError as exc:
+        raise BadRequest(f"{name} must be a comma-separated list of numbers") from exc
+
+
+class NobbApi:
+    """Request handling over the shared catalogue; keeps a small cache of filtered orderings."""
+
+    def __init__(self, ctx: SimContext) -> None:
+        self.ctx = ctx
+        self._orderings: OrderedDict[tuple[object, ...], tuple[array[int], array[int]]] = (
+            OrderedDict()
+        )
+
+    def _ordering(
+        self, filters: tuple[object, ...], sort_field: str
+    ) -> tuple[array[int], array[int]]:
+        """(positions, sort values) of the matching items in ascending sort order, cached."""
+        key = (*filters, sort_field, self.ctx.nobb_generation)
+        hit = self._orderings.get(key)
+        if hit is not None:
+            self._orderings.move_to_end(key)
+            return hit
+        cat = self.ctx.nobb
+        day_from, day_to, nobbnos, suppliers = filters
+        pos = cat.matching(
+            day_from=day_from,  # type: ignore[arg-type]
+            day_to=day_to,  # type: ignore[arg-type]
+            nobbnos=nobbnos,  # type: ignore[arg-type]
+            suppliers=suppliers,  # type: ignore[arg-type]
+        )
+        if sort_field != "NobbNo":
+            pos.sort(key=lambda p: cat.sort_value(sort_field, p))
+        result = (array("q", pos), array("q", (cat.sort_value(sort_field, p) for p in pos)))
+        self._orderings[key] = result
+        if len(self._orderings) > 8:
+            self._orderings.popitem(last=False)
+        return result
+
+    async def items(self, request: web.Request) -> web.StreamResponse:
+        ctx = self.ctx
+        user = ctx.basic_user(request)
+        if user is None:
+            return json_error(401, "Unauthorized", {"WWW-Authenticate": 'Basic realm="NOBB"'})
+        decision = ctx.rate_check("nobb", user)
+        if not decision.allowed:
+            return json_error(429, "Too many requests", decision.headers)
+        body = await request.read() if request.method == "POST" else b""
+        fault = ctx.faults.decide(f"{request.method} {request.path_qs} {body!r}")
+        if fault == "error500":
+            return json_error(500, "Internal server error", decision.headers)
+        if fault == "throttle":
+            ctx.stats["throttled"] += 1
+            return json_error(429, "Too many requests", decision.headers)
+        try:
+            plan = self._plan(request, body)
+        except BadRequest as exc:
+            return json_error(400, str(exc), decision.headers)
+        positions, headers = plan
+        ctx.stats["nobb_pages"] += 1
+        return await send(
+            request,
+            self._body(positions),
+            content_type="application/json; charset=utf-8",
+            headers={**decision.headers, **headers},
+            latency=ctx.settings.latency_ms / 1000,
+            fault=fault,
+        )
+
+    def _body(self, positions: array[int] | list[int]) -> Iterator[bytes]:
+        render = self.ctx.nobb.render
+        yield b"["
+        first = True
+        for p in positions:
+            if not first:
+                yield b","
+            first = False
+            yield render(p)
+        yield b"]"
+
+    def _plan(self, request: web.Request, body: bytes) -> tuple[list[int], dict[str, str]]:
+        q = request.query
+        nobbnos = _int_list(q["nobbnos"], "nobbnos") if "nobbnos" in q else None
+        if request.method == "POST" and body.strip():
+            try:
+                parsed = orjson.loads(body)
+            except orjson.JSONDecodeError as exc:
+                raise BadRequest("the body must be a JSON array of NOBB numbers") from exc
+            if isinstance(parsed, dict):
+                parsed = parsed.get("nobbNos")
+            if not isinstance(parsed, list) or not all(
+                isinstance(x, int) or (isinstance(x, str) and x.isdigit()) for x in parsed
+            ):
+                raise BadRequest("the body must be a JSON array of NOBB numbers")
+            nobbnos = [*(nobbnos or []), *(int(x) for x in parsed)]
+        try:
+            size = int(q.get("pageSize", "1000"))
+        except ValueError as exc:
+            raise BadRequest("pageSize must be an integer") from exc
+        if not 1 <= size <= MAX_PAGE:
+            raise BadRequest(f"pageSize must be between 1 and {MAX_PAGE}")
+        sort_field = q.get("sortField", "NobbNo")
+        if sort_field not in SORT_FIELDS:
+            raise BadRequest(f"sortField must be one of {', '.join(SORT_FIELDS)}")
+        order = q.get("sortOrder", "asc").lower()
+        if order not in ("asc", "desc"):
+            raise BadRequest("sortOrder must be asc or desc")
+        filters = (
+            _day(q["from"], "from") if "from" in q else None,
+            _day(q["to"], "to") if "to" in q else None,
+            tuple(sorted(nobbnos)) if nobbnos is not None else None,
+            tuple(_int_list(q["suppliers"], "suppliers")) if "suppliers" in q else None,
+        )
+        positions, values = self._ordering(filters, sort_field)
+        now = self.ctx.clock()
+        token = q.get("pageToken", "")
+        n = len(values)
+        if token:
+            direction, page, value, _, ticks = decode_token(token)
+            if now - _unix(ticks) > self.ctx.settings.token_ttl:
+                # Expired: "it will not be considered" - the first page comes back, status 200.
+                self.ctx.stats["expired_tokens"] += 1
+                direction, page, value, ticks = "", 1, 0, _ticks(now)
+        else:
+            direction, page, value, ticks = "", 1, 0, _ticks(now)
+        # Work on the ascending arrays; a descending walk reads them from the top down.
+        if order == "asc":
+            if direction == "F":
+                lo = bisect.bisect_right(values, value)
+                hi = min(n, lo + size)
+            elif direction == "B":
+                hi = bisect.bisect_left(values, value)
+                lo = max(0, hi - size)
+            else:
+                lo, hi = 0, min(n, size)
+            chunk = list(positions[lo:hi])
+            more = hi < n
+        else:
+            if direction == "F":
+                hi = bisect.bisect_left(values, value)
+                lo = max(0, hi - size)
+            elif direction == "B":
+                lo = bisect.bisect_right(values, value)
+                hi = min(n, lo + size)
+            else:
+                lo, hi = max(0, n - size), n
+            chunk = list(reversed(positions[lo:hi]))
+            more = lo > 0
+        names = self.ctx.nobb_headers
+        headers = {names[0]: str(n)}
+        cat = self.ctx.nobb
+        if chunk and more:
+            last = chunk[-1]
+            headers[names[1]] = encode_token(
+                "F", page + 1, cat.sort_value(sort_field, last), cat.keys[last], ticks
+            )
+        if chunk and page > 1:
+            first = chunk[0]
+            headers[names[2]] = encode_token(
+                "B", page - 1, cat.sort_value(sort_field, first), cat.keys[first], ticks
+            )
+        return chunk, headers

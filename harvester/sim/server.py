@@ -1,0 +1,154 @@
+"""The simulator: one aiohttp server on loopback serving both APIs at their real paths.
+
+>>> # async with Simulator(SimSettings(nobb_items=1000)) as sim:
+>>> #     print(sim.url)            # http://127.0.0.1:PORT, base URL for both sources
+
+``SimContext`` is what the API modules share: the settings, the wall clock (injectable, so tests
+move time without sleeping), both catalogues, one fixed-window rate limit per API, the fault plan
+and counters (``stats``) that tests and benchmarks read.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import collections
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+
+from aiohttp import web
+
+from harvester.sim import dbk, nobb
+from harvester.sim.books import BookCatalogue
+from harvester.sim.catalogue import NobbCatalogue
+from harvester.sim.faults import FaultPlan
+from harvester.sim.ratelimit import Decision, FixedWindow
+from harvester.sim.settings import SimSettings
+
+__all__ = ["SimContext", "Simulator"]
+
+HEADER_STYLES = {
+    "camel": ("x-totalHits", "x-forwardToken", "x-backwardToken"),
+    "kebab": ("x-total-hits", "x-forward-token", "x-backward-token"),
+}
+
+
+@dataclass(slots=True, kw_only=True)
+class SimContext:
+    """State shared by the simulated APIs (see the module docstring)."""
+
+    settings: SimSettings
+    clock: Callable[[], float]
+    nobb: NobbCatalogue
+    books: BookCatalogue
+    faults: FaultPlan
+    limits: dict[str, FixedWindow]
+    nobb_headers: tuple[str, str, str]
+    stats: collections.Counter[str] = field(default_factory=collections.Counter)
+    nobb_generation: int = 0
+
+    def basic_user(self, request: web.Request) -> str | None:
+        """The user of a valid HTTP Basic Authorization header, else None."""
+        header = request.headers.get("Authorization", "")
+        if not header.startswith("Basic "):
+            return None
+        try:
+            user, _, password = base64.b64decode(header[6:], validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        if (user, password) != (self.settings.username, self.settings.password):
+            return None
+        return user
+
+    def rate_check(self, api: str, client: str) -> Decision:
+        """Count one request against ``api``'s window for ``client``."""
+        limit = self.limits[api]
+        if self.faults.limit_dropped() and self.settings.rate_limit > 1:
+            limit.limit = max(1, self.settings.rate_limit // 2)
+        decision = limit.check(client)
+        self.stats[f"{api}_requests"] += 1
+        if not decision.allowed:
+            self.stats[f"{api}_429"] += 1
+        return decision
+
+
+class Simulator:
+    """Both APIs on ``settings.host:settings.port``; an async context manager.
+
+    ``clock`` is the wall clock (UNIX seconds) used for token ages, JWT expiry and rate windows.
+    ``nobb_header_style`` picks the docs' ``camel`` (x-totalHits) or ``kebab`` (x-total-hits)
+    spelling of the paging headers.
+    """
+
+    def __init__(
+        self,
+        settings: SimSettings,
+        *,
+        clock: Callable[[], float] | None = None,
+        nobb_header_style: str = "camel",
+    ) -> None:
+        self.settings = settings
+        clock = clock or time.time
+        self.ctx = SimContext(
+            settings=settings,
+            clock=clock,
+            nobb=NobbCatalogue(settings.nobb_items, settings.seed),
+            books=BookCatalogue(
+                settings.dbk_products, settings.seed, cap=settings.dbk_max_products
+            ),
+            faults=FaultPlan(profile=settings.faults, seed=settings.seed),
+            limits={
+                api: FixedWindow(settings.rate_limit, settings.rate_window, clock)
+                for api in ("nobb", "dbk")
+            },
+            nobb_headers=HEADER_STYLES[nobb_header_style],
+        )
+        app = web.Application(client_max_size=16 * 1024 * 1024)
+        app.add_routes(nobb.routes(self.ctx))
+        app.add_routes(dbk.routes(self.ctx))
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        self._site: web.TCPSite | None = None
+        self.port = 0
+        self._closed = False
+
+    @property
+    def url(self) -> str:
+        host = self.settings.host
+        return f"http://{f'[{host}]' if ':' in host else host}:{self.port}"
+
+    @property
+    def stats(self) -> collections.Counter[str]:
+        return self.ctx.stats
+
+    def nobb_keys(self) -> list[int]:
+        """Every NOBB number in the catalogue, ascending: what a full dump must produce."""
+        return list(self.ctx.nobb.keys)
+
+    def touch_nobb(self, nobb_number: int, day: date) -> None:
+        """Change an item's last-modified date mid-run."""
+        self.ctx.nobb.touch(nobb_number, day)
+        self.ctx.nobb_generation += 1
+
+    async def __aenter__(self) -> Simulator:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def start(self) -> None:
+        """Start listening; ``url`` is valid afterwards."""
+        await self._runner.setup()
+        self._site = web.TCPSite(self._runner, self.settings.host, self.settings.port)
+        await self._site.start()
+        addresses = self._runner.addresses
+        self.port = int(addresses[0][1])
+
+    async def aclose(self) -> None:
+        """Stop serving; safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        await self._runner.cleanup()
