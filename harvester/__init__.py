@@ -1,4 +1,4 @@
-"""harvester: bulk harvests of the NOBB Export API and the DBK ONIX 3.1 export into sharded NDJSON."""
+"""harvester: bulk harvests of the NOBB Export API and the DBK ONIX 3.1 export into NDJSON."""
 
 from harvester.errors import HarvesterError
 

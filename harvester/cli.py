@@ -38,7 +38,7 @@ def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency on every supported platform
         return None
-    return uvloop.new_event_loop  # type: ignore[no-any-return]
+    return uvloop.new_event_loop
 
 
 class _Parser(argparse.ArgumentParser):
@@ -66,16 +66,17 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser (``harvester --help`` lists demo, dump, sync, simulate, status)."""
+    """The full argument parser (``harvester --help`` lists demo, dump, sync, simulate)."""
     parser = _Parser(prog="harvester", description=__doc__.split("\n\n")[0])
     parser.add_argument("--version", action="version", version=f"harvester {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    demo = sub.add_parser("demo", help="run the simulator in-process and dump both sources from it")
+    demo = sub.add_parser(
+        "demo", help="run the embedded simulator of both APIs (and, once built, dump both)"
+    )
     demo.add_argument("--out", type=Path, default=Path("demo-out"), help="default ./demo-out")
     demo.add_argument("--nobb-items", type=int, default=20_000)
     demo.add_argument("--dbk-products", type=int, default=5_000)
-    demo.add_argument("--progress", choices=("auto", "always", "never"), default="auto")
 
     dump = sub.add_parser("dump", help="full catalogue dump of a source")
     dump.add_argument("source", choices=(*SOURCES, "all"))
@@ -86,10 +87,6 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("source", choices=(*SOURCES, "all"))
     sync.add_argument("--resume", action="store_true", help="continue the newest unfinished sync")
     _add_run_options(sync)
-
-    status = sub.add_parser("status", help="last runs, high-water marks and resumable runs")
-    status.add_argument("--out", type=Path, required=True)
-    status.add_argument("--json", action="store_true", help="machine-readable output")
 
     simulate = sub.add_parser(
         "simulate", help="serve both APIs on loopback from a synthetic catalogue"

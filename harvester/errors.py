@@ -8,11 +8,11 @@ cause for debugging; messages never carry a credential.
 ::
 
     HarvesterError                      base; ``exit_code`` tells the CLI how a run ended
-    ├── ConfigError (ValueError)        bad flag, key, type, missing ${ENV}, http to a public host  → 2
-    ├── AuthError                       credentials refused after one re-authentication            → 3
-    ├── LockedError                     another run holds the output directory's lock              → 75
-    ├── Interrupted                     SIGINT / SIGTERM drained the run                           → 130
-    ├── OutputError (OSError)           disk full, permission denied, a corrupt shard or manifest  → 1
+    ├── ConfigError (ValueError)        bad flag, key or type, unset ${ENV}, public http → 2
+    ├── AuthError                       credentials refused after one re-authentication  → 3
+    ├── LockedError                     another run holds the output directory's lock  → 75
+    ├── Interrupted                     SIGINT / SIGTERM drained the run  → 130
+    ├── OutputError (OSError)           disk full, permission denied, corrupt shard → 1
     └── FetchError                      one request failed; carries ``request`` (a label, no secret)
         ├── TransportError              retryable: the bytes did not arrive whole
         │   ├── ConnectError            could not connect
@@ -114,7 +114,7 @@ class ConnectError(TransportError):
     """Could not open a connection."""
 
 
-class TimeoutError_(TransportError):  # noqa: N801 - the builtin name is taken
+class TimeoutError_(TransportError):  # the builtin name is taken
     """A connect, first-byte or idle-read timeout expired."""
 
 
