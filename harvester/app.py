@@ -8,6 +8,7 @@ then say plainly that they cannot harvest, with exit 1, rather than pretend.
 from __future__ import annotations
 
 import argparse
+import base64
 import sys
 from pathlib import Path
 
@@ -33,9 +34,10 @@ async def run_demo(*, out_dir: Path, nobb_items: int, dbk_products: int) -> int:
             f"simulator listening on {sim.url} (NOBB: {nobb_items:,} items, "
             f"DBK: {dbk_products:,} products)"
         )
-        auth = aiohttp.BasicAuth(settings.username, settings.password)
+        basic = base64.b64encode(f"{settings.username}:{settings.password}".encode()).decode()
+        auth = {"Authorization": f"Basic {basic}"}
         async with aiohttp.ClientSession(base_url=sim.url) as http:
-            async with http.get("/api/v2/items", params={"pageSize": "1"}, auth=auth) as resp:
+            async with http.get("/api/v2/items", params={"pageSize": "1"}, headers=auth) as resp:
                 total = resp.headers.get("x-totalHits")
                 print(f"  NOBB  GET /api/v2/items -> {resp.status}, x-totalHits {total}")
             body = {"username": settings.username, "password": settings.password}

@@ -1,0 +1,68 @@
+"""The harvester command: help, exit codes, and a demo that does not pretend."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harvester.cli import main
+
+
+def test_help_lists_the_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    """`harvester --help` lists demo, dump, sync and simulate."""
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    for command in ("demo", "dump", "sync", "simulate"):
+        assert f"    {command} " in out
+
+
+def test_simulate_help_lists_every_fixed_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    """`harvester simulate --help` shows every flag of the fixed simulate contract."""
+    with pytest.raises(SystemExit):
+        main(["simulate", "--help"])
+    out = capsys.readouterr().out
+    for flag in (
+        "--host", "--port", "--seed", "--nobb-items", "--dbk-products", "--rate-limit",
+        "--rate-window", "--latency-ms", "--token-ttl", "--dbk-max-products", "--faults",
+        "--username", "--password",
+    ):  # fmt: skip
+        assert flag in out
+
+
+def test_usage_error_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    """An unknown source is a usage error: exit 2 and a one-line message on stderr."""
+    assert main(["dump", "nosuch", "--config", "x.toml"]) == 2
+    assert "invalid choice: 'nosuch'" in capsys.readouterr().err
+
+
+def test_missing_config_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A config path that does not exist stops with exit 2 naming it."""
+    assert main(["dump", "nobb", "--config", str(tmp_path / "none.toml")]) == 2
+    assert "config file not found" in capsys.readouterr().err
+
+
+def test_dump_says_it_cannot_harvest_yet(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With a valid config, dump exits 1 and says plainly that harvesting is not built."""
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[nobb]\nusername = "u"\npassword = "p"\n')
+    assert main(["dump", "nobb", "--config", str(cfg)]) == 1
+    assert "cannot harvest yet" in capsys.readouterr().err
+
+
+def test_demo_starts_the_simulator_and_does_not_pretend(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """demo serves both APIs from the embedded simulator, writes nothing, and says so."""
+    out = tmp_path / "demo-out"
+    code = main(["demo", "--out", str(out), "--nobb-items", "500", "--dbk-products", "300"])
+    captured = capsys.readouterr()
+    assert code == 0
+    assert "x-totalHits 500" in captured.out
+    assert "POST /dwapi/users/authenticate -> 200" in captured.out
+    assert "cannot harvest yet" in captured.err
+    assert not out.exists()
