@@ -1,0 +1,286 @@
+"""Sharded NDJSON output: exactly-once by key, compressed off the event loop, atomic shards.
+
+``ShardSink`` takes one JSON object per record (bytes, no newline) with its key. A key already
+written in this run is dropped (``write`` returns False). Lines are batched (~1 MB) and handed to
+a worker thread that compresses and writes them: zlib and zstd release the GIL, so compression
+runs on the second core while the event loop parses. At most one batch is in the thread while
+the next fills, which is the backpressure: ``write`` waits when the writer falls behind.
+
+A shard is written as ``.part-NNNNN.ndjson.gz.tmp``, flushed, fsynced and renamed to
+``part-NNNNN.ndjson.gz`` (and the directory fsynced) when it reaches ``shard_max_records`` or
+``shard_max_bytes`` (uncompressed), or when ``commit`` asks for everything so far to be durable.
+A crash leaves only whole, renamed shards and temp files that a resume deletes. sha256 and sizes
+are computed on the bytes as they are written, never by reading back.
+
+gzip runs at level 1 by default: level 6 manages ~22 MB/s on this class of machine, slower than
+parsing; level 1 is ~4x faster for ~10 % more bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Literal, Protocol
+
+from harvester.errors import ConfigError, OutputError
+from harvester.keyset import KeySet
+
+__all__ = ["ShardInfo", "ShardSink", "shard_name"]
+
+Compression = Literal["gzip", "none", "zstd"]
+_SUFFIX = {"gzip": ".ndjson.gz", "none": ".ndjson", "zstd": ".ndjson.zst"}
+
+
+@dataclass(frozen=True, slots=True)
+class ShardInfo:
+    """One finalized shard, as listed in the state and the manifest."""
+
+    path: str
+    records: int
+    bytes: int
+    sha256: str
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "path": self.path,
+            "records": self.records,
+            "bytes": self.bytes,
+            "sha256": self.sha256,
+        }
+
+
+def shard_name(index: int, compression: Compression) -> str:
+    return f"part-{index:05d}{_SUFFIX[compression]}"
+
+
+class _Compressor(Protocol):
+    def compress(self, data: bytes) -> bytes: ...
+
+    def flush(self) -> bytes: ...
+
+
+class _Plain:
+    def compress(self, data: bytes) -> bytes:
+        return data
+
+    def flush(self) -> bytes:
+        return b""
+
+
+def _compressor(compression: Compression, level: int) -> _Compressor:
+    if compression == "gzip":
+        return zlib.compressobj(level, zlib.DEFLATED, 31)
+    if compression == "zstd":
+        try:
+            import zstandard
+        except ImportError as exc:
+            raise ConfigError(
+                'output.compression = "zstd" needs the zstandard package: '
+                "pip install 'harvester[zstd]'"
+            ) from exc
+        return zstandard.ZstdCompressor(level=1).compressobj()
+    return _Plain()
+
+
+class _ShardWriter:
+    """The thread side: owns the open temp file; every method runs in the worker thread."""
+
+    def __init__(
+        self,
+        run_dir: Path,
+        compression: Compression,
+        level: int,
+        max_records: int,
+        max_bytes: int,
+        next_index: int,
+        opener: Callable[[Path], IO[bytes]],
+    ) -> None:
+        self.run_dir = run_dir
+        self.compression = compression
+        self.level = level
+        self.max_records = max_records
+        self.max_bytes = max_bytes
+        self.index = next_index
+        self._open = opener
+        self._file: IO[bytes] | None = None
+        self._z: _Compressor = _Plain()
+        self._sha = hashlib.sha256()
+        self._records = 0
+        self._raw = 0
+        self._size = 0
+
+    def write(self, lines: list[bytes]) -> list[ShardInfo]:
+        done: list[ShardInfo] = []
+        start = 0
+        while start < len(lines):
+            if self._file is None:
+                self._begin()
+            room = self.max_records - self._records
+            take = lines[start : start + room]
+            # Respect the byte limit too: stop at the line that would cross it (at least one).
+            if self.max_bytes:
+                total, cut = 0, 0
+                for cut, line in enumerate(take, 1):  # noqa: B007 - cut is used after the loop
+                    total += len(line) + 1
+                    if self._raw + total >= self.max_bytes:
+                        break
+                take = take[:cut]
+            self._emit(b"\n".join(take) + b"\n", len(take))
+            start += len(take)
+            if self._records >= self.max_records or self._raw >= self.max_bytes:
+                done.append(self.finalize_open())
+        return done
+
+    def _begin(self) -> None:
+        self._tmp = self.run_dir / f".{shard_name(self.index, self.compression)}.tmp"
+        try:
+            self._file = self._open(self._tmp)
+        except OSError as exc:
+            raise OutputError(f"cannot create {self._tmp}: {exc.strerror}") from exc
+        self._z = _compressor(self.compression, self.level)
+        self._sha = hashlib.sha256()
+        self._records = self._raw = self._size = 0
+
+    def _emit(self, data: bytes, records: int) -> None:
+        self._put(self._z.compress(data))
+        self._records += records
+        self._raw += len(data)
+
+    def _put(self, out: bytes) -> None:
+        if not out:
+            return
+        assert self._file is not None
+        try:
+            self._file.write(out)
+        except OSError as exc:
+            raise OutputError(f"cannot write {self._tmp}: {exc.strerror}") from exc
+        self._sha.update(out)
+        self._size += len(out)
+
+    def finalize_open(self) -> ShardInfo:
+        """Finish the open shard: flush, fsync, rename into place, fsync the directory."""
+        assert self._file is not None
+        self._put(self._z.flush())
+        name = shard_name(self.index, self.compression)
+        try:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+            os.replace(self._tmp, self.run_dir / name)
+            fsync_dir(self.run_dir)
+        except OSError as exc:
+            raise OutputError(f"cannot finalize {self.run_dir / name}: {exc.strerror}") from exc
+        self._file = None
+        self.index += 1
+        return ShardInfo(name, self._records, self._size, self._sha.hexdigest())
+
+    def finalize(self) -> list[ShardInfo]:
+        return [self.finalize_open()] if self._file is not None else []
+
+    def abandon(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+            self._tmp.unlink(missing_ok=True)
+
+
+def fsync_dir(path: Path) -> None:
+    """fsync a directory so a rename in it survives a power cut."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class ShardSink:
+    """Writes records into ``run_dir`` as shards; an async context manager.
+
+    >>> # async with ShardSink(run_dir, keys=KeySet()) as sink:
+    >>> #     await sink.write(10002681, b'{"nobbNumber":10002681}')
+    >>> #     shards = await sink.commit()
+    """
+
+    def __init__(
+        self,
+        run_dir: Path,
+        *,
+        keys: KeySet,
+        compression: Compression = "gzip",
+        gzip_level: int = 1,
+        shard_max_records: int = 100_000,
+        shard_max_bytes: int = 1 << 30,
+        next_index: int = 0,
+        batch_bytes: int = 1 << 20,
+        opener: Callable[[Path], IO[bytes]] | None = None,
+    ) -> None:
+        self.keys = keys
+        self.shards: list[ShardInfo] = []
+        self.records = 0
+        self.duplicates = 0
+        self._batch: list[bytes] = []
+        self._batch_size = 0
+        self._batch_bytes = batch_bytes
+        self._inflight: asyncio.Future[list[ShardInfo]] | None = None
+        self._writer = _ShardWriter(
+            run_dir,
+            compression,
+            gzip_level,
+            shard_max_records,
+            shard_max_bytes,
+            next_index,
+            opener or (lambda p: open(p, "xb")),  # noqa: SIM115 - closed by finalize/abandon
+        )
+        self._closed = False
+
+    async def __aenter__(self) -> ShardSink:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def write(self, key: int | str, line: bytes) -> bool:
+        """Queue one record unless its key was already written; False for a duplicate."""
+        if not self.keys.add(key):
+            self.duplicates += 1
+            return False
+        self._batch.append(line)
+        self._batch_size += len(line)
+        self.records += 1
+        if self._batch_size >= self._batch_bytes:
+            await self._hand_over()
+        return True
+
+    async def _hand_over(self) -> None:
+        await self._settle()
+        batch, self._batch, self._batch_size = self._batch, [], 0
+        loop = asyncio.get_running_loop()
+        self._inflight = loop.run_in_executor(None, self._writer.write, batch)
+
+    async def _settle(self) -> None:
+        if self._inflight is not None:
+            fut, self._inflight = self._inflight, None
+            self.shards.extend(await fut)
+
+    async def commit(self) -> list[ShardInfo]:
+        """Make every record written so far durable in final shards; returns all shards so far."""
+        if self._batch:
+            await self._hand_over()
+        await self._settle()
+        self.shards.extend(await asyncio.to_thread(self._writer.finalize))
+        return list(self.shards)
+
+    async def aclose(self) -> None:
+        """Drop what is not committed (its temp file is deleted); safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            await self._settle()
+        finally:
+            self._writer.abandon()

@@ -1,0 +1,110 @@
+"""ShardSink: exactly-once, rotation by records and bytes, atomic shards with true checksums."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+from pathlib import Path
+from typing import IO
+
+import pytest
+
+from harvester.errors import OutputError
+from harvester.keyset import KeySet
+from harvester.sink import ShardSink
+
+
+def _line(i: int) -> bytes:
+    return b'{"nobbNumber":%d,"primaryText":"SKRUE \xc3\xb8"}' % i
+
+
+async def test_rotates_by_records_and_writes_exact_lines(tmp_path: Path) -> None:
+    """25 records at 10 per shard give shards of 10, 10 and 5 with exactly those lines."""
+    async with ShardSink(tmp_path, keys=KeySet(), shard_max_records=10, batch_bytes=64) as sink:
+        for i in range(25):
+            assert await sink.write(i, _line(i))
+        shards = await sink.commit()
+    assert [(s.path, s.records) for s in shards] == [
+        ("part-00000.ndjson.gz", 10),
+        ("part-00001.ndjson.gz", 10),
+        ("part-00002.ndjson.gz", 5),
+    ]
+    lines = b"".join(gzip.decompress((tmp_path / s.path).read_bytes()) for s in shards)
+    assert lines == b"".join(_line(i) + b"\n" for i in range(25))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [s.path for s in shards]
+
+
+async def test_checksums_and_sizes_match_the_files(tmp_path: Path) -> None:
+    """Each shard's listed sha256 and byte size are those of the file on disk."""
+    async with ShardSink(tmp_path, keys=KeySet(), shard_max_records=7) as sink:
+        for i in range(20):
+            await sink.write(i, _line(i))
+        shards = await sink.commit()
+    for s in shards:
+        data = (tmp_path / s.path).read_bytes()
+        assert s.bytes == len(data)
+        assert s.sha256 == hashlib.sha256(data).hexdigest()
+
+
+async def test_duplicates_are_dropped(tmp_path: Path) -> None:
+    """A key written twice is kept once; write says False the second time."""
+    async with ShardSink(tmp_path, keys=KeySet(), compression="none") as sink:
+        assert await sink.write(5, _line(5))
+        assert not await sink.write(5, b'{"other":1}')
+        assert await sink.write("dk.dbk.1", b'{"x":1}')
+        shards = await sink.commit()
+    assert (tmp_path / "part-00000.ndjson").read_bytes() == _line(5) + b'\n{"x":1}\n'
+    assert shards[0].records == 2
+    assert sink.duplicates == 1
+
+
+async def test_rotates_by_uncompressed_bytes(tmp_path: Path) -> None:
+    """A shard is closed once its uncompressed bytes reach shard_max_bytes."""
+    size = len(_line(100)) + 1
+    async with ShardSink(
+        tmp_path, keys=KeySet(), compression="none", shard_max_bytes=size * 3
+    ) as sink:
+        for i in range(100, 107):
+            await sink.write(i, _line(i))
+        shards = await sink.commit()
+    assert [s.records for s in shards] == [3, 3, 1]
+
+
+async def test_uncommitted_records_leave_no_shard(tmp_path: Path) -> None:
+    """Records never committed leave neither a final shard nor a temp file after close."""
+    async with ShardSink(tmp_path, keys=KeySet(), batch_bytes=1) as sink:
+        await sink.write(1, _line(1))
+        await sink.write(2, _line(2))
+        assert any(p.name.endswith(".tmp") for p in tmp_path.iterdir())
+    assert list(tmp_path.iterdir()) == []
+
+
+async def test_write_failure_is_an_output_error(tmp_path: Path) -> None:
+    """A failing disk write surfaces as OutputError naming the shard, not a raw OSError."""
+
+    class FullDisk:
+        def __init__(self, path: Path) -> None:
+            self.path = path
+
+        def write(self, data: bytes) -> int:
+            raise OSError(28, "No space left on device")
+
+        def close(self) -> None:
+            pass
+
+    def opener(path: Path) -> IO[bytes]:
+        return FullDisk(path)  # type: ignore[return-value]
+
+    with pytest.raises(OutputError, match=r"cannot write .*part-00000.ndjson.gz.tmp: No space"):
+        async with ShardSink(tmp_path, keys=KeySet(), opener=opener) as sink:
+            await sink.write(1, _line(1))
+            await sink.commit()
+
+
+async def test_continues_numbering(tmp_path: Path) -> None:
+    """A sink resumed with next_index continues after the shards already there."""
+    async with ShardSink(tmp_path, keys=KeySet([1]), next_index=4) as sink:
+        await sink.write(1, _line(1))
+        await sink.write(2, _line(2))
+        shards = await sink.commit()
+    assert [(s.path, s.records) for s in shards] == [("part-00004.ndjson.gz", 1)]
