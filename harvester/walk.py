@@ -1,0 +1,246 @@
+"""NOBB token walks as pure state machines: one end of a partition, and the seam between ends.
+
+A partition (a ``from``/``to`` day window) is walked from both ends at once: ascending and
+descending by ``nobbNumber``. ``Seam`` decides who owns each key: the ascending walk claims keys
+above everything it has claimed and below everything the descending walk has claimed, and the
+other way round; the first key a walk meets on the other side ends that walk. Every key of the
+partition is therefore claimed exactly once, whatever the interleaving of the two walks' pages.
+
+``Walk`` is one end. The caller asks for the first request's parameters, then reports each item
+key in order (``on_item``) and the page's headers (``on_page_end``) and gets the next request's
+parameters or None. Rules:
+
+- Headers are read case-insensitively in both spellings the docs use (``x-forwardToken`` and
+  ``x-forward-token``); no forward token means the partition is exhausted.
+- Token expiry. Tokens die 2 h after the walk began and the API then silently returns page 1.
+  A page whose first key does not continue the walk's order (ascending: not above the last key
+  seen) is that page 1: ``on_item`` answers ``RESTART`` and the caller fetches ``restart()``'s
+  request; keys already claimed come back as ``SEEN`` and are skipped. Restarts are bounded.
+- Guards, never loop forever: a forward token equal to the previous one, the same page twice,
+  too many empty pages, too many pages: ``PaginationError`` naming the partition.
+- A page retried after part of it was read (``retry_page``) restarts the page's bookkeeping, so
+  its items are SEEN (already written), not mistaken for an expiry.
+- Resume after a crash: tokens cannot be trusted (they may have expired), so ``Walk(resume_from=
+  key)`` starts at page 1 and treats every key up to ``key`` (in walk order) as SEEN.
+
+Items whose change date moves during a dump leave their window. The caller walks a last catch-up
+partition ``from`` = the run's start date after all others, so an item that moved before its walk
+reached it is still written; the sink's key set drops the second copy of one that moved after
+(first written wins; the next sync carries the newer version).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from harvester.errors import PaginationError
+
+__all__ = ["Claim", "Partition", "Seam", "Walk", "header"]
+
+Direction = Literal["asc", "desc"]
+
+FORWARD = ("x-forwardtoken", "x-forward-token")
+TOTAL = ("x-totalhits", "x-total-hits")
+
+
+def header(headers: Mapping[str, str], names: tuple[str, ...]) -> str | None:
+    """The first of ``names`` present in ``headers``, compared case-insensitively."""
+    lower = {k.lower(): v for k, v in headers.items()}
+    for name in names:
+        value = lower.get(name)
+        if value:
+            return value
+    return None
+
+
+class Claim(enum.Enum):
+    CLAIMED = "claimed"  # new and ours: write it
+    SEEN = "seen"  # ours already (a retried or restarted page): skip it
+    MET = "met"  # the other end owns it: this walk is done
+    RESTART = "restart"  # page 1 came back (token expired): fetch restart() instead
+
+
+@dataclass(frozen=True, slots=True)
+class Partition:
+    """A day window; None bounds are open. ``id`` is stable across runs (for checkpoints)."""
+
+    date_from: str | None
+    date_to: str | None
+
+    @property
+    def id(self) -> str:
+        return f"{self.date_from or 'start'}..{self.date_to or 'end'}"
+
+    def params(self) -> dict[str, str]:
+        out = {}
+        if self.date_from:
+            out["from"] = self.date_from
+        if self.date_to:
+            out["to"] = self.date_to
+        return out
+
+
+class Seam:
+    """Who owns which key of one partition; shared by its ascending and descending walks."""
+
+    __slots__ = ("asc_high", "desc_low")
+
+    def __init__(self) -> None:
+        self.asc_high: int | None = None
+        self.desc_low: int | None = None
+
+    def claim(self, direction: Direction, key: int) -> Claim:
+        if direction == "asc":
+            if self.desc_low is not None and key >= self.desc_low:
+                return Claim.MET
+            if self.asc_high is not None and key <= self.asc_high:
+                return Claim.SEEN
+            self.asc_high = key
+        else:
+            if self.asc_high is not None and key <= self.asc_high:
+                return Claim.MET
+            if self.desc_low is not None and key >= self.desc_low:
+                return Claim.SEEN
+            self.desc_low = key
+        return Claim.CLAIMED
+
+
+class Walk:
+    """One end of a partition's token walk (see the module docstring)."""
+
+    def __init__(
+        self,
+        partition: Partition,
+        direction: Direction,
+        seam: Seam,
+        *,
+        page_size: int,
+        extra: Mapping[str, str] | None = None,
+        max_restarts: int = 3,
+        max_pages: int = 100_000,
+        max_empty_pages: int = 3,
+    ) -> None:
+        self.partition = partition
+        self.direction = direction
+        self.seam = seam
+        self._base = {
+            "pageSize": str(page_size),
+            "sortField": "NobbNo",
+            "sortOrder": direction,
+            **partition.params(),
+            **(extra or {}),
+        }
+        self._max_restarts = max_restarts
+        self._max_pages = max_pages
+        self._max_empty = max_empty_pages
+        self.pages = 0
+        self.restarts = 0
+        self.done = False
+        self.total_hits: int | None = None
+        self._last: int | None = None  # furthest key seen in walk order, over all chains
+        self._chain_last: int | None = None  # last key seen in the current token chain
+        self._page_start: int | None = None
+        self._page_keys: list[int] = []
+        self._prev_page: tuple[int, int, int] | None = None
+        self._prev_token: str | None = None
+        self._empty = 0
+
+    @property
+    def label(self) -> str:
+        return f"nobb partition {self.partition.id} ({self.direction})"
+
+    @property
+    def position(self) -> int | None:
+        """The last key this walk has seen, for checkpoints."""
+        return self._last
+
+    def resume_from(self, key: int) -> None:
+        """Continue after a crash: keys up to ``key`` (in walk order) were written already."""
+        self._last = key
+        if self.direction == "asc":
+            self.seam.asc_high = max(key, self.seam.asc_high or key)
+        else:
+            self.seam.desc_low = min(key, self.seam.desc_low or key)
+
+    def first_request(self) -> dict[str, str]:
+        """Parameters of page 1."""
+        self.begin_page()
+        return dict(self._base)
+
+    def begin_page(self) -> None:
+        """A page's body starts; call again (``retry_page``) if the same request is re-sent."""
+        self._page_start = self._chain_last
+        self._page_keys = []
+
+    def retry_page(self) -> None:
+        """The current page is being fetched again after a failure part-way through."""
+        self._chain_last = self._page_start
+        self._page_keys = []
+
+    def on_item(self, key: int) -> Claim:
+        """One item of the current page, in the order served."""
+        if self.done:
+            return Claim.MET
+        if not self._page_keys and not self._beyond(key, self._page_start):
+            return Claim.RESTART
+        self._page_keys.append(key)
+        if self._beyond(key, self._chain_last):
+            self._chain_last = key
+        if self._beyond(key, self._last):
+            self._last = key
+        claim = self.seam.claim(self.direction, key)
+        if claim is Claim.MET:
+            self.done = True
+        return claim
+
+    def restart(self) -> dict[str, str]:
+        """Parameters of page 1 after an expired token; keys already seen will be SEEN."""
+        self.restarts += 1
+        if self.restarts > self._max_restarts:
+            raise PaginationError(
+                f"page 1 came back {self.restarts} times (tokens keep expiring)", request=self.label
+            )
+        self._prev_token = None
+        self._prev_page = None
+        self._chain_last = self._page_start = None  # a fresh chain: its page 1 is expected
+        self._page_keys = []
+        return dict(self._base)
+
+    def on_page_end(self, headers: Mapping[str, str]) -> dict[str, str] | None:
+        """The current page is complete: the next request's parameters, or None when done."""
+        self.pages += 1
+        total = header(headers, TOTAL)
+        if total is not None and total.isdigit() and self.total_hits is None:
+            self.total_hits = int(total)
+        if self.done:
+            return None
+        token = header(headers, FORWARD)
+        if token is None:
+            self.done = True
+            return None
+        keys = self._page_keys
+        if not keys:
+            self._empty += 1
+            if self._empty > self._max_empty:
+                raise PaginationError(
+                    "too many empty pages with a forward token", request=self.label
+                )
+        signature = (len(keys), keys[0], keys[-1]) if keys else None
+        if token == self._prev_token:
+            raise PaginationError("the forward token did not change", request=self.label)
+        if signature is not None and signature == self._prev_page:
+            raise PaginationError("the same page came back twice", request=self.label)
+        if self.pages >= self._max_pages:
+            raise PaginationError(f"more than {self._max_pages} pages", request=self.label)
+        self._prev_token, self._prev_page = token, signature
+        self.begin_page()
+        return {**self._base, "pageToken": token}
+
+    def _beyond(self, key: int, ref: int | None) -> bool:
+        """True if ``key`` comes after ``ref`` in this walk's order (anything is after None)."""
+        if ref is None:
+            return True
+        return key > ref if self.direction == "asc" else key < ref
