@@ -1,0 +1,110 @@
+"""Simulator transport: compression, fixed-window rate limits, and fault profiles that heal."""
+
+from __future__ import annotations
+
+import aiohttp
+import orjson
+
+from harvester.sim.server import Simulator
+from harvester.sim.settings import SimSettings
+from harvester.sim.wire import choose_encoding
+from tests.simtools import WallClock, basic
+
+PATH = "/api/v2/items"
+
+
+def test_encoding_negotiation() -> None:
+    """br is preferred to gzip, q=0 refuses, anything else is identity."""
+    assert choose_encoding("gzip, deflate, br") == "br"
+    assert choose_encoding("gzip") == "gzip"
+    assert choose_encoding("br;q=0, gzip") == "gzip"
+    assert choose_encoding("") == "identity"
+
+
+async def test_gzip_and_br_carry_the_same_bytes() -> None:
+    """A page sent as gzip, br and identity decodes to identical bytes, with the right headers."""
+    s = SimSettings(nobb_items=3000, rate_limit=0)
+    bodies = {}
+    async with Simulator(s) as sim, aiohttp.ClientSession() as http:
+        for enc in ("gzip", "br", "identity"):
+            headers = {**basic(s), "Accept-Encoding": enc}
+            async with http.get(sim.url + PATH, params={"pageSize": "3000"}, headers=headers) as r:
+                assert r.headers.get("Content-Encoding", "identity") == enc
+                assert r.headers["Vary"] == "Accept-Encoding"
+                assert r.headers["Transfer-Encoding"] == "chunked"
+                bodies[enc] = await r.read()
+    assert bodies["gzip"] == bodies["br"] == bodies["identity"]
+    assert len(orjson.loads(bodies["br"])) == 3000
+
+
+async def test_fixed_window_rate_limit() -> None:
+    """3 requests per 10 s window: remaining counts down, the 4th is 429, the next window resets."""
+    s = SimSettings(nobb_items=50, rate_limit=3, rate_window=10)
+    clock = WallClock(1_790_000_003.5)
+    seen = []
+    async with Simulator(s, clock=clock) as sim, aiohttp.ClientSession() as http:
+        for _ in range(4):
+            async with http.get(sim.url + PATH, headers=basic(s)) as r:
+                seen.append(
+                    (r.status, r.headers["x-ratelimit-remaining"], r.headers["x-ratelimit-reset"])
+                )
+        clock.now += 10
+        async with http.get(sim.url + PATH, headers=basic(s)) as r:
+            assert (r.status, r.headers["x-ratelimit-remaining"]) == (200, "2")
+            assert r.headers["x-ratelimit-limit"] == "3"
+    reset = "1790000010"
+    assert seen == [(200, "2", reset), (200, "1", reset), (200, "0", reset), (429, "0", reset)]
+    assert sim.stats["nobb_429"] == 1
+
+
+async def test_no_limit_sends_no_rate_headers() -> None:
+    """rate_limit 0 means unlimited and no x-ratelimit-* headers."""
+    s = SimSettings(nobb_items=10, rate_limit=0)
+    async with Simulator(s) as sim, aiohttp.ClientSession() as http:
+        async with http.get(sim.url + PATH, headers=basic(s)) as r:
+            assert not [h for h in r.headers if h.lower().startswith("x-ratelimit")]
+
+
+async def _retrying_walk(sim: Simulator, s: SimSettings) -> list[int]:
+    keys: list[int] = []
+    token = None
+    async with aiohttp.ClientSession() as http:
+        while True:
+            params = {"pageSize": "200", **({"pageToken": token} if token else {})}
+            for _attempt in range(6):
+                try:
+                    async with http.get(sim.url + PATH, params=params, headers=basic(s)) as r:
+                        if r.status != 200:
+                            continue
+                        page = orjson.loads(await r.read())
+                        token = r.headers.get("x-forwardToken")
+                        break
+                except (aiohttp.ClientError, orjson.JSONDecodeError):
+                    continue
+            else:
+                raise AssertionError("a request kept failing")
+            keys += [item["nobbNumber"] for item in page]
+            if token is None:
+                return keys
+
+
+async def test_flaky_and_hostile_heal_on_retry() -> None:
+    """Under flaky and hostile faults a retrying client still gets exactly the catalogue."""
+    for profile in ("flaky", "hostile"):
+        s = SimSettings(nobb_items=12_000, faults=profile, rate_limit=0, seed=2)
+        async with Simulator(s) as sim:
+            assert await _retrying_walk(sim, s) == sim.nobb_keys()
+            injected = sim.ctx.faults.injected
+            assert sum(injected.values()) > 0
+            if profile == "hostile":
+                assert injected.keys() & {"throttle", "malformed", "truncate"}
+
+
+async def test_hostile_limit_drops_to_half() -> None:
+    """After 200 requests the hostile profile halves the rate limit."""
+    s = SimSettings(nobb_items=10, faults="hostile", rate_limit=1000, rate_window=60)
+    async with Simulator(s) as sim, aiohttp.ClientSession() as http:
+        for _ in range(201):
+            async with http.get(sim.url + PATH, headers=basic(s)) as r:
+                await r.read()
+        assert sim.ctx.limits["nobb"].limit == 500
