@@ -71,6 +71,8 @@ _WORDS = [
 ]
 _THEMA = ["FBA", "FF", "FFP", "FYT", "YFB", "DNB", "WBA", "JBSF", "FJ", "NHD"]
 _FORMS = ["BB", "BC", "BC", "BB", "ED", "AJ"]
+_Y1990 = int(datetime(1990, 1, 1, tzinfo=UTC).timestamp())
+TEMPLATES = 509
 
 
 def isbn13(n: int) -> str:
@@ -111,6 +113,7 @@ class BookCatalogue:
         self.serial = array("i", order)
         self.publisher = array("i", (PUBLISHERS[s % len(PUBLISHERS)] for s in order))
         self._by_isbn = {isbn13(s): p for p, s in enumerate(order)} if size <= 1_000_000 else {}
+        self._templates: dict[int, list[str]] = {}
 
     def record_reference(self, pos: int) -> str:
         return f"dk.dbk.{isbn13(self.serial[pos])}"
@@ -161,10 +164,27 @@ class BookCatalogue:
         yield b"</ONIXMessage>\n"
 
     def product(self, pos: int) -> str:
-        """One ``<Product>`` element."""
+        """One ``<Product>`` element, filled into one of ``TEMPLATES`` pre-rendered shapes."""
         serial = self.serial[pos]
+        t = (serial * 2_654_435_761 + self.seed) % TEMPLATES
+        parts = self._templates.get(t)
+        if parts is None:
+            parts = self._templates[t] = self._template(t).split("@@")
+        ts = self.times[pos]
+        pub_no = self.publisher[pos]
+        published = datetime.fromtimestamp(max(ts - (serial * 7919) % 10**8, _Y1990), UTC)
+        fill = {
+            "ISBN": isbn13(serial),
+            "TS": basic(ts),
+            "PUB": str(pub_no),
+            "PUBNAME": escape(_PUBLISHER_NAMES[pub_no % len(_PUBLISHER_NAMES)]),
+            "PD": published.strftime("%Y%m%d"),
+        }
+        return "".join(fill[x] if i % 2 else x for i, x in enumerate(parts))
+
+    def _template(self, serial: int) -> str:
         rng = random.Random(self.seed * 1_000_033 + serial)
-        isbn = isbn13(serial)
+        isbn = "@@ISBN@@"
         r = rng.random()
         notification = "05" if r < 0.02 else "04" if r < 0.12 else "03"
         title = " ".join(rng.choice(_WORDS) for _ in range(rng.randrange(1, 5))).capitalize()
@@ -188,10 +208,6 @@ class BookCatalogue:
                 f"{1940 + rng.randrange(60)}.</p></BiographicalNote></Contributor>"
             )
         form = rng.choice(_FORMS)
-        pub_no = self.publisher[pos]
-        pub_name = _PUBLISHER_NAMES[pub_no % len(_PUBLISHER_NAMES)]
-        published = datetime.fromtimestamp(self.times[pos] - rng.randrange(0, 10**8), UTC)
-        published = max(published, datetime(1990, 1, 1, tzinfo=UTC))
         paragraphs = "".join(
             f"<p>{' '.join(rng.choice(_WORDS) for _ in range(rng.randrange(20, 60)))}.</p>"
             for _ in range(rng.randrange(1, 5))
@@ -211,7 +227,7 @@ class BookCatalogue:
         )
         status = "07" if notification == "05" else rng.choice(["04", "04", "04", "02"])
         return (
-            f'<Product datestamp="{basic(self.times[pos])}">'
+            '<Product datestamp="@@TS@@">'
             f"<RecordReference>dk.dbk.{isbn}</RecordReference>"
             f"<NotificationType>{notification}</NotificationType>"
             f"<ProductIdentifier><ProductIDType>15</ProductIDType><IDValue>{isbn}</IDValue>"
@@ -231,15 +247,15 @@ class BookCatalogue:
             "<CollateralDetail><TextContent><TextType>03</TextType>"
             f'<ContentAudience>00</ContentAudience><Text textformat="05">{paragraphs}</Text>'
             "</TextContent></CollateralDetail>"
-            f"<PublishingDetail><Imprint><ImprintName>{escape(pub_name)}</ImprintName></Imprint>"
+            "<PublishingDetail><Imprint><ImprintName>@@PUBNAME@@</ImprintName></Imprint>"
             "<Publisher><PublishingRole>01</PublishingRole>"
             "<PublisherIdentifier><PublisherIDType>01</PublisherIDType>"
-            f"<IDTypeName>DBK kundenummer</IDTypeName><IDValue>{pub_no}</IDValue>"
-            f"</PublisherIdentifier><PublisherName>{escape(pub_name)}</PublisherName></Publisher>"
+            "<IDTypeName>DBK kundenummer</IDTypeName><IDValue>@@PUB@@</IDValue>"
+            "</PublisherIdentifier><PublisherName>@@PUBNAME@@</PublisherName></Publisher>"
             "<CountryOfPublication>DK</CountryOfPublication>"
             f"<PublishingStatus>{status}</PublishingStatus>"
             "<PublishingDate><PublishingDateRole>01</PublishingDateRole>"
-            f'<Date dateformat="00">{published:%Y%m%d}</Date></PublishingDate>'
+            '<Date dateformat="00">@@PD@@</Date></PublishingDate>'
             "</PublishingDetail>"
             "<ProductSupply><SupplyDetail><Supplier><SupplierRole>01</SupplierRole>"
             "<SupplierName>DBK</SupplierName></Supplier>"
