@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import aiohttp
 import orjson
 
@@ -108,3 +110,15 @@ async def test_hostile_limit_drops_to_half() -> None:
             async with http.get(sim.url + PATH, headers=basic(s)) as r:
                 await r.read()
         assert sim.ctx.limits["nobb"].limit == 500
+
+
+async def test_latency_delays_the_first_byte() -> None:
+    """--latency-ms holds back the answer's first byte by at least that long."""
+    s = SimSettings(nobb_items=10, rate_limit=0, latency_ms=150)
+    loop = asyncio.get_running_loop()
+    async with Simulator(s) as sim, aiohttp.ClientSession() as http:
+        start = loop.time()
+        async with http.get(sim.url + PATH, headers=basic(s)) as r:
+            assert r.status == 200
+            elapsed = loop.time() - start
+    assert elapsed >= 0.15
