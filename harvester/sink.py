@@ -83,7 +83,8 @@ def _compressor(compression: Compression, level: int) -> _Compressor:
                 'output.compression = "zstd" needs the zstandard package: '
                 "pip install 'harvester[zstd]'"
             ) from exc
-        return zstandard.ZstdCompressor(level=1).compressobj()
+        compressor: _Compressor = zstandard.ZstdCompressor(level=1).compressobj()
+        return compressor
     return _Plain()
 
 
