@@ -1,58 +1,134 @@
-"""Commands behind the CLI.
+"""Commands behind the CLI: dump, sync, demo.
 
-``demo`` starts the simulator in-process on a free loopback port and reports what it serves.
-The harvest engine (``dump``/``sync``) is not built yet: those commands validate their config and
-then say plainly that they cannot harvest, with exit 1, rather than pretend.
+Each command validates the config before any network I/O, runs its sources side by side (one
+API's 429 never stalls another), prints a one-line summary per source on stderr and returns the
+worst exit code of the sources (interrupted 130 > auth 3 > locked 75 > incomplete 1 > 0).
+
+Built: NOBB dump and sync. Not built yet: the DBK source and ``--resume``; asking for them
+says so plainly (exit 1 and 2) rather than pretend.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
+import asyncio
+import signal
 import sys
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
-import aiohttp
-
-from harvester.config import load_config
+from harvester.config import Config, NobbConfig, OutputConfig, Secret, load_config
+from harvester.errors import ConfigError, HarvesterError
+from harvester.progress import Progress, ProgressMode, Reporter
+from harvester.run import RunResult, run_source
 from harvester.sim.server import Simulator
 from harvester.sim.settings import SimSettings
+from harvester.sources.base import Mode
+from harvester.sources.nobb import NobbSource
 
-__all__ = ["run_command", "run_demo"]
+__all__ = ["harvest_nobb", "run_command", "run_demo"]
 
-NOT_YET = (
-    "cannot harvest yet: the harvest engine (HTTP seam, rate limiter, token walks, time windows, "
-    "durable sink) is not built in this version; `harvester simulate` serves both APIs meanwhile"
+T = TypeVar("T")
+DBK_NOT_YET = (
+    "dbk: cannot harvest yet: the DBK source (time windows, ONIX to JSON) is not built in this "
+    "version"
 )
 
 
+async def _with_signals(make: Callable[[], Awaitable[T]]) -> T:
+    """Run ``make()`` as a task that SIGINT/SIGTERM cancel, so the run drains, then exits 130."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.ensure_future(make())
+    installed = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, task.cancel)
+            installed.append(sig)
+        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
+            pass
+    try:
+        return await task
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+
+
+async def harvest_nobb(
+    cfg: NobbConfig,
+    output: OutputConfig,
+    *,
+    mode: Mode,
+    out_dir: Path,
+    digest: str,
+    progress: ProgressMode = "auto",
+) -> RunResult | HarvesterError:
+    """One NOBB run; a failure that stops the source comes back as its error."""
+    prog = Progress(source="nobb")
+    try:
+        async with Reporter([prog], mode=progress):
+            return await _with_signals(
+                lambda: run_source(
+                    NobbSource(cfg), mode=mode, output=output, out_dir=out_dir,
+                    config_digest=digest, progress=prog,
+                )
+            )  # fmt: skip
+    except HarvesterError as exc:
+        return exc
+
+
+def _exit_code(results: Sequence[RunResult | HarvesterError | int]) -> int:
+    codes = [r if isinstance(r, int) else r.exit_code for r in results]
+    for code in (130, 3, 75, 2, 1):
+        if code in codes:
+            return code
+    return 0
+
+
+def _report(result: RunResult | HarvesterError) -> None:
+    if isinstance(result, RunResult):
+        print(result.summary_line(), file=sys.stderr)
+    else:
+        print(f"error: {result}", file=sys.stderr)
+
+
 async def run_demo(*, out_dir: Path, nobb_items: int, dbk_products: int) -> int:
-    """Start the simulator, show that both APIs answer, and say what cannot be harvested yet."""
+    """Start the simulator in-process and dump NOBB from it into ``out_dir``."""
     settings = SimSettings(nobb_items=nobb_items, dbk_products=dbk_products, rate_limit=0)
     async with Simulator(settings) as sim:
         print(
             f"simulator listening on {sim.url} (NOBB: {nobb_items:,} items, "
             f"DBK: {dbk_products:,} products)"
         )
-        basic = base64.b64encode(f"{settings.username}:{settings.password}".encode()).decode()
-        auth = {"Authorization": f"Basic {basic}"}
-        async with aiohttp.ClientSession(base_url=sim.url) as http:
-            async with http.get("/api/v2/items", params={"pageSize": "1"}, headers=auth) as resp:
-                total = resp.headers.get("x-totalHits")
-                print(f"  NOBB  GET /api/v2/items -> {resp.status}, x-totalHits {total}")
-            body = {"username": settings.username, "password": settings.password}
-            async with http.post("/dwapi/users/authenticate", json=body) as resp:
-                token = (await resp.json())["token"]
-                print(f"  DBK   POST /dwapi/users/authenticate -> {resp.status}")
-            headers = {"Authorization": f"Bearer {token}"}
-            params = {"updatedFrom": "20260101T000000Z", "updatedTo": "20260201T000000Z"}
-            async with http.get("/onix/document/export/v3.1", params=params, headers=headers) as r:
-                size = len(await r.read())
-                print(
-                    f"  DBK   GET /onix/document/export/v3.1 (2026) -> {r.status}, {size:,} bytes"
-                )
-    print(f"demo: {NOT_YET}; nothing was written to {out_dir}", file=sys.stderr)
-    return 0
+        cfg = Config(
+            output=OutputConfig(dir=out_dir),
+            nobb=NobbConfig(
+                base_url=sim.url,
+                username=Secret(settings.username),
+                password=Secret(settings.password),
+                rate_limit="0",
+                page_size=2000,
+            ),
+        )
+        assert cfg.nobb is not None
+        result = await harvest_nobb(
+            cfg.nobb,
+            cfg.output,
+            mode="dump",
+            out_dir=out_dir,
+            digest=cfg.digest(),
+            progress="never",
+        )
+        _report(result)
+        if isinstance(result, RunResult):
+            m = result.manifest
+            ok = m.records == nobb_items
+            print(
+                f"nobb: {m.records:,} of {nobb_items:,} items written exactly once "
+                f"({'all' if ok else 'NOT all'}), {len(m.shards)} shards in {result.run_dir}"
+            )
+    print(DBK_NOT_YET, file=sys.stderr)
+    return _exit_code([result])
 
 
 async def run_command(args: argparse.Namespace) -> int:
@@ -61,6 +137,26 @@ async def run_command(args: argparse.Namespace) -> int:
         return await run_demo(
             out_dir=args.out, nobb_items=args.nobb_items, dbk_products=args.dbk_products
         )
-    load_config(args.config)  # a bad config is still exit 2, before anything else
-    print(f"harvester {args.command} {args.source}: {NOT_YET}", file=sys.stderr)
-    return 1
+    cfg = load_config(args.config)
+    if args.resume:
+        raise ConfigError("--resume is not built yet in this version: start a new run instead")
+    out_dir: Path = args.out if args.out is not None else cfg.output.dir
+    names = ["nobb", "dbk"] if args.source == "all" else [args.source]
+    results: list[RunResult | HarvesterError | int] = []
+    for name in names:
+        if name == "nobb":
+            if cfg.nobb is None:
+                raise ConfigError("no [nobb] section in the config")
+            result = await harvest_nobb(
+                cfg.nobb, cfg.output, mode=args.command, out_dir=out_dir, digest=cfg.digest(),
+                progress=args.progress,
+            )  # fmt: skip
+            _report(result)
+            results.append(result)
+        else:
+            if cfg.dbk is None and args.source != "all":
+                raise ConfigError("no [dbk] section in the config")
+            if cfg.dbk is not None:
+                print(DBK_NOT_YET, file=sys.stderr)
+                results.append(1)
+    return _exit_code(results)

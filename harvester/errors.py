@@ -23,9 +23,9 @@ cause for debugging; messages never carry a credential.
         │   ├── RateLimited             429: retryable after ``retry_after`` seconds (may be None)
         │   ├── Unauthorized            401: handed to the source to re-authenticate
         │   └── ClientError             400, 404, other 4xx: not retried
-        ├── BodyError                   the body arrived whole but is unusable: not retried
+        ├── BodyError                   the body arrived whole but is unusable
         │   ├── BodyTooLarge            decompressed size over the cap (compression bomb)
-        │   └── MalformedBody           bad JSON / XML / UTF-8, wrong content type, HTML error page,
+        │   └── MalformedBody           retried: bad JSON / XML / UTF-8, an HTML error page,
         │                               DTD or entity declaration, record without its key
         └── PaginationError             a token that does not change, a page that repeats, a walk
                                         that restarts too often: never loop forever
@@ -165,7 +165,13 @@ class BodyTooLarge(BodyError):
 
 
 class MalformedBody(BodyError):
-    """The body is not what the API documents (bad JSON/XML/UTF-8, an HTML page, a DTD...)."""
+    """The body is not what the API documents (bad JSON/XML/UTF-8, an HTML page, a DTD...).
+
+    Retried like a transport error: a body garbled in transit is worth another attempt, and
+    one that is garbled every time fails its partition after the attempts run out.
+    """
+
+    retryable = True
 
 
 class PaginationError(FetchError):

@@ -116,7 +116,8 @@ class _Brotli:
         return bytes(self._b.process(data, output_buffer_limit=limit))
 
     def more(self, limit: int) -> bytes:
-        if self._b.can_accept_more_data():
+        # Pending output may remain even when more input would be accepted: ask until empty.
+        if self._b.is_finished():
             return b""
         return bytes(self._b.process(b"", output_buffer_limit=limit))
 

@@ -228,6 +228,7 @@ class ShardSink:
         self._batch_size = 0
         self._batch_bytes = batch_bytes
         self._inflight: asyncio.Future[list[ShardInfo]] | None = None
+        self._lock = asyncio.Lock()
         self._writer = _ShardWriter(
             run_dir,
             compression,
@@ -258,10 +259,13 @@ class ShardSink:
         return True
 
     async def _hand_over(self) -> None:
-        await self._settle()
+        # The batch is taken before waiting, so records written meanwhile start the next one;
+        # the lock keeps exactly one batch in the writer thread at a time, in order.
         batch, self._batch, self._batch_size = self._batch, [], 0
-        loop = asyncio.get_running_loop()
-        self._inflight = loop.run_in_executor(None, self._writer.write, batch)
+        async with self._lock:
+            await self._settle()
+            loop = asyncio.get_running_loop()
+            self._inflight = loop.run_in_executor(None, self._writer.write, batch)
 
     async def _settle(self) -> None:
         if self._inflight is not None:
@@ -272,8 +276,9 @@ class ShardSink:
         """Make every record written so far durable in final shards; returns all shards so far."""
         if self._batch:
             await self._hand_over()
-        await self._settle()
-        self.shards.extend(await asyncio.to_thread(self._writer.finalize))
+        async with self._lock:
+            await self._settle()
+            self.shards.extend(await asyncio.to_thread(self._writer.finalize))
         return list(self.shards)
 
     async def aclose(self) -> None:
@@ -282,6 +287,7 @@ class ShardSink:
             return
         self._closed = True
         try:
-            await self._settle()
+            async with self._lock:
+                await self._settle()
         finally:
             self._writer.abandon()

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from harvester.cli import main
+from harvester.output import verify_run
 
 
 def test_help_lists_the_commands(capsys: pytest.CaptureFixture[str]) -> None:
@@ -44,25 +45,31 @@ def test_missing_config_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert "config file not found" in capsys.readouterr().err
 
 
-def test_dump_says_it_cannot_harvest_yet(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """With a valid config, dump exits 1 and says plainly that harvesting is not built."""
+def test_dbk_says_it_cannot_harvest_yet(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """With a valid [dbk] config, `dump dbk` exits 1 and says plainly that DBK is not built."""
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[dbk]\nusername = "u"\npassword = "p"\n')
+    assert main(["dump", "dbk", "--config", str(cfg)]) == 1
+    assert "dbk: cannot harvest yet" in capsys.readouterr().err
+
+
+def test_resume_is_refused_plainly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--resume is not built yet: exit 2 with a message saying so."""
     cfg = tmp_path / "c.toml"
     cfg.write_text('[nobb]\nusername = "u"\npassword = "p"\n')
-    assert main(["dump", "nobb", "--config", str(cfg)]) == 1
-    assert "cannot harvest yet" in capsys.readouterr().err
+    assert main(["dump", "nobb", "--config", str(cfg), "--resume"]) == 2
+    assert "--resume is not built yet" in capsys.readouterr().err
 
 
-def test_demo_starts_the_simulator_and_does_not_pretend(
+def test_demo_dumps_nobb_from_the_embedded_simulator(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """demo serves both APIs from the embedded simulator, writes nothing, and says so."""
+    """demo dumps every simulated NOBB item exactly once and says DBK is not built yet."""
     out = tmp_path / "demo-out"
-    code = main(["demo", "--out", str(out), "--nobb-items", "500", "--dbk-products", "300"])
+    code = main(["demo", "--out", str(out), "--nobb-items", "3000", "--dbk-products", "300"])
     captured = capsys.readouterr()
     assert code == 0
-    assert "x-totalHits 500" in captured.out
-    assert "POST /dwapi/users/authenticate -> 200" in captured.out
-    assert "cannot harvest yet" in captured.err
-    assert not out.exists()
+    assert "nobb: 3,000 of 3,000 items written exactly once (all)" in captured.out
+    assert "dbk: cannot harvest yet" in captured.err
+    (run,) = (out / "nobb").glob("2*")
+    assert verify_run(run)["records"] == 3000

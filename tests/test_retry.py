@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from harvester.clock import FakeClock
-from harvester.errors import ClientError, MalformedBody, RateLimited, ServerError, TruncatedBody
+from harvester.errors import (
+    BodyTooLarge,
+    ClientError,
+    MalformedBody,
+    RateLimited,
+    ServerError,
+    TruncatedBody,
+)
 from harvester.limiter import RateLimiter
 from harvester.retry import RetryPolicy, backoff, call_with_retries, classify
 
@@ -15,7 +22,8 @@ def test_classify() -> None:
     assert classify(ServerError("x", status=503))
     assert classify(TruncatedBody("x"))
     assert not classify(ClientError("x", status=404))
-    assert not classify(MalformedBody("x"))
+    assert classify(MalformedBody("x"))
+    assert not classify(BodyTooLarge("x"))
     assert not classify(ValueError("x"))
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import zlib
 from collections.abc import AsyncIterable, Iterable
-from typing import Protocol
+from typing import Any, Protocol
 
 import brotli
 import orjson
@@ -109,6 +109,22 @@ async def _pieces(body: Iterable[bytes] | AsyncIterable[bytes]) -> AsyncIterable
 async def send(
     request: web.Request,
     body: Iterable[bytes] | AsyncIterable[bytes],
+    **kwargs: Any,
+) -> web.StreamResponse:
+    """Stream ``body`` as the answer to ``request``; see the module docstring.
+
+    A client that hangs up early (it may: a walk stops where it meets the other end) ends the
+    answer quietly.
+    """
+    try:
+        return await _send(request, body, **kwargs)
+    except ConnectionResetError:
+        return web.StreamResponse()
+
+
+async def _send(
+    request: web.Request,
+    body: Iterable[bytes] | AsyncIterable[bytes],
     *,
     content_type: str,
     headers: dict[str, str],
@@ -116,7 +132,6 @@ async def send(
     fault: Fault = "none",
     status: int = 200,
 ) -> web.StreamResponse:
-    """Stream ``body`` as the answer to ``request``; see the module docstring."""
     if latency > 0:
         await asyncio.sleep(latency)
     encoding = choose_encoding(request.headers.get("Accept-Encoding", ""))

@@ -1,0 +1,59 @@
+"""NOBB partition planning: balanced ``from``/``to`` day windows from ``x-totalHits`` probes.
+
+A probe (``pageSize=1`` with a day range) costs one request and tells how many items changed in
+that range. ``plan`` starts from the whole history and bisects any range holding more than
+``target`` items, until every range is under it or is a single day (which cannot be cut
+further and is walked from both ends like any other). Empty ranges are dropped. The ranges
+cover all days with no gap and no overlap; the caller adds an open catch-up partition
+for items changed during the run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import date, timedelta
+
+from harvester.walk import Partition
+
+__all__ = ["Probe", "plan"]
+
+Probe = Callable[[date | None, date | None], Awaitable[int]]
+
+
+async def plan(
+    probe: Probe, *, first: date, last: date, target: int, max_probes: int = 256
+) -> tuple[list[Partition], int]:
+    """Partitions of at most ``target`` items where possible; returns them and the total hits.
+
+    The first partition is open below (``from`` omitted) and the last open above, so items
+    dated outside ``[first, last]`` are not lost.
+    """
+    total = await probe(None, None)
+    probes = 1
+    done: list[tuple[date, date, int]] = []
+    todo = [(first, last, total)]
+    while todo:
+        lo, hi, hits = todo.pop()
+        if hits == 0:
+            continue
+        if hits <= target or lo >= hi or probes + 2 > max_probes:
+            done.append((lo, hi, hits))
+            continue
+        mid = lo + (hi - lo) // 2
+        left = await probe(None if lo == first else lo, mid)
+        probes += 1
+        right = hits - left
+        todo.append((mid + timedelta(days=1), hi, right))
+        todo.append((lo, mid, left))
+    done.sort()
+    parts = []
+    for i, (lo, _, _) in enumerate(done):
+        # Each partition runs up to the day before the next one starts, so the empty ranges
+        # that were dropped leave no gap.
+        nxt = done[i + 1][0] - timedelta(days=1) if i + 1 < len(done) else None
+        parts.append(
+            Partition(None if i == 0 else lo.isoformat(), nxt.isoformat() if nxt else None)
+        )
+    if not parts and total:
+        parts = [Partition(None, None)]
+    return parts, total

@@ -1,0 +1,149 @@
+"""One run of one source, from lock to manifest.
+
+``run_source`` is the commit protocol in one place:
+
+1. take the source directory's lock (a second run exits at once: ``LockedError``, exit 75);
+2. create a new run directory ``OUT/<source>/<run_id>``;
+3. let the source harvest into the sink;
+4. commit the sink (every record in final shards), then write ``manifest.json`` last, complete or
+   not, and only for a complete run advance the source's high-water marks in
+   ``OUT/<source>/state.json``.
+
+Cancellation (SIGINT/SIGTERM) lands in step 3: what is whole is committed, the manifest says
+incomplete, and ``Interrupted`` (exit 130) is raised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+
+from harvester.clock import Clock, SystemClock
+from harvester.config import OutputConfig
+from harvester.errors import Interrupted, OutputError
+from harvester.keyset import KeySet
+from harvester.lock import RunLock
+from harvester.manifest import Manifest, atomic_write, new_run_id, write_manifest
+from harvester.progress import Progress
+from harvester.sink import ShardSink
+from harvester.sources.base import Mode, RunContext, Source
+
+__all__ = ["RunResult", "load_source_state", "run_source"]
+
+STATE = "state.json"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunResult:
+    """How one source's run ended."""
+
+    source: str
+    mode: Mode
+    run_dir: Path
+    manifest: Manifest
+    exit_code: int
+    duration: float
+    failed: tuple[str, ...]
+
+    def summary_line(self) -> str:
+        m = self.manifest
+        state = "complete" if m.complete else f"INCOMPLETE ({len(self.failed)} partitions failed)"
+        return (
+            f"{self.source} {self.mode}: {state}, {m.records:,} records in {len(m.shards)} "
+            f"shards, {self.duration:.1f}s -> {self.run_dir}"
+        )
+
+
+def load_source_state(source_dir: Path) -> dict[str, object]:
+    """``OUT/<source>/state.json``: what the last complete run left for the next sync."""
+    try:
+        data = orjson.loads((source_dir / STATE).read_bytes())
+    except FileNotFoundError:
+        return {}
+    except (OSError, orjson.JSONDecodeError) as exc:
+        raise OutputError(f"cannot read {source_dir / STATE}: {exc}") from exc
+    return data if isinstance(data, dict) else {}
+
+
+async def run_source(
+    source: Source,
+    *,
+    mode: Mode,
+    output: OutputConfig,
+    out_dir: Path,
+    config_digest: str,
+    progress: Progress,
+    clock: Clock | None = None,
+) -> RunResult:
+    """Run ``source`` once into ``out_dir/<source>/<run_id>``; see the module docstring."""
+    clock = clock or SystemClock()
+    source_dir = out_dir / source.name
+    try:
+        source_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create {source_dir}: {exc.strerror}") from exc
+    t0 = clock.monotonic()
+    with RunLock(source_dir):
+        started = datetime.fromtimestamp(clock.time(), UTC)
+        existing = [p.name for p in source_dir.iterdir()]
+        run_dir = source_dir / new_run_id(started, existing)
+        run_dir.mkdir()
+        state = load_source_state(source_dir)
+        interrupted = False
+        async with ShardSink(
+            run_dir,
+            keys=KeySet(),
+            compression=output.compression,
+            gzip_level=output.gzip_level,
+            shard_max_records=output.shard_max_records,
+            shard_max_bytes=output.shard_max_bytes,
+        ) as sink:
+            ctx = RunContext(
+                source=source.name,
+                mode=mode,
+                sink=sink,
+                clock=clock,
+                progress=progress,
+                started=started,
+                source_state=state,
+            )
+            try:
+                await source.harvest(ctx)
+            except asyncio.CancelledError:
+                interrupted = True
+            shards = await sink.commit()
+        complete = not interrupted and not ctx.failed
+        manifest = Manifest(
+            source=source.name,
+            mode=mode,
+            complete=complete,
+            shards=tuple(shards),
+            started=started,
+            finished=datetime.fromtimestamp(clock.time(), UTC),
+            config_digest=config_digest,
+            run_id=run_dir.name,
+            compression=output.compression,
+            partitions=ctx.partitions,
+            checks=ctx.checks,
+        )
+        write_manifest(run_dir, manifest)
+        if complete:
+            state.update(ctx.next_state)
+            state["last_complete_run"] = {"run_id": run_dir.name, "mode": mode,
+                                          "records": manifest.records}  # fmt: skip
+            atomic_write(source_dir / STATE, orjson.dumps(state, option=orjson.OPT_INDENT_2))
+    if interrupted:
+        raise Interrupted(f"{source.name}: interrupted; what was whole is in {run_dir}")
+    return RunResult(
+        source=source.name,
+        mode=mode,
+        run_dir=run_dir,
+        manifest=manifest,
+        exit_code=0 if complete else 1,
+        duration=clock.monotonic() - t0,
+        failed=tuple(ctx.failed),
+    )

@@ -1,0 +1,73 @@
+"""What a source is to the run: a name, a key per record, and a harvest into a ``RunContext``.
+
+A source turns configuration into requests and responses into records; it never touches files
+(the sink does) or the event loop's tasks (the scheduler does). ``RunContext`` is the narrow view
+of a run that a source gets: where records go, which partitions are already committed (resume),
+where to report partition results and cross-checks, and the clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal, Protocol
+
+from harvester.clock import Clock
+from harvester.progress import Progress
+
+__all__ = ["Key", "Mode", "RecordSink", "RunContext", "Source"]
+
+Key = int | str
+Mode = Literal["dump", "sync"]
+
+
+class RecordSink(Protocol):
+    """Where records go: ``write`` returns False for a key already written in this run."""
+
+    async def write(self, key: Key, line: bytes) -> bool: ...
+
+
+@dataclass(slots=True, kw_only=True)
+class RunContext:
+    """One run of one source, as the source sees it."""
+
+    source: str
+    mode: Mode
+    sink: RecordSink
+    clock: Clock
+    progress: Progress
+    started: datetime
+    #: Results of partitions committed by an earlier attempt of this run (``--resume``).
+    committed: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
+    #: The source's saved state from the last complete run (high-water marks, learned plans).
+    source_state: Mapping[str, object] = field(default_factory=dict)
+    #: Filled by the source: partition id → result (``{"ok": true, ...}`` or an error).
+    partitions: dict[str, dict[str, object]] = field(default_factory=dict)
+    #: Filled by the source: cross-checks for the manifest (e.g. x-totalHits vs written).
+    checks: dict[str, object] = field(default_factory=dict)
+    #: Filled by the source: the state a complete run leaves for the next sync.
+    next_state: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> list[str]:
+        """Ids of partitions that ended in failure."""
+        return sorted(pid for pid, r in self.partitions.items() if not r.get("ok", False))
+
+
+class Source(Protocol):
+    """A harvestable API."""
+
+    name: str
+
+    def key_of(self, line: bytes) -> Key:
+        """The exactly-once key of one written record (used to rebuild the key set on resume)."""
+        ...
+
+    async def harvest(self, ctx: RunContext) -> None:
+        """Fetch everything this mode asks for into ``ctx.sink``; record partition results.
+
+        Failures of single partitions are recorded in ``ctx.partitions`` and do not raise;
+        ``AuthError`` and cancellation propagate.
+        """
+        ...
