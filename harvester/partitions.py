@@ -10,6 +10,7 @@ for items changed during the run.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import date, timedelta
 
@@ -31,20 +32,25 @@ async def plan(
     total = await probe(None, None)
     probes = 1
     done: list[tuple[date, date, int]] = []
-    todo = [(first, last, total)]
-    while todo:
-        lo, hi, hits = todo.pop()
-        if hits == 0:
-            continue
-        if hits <= target or lo >= hi or probes + 2 > max_probes:
-            done.append((lo, hi, hits))
-            continue
-        mid = lo + (hi - lo) // 2
-        left = await probe(None if lo == first else lo, mid)
-        probes += 1
-        right = hits - left
-        todo.append((mid + timedelta(days=1), hi, right))
-        todo.append((lo, mid, left))
+    level = [(first, last, total)]
+    # Level by level, the probes of one level run concurrently: latency, not count, binds.
+    while level:
+        split: list[tuple[date, date, int, date]] = []
+        for lo, hi, hits in level:
+            if hits == 0:
+                continue
+            if hits <= target or lo >= hi or probes + 2 * len(split) + 2 > max_probes:
+                done.append((lo, hi, hits))
+            else:
+                split.append((lo, hi, hits, lo + (hi - lo) // 2))
+        lefts = await asyncio.gather(
+            *(probe(None if lo == first else lo, mid) for lo, _, _, mid in split)
+        )
+        probes += len(split)
+        level = []
+        for (lo, hi, hits, mid), left in zip(split, lefts, strict=True):
+            level.append((lo, mid, left))
+            level.append((mid + timedelta(days=1), hi, hits - left))
     done.sort()
     parts = []
     for i, (lo, _, _) in enumerate(done):

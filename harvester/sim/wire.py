@@ -118,7 +118,7 @@ async def send(
     """
     try:
         return await _send(request, body, **kwargs)
-    except ConnectionResetError:
+    except ConnectionError:
         return web.StreamResponse()
 
 
