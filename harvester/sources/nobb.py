@@ -112,10 +112,9 @@ class NobbSource:
             return int(header(headers, TOTAL) or 0)
 
         total = await probe(None, None)
-        # Walks must stay far inside the token life; more partitions than walks also balance.
-        target = max(self.cfg.page_size, math.ceil(total / max(1, wanted * 2)))
-        parts, total = await plan(probe, first=FIRST_DAY, last=today, target=target)
-        return parts, total
+        # Bisection halves a range, so partitions land between target/2 and target items.
+        target = max(self.cfg.page_size, math.ceil(total / max(1, wanted)))
+        return await plan(probe, first=FIRST_DAY, last=today, target=target, total=total)
 
     async def _walk(
         self,
