@@ -147,3 +147,33 @@ async def _in_thread(argv: list[str]) -> int:
     import asyncio
 
     return await asyncio.to_thread(main, argv)
+
+
+async def test_item_changed_during_the_dump_is_caught_up(tmp_path: Path) -> None:
+    """An item that moves to today's date mid-run is written exactly once; catch-up sees it."""
+    from datetime import UTC, datetime
+
+    settings = SimSettings(nobb_items=3000, rate_limit=0, seed=14)
+    async with Simulator(settings) as sim:
+        # The oldest item: its partition is walked last by the ascending end of the first one.
+        cat = sim.ctx.nobb
+        oldest = min(range(cat.size), key=lambda p: cat.modified[p])
+        moved = cat.keys[oldest]
+        wall = sim.ctx.clock
+        done: list[bool] = []
+
+        def clock() -> float:
+            if sim.stats["nobb_pages"] >= 12 and not done:
+                done.append(True)
+                sim.touch_nobb(moved, datetime.now(UTC).date())
+            return wall()
+
+        sim.ctx.clock = clock
+        result = await _dump(sim, tmp_path, page_size=100, concurrency=2)
+        assert done
+    keys = [orjson.loads(line)["nobbNumber"] for line in read_lines(result.run_dir)]
+    assert sorted(keys) == sim.nobb_keys()
+    assert keys.count(moved) == 1
+    (catch_up,) = [r for p, r in result.manifest.partitions.items() if p.startswith("catch-up")]
+    assert isinstance(catch_up, dict)
+    assert catch_up["total_hits"] == 1  # the catch-up walk saw the moved item (dropped as seen)
