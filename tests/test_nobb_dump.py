@@ -177,3 +177,19 @@ async def test_item_changed_during_the_dump_is_caught_up(tmp_path: Path) -> None
     (catch_up,) = [r for p, r in result.manifest.partitions.items() if p.startswith("catch-up")]
     assert isinstance(catch_up, dict)
     assert catch_up["total_hits"] == 1  # the catch-up walk saw the moved item (dropped as seen)
+
+
+async def test_failed_partition_makes_the_run_incomplete(tmp_path: Path) -> None:
+    """With no retries, flaky faults fail some walks: exit 1, failures named, the rest written."""
+    settings = SimSettings(nobb_items=3000, rate_limit=0, seed=21, faults="flaky")
+    async with Simulator(settings) as sim:
+        result = await _dump(sim, tmp_path, page_size=100, retries=1)
+    assert result.exit_code == 1
+    assert result.failed
+    assert result.manifest.complete is False
+    for pid in result.failed:
+        entry = result.manifest.partitions[pid]
+        assert isinstance(entry, dict)
+        assert "nobb partition" in str(entry["error"])
+    verify_run(result.run_dir)
+    assert 0 < result.manifest.records < 3000
