@@ -2,8 +2,8 @@
 
 A source turns configuration into requests and responses into records; it never touches files
 (the sink does) or the event loop's tasks (the scheduler does). ``RunContext`` is the narrow view
-of a run that a source gets: where records go, which partitions are already committed (resume),
-where to report partition results and cross-checks, and the clock.
+of a run that a source gets: where records go, where to report partition results and cross-checks,
+and the clock.
 """
 
 from __future__ import annotations
@@ -38,8 +38,6 @@ class RunContext:
     clock: Clock
     progress: Progress
     started: datetime
-    #: Results of partitions committed by an earlier attempt of this run (``--resume``).
-    committed: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
     #: The source's saved state from the last complete run (high-water marks, learned plans).
     source_state: Mapping[str, object] = field(default_factory=dict)
     #: Filled by the source: partition id → result (``{"ok": true, ...}`` or an error).
@@ -59,10 +57,6 @@ class Source(Protocol):
     """A harvestable API."""
 
     name: str
-
-    def key_of(self, line: bytes) -> Key:
-        """The exactly-once key of one written record (used to rebuild the key set on resume)."""
-        ...
 
     async def harvest(self, ctx: RunContext) -> None:
         """Fetch everything this mode asks for into ``ctx.sink``; record partition results.

@@ -24,7 +24,7 @@ from harvester.parse.nobb import ItemSplitter
 from harvester.partitions import plan
 from harvester.retry import RetryPolicy, call_with_retries
 from harvester.scheduler import run_pool
-from harvester.sources.base import Key, RunContext
+from harvester.sources.base import RunContext
 from harvester.walk import TOTAL, Claim, Partition, Seam, Walk, header
 
 __all__ = ["NobbSource"]
@@ -45,9 +45,6 @@ class NobbSource:
         raw = f"{cfg.username.reveal()}:{cfg.password.reveal()}".encode()
         self._auth = (("Authorization", "Basic " + base64.b64encode(raw).decode()),)
         self._policy = RetryPolicy(attempts=max(1, cfg.retries))
-
-    def key_of(self, line: bytes) -> Key:
-        return ItemSplitter().feed(b"[" + line + b"]")[0].key  # pragma: no cover - resume
 
     async def harvest(self, ctx: RunContext) -> None:
         cfg = self.cfg
