@@ -4,8 +4,8 @@ Each command validates the config before any network I/O, runs its sources side 
 API's 429 never stalls another), prints a one-line summary per source on stderr and returns the
 worst exit code of the sources (interrupted 130 > auth 3 > locked 75 > incomplete 1 > 0).
 
-Built: NOBB dump and sync. Not built yet: the DBK source and ``--resume``; asking for them
-says so plainly (exit 1 and 2) rather than pretend.
+Built: NOBB dump, sync and ``--resume``. Not built yet: the DBK source; asking for it says so
+plainly (exit 1) rather than pretend.
 """
 
 from __future__ import annotations
@@ -62,6 +62,7 @@ async def harvest_nobb(
     out_dir: Path,
     digest: str,
     progress: ProgressMode = "auto",
+    resume: bool = False,
 ) -> RunResult | HarvesterError:
     """One NOBB run; a failure that stops the source comes back as its error."""
     prog = Progress(source="nobb")
@@ -70,7 +71,7 @@ async def harvest_nobb(
             return await _with_signals(
                 lambda: run_source(
                     NobbSource(cfg), mode=mode, output=output, out_dir=out_dir,
-                    config_digest=digest, progress=prog,
+                    config_digest=digest, progress=prog, resume=resume,
                 )
             )  # fmt: skip
     except HarvesterError as exc:
@@ -138,8 +139,6 @@ async def run_command(args: argparse.Namespace) -> int:
             out_dir=args.out, nobb_items=args.nobb_items, dbk_products=args.dbk_products
         )
     cfg = load_config(args.config)
-    if args.resume:
-        raise ConfigError("--resume is not built yet in this version: start a new run instead")
     out_dir: Path = args.out if args.out is not None else cfg.output.dir
     names = ["nobb", "dbk"] if args.source == "all" else [args.source]
     results: list[RunResult | HarvesterError | int] = []
@@ -149,7 +148,7 @@ async def run_command(args: argparse.Namespace) -> int:
                 raise ConfigError("no [nobb] section in the config")
             result = await harvest_nobb(
                 cfg.nobb, cfg.output, mode=args.command, out_dir=out_dir, digest=cfg.digest(),
-                progress=args.progress,
+                progress=args.progress, resume=args.resume,
             )  # fmt: skip
             _report(result)
             results.append(result)

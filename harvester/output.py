@@ -33,7 +33,8 @@ def _shards(manifest: dict[str, object]) -> list[dict[str, Any]]:
     return shards
 
 
-def _decompress(path: Path, data: bytes) -> bytes:
+def decompress_shard(path: Path, data: bytes) -> bytes:
+    """A shard's NDJSON bytes, whatever its compression (by file name)."""
     if path.name.endswith(".gz"):
         return gzip.decompress(data)
     if path.name.endswith(".zst"):
@@ -59,7 +60,7 @@ def verify_run(run_dir: Path) -> dict[str, object]:
         if hashlib.sha256(data).hexdigest() != shard["sha256"]:
             raise OutputError(f"{path}: sha256 does not match the manifest")
         try:
-            records = _decompress(path, data).count(b"\n")
+            records = decompress_shard(path, data).count(b"\n")
         except (OSError, EOFError) as exc:
             raise OutputError(f"{path}: cannot decompress: {exc}") from exc
         if records != shard["records"]:
@@ -75,7 +76,7 @@ def read_lines(run_dir: Path, *, verify: bool = True) -> Iterator[bytes]:
     manifest = verify_run(run_dir) if verify else read_manifest(run_dir)
     for shard in _shards(manifest):
         path = run_dir / str(shard["path"])
-        yield from _decompress(path, path.read_bytes()).splitlines()
+        yield from decompress_shard(path, path.read_bytes()).splitlines()
 
 
 def read_run(run_dir: Path, *, verify: bool = True) -> Iterator[dict[str, Any]]:

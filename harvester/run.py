@@ -3,7 +3,9 @@
 ``run_source`` is the commit protocol in one place:
 
 1. take the source directory's lock (a second run exits at once: ``LockedError``, exit 75);
-2. create a new run directory ``OUT/<source>/<run_id>``;
+2. create a new run directory ``OUT/<source>/<run_id>``, or with ``resume`` reopen the newest
+   unfinished run of the same mode from its checkpoint (``checkpoint.py``). Without ``resume``
+   an unfinished run is left as it is (a warning names it): never mixed into a new one;
 3. let the source harvest into the sink;
 4. commit the sink (every record in final shards), then write ``manifest.json`` last, complete or
    not, and only for a complete run advance the source's high-water marks in
@@ -16,12 +18,14 @@ incomplete, and ``Interrupted`` (exit 130) is raised.
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
 
+from harvester.checkpoint import Checkpoint, find_resumable, prepare_resume
 from harvester.clock import Clock, SystemClock
 from harvester.config import OutputConfig
 from harvester.errors import Interrupted, OutputError
@@ -35,6 +39,7 @@ from harvester.sources.base import Mode, RunContext, Source
 __all__ = ["RunResult", "load_source_state", "run_source"]
 
 STATE = "state.json"
+log = logging.getLogger("harvester.run")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -77,6 +82,7 @@ async def run_source(
     out_dir: Path,
     config_digest: str,
     progress: Progress,
+    resume: bool = False,
     clock: Clock | None = None,
 ) -> RunResult:
     """Run ``source`` once into ``out_dir/<source>/<run_id>``; see the module docstring."""
@@ -89,19 +95,42 @@ async def run_source(
     t0 = clock.monotonic()
     with RunLock(source_dir):
         started = datetime.fromtimestamp(clock.time(), UTC)
-        existing = [p.name for p in source_dir.iterdir()]
-        run_dir = source_dir / new_run_id(started, existing)
-        run_dir.mkdir()
+        unfinished = find_resumable(source_dir, mode)
+        if resume and unfinished is not None:
+            run_dir = unfinished
+            cp, keys = prepare_resume(run_dir, source.key_of)
+            started = datetime.fromisoformat(cp.started)
+            log.info("%s: resuming %s (%d shards kept)", source.name, run_dir, len(cp.shards))
+        else:
+            if unfinished is not None:
+                log.warning("%s: %s is unfinished and left as it is; --resume continues it",
+                            source.name, unfinished)  # fmt: skip
+            existing = [p.name for p in source_dir.iterdir()]
+            run_dir = source_dir / new_run_id(started, existing)
+            run_dir.mkdir()
+            cp, keys = Checkpoint(started=started.isoformat(), mode=mode), KeySet()
+            cp.save(run_dir)
         state = load_source_state(source_dir)
         interrupted = False
         async with ShardSink(
             run_dir,
-            keys=KeySet(),
+            keys=keys,
+            existing=cp.shards,
             compression=output.compression,
             gzip_level=output.gzip_level,
             shard_max_records=output.shard_max_records,
             shard_max_bytes=output.shard_max_bytes,
         ) as sink:
+
+            async def checkpoint(pid: str, result: dict[str, object]) -> None:
+                cp.shards = await sink.commit()
+                cp.done[pid] = result
+                cp.save(run_dir)
+
+            def save_plan(plan: list[list[str | None]]) -> None:
+                cp.plan = plan
+                cp.save(run_dir)
+
             ctx = RunContext(
                 source=source.name,
                 mode=mode,
@@ -110,6 +139,10 @@ async def run_source(
                 progress=progress,
                 started=started,
                 source_state=state,
+                plan=cp.plan,
+                done=dict(cp.done),
+                checkpoint=checkpoint,
+                save_plan=save_plan,
             )
             try:
                 await source.harvest(ctx)

@@ -216,12 +216,12 @@ class ShardSink:
         gzip_level: int = 1,
         shard_max_records: int = 100_000,
         shard_max_bytes: int = 1 << 30,
-        next_index: int = 0,
+        existing: list[ShardInfo] | None = None,
         batch_bytes: int = 1 << 20,
         opener: Callable[[Path], IO[bytes]] | None = None,
     ) -> None:
         self.keys = keys
-        self.shards: list[ShardInfo] = []
+        self.shards: list[ShardInfo] = list(existing or [])
         self.records = 0
         self.duplicates = 0
         self._batch: list[bytes] = []
@@ -235,7 +235,7 @@ class ShardSink:
             gzip_level,
             shard_max_records,
             shard_max_bytes,
-            next_index,
+            len(self.shards),
             opener or (lambda p: open(p, "xb")),  # noqa: SIM115 - closed by finalize/abandon
         )
         self._closed = False

@@ -53,14 +53,6 @@ def test_dbk_says_it_cannot_harvest_yet(tmp_path: Path, capsys: pytest.CaptureFi
     assert "dbk: cannot harvest yet" in capsys.readouterr().err
 
 
-def test_resume_is_refused_plainly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """--resume is not built yet: exit 2 with a message saying so."""
-    cfg = tmp_path / "c.toml"
-    cfg.write_text('[nobb]\nusername = "u"\npassword = "p"\n')
-    assert main(["dump", "nobb", "--config", str(cfg), "--resume"]) == 2
-    assert "--resume is not built yet" in capsys.readouterr().err
-
-
 def test_demo_dumps_nobb_from_the_embedded_simulator(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from harvester.errors import OutputError
 from harvester.keyset import KeySet
-from harvester.sink import ShardSink
+from harvester.sink import ShardInfo, ShardSink
 
 
 def _line(i: int) -> bytes:
@@ -102,9 +102,11 @@ async def test_write_failure_is_an_output_error(tmp_path: Path) -> None:
 
 
 async def test_continues_numbering(tmp_path: Path) -> None:
-    """A sink resumed with next_index continues after the shards already there."""
-    async with ShardSink(tmp_path, keys=KeySet([1]), next_index=4) as sink:
+    """A sink resumed with existing shards lists them and numbers new ones after them."""
+    old = [ShardInfo(f"part-{i:05d}.ndjson.gz", 1, 10, "0" * 64) for i in range(4)]
+    async with ShardSink(tmp_path, keys=KeySet([1]), existing=old) as sink:
         await sink.write(1, _line(1))
         await sink.write(2, _line(2))
         shards = await sink.commit()
-    assert [(s.path, s.records) for s in shards] == [("part-00004.ndjson.gz", 1)]
+    assert shards[:4] == old
+    assert [(s.path, s.records) for s in shards[4:]] == [("part-00004.ndjson.gz", 1)]

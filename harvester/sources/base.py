@@ -8,7 +8,7 @@ and the clock.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol
@@ -38,6 +38,14 @@ class RunContext:
     clock: Clock
     progress: Progress
     started: datetime
+    #: A resumed run's partition plan (None for a new run) and its finished partitions.
+    plan: list[list[str | None]] | None = None
+    done: Mapping[str, dict[str, object]] = field(default_factory=dict)
+    #: Called with (partition id, result) once a partition's records are all written: makes
+    #: them durable and records the partition as finished (a no-op outside a run).
+    checkpoint: Callable[[str, dict[str, object]], Awaitable[None]] | None = None
+    #: Called once with a new run's partition plan, so a resume walks the same partitions.
+    save_plan: Callable[[list[list[str | None]]], None] | None = None
     #: The source's saved state from the last complete run (high-water marks, learned plans).
     source_state: Mapping[str, object] = field(default_factory=dict)
     #: Filled by the source: partition id → result (``{"ok": true, ...}`` or an error).
@@ -57,6 +65,10 @@ class Source(Protocol):
     """A harvestable API."""
 
     name: str
+
+    def key_of(self, line: bytes) -> Key:
+        """The exactly-once key of a written record (to rebuild the key set on resume)."""
+        ...
 
     async def harvest(self, ctx: RunContext) -> None:
         """Fetch everything this mode asks for into ``ctx.sink``; record partition results.

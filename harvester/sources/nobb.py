@@ -15,6 +15,8 @@ import logging
 import math
 from datetime import date, timedelta
 
+import orjson
+
 from harvester.clock import Clock, SystemClock
 from harvester.config import NobbConfig
 from harvester.errors import AuthError, FetchError, Unauthorized
@@ -46,6 +48,10 @@ class NobbSource:
         self._auth = (("Authorization", "Basic " + base64.b64encode(raw).decode()),)
         self._policy = RetryPolicy(attempts=max(1, cfg.retries))
 
+    def key_of(self, line: bytes) -> int:
+        key = orjson.loads(line)["nobbNumber"]
+        return int(key)
+
     async def harvest(self, ctx: RunContext) -> None:
         cfg = self.cfg
         rate, period = cfg.rate
@@ -71,13 +77,22 @@ class NobbSource:
                 )
                 parts = [Partition(since.isoformat(), None)]
                 expected = None
+            elif ctx.plan is not None:
+                parts, expected = [Partition(lo, hi) for lo, hi in ctx.plan], None
             else:
                 wanted = cfg.partitions or max(1, cfg.concurrency // (2 if cfg.two_ended else 1))
                 parts, expected = await self._plan(ctx, today, wanted)
+                if ctx.save_plan is not None:
+                    ctx.save_plan([[p.date_from, p.date_to] for p in parts])
+            for pid, result in ctx.done.items():
+                ctx.partitions[pid] = dict(result)
+                ctx.progress.partitions_done += 1
+            parts_left = [p for p in parts if p.id not in ctx.done]
             ctx.progress.partitions_total = len(parts) + 1
             ctx.progress.expected = expected
-            work = [(p, d) for p in parts for d in self._directions()]
-            seams = {p.id: Seam() for p in parts}
+            work = [(p, d) for p in parts_left for d in self._directions()]
+            seams = {p.id: Seam() for p in parts_left}
+            self._ends: dict[str, int] = {}
             await run_pool(
                 work,
                 lambda item, add: self._walk(ctx, item[0], item[1], seams[item[0].id]),
@@ -149,8 +164,11 @@ class NobbSource:
         result[f"{direction}_restarts"] = walk.restarts
         if walk.total_hits is not None:
             result["total_hits"] = walk.total_hits
-        if direction == "asc":
+        ends = self._ends[pid] = self._ends.get(pid, 0) + 1
+        if ends == len(self._directions()) and not catch_up:
             ctx.progress.partitions_done += 1
+            if result.get("ok") and ctx.checkpoint is not None:
+                await ctx.checkpoint(pid, result)
 
     async def _request(
         self,

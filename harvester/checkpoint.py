@@ -1,0 +1,103 @@
+"""Checkpoints of an unfinished run, and what ``--resume`` does with them.
+
+``checkpoint.json`` in a run directory lists the finalized shards, the partition plan, and the
+partitions whose records are all in those shards. It is rewritten atomically after the sink has
+made a partition's records final, so it never names a shard that is not whole nor a partition
+whose records are not in a listed shard. A crash at any moment therefore leaves a checkpoint
+that is true; resuming it:
+
+1. verifies every listed shard (size and sha256) and deletes everything else that looks like a
+   shard or a temp file (records of partitions that were not finished are fetched again);
+2. rebuilds the exactly-once key set from the listed shards;
+3. lets the source skip the finished partitions and redo the others.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+
+from harvester.errors import OutputError
+from harvester.keyset import KeySet
+from harvester.manifest import MANIFEST, atomic_write
+from harvester.output import decompress_shard
+from harvester.sink import ShardInfo
+
+__all__ = ["CHECKPOINT", "Checkpoint", "find_resumable", "prepare_resume"]
+
+CHECKPOINT = "checkpoint.json"
+
+
+@dataclass(slots=True, kw_only=True)
+class Checkpoint:
+    """What a run has made durable so far."""
+
+    started: str
+    mode: str
+    plan: list[list[str | None]] | None = None
+    done: dict[str, dict[str, object]] = field(default_factory=dict)
+    shards: list[ShardInfo] = field(default_factory=list)
+
+    def save(self, run_dir: Path) -> None:
+        data = {
+            "started": self.started, "mode": self.mode, "plan": self.plan, "done": self.done,
+            "shards": [s.to_json() for s in self.shards],
+        }  # fmt: skip
+        atomic_write(run_dir / CHECKPOINT, orjson.dumps(data, option=orjson.OPT_INDENT_2))
+
+    @classmethod
+    def load(cls, run_dir: Path) -> Checkpoint:
+        try:
+            data = orjson.loads((run_dir / CHECKPOINT).read_bytes())
+            shards = [
+                ShardInfo(s["path"], s["records"], s["bytes"], s["sha256"]) for s in data["shards"]
+            ]
+            return cls(started=data["started"], mode=data["mode"], plan=data["plan"],
+                       done=data["done"], shards=shards)  # fmt: skip
+        except (OSError, orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            raise OutputError(f"cannot read the checkpoint of {run_dir}: {exc}") from exc
+
+
+def find_resumable(source_dir: Path, mode: str) -> Path | None:
+    """The newest run of ``mode`` with a checkpoint and no complete manifest, if any."""
+    for run in sorted((p for p in source_dir.iterdir() if p.is_dir()), reverse=True):
+        if not (run / CHECKPOINT).exists():
+            continue
+        try:
+            manifest = orjson.loads((run / MANIFEST).read_bytes())
+            if manifest.get("complete"):
+                continue
+        except (FileNotFoundError, orjson.JSONDecodeError):
+            pass
+        if Checkpoint.load(run).mode == mode:
+            return run
+    return None
+
+
+def prepare_resume(
+    run_dir: Path, key_of: Callable[[bytes], int | str]
+) -> tuple[Checkpoint, KeySet]:
+    """Verify the listed shards, delete the rest, and rebuild the key set (see the docstring)."""
+    cp = Checkpoint.load(run_dir)
+    listed = {s.path for s in cp.shards}
+    keys = KeySet()
+    for shard in cp.shards:
+        path = run_dir / shard.path
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError as exc:
+            raise OutputError(f"{path}: in the checkpoint but missing; cannot resume") from exc
+        if len(data) != shard.bytes or hashlib.sha256(data).hexdigest() != shard.sha256:
+            raise OutputError(f"{path}: does not match its checkpoint entry; cannot resume")
+        body = decompress_shard(path, data)
+        for line in body.splitlines():
+            keys.add(key_of(line))
+    for path in run_dir.iterdir():
+        stray = path.name.startswith("part-") and path.name not in listed
+        if stray or path.name.endswith(".tmp") or path.name == MANIFEST:
+            path.unlink()
+    return cp, keys
