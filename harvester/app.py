@@ -18,8 +18,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
+import orjson
+
 from harvester.config import Config, NobbConfig, OutputConfig, Secret, load_config
 from harvester.errors import ConfigError, HarvesterError
+from harvester.logs import setup_logging
+from harvester.manifest import atomic_write
 from harvester.progress import Progress, ProgressMode, Reporter
 from harvester.run import RunResult, run_source
 from harvester.sim.server import Simulator
@@ -138,6 +142,7 @@ async def run_command(args: argparse.Namespace) -> int:
         return await run_demo(
             out_dir=args.out, nobb_items=args.nobb_items, dbk_products=args.dbk_products
         )
+    setup_logging(fmt=args.log_format, quiet=args.quiet, verbose=args.verbose)
     cfg = load_config(args.config)
     out_dir: Path = args.out if args.out is not None else cfg.output.dir
     names = ["nobb", "dbk"] if args.source == "all" else [args.source]
@@ -158,4 +163,26 @@ async def run_command(args: argparse.Namespace) -> int:
             if cfg.dbk is not None:
                 print(DBK_NOT_YET, file=sys.stderr)
                 results.append(1)
+    if args.summary_json is not None:
+        write_summary(args.summary_json, args.command, results)
     return _exit_code(results)
+
+
+def write_summary(
+    path: Path, mode: str, results: Sequence[RunResult | HarvesterError | int]
+) -> None:
+    """The machine-readable run summary for monitoring (atomic; no secrets)."""
+    sources: list[dict[str, object]] = []
+    for r in results:
+        if isinstance(r, RunResult):
+            m = r.manifest
+            sources.append({
+                "source": r.source, "mode": r.mode, "exit_code": r.exit_code,
+                "complete": m.complete, "records": m.records, "shards": len(m.shards),
+                "run_dir": str(r.run_dir), "duration_seconds": round(r.duration, 3),
+                "failed_partitions": list(r.failed), "checks": dict(m.checks),
+            })  # fmt: skip
+        elif isinstance(r, HarvesterError):
+            sources.append({"error": str(r), "exit_code": r.exit_code})
+    body = {"mode": mode, "exit_code": _exit_code(results), "sources": sources}
+    atomic_write(path, orjson.dumps(body, option=orjson.OPT_INDENT_2))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 
 import aiohttp
@@ -194,3 +195,37 @@ async def test_failed_partition_makes_the_run_incomplete(tmp_path: Path) -> None
         assert "nobb partition" in str(entry["error"])
     verify_run(result.run_dir)
     assert 0 < result.manifest.records <= 3000  # the other end may have covered a failed one
+
+
+async def test_summary_json_and_no_secret_anywhere(tmp_path: Path) -> None:
+    """--summary-json describes the run; the password appears in no file written nor on stderr."""
+    import asyncio
+    import contextlib
+    import io
+
+    marker = "marker-secret-Zq8"
+    settings = SimSettings(nobb_items=800, rate_limit=0, password=marker)
+    async with Simulator(settings) as sim:
+        cfg = tmp_path / "c.toml"
+        cfg.write_text(
+            f'[output]\ndir = "{tmp_path / "out"}"\n[nobb]\nbase_url = "{sim.url}"\n'
+            f'username = "harvester"\npassword = "{marker}"\nrate_limit = "0"\n'
+        )
+        summary = tmp_path / "summary.json"
+        err = io.StringIO()
+        argv = ["dump", "nobb", "--config", str(cfg), "--summary-json", str(summary),
+                "--log-format", "json", "-v", "--progress", "never"]  # fmt: skip
+        with contextlib.redirect_stderr(err):
+            code = await asyncio.to_thread(main, argv)
+    assert code == 0
+    data = orjson.loads(summary.read_bytes())
+    assert data["exit_code"] == 0
+    (src,) = data["sources"]
+    assert (src["source"], src["complete"], src["records"]) == ("nobb", True, 800)
+    assert marker not in err.getvalue()
+    for path in (tmp_path / "out").rglob("*"):
+        if path.is_file():
+            raw = path.read_bytes()
+            body = gzip.decompress(raw) if path.suffix == ".gz" else raw
+            assert marker.encode() not in body, path
+    assert marker.encode() not in summary.read_bytes()
