@@ -165,6 +165,8 @@ async def run_command(args: argparse.Namespace) -> int:
                 results.append(1)
     if args.summary_json is not None:
         write_summary(args.summary_json, args.command, results)
+    if cfg.output.prometheus_file is not None:
+        write_prometheus(cfg.output.prometheus_file, results)
     return _exit_code(results)
 
 
@@ -186,3 +188,28 @@ def write_summary(
             sources.append({"error": str(r), "exit_code": r.exit_code})
     body = {"mode": mode, "exit_code": _exit_code(results), "sources": sources}
     atomic_write(path, orjson.dumps(body, option=orjson.OPT_INDENT_2))
+
+
+def write_prometheus(path: Path, results: Sequence[RunResult | HarvesterError | int]) -> None:
+    """A node_exporter textfile-collector file with each source's last run (atomic)."""
+    lines = [
+        "# HELP harvester_records Records written by the last run.",
+        "# TYPE harvester_records gauge",
+        "# HELP harvester_complete 1 if the last run was complete.",
+        "# TYPE harvester_complete gauge",
+        "# HELP harvester_duration_seconds Wall time of the last run.",
+        "# TYPE harvester_duration_seconds gauge",
+        "# HELP harvester_last_run_timestamp_seconds When the last run finished.",
+        "# TYPE harvester_last_run_timestamp_seconds gauge",
+    ]
+    for r in results:
+        if isinstance(r, RunResult):
+            label = f'{{source="{r.source}",mode="{r.mode}"}}'
+            m = r.manifest
+            lines += [
+                f"harvester_records{label} {m.records}",
+                f"harvester_complete{label} {int(m.complete)}",
+                f"harvester_duration_seconds{label} {r.duration:.3f}",
+                f"harvester_last_run_timestamp_seconds{label} {m.finished.timestamp():.0f}",
+            ]
+    atomic_write(path, ("\n".join(lines) + "\n").encode())

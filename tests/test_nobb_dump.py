@@ -198,7 +198,7 @@ async def test_failed_partition_makes_the_run_incomplete(tmp_path: Path) -> None
 
 
 async def test_summary_json_and_no_secret_anywhere(tmp_path: Path) -> None:
-    """--summary-json describes the run; the password appears in no file written nor on stderr."""
+    """--summary-json and the Prometheus file describe the run; the password appears nowhere."""
     import asyncio
     import contextlib
     import io
@@ -208,7 +208,8 @@ async def test_summary_json_and_no_secret_anywhere(tmp_path: Path) -> None:
     async with Simulator(settings) as sim:
         cfg = tmp_path / "c.toml"
         cfg.write_text(
-            f'[output]\ndir = "{tmp_path / "out"}"\n[nobb]\nbase_url = "{sim.url}"\n'
+            f'[output]\ndir = "{tmp_path / "out"}"\nprometheus_file = "{tmp_path / "h.prom"}"\n'
+            f'[nobb]\nbase_url = "{sim.url}"\n'
             f'username = "harvester"\npassword = "{marker}"\nrate_limit = "0"\n'
         )
         summary = tmp_path / "summary.json"
@@ -229,3 +230,6 @@ async def test_summary_json_and_no_secret_anywhere(tmp_path: Path) -> None:
             body = gzip.decompress(raw) if path.suffix == ".gz" else raw
             assert marker.encode() not in body, path
     assert marker.encode() not in summary.read_bytes()
+    prom = (tmp_path / "h.prom").read_text()
+    assert 'harvester_records{source="nobb",mode="dump"} 800' in prom
+    assert 'harvester_complete{source="nobb",mode="dump"} 1' in prom
