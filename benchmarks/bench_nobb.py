@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import importlib.util
 import resource
 import statistics
 import subprocess
@@ -115,6 +116,8 @@ def main() -> None:
             "harvester-none": [],
             "harvester-gzip": [],
         }
+        if importlib.util.find_spec("zstandard") is not None:
+            runs["harvester-zstd"] = []
         for _ in range(args.rounds):
             for name in runs:
                 runs[name].append(run_child(name, url, 10_000, 4, 2))
@@ -127,7 +130,9 @@ def main() -> None:
             rate[name] = args.items / secs
             rss = statistics.median(r[2] for r in rs)
             print(f"   {name:15s} {rate[name]:10,.0f} items/s  peak RSS {rss:6.0f} MB")
-        for name in ("harvester-none", "harvester-gzip"):
+        for name in runs:
+            if name == "naive":
+                continue
             print(f"   ratio {name} / naive: {rate[name] / rate['naive']:.2f}x (target >= 1.5)")
     finally:
         proc.terminate()
