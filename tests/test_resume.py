@@ -32,8 +32,9 @@ def _config(tmp: Path, url: str) -> Path:
     return cfg
 
 
-def _harvester(*args: str) -> list[str]:
-    return [sys.executable, "-m", "harvester", *args, "--progress", "never", "-q"]
+def _harvester(*args: str, quiet: bool = True) -> list[str]:
+    return [sys.executable, "-m", "harvester", *args, "--progress", "never",
+            *(["-q"] if quiet else [])]  # fmt: skip
 
 
 @pytest.mark.parametrize(("seed", "kill_after"), [(1, 1), (2, 2), (3, 0)])
@@ -84,7 +85,7 @@ def test_unfinished_run_is_not_mixed_into_a_new_one(tmp_path: Path) -> None:
         (old,) = out.glob("2*")
         before = sorted(p.name for p in old.iterdir())
         time.sleep(1.1)  # run ids have one-second resolution
-        done = subprocess.run(_harvester("dump", "nobb", "--config", str(cfg)),
+        done = subprocess.run(_harvester("dump", "nobb", "--config", str(cfg), quiet=False),
                               capture_output=True, text=True, timeout=120)  # fmt: skip
         assert done.returncode == 0, done.stderr
         assert "left as it is" in done.stderr
