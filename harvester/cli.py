@@ -88,6 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("--resume", action="store_true", help="continue the newest unfinished sync")
     _add_run_options(sync)
 
+    status = sub.add_parser("status", help="runs, high-water marks and resumable runs under OUT")
+    status.add_argument("--out", type=Path, required=True, help="output directory to describe")
+    status.add_argument("--json", action="store_true", help="print the report as JSON")
+    status.add_argument("--last", type=int, default=5, help="runs listed per source (default 5)")
+
     simulate = sub.add_parser(
         "simulate", help="serve both APIs on loopback from a synthetic catalogue"
     )
@@ -108,6 +113,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from harvester.sim.cli import run as run_simulator
 
         return run_simulator(args, loop_factory=loop_factory())
+    if args.command == "status":
+        from harvester.status import run as run_status
+
+        return run_status(args)
     from harvester.app import run_command
 
     try:

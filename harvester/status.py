@@ -1,0 +1,263 @@
+"""``harvester status``: what an output directory holds, read without changing anything.
+
+``collect_status(out_dir, last=5)`` returns a JSON-ready dict (``harvester status --json`` prints
+it as is)::
+
+    {"out": "OUT", "sources": [{
+        "source": "nobb", "dir": "OUT/nobb",
+        "running": false,          # the source directory's lock is held by a live run
+        "lock_holder": null,       # "pid N since T" from the lock file while it is held
+        "state": {...},            # OUT/<source>/state.json as written by the last complete run
+        "runs": [{                 # the newest ``last`` run directories, newest first
+            "run_id", "mode", "status", "complete", "records", "shards",
+            "started", "finished", "duration_seconds"}],
+        "resumable": {"dump": null | {...}, "sync": null | {...}},
+        "problems": ["OUT/nobb/X/manifest.json: not valid JSON (...)"]}]}
+
+A run's ``status`` is ``complete`` or ``incomplete`` (from its manifest), ``running`` (a
+checkpoint and no manifest while the lock is held: the one whose checkpoint changed last),
+``crashed`` (a checkpoint and no manifest otherwise: killed or crashed), ``empty`` (neither file)
+or ``unreadable`` (its manifest or checkpoint is not a readable JSON object; ``problems`` names
+the file). Without a manifest,
+``records``/``shards`` count what the checkpoint lists so far and ``finished`` is null.
+
+``resumable[mode]`` is the run ``harvester <mode> <source> --resume`` would continue
+(``harvester.checkpoint.find_resumable``): its run id, done partition ids count, planned
+partition count (null for a sync), shards and records so far. If ``--resume`` itself would fail
+on a corrupt checkpoint, the mode's entry is null and ``problems`` says why.
+
+The lock is tested with a shared non-blocking ``flock`` on a read-only descriptor, released at
+once: the lock file is never created, written or kept. A run that starts in that same instant
+finds the lock taken and exits 75, as it would beside any other run. No file is ever written.
+A source directory is any directory under OUT holding ``state.json``, ``.lock`` or a run
+directory (one with ``manifest.json`` or ``checkpoint.json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from harvester.checkpoint import CHECKPOINT, Checkpoint, find_resumable
+from harvester.errors import OutputError
+from harvester.lock import RunLock
+from harvester.manifest import MANIFEST
+from harvester.run import STATE
+
+__all__ = ["collect_status", "render_status", "run"]
+
+MODES = ("dump", "sync")
+
+
+def _read_json(path: Path, problems: list[str]) -> dict[str, Any] | None:
+    """A JSON object file, or None (missing: silently; unreadable: a line in ``problems``)."""
+    try:
+        data = orjson.loads(path.read_bytes())
+    except FileNotFoundError:
+        return None
+    except orjson.JSONDecodeError as exc:
+        problems.append(f"{path}: not valid JSON ({exc})")
+        return None
+    except OSError as exc:
+        problems.append(f"{path}: cannot read ({exc.strerror})")
+        return None
+    if not isinstance(data, dict):
+        problems.append(f"{path}: not a JSON object")
+        return None
+    return data
+
+
+def lock_holder(source_dir: Path) -> str | None:
+    """Who holds ``source_dir``'s run lock ("" if unnamed), or None when it is free."""
+    try:
+        with open(RunLock(source_dir).path, encoding="utf-8") as fh:  # read-only: never created
+            try:
+                fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return fh.read().strip()
+            fcntl.flock(fh, fcntl.LOCK_UN)
+    except OSError:
+        return None
+    return None
+
+
+def _when(text: object) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(text)) if text else None
+    except ValueError:
+        return None
+
+
+def _run(run_dir: Path, problems: list[str]) -> dict[str, Any]:
+    row: dict[str, Any] = {"run_id": run_dir.name, "mode": None, "status": "empty",
+                           "complete": False, "records": None, "shards": None, "started": None,
+                           "finished": None, "duration_seconds": None}  # fmt: skip
+    seen = len(problems)
+    manifest = _read_json(run_dir / MANIFEST, problems)
+    bad_manifest = len(problems) > seen
+    cp = None if manifest else _read_json(run_dir / CHECKPOINT, problems)
+    source = manifest or cp
+    if source is not None:
+        shards = source.get("shards")
+        shards = shards if isinstance(shards, list) else []
+        counts = [s.get("records") for s in shards if isinstance(s, dict)]
+        records = sum(n for n in counts if isinstance(n, int))
+        row.update(mode=source.get("mode"), started=source.get("started"), shards=len(shards),
+                   records=source.get("records", records))  # fmt: skip
+    if manifest is not None:
+        complete = manifest.get("complete") is True
+        row.update(status="complete" if complete else "incomplete", complete=complete,
+                   finished=manifest.get("finished"))  # fmt: skip
+        start, end = _when(row["started"]), _when(row["finished"])
+        if start is not None and end is not None:
+            row["duration_seconds"] = round((end - start).total_seconds(), 3)
+    elif bad_manifest or len(problems) > seen:
+        row["status"] = "unreadable"
+    elif cp is not None:
+        row["status"] = "crashed"
+    return row
+
+
+def _mark_running(source_dir: Path, runs: list[dict[str, Any]]) -> None:
+    """While the lock is held, the unfinished run whose checkpoint was written last is live."""
+
+    def written(row: dict[str, Any]) -> tuple[float, str]:
+        try:
+            return (source_dir / row["run_id"] / CHECKPOINT).stat().st_mtime, row["run_id"]
+        except OSError:
+            return 0.0, row["run_id"]
+
+    unfinished = [r for r in runs if r["status"] == "crashed"]
+    if unfinished:
+        max(unfinished, key=written)["status"] = "running"
+
+
+def _resumable(source_dir: Path, mode: str, problems: list[str]) -> dict[str, Any] | None:
+    try:
+        run_dir = find_resumable(source_dir, mode)
+        if run_dir is None:
+            return None
+        cp = Checkpoint.load(run_dir)
+    except OutputError as exc:
+        problems.append(f"{mode} --resume would fail: {exc}")
+        return None
+    except (OSError, ValueError, AttributeError) as exc:
+        problems.append(f"{mode} --resume would fail in {source_dir}: {exc}")
+        return None
+    return {
+        "run_id": run_dir.name,
+        "started": cp.started,
+        "partitions_done": len(cp.done),
+        "partitions_planned": len(cp.plan) if cp.plan is not None else None,
+        "shards": len(cp.shards),
+        "records": sum(s.records for s in cp.shards),
+    }
+
+
+def _is_source(path: Path) -> bool:
+    if (path / STATE).exists() or RunLock(path).path.exists():
+        return True
+    return any((p / MANIFEST).exists() or (p / CHECKPOINT).exists()
+               for p in path.iterdir() if p.is_dir())  # fmt: skip
+
+
+def _source(source_dir: Path, last: int) -> dict[str, Any]:
+    problems: list[str] = []
+    holder = lock_holder(source_dir)
+    dirs = sorted((p for p in source_dir.iterdir() if p.is_dir() and not p.name.startswith(".")),
+                  key=lambda p: p.name, reverse=True)  # fmt: skip
+    runs = [_run(p, problems) for p in dirs[: max(last, 0)]]
+    if holder is not None:
+        _mark_running(source_dir, runs)
+    return {
+        "source": source_dir.name,
+        "dir": str(source_dir),
+        "running": holder is not None,
+        "lock_holder": holder,
+        "state": _read_json(source_dir / STATE, problems),
+        "runs": runs,
+        "resumable": {mode: _resumable(source_dir, mode, problems) for mode in MODES},
+        "problems": problems,
+    }
+
+
+def collect_status(out_dir: Path, *, last: int = 5) -> dict[str, Any]:
+    """Every source directory under ``out_dir``: see the module docstring for the shape."""
+    dirs = sorted(p for p in out_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+    return {"out": str(out_dir), "sources": [_source(p, last) for p in dirs if _is_source(p)]}
+
+
+def _num(value: object) -> str:
+    return f"{value:,}" if isinstance(value, int) else "-"
+
+
+def _short(text: object) -> str:
+    when = _when(text)
+    if when is None:
+        return str(text) if text else "-"
+    return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ") if when.tzinfo else str(text)
+
+
+def render_status(data: dict[str, Any]) -> str:
+    """The human-readable report of ``collect_status``'s dict, one block per source."""
+    lines = [f"output directory {data['out']}"]
+    if not data["sources"]:
+        lines.append("  no source directories (nothing harvested yet)")
+    for src in data["sources"]:
+        lock = f"running ({src['lock_holder'] or 'lock held'})" if src["running"] else "idle"
+        lines += ["", f"{src['source']}: {lock}"]
+        state = src["state"] or {}
+        marks = [f"  {k}: {v}" for k, v in state.items() if k != "last_complete_run"]
+        lines += marks or ["  high-water marks: none"]
+        lcr = state.get("last_complete_run")
+        if isinstance(lcr, dict):
+            lines.append(f"  last complete run: {lcr.get('run_id')} ({lcr.get('mode')}, "
+                         f"{_num(lcr.get('records'))} records)")  # fmt: skip
+        table = [("run", "mode", "status", "records", "shards", "started", "finished", "took")]
+        for r in src["runs"]:
+            took = r["duration_seconds"]
+            table.append((r["run_id"], r["mode"] or "-", r["status"], _num(r["records"]),
+                          _num(r["shards"]), _short(r["started"]), _short(r["finished"]),
+                          f"{took:.1f}s" if isinstance(took, (int, float)) else "-"))  # fmt: skip
+        if len(table) == 1:
+            lines.append("  no runs")
+        else:
+            widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+            for row in table:
+                lines.append("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
+        for mode in MODES:
+            res = src["resumable"][mode]
+            if res is None:
+                continue
+            planned = res["partitions_planned"]
+            parts = f"{res['partitions_done']} of {planned}" if planned else res["partitions_done"]
+            lines.append(f"  resumable {mode}: {res['run_id']}: {parts} partitions done, "
+                         f"{_num(res['shards'])} shards, {_num(res['records'])} records so far "
+                         f"(harvester {mode} {src['source']} --resume)")  # fmt: skip
+        lines += [f"  problem: {p}" for p in src["problems"]]
+    return "\n".join(line.rstrip() for line in lines) + "\n"
+
+
+def run(args: argparse.Namespace) -> int:
+    """``harvester status --out DIR [--json] [--last N]``: 0, or 2 if OUT is not a directory."""
+    out: Path = args.out
+    if not out.is_dir():
+        what = "does not exist" if not out.exists() else "is not a directory"
+        print(f"error: status: output directory {out} {what}", file=sys.stderr)
+        return 2
+    try:
+        data = collect_status(out, last=args.last)
+    except OSError as exc:
+        print(f"error: status: cannot read {out}: {exc.strerror}", file=sys.stderr)
+        return 2
+    if args.json:
+        sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        sys.stdout.write(render_status(data))
+    return 0
