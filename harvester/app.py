@@ -4,8 +4,8 @@ Each command validates the config before any network I/O, runs its sources side 
 API's 429 never stalls another), prints a one-line summary per source on stderr and returns the
 worst exit code of the sources (interrupted 130 > auth 3 > locked 75 > incomplete 1 > 0).
 
-Built: NOBB dump, sync and ``--resume``. Not built yet: the DBK source; asking for it says so
-plainly (exit 1) rather than pretend.
+Both sources (NOBB, DBK) support dump, sync and ``--resume``; they run one after the other, each
+under its own lock and rate limit.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import orjson
 
-from harvester.config import Config, NobbConfig, OutputConfig, Secret, load_config
+from harvester.config import Config, DbkConfig, NobbConfig, OutputConfig, Secret, load_config
 from harvester.errors import ConfigError, HarvesterError
 from harvester.logs import setup_logging
 from harvester.manifest import atomic_write
@@ -28,16 +28,13 @@ from harvester.progress import Progress, ProgressMode, Reporter
 from harvester.run import RunResult, run_source
 from harvester.sim.server import Simulator
 from harvester.sim.settings import SimSettings
-from harvester.sources.base import Mode
+from harvester.sources.base import Mode, Source
+from harvester.sources.dbk import DbkSource
 from harvester.sources.nobb import NobbSource
 
-__all__ = ["harvest_nobb", "run_command", "run_demo"]
+__all__ = ["harvest", "harvest_dbk", "harvest_nobb", "run_command", "run_demo"]
 
 T = TypeVar("T")
-DBK_NOT_YET = (
-    "dbk: cannot harvest yet: the DBK source (time windows, ONIX to JSON) is not built in this "
-    "version"
-)
 
 
 async def _with_signals(make: Callable[[], Awaitable[T]]) -> T:
@@ -59,7 +56,21 @@ async def _with_signals(make: Callable[[], Awaitable[T]]) -> T:
 
 
 async def harvest_nobb(
-    cfg: NobbConfig,
+    cfg: NobbConfig, output: OutputConfig, **kw: Any
+) -> RunResult | HarvesterError:
+    """One NOBB run; a failure that stops the source comes back as its error."""
+    return await harvest(NobbSource(cfg), output, **kw)
+
+
+async def harvest_dbk(
+    cfg: DbkConfig, output: OutputConfig, **kw: Any
+) -> RunResult | HarvesterError:
+    """One DBK run; a failure that stops the source comes back as its error."""
+    return await harvest(DbkSource(cfg), output, **kw)
+
+
+async def harvest(
+    source: Source,
     output: OutputConfig,
     *,
     mode: Mode,
@@ -68,13 +79,13 @@ async def harvest_nobb(
     progress: ProgressMode = "auto",
     resume: bool = False,
 ) -> RunResult | HarvesterError:
-    """One NOBB run; a failure that stops the source comes back as its error."""
-    prog = Progress(source="nobb")
+    """One run of ``source``; a failure that stops the source comes back as its error."""
+    prog = Progress(source=source.name)
     try:
         async with Reporter([prog], mode=progress):
             return await _with_signals(
                 lambda: run_source(
-                    NobbSource(cfg), mode=mode, output=output, out_dir=out_dir,
+                    source, mode=mode, output=output, out_dir=out_dir,
                     config_digest=digest, progress=prog, resume=resume,
                 )
             )  # fmt: skip
@@ -98,42 +109,43 @@ def _report(result: RunResult | HarvesterError) -> None:
 
 
 async def run_demo(*, out_dir: Path, nobb_items: int, dbk_products: int) -> int:
-    """Start the simulator in-process and dump NOBB from it into ``out_dir``."""
-    settings = SimSettings(nobb_items=nobb_items, dbk_products=dbk_products, rate_limit=0)
+    """Start the simulator in-process and dump NOBB and DBK from it into ``out_dir``."""
+    # No DBK bulk second here: the demo shows complete runs (tests show the unsplittable one).
+    settings = SimSettings(
+        nobb_items=nobb_items, dbk_products=dbk_products, rate_limit=0, dbk_bulk_second=False
+    )
     async with Simulator(settings) as sim:
         print(
             f"simulator listening on {sim.url} (NOBB: {nobb_items:,} items, "
             f"DBK: {dbk_products:,} products)"
         )
+        user, password = Secret(settings.username), Secret(settings.password)
         cfg = Config(
             output=OutputConfig(dir=out_dir),
-            nobb=NobbConfig(
-                base_url=sim.url,
-                username=Secret(settings.username),
-                password=Secret(settings.password),
-                rate_limit="0",
-                page_size=2000,
-            ),
-        )
-        assert cfg.nobb is not None
-        result = await harvest_nobb(
-            cfg.nobb,
-            cfg.output,
-            mode="dump",
-            out_dir=out_dir,
-            digest=cfg.digest(),
-            progress="never",
-        )
-        _report(result)
-        if isinstance(result, RunResult):
-            m = result.manifest
-            ok = m.records == nobb_items
-            print(
-                f"nobb: {m.records:,} of {nobb_items:,} items written exactly once "
-                f"({'all' if ok else 'NOT all'}), {len(m.shards)} shards in {result.run_dir}"
-            )
-    print(DBK_NOT_YET, file=sys.stderr)
-    return _exit_code([result])
+            nobb=NobbConfig(base_url=sim.url, username=user, password=password,
+                            rate_limit="0", page_size=2000),
+            dbk=DbkConfig(base_url=sim.url, username=user, password=password, rate_limit="0",
+                          max_products_per_response=settings.dbk_max_products),
+        )  # fmt: skip
+        assert cfg.nobb is not None and cfg.dbk is not None
+        common: dict[str, Any] = {
+            "mode": "dump", "out_dir": out_dir, "digest": cfg.digest(), "progress": "never",
+        }  # fmt: skip
+        results: list[RunResult | HarvesterError | int] = []
+        for name, result, expected, what in (
+            ("nobb", await harvest_nobb(cfg.nobb, cfg.output, **common), nobb_items, "items"),
+            ("dbk", await harvest_dbk(cfg.dbk, cfg.output, **common), dbk_products, "products"),
+        ):
+            _report(result)
+            results.append(result)
+            if isinstance(result, RunResult):
+                m = result.manifest
+                ok = "all" if m.records == expected else "NOT all"
+                print(
+                    f"{name}: {m.records:,} of {expected:,} {what} written exactly once ({ok}), "
+                    f"{len(m.shards)} shards in {result.run_dir}"
+                )
+    return _exit_code(results)
 
 
 async def run_command(args: argparse.Namespace) -> int:
@@ -150,7 +162,9 @@ async def run_command(args: argparse.Namespace) -> int:
     for name in names:
         if name == "nobb":
             if cfg.nobb is None:
-                raise ConfigError("no [nobb] section in the config")
+                if args.source != "all":
+                    raise ConfigError("no [nobb] section in the config")
+                continue
             result = await harvest_nobb(
                 cfg.nobb, cfg.output, mode=args.command, out_dir=out_dir, digest=cfg.digest(),
                 progress=args.progress, resume=args.resume,
@@ -158,11 +172,16 @@ async def run_command(args: argparse.Namespace) -> int:
             _report(result)
             results.append(result)
         else:
-            if cfg.dbk is None and args.source != "all":
-                raise ConfigError("no [dbk] section in the config")
-            if cfg.dbk is not None:
-                print(DBK_NOT_YET, file=sys.stderr)
-                results.append(1)
+            if cfg.dbk is None:
+                if args.source != "all":
+                    raise ConfigError("no [dbk] section in the config")
+                continue
+            result = await harvest_dbk(
+                cfg.dbk, cfg.output, mode=args.command, out_dir=out_dir, digest=cfg.digest(),
+                progress=args.progress, resume=args.resume,
+            )  # fmt: skip
+            _report(result)
+            results.append(result)
     if args.summary_json is not None:
         write_summary(args.summary_json, args.command, results)
     if cfg.output.prometheus_file is not None:

@@ -90,7 +90,7 @@ def basic(ts: int) -> str:
 class BookCatalogue:
     """``size`` products in ascending update time; ``times[i]``, ``publisher[i]``."""
 
-    def __init__(self, size: int, seed: int, *, cap: int = 2000) -> None:
+    def __init__(self, size: int, seed: int, *, cap: int = 2000, bulk_second: bool = True) -> None:
         self.size = size
         self.seed = seed
         rng = random.Random(seed * 31 + 7)
@@ -100,7 +100,7 @@ class BookCatalogue:
         busy = [END - rng.randrange(span // 2) for _ in range(6)]
         for i in rng.sample(range(size), size // 20):
             times[i] = rng.choice(busy) + rng.randrange(60)
-        if size >= 3000:
+        if size >= 3000 and bulk_second:
             bulk = END - span // 3
             for i in rng.sample(range(size), cap + 1):
                 times[i] = bulk

@@ -34,6 +34,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--latency-ms", type=float, default=d.latency_ms, help="delay before first byte")
     p.add_argument("--token-ttl", type=float, default=d.token_ttl, help="NOBB token life, seconds")
     p.add_argument("--dbk-max-products", type=int, default=d.dbk_max_products)
+    p.add_argument(
+        "--no-bulk-second",
+        dest="dbk_bulk_second",
+        action="store_false",
+        help="no DBK second holding more products than one response may carry",
+    )
     p.add_argument("--faults", choices=("none", "flaky", "hostile"), default=d.faults)
     p.add_argument("--username", default=d.username)
     p.add_argument("--password", default=d.password)
@@ -52,6 +58,7 @@ def settings_from(args: argparse.Namespace) -> SimSettings:
         latency_ms=args.latency_ms,
         token_ttl=args.token_ttl,
         dbk_max_products=args.dbk_max_products,
+        dbk_bulk_second=args.dbk_bulk_second,
         faults=args.faults,
         username=args.username,
         password=args.password,

@@ -96,7 +96,10 @@ class Simulator:
             clock=clock,
             nobb=NobbCatalogue(settings.nobb_items, settings.seed),
             books=BookCatalogue(
-                settings.dbk_products, settings.seed, cap=settings.dbk_max_products
+                settings.dbk_products,
+                settings.seed,
+                cap=settings.dbk_max_products,
+                bulk_second=settings.dbk_bulk_second,
             ),
             faults=FaultPlan(profile=settings.faults, seed=settings.seed),
             limits={

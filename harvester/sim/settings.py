@@ -28,6 +28,8 @@ class SimSettings:
     latency_ms: float = 0.0
     token_ttl: float = 7200.0
     dbk_max_products: int = 2000
+    #: A catalogue of 3,000+ products has one second holding ``dbk_max_products + 1`` products.
+    dbk_bulk_second: bool = True
     faults: FaultProfile = "none"
     username: str = "harvester"
     password: str = "harvester"

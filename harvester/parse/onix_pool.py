@@ -1,0 +1,103 @@
+"""ONIX → JSON on every core: batches of products converted in worker processes.
+
+ONIX → JSON is CPU-bound (tree and dict building in Python), so the event loop only splits the
+byte stream at product boundaries (``onix_split.py``) and ships each batch to a process pool,
+which runs ``onix.convert_batch``. ``workers = 0`` converts in the event loop's process instead
+(for debugging, or a one-core machine).
+
+``OnixConverter`` is an async context manager: the pool starts on entry (``spawn``: no fork of a
+process that has threads) and stops on ``aclose()`` (idempotent), cancelling queued batches.
+Worker failures come back as ``MalformedBody`` naming the request; a worker that died
+(``BrokenProcessPool``) restarts the pool and fails the batch as a retryable ``TruncatedBody``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from types import TracebackType
+
+from harvester.errors import MalformedBody, TruncatedBody
+from harvester.parse.onix import Converted, ProductError, Src, convert_batch, read_header
+from harvester.parse.onix_split import Batch, Prologue
+
+__all__ = ["OnixConverter"]
+
+
+def _warm() -> None:
+    """Worker initializer: import the converter once, before the first batch arrives."""
+    from harvester.parse import onix  # noqa: F401
+
+
+class OnixConverter:
+    """Converts ``Batch`` es to ``(record_reference, json_line, updated)`` (module docstring)."""
+
+    def __init__(self, workers: int) -> None:
+        if workers < 0:
+            raise ValueError("workers must be >= 0")
+        self.workers = workers
+        self._pool: ProcessPoolExecutor | None = None
+        self._closed = False
+
+    def _start(self) -> ProcessPoolExecutor:
+        ctx = multiprocessing.get_context("spawn")
+        return ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_warm)
+
+    async def __aenter__(self) -> OnixConverter:
+        if self.workers:
+            self._pool = self._start()
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
+
+    @staticmethod
+    def header(prologue: Prologue, *, label: str) -> Src:
+        """The message's release, tag style, namespace and sent time (parsed here: it is small)."""
+        try:
+            return read_header(prologue.document)
+        except ProductError as exc:
+            raise MalformedBody(f"ONIX message: {exc}", request=label) from None
+
+    def submit(self, prologue: Prologue, src: Src, batch: Batch) -> asyncio.Future[list[Converted]]:
+        """Start converting ``batch``; pass the future to ``result`` (which translates errors).
+
+        The caller bounds how many are pending (that is the backpressure on the body stream).
+        """
+        args = (prologue.root_open, prologue.root_tag, batch.data, src)
+        loop = asyncio.get_running_loop()
+        if self._pool is None:
+            if self._closed:
+                raise RuntimeError("the converter is closed")
+            fut: asyncio.Future[list[Converted]] = loop.create_future()
+            try:
+                fut.set_result(convert_batch(*args))
+            except ProductError as exc:
+                fut.set_exception(exc)
+            return fut
+        return loop.run_in_executor(self._pool, convert_batch, *args)
+
+    async def result(self, fut: asyncio.Future[list[Converted]], *, label: str) -> list[Converted]:
+        """The batch's records in document order; ``MalformedBody`` if it cannot be read."""
+        try:
+            return await fut
+        except ProductError as exc:
+            raise MalformedBody(f"ONIX: {exc}", request=label) from None
+        except BrokenProcessPool:
+            # A worker died (killed, out of memory): start a new pool; the request is retried.
+            if self._pool is not None and not self._closed:
+                old, self._pool = self._pool, self._start()
+                old.shutdown(wait=False, cancel_futures=True)
+            raise TruncatedBody("an ONIX converter process died", request=label) from None
