@@ -159,9 +159,14 @@ class DbkSource:
                     changed.set()
 
         ctx.progress.partitions_total += 1
-        async with asyncio.TaskGroup() as tg:
-            for _ in range(self.cfg.concurrency):
-                tg.create_task(worker())
+        try:
+            async with asyncio.TaskGroup() as tg:
+                for _ in range(self.cfg.concurrency):
+                    tg.create_task(worker())
+        except BaseExceptionGroup as group:
+            # One window's fatal error (AuthError, a disk error) stops the source: report it
+            # as itself, not wrapped in a group.
+            raise group.exceptions[0] from None
 
     async def _one(
         self, ctx: RunContext, planner: WindowPlanner, w: Window, *, catch_up: bool

@@ -1,0 +1,232 @@
+"""DBK dumps and syncs against the simulator over real sockets: every product once, as served."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+import pytest
+
+from harvester.cli import main
+from harvester.clock import Clock, SystemClock
+from harvester.config import DbkConfig, OutputConfig, Secret
+from harvester.errors import AuthError
+from harvester.output import read_lines, verify_run
+from harvester.parse.onix import convert_batch, read_header
+from harvester.parse.onix_split import Batch, OnixSplitter, Prologue
+from harvester.progress import Progress
+from harvester.run import RunResult, run_source
+from harvester.sim.books import BookCatalogue
+from harvester.sim.server import Simulator
+from harvester.sim.settings import FaultProfile, SimSettings
+from harvester.sources.base import Mode
+from harvester.sources.dbk import DbkSource
+from tests.simtools import WallClock
+
+
+def _cfg(sim: Simulator, **kw: object) -> DbkConfig:
+    base: dict[str, object] = {
+        "base_url": sim.url, "username": Secret("harvester"), "password": Secret("harvester"),
+        "rate_limit": "0", "concurrency": 4, "retries": 6, "workers": 0,
+        "max_products_per_response": sim.settings.dbk_max_products,
+    }  # fmt: skip
+    base.update(kw)
+    return DbkConfig(**base)  # type: ignore[arg-type]
+
+
+async def _run(
+    sim: Simulator, out: Path, mode: Mode = "dump", clock: Clock | None = None, **kw: object
+) -> RunResult:
+    return await run_source(
+        DbkSource(_cfg(sim, **kw), clock=clock), mode=mode, output=OutputConfig(shard_max_records=700),
+        out_dir=out, config_digest="test", progress=Progress(source="dbk"),
+    )  # fmt: skip
+
+
+def _expected(books: BookCatalogue, positions: range | list[int]) -> dict[str, bytes]:
+    """What the harvester must write for these products: their ONIX, converted, by reference."""
+    body = b"".join(books.message(list(positions), sent=0, number=1))
+    splitter = OnixSplitter()
+    out: dict[str, bytes] = {}
+    prologue: Prologue | None = None
+    for piece in [*splitter.feed(body), *splitter.close()]:
+        if isinstance(piece, Prologue):
+            prologue = piece
+        elif isinstance(piece, Batch):
+            assert prologue is not None
+            src = read_header(prologue.document)
+            out.update((k, line) for k, line, _ in convert_batch(
+                prologue.root_open, prologue.root_tag, piece.data, src))  # fmt: skip
+    return out
+
+
+def _written(result: RunResult) -> dict[str, bytes]:
+    verify_run(result.run_dir)
+    lines = list(read_lines(result.run_dir))
+    keys = [orjson.loads(line)["record_reference"] for line in lines]
+    assert len(keys) == len(set(keys)), "a record_reference was written twice"
+    return dict(zip(keys, lines, strict=True))
+
+
+async def test_dump_writes_every_product_once_as_converted(tmp_path: Path) -> None:
+    """A dump writes exactly the catalogue, each line equal to converting the served ONIX."""
+    settings = SimSettings(dbk_products=2500, dbk_max_products=300, rate_limit=0, seed=5)
+    async with Simulator(settings) as sim:
+        result = await _run(sim, tmp_path)
+        books = sim.ctx.books
+    assert result.exit_code == 0 and result.manifest.complete
+    assert _written(result) == _expected(books, range(books.size))
+    checks = result.manifest.checks
+    assert checks["written"] == 2500 and checks["unsplittable"] == []
+    windows = [r for r in result.manifest.partitions.values() if not r.get("catch_up")]
+    assert all(r["ok"] and r["count"] < 300 for r in windows)  # type: ignore[operator]
+
+
+async def test_a_second_dump_plans_from_the_learned_windows(tmp_path: Path) -> None:
+    """The windows of a complete run are kept in state.json and make the next dump cheaper."""
+    settings = SimSettings(dbk_products=2500, dbk_max_products=200, rate_limit=0, seed=6)
+    async with Simulator(settings) as sim:
+        first = await _run(sim, tmp_path)
+        second = await _run(sim, tmp_path)
+    state = orjson.loads((tmp_path / "dbk" / "state.json").read_bytes())
+    assert sum(n for _, _, n in state["windows"]) == 2500
+    assert second.manifest.records == first.manifest.records == 2500
+    assert second.manifest.checks["windows"] < first.manifest.checks["windows"]  # type: ignore[operator]
+
+
+async def test_more_than_the_cap_in_one_second_is_named_and_incomplete(tmp_path: Path) -> None:
+    """The bulk second (cap + 1 products) is named in the manifest; the run exits 1."""
+    settings = SimSettings(dbk_products=3000, dbk_max_products=400, rate_limit=0, seed=7)
+    async with Simulator(settings) as sim:
+        result = await _run(sim, tmp_path)
+        bulk = sim.ctx.books.bulk_second
+    assert bulk is not None and result.exit_code == 1 and not result.manifest.complete
+    from harvester.windows import Window
+
+    bad = Window(bulk, bulk + 1).id
+    assert result.manifest.checks["unsplittable"] == [bad]
+    assert result.failed == (bad,)
+    assert "share one second" in str(result.manifest.partitions[bad]["error"])
+    assert result.manifest.records == 3000 - 1  # all but what the cut-off response left out
+    assert not (tmp_path / "dbk" / "state.json").exists()
+
+
+@pytest.mark.parametrize("filters_in", ["query", "body"])
+async def test_publisher_filter_as_query_or_body(tmp_path: Path, filters_in: str) -> None:
+    """publisher is passed through (GET query or POST JSON body): only that publisher's products."""
+    settings = SimSettings(dbk_products=1500, dbk_max_products=200, rate_limit=0, seed=8)
+    async with Simulator(settings) as sim:
+        result = await _run(sim, tmp_path, publisher="170864", filters_in=filters_in)
+        books = sim.ctx.books
+    mine = [p for p in range(books.size) if books.publisher[p] == 170864]
+    assert 0 < len(mine) < books.size
+    assert _written(result) == _expected(books, mine)
+
+
+async def test_process_pool_gives_the_same_lines(tmp_path: Path) -> None:
+    """Converting in two worker processes writes the same records as converting inline."""
+    settings = SimSettings(dbk_products=1200, dbk_max_products=500, rate_limit=0, seed=9)
+    async with Simulator(settings) as sim:
+        pooled = await _run(sim, tmp_path / "a", workers=2)
+        books = sim.ctx.books
+    assert _written(pooled) == _expected(books, range(books.size))
+
+
+class _SimTime(SystemClock):
+    """The client's wall clock is the simulator's (its sleeps and monotonic time are real)."""
+
+    def __init__(self, now: Callable[[], float]) -> None:
+        self.now = now
+
+    def time(self) -> float:
+        return self.now()
+
+
+async def test_tokens_are_renewed_before_they_expire(tmp_path: Path) -> None:
+    """Five simulated minutes per export, a 400 s margin: the JWT is refreshed, never refused."""
+    wall = WallClock(time.time())
+    settings = SimSettings(dbk_products=800, dbk_max_products=60, rate_limit=0, seed=10)
+    async with Simulator(settings, clock=wall) as sim:
+        start = wall.now
+
+        def five_minutes_per_export() -> float:
+            return start + 300 * sim.stats["dbk_documents"]
+
+        sim.ctx.clock = five_minutes_per_export
+        clock = _SimTime(five_minutes_per_export)
+        result = await _run(sim, tmp_path, clock=clock, concurrency=1, token_refresh_margin=400)
+        stats = dict(sim.stats)
+    checks = result.manifest.checks
+    assert result.exit_code == 0 and result.manifest.records == 800
+    assert checks["authentications"] == stats["dbk_authentications"] == 1
+    # 1800 s tokens, 300 s per export: a refresh at least every 6 exports.
+    assert checks["token_refreshes"] == stats["dbk_refreshes"] >= stats["dbk_documents"] // 6 - 1
+
+
+async def test_wrong_password_stops_the_source_naming_the_keys(tmp_path: Path) -> None:
+    """Refused credentials: AuthError (exit 3) naming dbk.username / dbk.password, not values."""
+    settings = SimSettings(dbk_products=100, rate_limit=0)
+    async with Simulator(settings) as sim:
+        with pytest.raises(AuthError) as err:
+            await _run(sim, tmp_path, password=Secret("s3cret-marker"))
+    assert err.value.exit_code == 3
+    assert "dbk.username / dbk.password" in str(err.value)
+    assert "s3cret-marker" not in str(err.value)
+
+
+async def test_a_foreign_publisher_is_refused_after_one_reauthentication(tmp_path: Path) -> None:
+    """A 401 on the export re-authenticates once; a second 401 stops the source (exit 3)."""
+    settings = SimSettings(dbk_products=100, rate_limit=0)
+    async with Simulator(settings) as sim:
+        with pytest.raises(AuthError, match="dbk.publisher"):
+            await _run(sim, tmp_path, publisher="999")
+
+
+@pytest.mark.parametrize("profile", ["flaky", "hostile"])
+async def test_faults_heal_to_the_same_records(tmp_path: Path, profile: FaultProfile) -> None:
+    """5xx, 429s, resets and slow answers: the records equal the catalogue's, exit 0."""
+    settings = SimSettings(dbk_products=1500, dbk_max_products=300, rate_limit=0, seed=12,
+                           faults=profile)  # fmt: skip
+    async with Simulator(settings) as sim:
+        result = await _run(sim, tmp_path, retries=12)
+        books = sim.ctx.books
+    assert result.exit_code == 0
+    assert _written(result) == _expected(books, range(books.size))
+
+
+async def test_sync_carries_changes_and_deletions_since_the_high_water(tmp_path: Path) -> None:
+    """After a dump, a sync fetches only products updated since high-water minus the overlap."""
+    settings = SimSettings(dbk_products=1000, dbk_max_products=300, rate_limit=0, seed=13)
+    async with Simulator(settings) as sim:
+        await _run(sim, tmp_path)
+        books = sim.ctx.books
+        now = int(sim.ctx.clock())
+        touched = [books.record_reference(p) for p in (3, 400, 999)]
+        for ref in touched:
+            books.touch(ref, now - 60)
+        result = await _run(sim, tmp_path, mode="sync", sync_overlap_days=0.01)
+        recent = [p for p in range(books.size) if books.times[p] >= now - 60 - 864 - 5]
+    written = _written(result)
+    assert set(touched) <= set(written)
+    assert set(written) == {books.record_reference(p) for p in recent}
+    assert result.manifest.mode == "sync" and result.exit_code == 0
+
+
+async def test_cli_dump_dbk_exit_code_and_layout(tmp_path: Path) -> None:
+    """`harvester dump dbk --config` writes OUT/dbk/<run_id>/part-*.ndjson.gz and exits 0."""
+    settings = SimSettings(dbk_products=600, rate_limit=0, seed=14)
+    async with Simulator(settings) as sim:
+        config = tmp_path / "h.toml"
+        config.write_text(
+            f'[output]\ndir = "{tmp_path / "out"}"\n[dbk]\nbase_url = "{sim.url}"\n'
+            'username = "harvester"\npassword = "harvester"\nrate_limit = "0"\nworkers = 0\n'
+        )
+        code = await asyncio.to_thread(main, ["dump", "dbk", "--config", str(config), "-q"])
+    assert code == 0
+    (run,) = (tmp_path / "out" / "dbk").glob("2*")
+    assert (run / "manifest.json").exists() and sorted(p.name for p in run.glob("part-*")) == [
+        "part-00000.ndjson.gz"
+    ]
