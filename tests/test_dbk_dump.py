@@ -83,7 +83,8 @@ async def test_dump_writes_every_product_once_as_converted(tmp_path: Path) -> No
     assert _written(result) == _expected(books, range(books.size))
     checks = result.manifest.checks
     assert checks["written"] == 2500 and checks["unsplittable"] == []
-    windows = [r for r in result.manifest.partitions.values() if not r.get("catch_up")]
+    parts: dict[str, Any] = dict(result.manifest.partitions)
+    windows = [r for r in parts.values() if not r.get("catch_up")]
     assert all(r["ok"] and int(str(r["count"])) < 300 for r in windows)
 
 
