@@ -32,7 +32,7 @@ _PRODUCT_START = re.compile(rb"<(?:[\w.-]+:)?(?:Product|product)[\s>/]")
 _PRODUCT_END = re.compile(rb"</(?:[\w.-]+:)?(?:Product|product)\s*>")
 _DECL_ENCODING = re.compile(rb"""^\s*<\?xml[^>]*encoding\s*=\s*["']([^"']+)["']""")
 _WEAPONS = (b"<!DOCTYPE", b"<!ENTITY", b"<!doctype", b"<!entity")
-_TAIL_NOISE = re.compile(rb"\s+|<!--.*?-->", re.S)
+_COMMENT = re.compile(rb"<!--.*?-->", re.S)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,11 +124,13 @@ class OnixSplitter:
             self.prologue = self._read_prologue(head)
             yield self.prologue
             buf = buf[len(head) :]
-        rest = _TAIL_NOISE.sub(b"", buf)
-        if rest != b"</" + self.prologue.root_tag + b">":
-            if not rest or (b"</" + self.prologue.root_tag).startswith(rest[:64]):
-                raise self._fail("the body ended before the message was closed (truncated)")
-            raise self._fail(f"unexpected content after the last product: {rest[:40]!r}")
+        rest = _COMMENT.sub(b"", buf).strip()
+        root_tag = self.prologue.root_tag
+        if re.fullmatch(b"</" + re.escape(root_tag) + rb"\s*>", rest):
+            return
+        if not rest or _PRODUCT_START.match(rest) or (b"</" + root_tag).startswith(rest):
+            raise self._fail("the body ended before the message was closed (truncated)")
+        raise self._fail(f"unexpected content after the last product: {rest[:40]!r}")
 
     def _read_prologue(self, head: bytes) -> Prologue:
         if any(w in head for w in _WEAPONS):

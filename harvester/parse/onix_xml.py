@@ -33,7 +33,11 @@ def _tag(name: str, ns: str | None, short: bool) -> str:
 
 def _build(parent: Any, name: str, value: Any, ns: str | None, short: bool) -> Any:
     tag = _tag(name, ns, short)
-    el = etree.Element(tag) if parent is None else etree.SubElement(parent, tag)
+    if parent is None:
+        nsmap: Any = {None: ns} if ns else None  # the default namespace, as in a message
+        el = etree.Element(tag, nsmap=nsmap)
+    else:
+        el = etree.SubElement(parent, tag)
     if value is True:
         return el
     if isinstance(value, str):
