@@ -1,36 +1,32 @@
 """``harvester status``: what an output directory holds, read without changing anything.
 
-``collect_status(out_dir, last=5)`` returns a JSON-ready dict (``harvester status --json`` prints
-it as is)::
+``collect_status(out_dir, last=5)`` returns a JSON-ready dict; ``--json`` prints it as is::
 
-    {"out": "OUT", "sources": [{
-        "source": "nobb", "dir": "OUT/nobb",
-        "running": false,          # the source directory's lock is held by a live run
-        "lock_holder": null,       # "pid N since T" from the lock file while it is held
-        "state": {...},            # OUT/<source>/state.json as written by the last complete run
-        "runs": [{                 # the newest ``last`` run directories, newest first
-            "run_id", "mode", "status", "complete", "records", "shards",
-            "started", "finished", "duration_seconds"}],
+    {"out": "OUT", "sources": [{"source": "nobb", "dir": "OUT/nobb",
+        "running": false, "lock_holder": null,   # lock held by a live run: "pid N since T"
+        "high_water": {"high_water": "..."},     # state.json's scalar entries
+        "last_complete_run": {"run_id", "mode", "records"} | null,   # state.json's
+        "state_other": {"windows": 812},         # state.json's other entries, by size
+        "runs": [{"run_id", "mode", "status", "complete", "records", "shards",
+                  "started", "finished", "duration_seconds"}],   # newest ``last``, newest first
         "resumable": {"dump": null | {...}, "sync": null | {...}},
         "problems": ["OUT/nobb/X/manifest.json: not valid JSON (...)"]}]}
 
-A run's ``status`` is ``complete`` or ``incomplete`` (from its manifest), ``running`` (a
-checkpoint and no manifest while the lock is held: the one whose checkpoint changed last),
-``crashed`` (a checkpoint and no manifest otherwise: killed or crashed), ``empty`` (neither file)
-or ``unreadable`` (its manifest or checkpoint is not a readable JSON object; ``problems`` names
-the file). Without a manifest,
-``records``/``shards`` count what the checkpoint lists so far and ``finished`` is null.
+A run's ``status``: ``complete``/``incomplete`` (its manifest says), ``crashed`` (a checkpoint
+and no manifest: killed or crashed), ``running`` (the same while the lock is held, for the run
+whose checkpoint was written last), ``empty`` (neither file), ``unreadable`` (a file that is
+not a readable JSON object, named in ``problems``). Without a manifest, ``records``/``shards``
+are the checkpoint's so far and ``finished`` is null.
 
 ``resumable[mode]`` is the run ``harvester <mode> <source> --resume`` would continue
-(``harvester.checkpoint.find_resumable``): its run id, done partition ids count, planned
-partition count (null for a sync), shards and records so far. If ``--resume`` itself would fail
-on a corrupt checkpoint, the mode's entry is null and ``problems`` says why.
+(``checkpoint.find_resumable``): ``run_id``, ``started``, ``partitions_done`` (DBK: windows),
+``partitions_planned`` (``PLANNED`` sources with a plan, else null), ``shards``, ``records``.
+If ``--resume`` would fail on a corrupt checkpoint, it is null and ``problems`` says why.
 
-The lock is tested with a shared non-blocking ``flock`` on a read-only descriptor, released at
-once: the lock file is never created, written or kept. A run that starts in that same instant
-finds the lock taken and exits 75, as it would beside any other run. No file is ever written.
-A source directory is any directory under OUT holding ``state.json``, ``.lock`` or a run
-directory (one with ``manifest.json`` or ``checkpoint.json``).
+Nothing is written. The lock is tested with a non-blocking shared ``flock`` on a read-only
+descriptor, released at once (the lock file is never created); a run starting in that instant
+exits 75, as beside any other run. A source directory is a directory under OUT holding
+``state.json``, ``.lock`` or a run directory (with ``manifest.json`` or ``checkpoint.json``).
 """
 
 from __future__ import annotations
@@ -53,6 +49,9 @@ from harvester.run import STATE
 __all__ = ["collect_status", "render_status", "run"]
 
 MODES = ("dump", "sync")
+#: Sources whose checkpoint ``plan`` lists their partitions (DBK's plan is one time range, cut
+#: into windows as the run goes, so its total is not known in advance).
+PLANNED = frozenset({"nobb"})
 
 
 def _read_json(path: Path, problems: list[str]) -> dict[str, Any] | None:
@@ -101,8 +100,8 @@ def _run(run_dir: Path, problems: list[str]) -> dict[str, Any]:
     seen = len(problems)
     manifest = _read_json(run_dir / MANIFEST, problems)
     bad_manifest = len(problems) > seen
-    cp = None if manifest else _read_json(run_dir / CHECKPOINT, problems)
-    source = manifest or cp
+    cp = None if manifest is not None else _read_json(run_dir / CHECKPOINT, problems)
+    source = manifest if manifest is not None else cp
     if source is not None:
         shards = source.get("shards")
         shards = shards if isinstance(shards, list) else []
@@ -141,23 +140,20 @@ def _mark_running(source_dir: Path, runs: list[dict[str, Any]]) -> None:
 def _resumable(source_dir: Path, mode: str, problems: list[str]) -> dict[str, Any] | None:
     try:
         run_dir = find_resumable(source_dir, mode)
-        if run_dir is None:
-            return None
-        cp = Checkpoint.load(run_dir)
-    except OutputError as exc:
-        problems.append(f"{mode} --resume would fail: {exc}")
-        return None
-    except (OSError, ValueError, AttributeError) as exc:
+        cp = Checkpoint.load(run_dir) if run_dir is not None else None
+    except (OutputError, OSError, ValueError, AttributeError) as exc:
         problems.append(f"{mode} --resume would fail in {source_dir}: {exc}")
         return None
-    return {
-        "run_id": run_dir.name,
-        "started": cp.started,
-        "partitions_done": len(cp.done),
-        "partitions_planned": len(cp.plan) if cp.plan is not None else None,
-        "shards": len(cp.shards),
-        "records": sum(s.records for s in cp.shards),
-    }
+    if run_dir is None or cp is None:
+        return None
+    planned = len(cp.plan) if cp.plan is not None and source_dir.name in PLANNED else None
+    return {"run_id": run_dir.name, "started": cp.started, "partitions_done": len(cp.done),
+            "partitions_planned": planned, "shards": len(cp.shards),
+            "records": sum(s.records for s in cp.shards)}  # fmt: skip
+
+
+def _scalar(value: object) -> bool:
+    return value is None or isinstance(value, (str, int, float, bool))
 
 
 def _is_source(path: Path) -> bool:
@@ -170,21 +166,19 @@ def _is_source(path: Path) -> bool:
 def _source(source_dir: Path, last: int) -> dict[str, Any]:
     problems: list[str] = []
     holder = lock_holder(source_dir)
+    state = _read_json(source_dir / STATE, problems) or {}
+    lcr = state.get("last_complete_run")
     dirs = sorted((p for p in source_dir.iterdir() if p.is_dir() and not p.name.startswith(".")),
                   key=lambda p: p.name, reverse=True)  # fmt: skip
     runs = [_run(p, problems) for p in dirs[: max(last, 0)]]
     if holder is not None:
         _mark_running(source_dir, runs)
-    return {
-        "source": source_dir.name,
-        "dir": str(source_dir),
-        "running": holder is not None,
-        "lock_holder": holder,
-        "state": _read_json(source_dir / STATE, problems),
-        "runs": runs,
-        "resumable": {mode: _resumable(source_dir, mode, problems) for mode in MODES},
-        "problems": problems,
-    }
+    other = {k: len(v) for k, v in state.items() if not _scalar(v) and k != "last_complete_run"}
+    resumable = {mode: _resumable(source_dir, mode, problems) for mode in MODES}
+    return {"source": source_dir.name, "dir": str(source_dir), "running": holder is not None,
+            "lock_holder": holder, "high_water": {k: v for k, v in state.items() if _scalar(v)},
+            "last_complete_run": lcr if isinstance(lcr, dict) else None, "state_other": other,
+            "runs": runs, "resumable": resumable, "problems": problems}  # fmt: skip
 
 
 def collect_status(out_dir: Path, *, last: int = 5) -> dict[str, Any]:
@@ -212,13 +206,14 @@ def render_status(data: dict[str, Any]) -> str:
     for src in data["sources"]:
         lock = f"running ({src['lock_holder'] or 'lock held'})" if src["running"] else "idle"
         lines += ["", f"{src['source']}: {lock}"]
-        state = src["state"] or {}
-        marks = [f"  {k}: {v}" for k, v in state.items() if k != "last_complete_run"]
+        marks = [f"  {k}: {v}" for k, v in src["high_water"].items()]
         lines += marks or ["  high-water marks: none"]
-        lcr = state.get("last_complete_run")
-        if isinstance(lcr, dict):
+        lcr = src["last_complete_run"]
+        if lcr is not None:
             lines.append(f"  last complete run: {lcr.get('run_id')} ({lcr.get('mode')}, "
                          f"{_num(lcr.get('records'))} records)")  # fmt: skip
+        for key, size in src["state_other"].items():
+            lines.append(f"  {key}: {size:,} entries")
         table = [("run", "mode", "status", "records", "shards", "started", "finished", "took")]
         for r in src["runs"]:
             took = r["duration_seconds"]

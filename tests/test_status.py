@@ -71,10 +71,11 @@ async def test_complete_dump_is_listed_with_records_and_high_water(tmp_path: Pat
         "duration_seconds": round((m.finished - m.started).total_seconds(), 3),
     }]  # fmt: skip
     high_water = m.started.date().isoformat()
-    assert src["state"] == {
-        "high_water": high_water,
-        "last_complete_run": {"run_id": result.run_dir.name, "mode": "dump", "records": 2000},
-    }
+    assert src["high_water"] == {"high_water": high_water}
+    assert src["last_complete_run"] == {
+        "run_id": result.run_dir.name, "mode": "dump", "records": 2000,
+    }  # fmt: skip
+    assert src["state_other"] == {}
     assert src["resumable"] == {"dump": None, "sync": None}
     text = render_status(data)
     assert f"  high_water: {high_water}\n" in text
@@ -96,7 +97,8 @@ async def test_incomplete_real_run_is_reported_resumable(tmp_path: Path) -> None
     assert (run["status"], run["complete"], run["records"]) == (
         "incomplete", False, result.manifest.records,
     )  # fmt: skip
-    assert src["state"] is None  # an incomplete run never advances the high-water marks
+    # An incomplete run never advances the high-water marks.
+    assert (src["high_water"], src["last_complete_run"]) == ({}, None)
     assert src["resumable"] == {
         "dump": {
             "run_id": result.run_dir.name, "started": cp.started,
@@ -161,6 +163,38 @@ def test_last_limits_runs_and_duration_is_exact(tmp_path: Path) -> None:
     assert "  20261120T020000Z  sync  complete    1,234" in render_status(collect_status(tmp_path))
 
 
+def test_dbk_windows_state_and_checkpoint(tmp_path: Path) -> None:
+    """DBK's learned windows are counted, not printed; its windows done have no planned total."""
+    source_dir = tmp_path / "dbk"
+    run_dir = source_dir / "20261122T020000Z"
+    run_dir.mkdir(parents=True)
+    windows = [[1_000_000_000 + i, 1_000_000_001 + i, 5] for i in range(812)]
+    state = {
+        "high_water": "2026-11-21T02:00:00+00:00",
+        "windows": windows,
+        "last_complete_run": {"run_id": "20261121T020000Z", "mode": "sync", "records": 9},
+    }
+    (source_dir / "state.json").write_text(json.dumps(state))
+    Checkpoint(
+        started="2026-11-22T02:00:00+00:00", mode="sync",
+        plan=[["2026-11-20T02:00:00+00:00", "2026-11-22T02:00:00+00:00"]],
+        done={f"w{i}": {"start": i, "end": i + 1} for i in range(3)},
+        shards=[ShardInfo("part-00000.ndjson.gz", 42, 900, SHA)],
+    ).save(run_dir)  # fmt: skip
+    data = collect_status(tmp_path)
+    (src,) = data["sources"]
+    assert src["high_water"] == {"high_water": "2026-11-21T02:00:00+00:00"}
+    assert src["state_other"] == {"windows": 812}
+    assert src["resumable"]["sync"] == {
+        "run_id": "20261122T020000Z", "started": "2026-11-22T02:00:00+00:00",
+        "partitions_done": 3, "partitions_planned": None, "shards": 1, "records": 42,
+    }  # fmt: skip
+    text = render_status(data)
+    assert "  windows: 812 entries\n" in text
+    assert "  resumable sync: 20261122T020000Z: 3 partitions done, 1 shards, 42 records" in text
+    assert "1000000000" not in text
+
+
 def test_corrupt_files_are_named_not_raised(tmp_path: Path) -> None:
     """A corrupt manifest, checkpoint and state.json each give a line naming the file."""
     source_dir = tmp_path / "nobb"
@@ -180,13 +214,14 @@ def test_corrupt_files_are_named_not_raised(tmp_path: Path) -> None:
         source_dir / "state.json",
     )
     problems = src["problems"]
-    assert problems[0] == f"{checkpoint}: not a JSON object"
-    assert problems[1].startswith(f"{manifest}: not valid JSON (")
-    assert problems[2].startswith(f"{state}: not valid JSON (")
+    assert problems[0].startswith(f"{state}: not valid JSON (")
+    assert problems[1] == f"{checkpoint}: not a JSON object"
+    assert problems[2].startswith(f"{manifest}: not valid JSON (")
     assert problems[3] == (
-        f"dump --resume would fail: cannot read the checkpoint of {checkpoint.parent}: "
-        "list indices must be integers or slices, not str"
+        f"dump --resume would fail in {source_dir}: cannot read the checkpoint of "
+        f"{checkpoint.parent}: list indices must be integers or slices, not str"
     )
+    assert (src["high_water"], src["last_complete_run"]) == ({}, None)
     text = render_status(data)
     assert f"  problem: {manifest}: not valid JSON (" in text
     assert "Traceback" not in text
@@ -202,7 +237,7 @@ def test_cli_status_json_and_text_match_collect_status(
     assert main(["status", "--out", str(tmp_path), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data == collect_status(tmp_path)
-    assert data["sources"][0]["state"] == {"high_water": "2026-11-21"}
+    assert data["sources"][0]["high_water"] == {"high_water": "2026-11-21"}
     assert data["sources"][0]["resumable"]["dump"]["run_id"] == "20261122T020000Z"
     assert main(["status", "--out", str(tmp_path), "--last", "1"]) == 0
     assert capsys.readouterr().out == render_status(collect_status(tmp_path, last=1))
