@@ -130,6 +130,7 @@ class _ApiConfig:
     max_body_mb: int = 2048
     retries: int = 6
     sync_overlap_days: float = 1.0
+    accept_encoding: str = "gzip, br"
 
     def _check(self, section: str) -> None:
         parts = urlsplit(self.base_url)
@@ -150,6 +151,12 @@ class _ApiConfig:
         for name in ("connect_timeout", "first_byte_timeout", "read_timeout"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{section}.{name}: must be > 0")
+        offered = [e.strip().split(";")[0] for e in self.accept_encoding.split(",")]
+        if not offered or not set(offered) <= {"gzip", "br", "identity", "deflate"}:
+            raise ConfigError(
+                f"{section}.accept_encoding: a list of gzip, br, identity, not "
+                f"{self.accept_encoding!r}"
+            )
         if self.max_body_mb < 1 or self.retries < 0 or self.sync_overlap_days < 0:
             raise ConfigError(f"{section}: max_body_mb >= 1, retries >= 0, sync_overlap_days >= 0")
 
@@ -272,6 +279,7 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
     "max_body_mb": int,
     "retries": int,
     "sync_overlap_days": (int, float),
+    "accept_encoding": str,
     "page_size": int,
     "two_ended": bool,
     "partitions": int,

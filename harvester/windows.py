@@ -12,11 +12,10 @@ seconds with windows so that no response is cut off, in close to the fewest requ
   (at most ×8, ×8 after an empty one): windows grow where the catalogue is sparse and shrink
   where it is dense.
 - A full window (``count ≥ cap``) may be cut off: its records are not trusted to be all, and it
-  is split (at the median update time of the products it did hold, or isolating the one second
-  they share, else at the midpoint); the parts are handed out before the lane's cursor moves
-  on. A one-second window
-  that is still full cannot be split (``unsplittable``): the run is incomplete, never silently
-  truncated.
+  is split (at the median and newest update times of the products it did hold, or around the
+  one second they all share, else at the midpoint); the parts are handed out before the lane's
+  cursor moves on. A one-second window that is still full cannot be split (``unsplittable``):
+  the run is incomplete, never silently truncated.
 - When a lane has nothing to hand out and another lane has range left, that range is split and
   a new lane takes its upper half, so workers stay busy.
 
@@ -206,8 +205,8 @@ class WindowPlanner:
 
         ``seen`` are the update times of the products the response did hold: if they all share
         one second, that second becomes a window of its own (it may be unsplittable); otherwise
-        the split is at their median, else at the midpoint. Any split point is correct; these
-        just find a dense spot in one step instead of dozens of halvings.
+        the splits are at their median and newest, else at the midpoint. Any split point is
+        correct; these just find a dense spot in one step instead of dozens of halvings.
         """
         lane = self._release(w)
         lane.width = max(1, w.width // 4)
@@ -222,10 +221,15 @@ class WindowPlanner:
             s = inside[0]
             parts = [Window(w.start, s), Window(s, s + 1), Window(s + 1, w.end)]
         else:
-            mid = inside[len(inside) // 2] if inside else w.start + w.width // 2
-            if not w.start < mid < w.end:
-                mid = w.start + w.width // 2
-            parts = [Window(w.start, mid), Window(mid, w.end)]
+            # Median and newest: a server that sends the oldest products first (a cut-off
+            # prefix) gets two windows it answers whole and the rest; one that sends a sample
+            # gets two halves and a sliver.
+            cuts = sorted({t for t in (inside[len(inside) // 2], inside[-1]) if w.start < t < w.end}
+                          if inside else set())  # fmt: skip
+            if not cuts:
+                cuts = [w.start + w.width // 2]
+            edges = [w.start, *cuts, w.end]
+            parts = [Window(a, b) for a, b in itertools.pairwise(edges)]
         lane.stack += reversed([p for p in parts if p.width > 0])  # lowest handed out first
         return True
 

@@ -33,7 +33,15 @@ from lxml import etree
 
 from harvester.parse.onix_tags import FLAGS, FLOW, REPEATABLE, SHORT_TO_REF
 
-__all__ = ["Converted", "ProductError", "Src", "convert_batch", "iso", "read_header"]
+__all__ = [
+    "Converted",
+    "ProductError",
+    "Src",
+    "convert_batch",
+    "iso",
+    "product_times",
+    "read_header",
+]
 
 Src = dict[str, str | None]
 _PARSER = etree.XMLParser(
@@ -65,9 +73,9 @@ def _info(tag: str) -> tuple[str, bool, int]:
     return found
 
 
-def _attrs(attrib: Any, stamps: list[str]) -> dict[str, Any]:
+def _attrs(items: list[tuple[str, str]], stamps: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for key, value in attrib.items():
+    for key, value in items:
         if key[0] == "{":
             ns, _, local = key[1:].partition("}")
             key = "xml:" + local if ns == "http://www.w3.org/XML/1998/namespace" else local
@@ -86,32 +94,40 @@ def _flow(el: Any, ns: str | None) -> str:
 
 
 def _convert(el: Any, kind: int, ns: str | None, stamps: list[str]) -> Any:
-    attrib = el.attrib
+    items = el.items()
     if kind == _FLOW:
         inner = _flow(el, ns)
-        if attrib:
-            out = _attrs(attrib, stamps)
+        if items:
+            out = _attrs(items, stamps)
             out["#text"] = inner
             return out
         return inner
     text = el.text
     if len(el) == 0:
-        if attrib:
-            out = _attrs(attrib, stamps)
+        if items:
+            out = _attrs(items, stamps)
             if text is not None and (kind != _FLAG or text.strip()):
                 out["#text"] = text
             return out
         if kind == _FLAG and (text is None or not text.strip()):
             return True
         return "" if text is None else text
-    if (text is not None and text.strip()) or any(
-        c.tail is not None and c.tail.strip() for c in el
-    ):
-        return _convert(el, _FLOW, ns, stamps)  # mixed content: kept as markup
-    out = _attrs(attrib, stamps) if attrib else {}
+    out = _attrs(items, stamps) if items else {}
+    mixed = text is not None and not text.isspace()
+    info = _INFO
     for child in el:
-        name, repeatable, ckind = _info(child.tag)
-        value = _convert(child, ckind, ns, stamps)
+        tag = child.tag
+        name, repeatable, ckind = info.get(tag) or _info(tag)
+        # The common case inline (no call): a plain element with text only.
+        if ckind == _PLAIN and not len(child) and not child.items():
+            value = child.text
+            if value is None:
+                value = ""
+        else:
+            value = _convert(child, ckind, ns, stamps)
+        tail = child.tail
+        if tail is not None and not tail.isspace():
+            mixed = True
         if repeatable:
             seen = out.get(name)
             if seen is None:
@@ -123,6 +139,8 @@ def _convert(el: Any, kind: int, ns: str | None, stamps: list[str]) -> Any:
             out[name] = [*prev, value] if isinstance(prev, list) else [prev, value]
         else:
             out[name] = value
+    if mixed:
+        return _convert(el, _FLOW, ns, stamps)  # mixed content: kept as markup
     return out
 
 
@@ -180,16 +198,22 @@ def convert_batch(root_open: bytes, root_tag: bytes, data: bytes, src: Src) -> l
 
 
 def _text(value: Any) -> str | None:
-    if isinstance(value, list):
-        value = value[0] if value else None
-    if isinstance(value, dict):
-        value = value.get("#text")
-    return value if isinstance(value, str) else None
+    kind = type(value)
+    if kind is str:
+        return value  # type: ignore[no-any-return]
+    if kind is list:
+        return _text(value[0]) if value else None
+    if kind is dict:
+        text = value.get("#text")
+        return text if type(text) is str else None
+    return None
 
 
 def _each(value: Any) -> list[dict[str, Any]]:
-    items = value if isinstance(value, list) else [] if value is None else [value]
-    return [v for v in items if isinstance(v, dict)]
+    kind = type(value)
+    if kind is list:
+        return [v for v in value if type(v) is dict]
+    return [value] if kind is dict else []
 
 
 def _pick(items: list[dict[str, Any]], key: str, code: str) -> dict[str, Any] | None:
@@ -277,6 +301,19 @@ def _envelope(tree: Any, stamps: list[str], sent: str | None) -> dict[str, Any]:
         "updated": iso(updated),
         "updated_source": source,
     }
+
+
+_STAMP = re.compile(rb"<(?:[\w.-]+:)?(?:Product|product)\s[^>]*?datestamp\s*=\s*[\"']([^\"']*)")
+
+
+def product_times(data: bytes) -> list[int]:
+    """The ``datestamp`` of each ``<Product>`` start tag in raw bytes, as UNIX seconds."""
+    out = []
+    for raw in _STAMP.findall(data):
+        ts = _epoch(iso(raw.decode("ascii", "replace")))
+        if ts is not None:
+            out.append(ts)
+    return out
 
 
 def _epoch(value: str | None) -> int | None:

@@ -9,10 +9,11 @@ changed meanwhile; a sync runs from the last complete run's high-water mark minu
 ``sync_overlap_days``. The windows a complete run saw are kept in ``state.json`` as the learned
 density the next run plans from.
 
-Each response body is cut at product boundaries as it streams in and converted to JSON lines in
-worker processes (``parse/``), at most ``2 × workers`` batches pending per window. A window's
-records are final when the window is; finished windows are checkpointed in groups (every
-``CHECKPOINT_RECORDS`` records or ``CHECKPOINT_SECONDS``), so shards stay large.
+Each response body is cut at product boundaries as it streams in and held (at most
+``max_products_per_response`` products) until it is known not to be cut off; its batches are
+then converted to JSON lines in worker processes (``parse/``). A cut-off response is never
+converted. A window's records are final when the window is; finished windows are checkpointed
+in groups (every ``CHECKPOINT_RECORDS`` records or ``CHECKPOINT_SECONDS``), so shards stay large.
 
 Exactly-once: a product is in one window, its update time's. A product changed during a dump
 is written once, in the version first seen (the catch-up's newer version of an already written
@@ -34,9 +35,9 @@ from harvester.config import DbkConfig
 from harvester.errors import FetchError, Unauthorized
 from harvester.http import HttpClient, HttpSettings, Request, raise_for_status
 from harvester.limiter import RateLimiter
-from harvester.parse.onix import Converted, Src
+from harvester.parse.onix import Converted, Src, product_times
 from harvester.parse.onix_pool import OnixConverter
-from harvester.parse.onix_split import OnixSplitter, Prologue
+from harvester.parse.onix_split import Batch, OnixSplitter, Prologue
 from harvester.retry import RetryPolicy, call_with_retries
 from harvester.sources.base import RunContext
 from harvester.sources.dbk_auth import DbkSession
@@ -48,7 +49,6 @@ log = logging.getLogger("harvester.dbk")
 EXPORT = "/onix/document/export/v3.1"
 CHECKPOINT_RECORDS = 50_000
 CHECKPOINT_SECONDS = 30.0
-SEEN_MAX = 100_000
 MAX_LEARNED = 4000
 
 
@@ -80,6 +80,7 @@ class DbkSource:
             first_byte_timeout=cfg.first_byte_timeout,
             read_timeout=cfg.read_timeout,
             max_body_bytes=cfg.max_body_mb << 20,
+            accept_encoding=cfg.accept_encoding,
         )
         t0 = int(ctx.started.timestamp())
         if ctx.plan:
@@ -234,10 +235,12 @@ class DbkSource:
         """One window: (products in the response, records newly written, their update times)."""
         cap = self.cfg.max_products_per_response
         written = [0]
+        converted = [0]
         seen: list[int] = []
 
         async def attempt() -> int:
             seen.clear()
+            converted[0] = 0
             token = await self._session.bearer()
             request = self._request(w, token)
             ctx.progress.requests += 1
@@ -254,11 +257,13 @@ class DbkSource:
                     self._session.confirm(token)
                     if resp.status == 204:
                         return 0
+                    limit = cap if stop_when_full else None
                     await self._stream(ctx, resp.chunks(), splitter, request.label, written,
-                                       seen, cap if stop_when_full else None)  # fmt: skip
+                                       converted, seen, limit)  # fmt: skip
             except _Full:
                 return splitter.products
-            return splitter.products
+            # The workers' count guards the splitter's (a product end it did not see as one).
+            return max(splitter.products, converted[0])
 
         def on_retry(n: int, exc: FetchError, delay: float) -> None:
             ctx.progress.retries += 1
@@ -281,19 +286,29 @@ class DbkSource:
         splitter: OnixSplitter,
         label: str,
         written: list[int],
+        converted: list[int],
         seen: list[int],
         cap: int | None,
     ) -> None:
+        """Read one body: hold its batches until it is known not to be cut off, then convert.
+
+        A response that reaches ``cap`` products is dropped unconverted (its window is split;
+        ``seen`` gets the products' datestamps to split at), so a cut-off response costs
+        bandwidth but no conversion. Holding is bounded by ``cap`` products; past that (a
+        one-second window, read whole) batches are converted as they arrive.
+        """
         pending: deque[asyncio.Future[list[Converted]]] = deque()
+        held: list[Batch] = []
+        streaming = False
         prologue: Prologue | None = None
         src: Src = {}
         limit = max(2, 2 * self.cfg.workers)
 
         async def drain(keep: int) -> None:
             while len(pending) > keep:
-                for key, line, ts in await self._conv.result(pending.popleft(), label=label):
-                    if ts is not None and len(seen) < SEEN_MAX:
-                        seen.append(ts)
+                records = await self._conv.result(pending.popleft(), label=label)
+                converted[0] += len(records)
+                for key, line, _ in records:
                     if await ctx.sink.write(key, line):
                         ctx.progress.records += 1
                         written[0] += 1
@@ -304,15 +319,26 @@ class DbkSource:
                 for piece in splitter.feed(chunk):
                     if isinstance(piece, Prologue):
                         prologue, src = piece, self._conv.header(piece, label=label)
-                        continue
-                    assert prologue is not None
-                    pending.append(self._conv.submit(prologue, src, piece))
-                    await drain(limit)
-                if cap is not None and splitter.products >= cap:
-                    await drain(0)
+                    elif streaming:
+                        assert prologue is not None
+                        pending.append(self._conv.submit(prologue, src, piece))
+                        await drain(limit)
+                    else:
+                        held.append(piece)
+                if not streaming and cap is not None and splitter.products >= cap:
+                    seen.extend(t for b in held for t in product_times(b.data))
                     raise _Full
+                if not streaming and splitter.products >= self.cfg.max_products_per_response:
+                    streaming = True
+                    assert prologue is not None
+                    pending.extend(self._conv.submit(prologue, src, b) for b in held)
+                    held.clear()
+                    await drain(limit)
             for piece in splitter.close():
-                src = self._conv.header(piece, label=label)
+                prologue, src = piece, self._conv.header(piece, label=label)
+            if held:
+                assert prologue is not None
+                pending.extend(self._conv.submit(prologue, src, b) for b in held)
             await drain(0)
         finally:
             for fut in pending:

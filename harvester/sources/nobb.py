@@ -61,6 +61,7 @@ class NobbSource:
             first_byte_timeout=cfg.first_byte_timeout,
             read_timeout=cfg.read_timeout,
             max_body_bytes=cfg.max_body_mb << 20,
+            accept_encoding=cfg.accept_encoding,
         )
         self._limiter = RateLimiter(max_rate=rate, time_period=period, clock=self.clock)
         ctx.progress.limit = cfg.rate_limit
