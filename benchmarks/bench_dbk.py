@@ -5,8 +5,8 @@ element → dict, ``orjson.dumps`` per product to a file, one request at a time.
 same windows the harvester's first run learned (so both read the same bytes). harvester runs a
 dump planned from that learned state, with ``workers`` = 0 (converts in the event loop's
 process), 1 and 2 (a process pool), gzip-1 shards, and 2 with uncompressed shards. Both sides
-ask for identity encoding (on loopback, compression only costs CPU). Interleaved A B C D, medians; each run in a
-fresh process; peak RSS of the main process and of the pool's workers.
+ask for identity encoding (on loopback, compression only costs CPU). Interleaved A B C D,
+medians; each run in a fresh process; peak RSS of the main process and of the pool's workers.
 
     python -m benchmarks.bench_dbk [--products 30000] [--rounds 2]
 """
