@@ -45,23 +45,27 @@ def test_missing_config_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert "config file not found" in capsys.readouterr().err
 
 
-def test_dbk_says_it_cannot_harvest_yet(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """With a valid [dbk] config, `dump dbk` exits 1 and says plainly that DBK is not built."""
-    cfg = tmp_path / "c.toml"
-    cfg.write_text('[dbk]\nusername = "u"\npassword = "p"\n')
-    assert main(["dump", "dbk", "--config", str(cfg)]) == 1
-    assert "dbk: cannot harvest yet" in capsys.readouterr().err
-
-
-def test_demo_dumps_nobb_from_the_embedded_simulator(
+def test_dump_dbk_without_its_section_exits_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """demo dumps every simulated NOBB item exactly once and says DBK is not built yet."""
+    """`dump dbk` with a config lacking [dbk] stops with exit 2 naming the section."""
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[nobb]\nusername = "u"\npassword = "p"\n')
+    assert main(["dump", "dbk", "--config", str(cfg)]) == 2
+    assert "no [dbk] section" in capsys.readouterr().err
+
+
+def test_demo_dumps_both_sources_from_the_embedded_simulator(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """demo dumps every simulated NOBB item and DBK product exactly once and exits 0."""
     out = tmp_path / "demo-out"
-    code = main(["demo", "--out", str(out), "--nobb-items", "3000", "--dbk-products", "300"])
+    code = main(["demo", "--out", str(out), "--nobb-items", "3000", "--dbk-products", "3300"])
     captured = capsys.readouterr()
     assert code == 0
     assert "nobb: 3,000 of 3,000 items written exactly once (all)" in captured.out
-    assert "dbk: cannot harvest yet" in captured.err
+    assert "dbk: 3,300 of 3,300 products written exactly once (all)" in captured.out
     (run,) = (out / "nobb").glob("2*")
     assert verify_run(run)["records"] == 3000
+    (run,) = (out / "dbk").glob("2*")
+    assert verify_run(run)["records"] == 3300

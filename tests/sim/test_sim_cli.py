@@ -69,9 +69,10 @@ def test_harvester_simulate_help_lists_every_flag() -> None:
 
 
 def test_module_help_lists_the_same_flags() -> None:
-    """`python -m harvester.sim.cli --help` offers exactly the fixed flags (and --help)."""
+    """`python -m harvester.sim.cli --help` offers the fixed flags, the extensions and --help."""
     done = subprocess.run(
         [sys.executable, "-m", "harvester.sim.cli", "--help"],
         capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
-    assert set(re.findall(r"--[a-z][a-z-]*", done.stdout)) == {*FLAGS, "--help"}
+    # The fixed flags, and the extensions since: --no-bulk-second.
+    assert set(re.findall(r"--[a-z][a-z-]*", done.stdout)) == {*FLAGS, "--help", "--no-bulk-second"}
