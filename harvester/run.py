@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,7 +35,7 @@ from harvester.lock import RunLock
 from harvester.manifest import Manifest, atomic_write, new_run_id, write_manifest
 from harvester.progress import Progress
 from harvester.sink import ShardSink
-from harvester.sources.base import Mode, RunContext, Source
+from harvester.sources.base import Key, Mode, RunContext, Source
 
 __all__ = ["RunResult", "load_source_state", "run_source"]
 
@@ -127,6 +128,23 @@ async def run_source(
                 cp.done[pid] = result
                 cp.save(run_dir)
 
+            async def supersede(newer: Mapping[Key, bytes]) -> int:
+                replaced = 0
+
+                def edit(lines: list[bytes]) -> list[bytes] | None:
+                    nonlocal replaced
+                    out = [newer.get(source.key_of(line), line) for line in lines]
+                    changed = sum(a is not b for a, b in zip(out, lines, strict=True))
+                    replaced += changed
+                    return out if changed else None
+
+                old = await sink.rewrite(edit)
+                cp.shards = list(sink.shards)
+                cp.save(run_dir)
+                for name in old:  # only now: the checkpoint no longer lists them
+                    (run_dir / name).unlink(missing_ok=True)
+                return replaced
+
             def save_plan(plan: list[list[str | None]]) -> None:
                 cp.plan = plan
                 cp.save(run_dir)
@@ -143,6 +161,7 @@ async def run_source(
                 done=dict(cp.done),
                 checkpoint=checkpoint,
                 save_plan=save_plan,
+                supersede=supersede,
             )
             try:
                 await source.harvest(ctx)

@@ -235,7 +235,7 @@ class ShardSink:
             gzip_level,
             shard_max_records,
             shard_max_bytes,
-            len(self.shards),
+            1 + max((int(s.path[5:10]) for s in self.shards), default=-1),
             opener or (lambda p: open(p, "xb")),  # noqa: SIM115 - closed by finalize/abandon
         )
         self._closed = False
@@ -291,3 +291,38 @@ class ShardSink:
                 await self._settle()
         finally:
             self._writer.abandon()
+
+    async def rewrite(self, edit: Callable[[list[bytes]], list[bytes] | None]) -> list[str]:
+        """Pass every committed shard's lines through ``edit``; replace the shards it changes.
+
+        ``edit`` returns None for "unchanged", or the shard's new lines (the same records:
+        the key set is not touched). A changed shard is written as a new shard (next index)
+        that takes its place in ``shards``; the old files' names are returned, to
+        be deleted once a checkpoint lists the new ones (a crash in between leaves the old
+        ones listed and the new ones stray, or the new ones listed and the old ones stray:
+        either way a resume finds whole, listed shards). Runs in the worker thread.
+        """
+        await self.commit()
+        async with self._lock:
+            return await asyncio.to_thread(self._rewrite, edit)
+
+    def _rewrite(self, edit: Callable[[list[bytes]], list[bytes] | None]) -> list[str]:
+        from harvester.output import decompress_shard  # output imports this module
+
+        old: list[str] = []
+        shards: list[ShardInfo] = []
+        for info in self.shards:
+            path = self._writer.run_dir / info.path
+            try:
+                lines = decompress_shard(path, path.read_bytes()).splitlines()
+            except OSError as exc:
+                raise OutputError(f"cannot read {path}: {exc.strerror}") from exc
+            new = edit(lines)
+            if new is None:
+                shards.append(info)
+                continue
+            # Longer lines may cross the byte limit: one shard can become two.
+            shards += self._writer.write(new) + self._writer.finalize()
+            old.append(info.path)
+        self.shards = shards
+        return old

@@ -20,7 +20,7 @@ from harvester.parse.onix import convert_batch, read_header
 from harvester.parse.onix_split import Batch, OnixSplitter, Prologue
 from harvester.progress import Progress
 from harvester.run import RunResult, run_source
-from harvester.sim.books import BookCatalogue
+from harvester.sim.books import BookCatalogue, basic
 from harvester.sim.server import Simulator
 from harvester.sim.settings import FaultProfile, SimSettings
 from harvester.sources.base import Mode
@@ -234,3 +234,34 @@ async def test_cli_dump_dbk_exit_code_and_layout(tmp_path: Path) -> None:
     assert (run / "manifest.json").exists() and sorted(p.name for p in run.glob("part-*")) == [
         "part-00000.ndjson.gz"
     ]
+
+
+async def test_a_product_changed_during_the_dump_ends_in_its_latest_version(
+    tmp_path: Path,
+) -> None:
+    """A product written early and changed mid-run is in the dump once, in its new version."""
+    settings = SimSettings(dbk_products=2000, dbk_max_products=150, rate_limit=0, seed=15)
+    async with Simulator(settings) as sim:
+        books = sim.ctx.books
+        moved = books.record_reference(0)  # the oldest product: in the first window of lane 0
+        wall = sim.ctx.clock
+        touched: list[int] = []
+
+        def clock() -> float:
+            if sim.stats["dbk_documents"] >= 6 and not touched:
+                touched.append(int(wall()))
+                books.touch(moved, touched[0])
+            return wall()
+
+        sim.ctx.clock = clock
+        result = await _run(sim, tmp_path, concurrency=2)
+        final = _expected(books, range(books.size))
+    assert touched and result.exit_code == 0
+    written = _written(result)
+    assert written == final  # every product once, the moved one in its latest version
+    assert orjson.loads(written[moved])["onix"]["@datestamp"] == basic(touched[0])
+    assert result.manifest.checks["replaced_by_newer_version"] == 1
+    assert result.manifest.checks["changed_during_run"] == 1
+    assert {s.path for s in result.manifest.shards} == {
+        p.name for p in result.run_dir.glob("part-*")
+    }, "the replaced shard's old file is gone, the new one listed"

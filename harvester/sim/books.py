@@ -151,7 +151,15 @@ class BookCatalogue:
         self._by_isbn = {isbn13(s): p for p, s in enumerate(self.serial)}
 
     def message(self, positions: Sequence[int], *, sent: int, number: int) -> Iterator[bytes]:
-        """An ONIX 3.1 message holding the given products, as a stream of byte pieces."""
+        """An ONIX 3.1 message holding the given products, as a stream of byte pieces.
+
+        The products are read when the message starts, so one that changes while the body
+        streams (``touch``) is sent as it was, like a server's snapshot.
+        """
+        rows = [(self.serial[p], self.times[p], self.publisher[p]) for p in positions]
+        return self._stream(rows, sent, number)
+
+    def _stream(self, rows: list[tuple[int, int, int]], sent: int, number: int) -> Iterator[bytes]:
         yield (
             '<?xml version="1.0" encoding="UTF-8"?>\n'
             f'<ONIXMessage xmlns="{NAMESPACE}" release="3.1">\n'
@@ -159,19 +167,19 @@ class BookCatalogue:
             f"<MessageNumber>{number}</MessageNumber><SentDateTime>{basic(sent)}</SentDateTime>"
             "</Header>\n"
         ).encode()
-        for p in positions:
-            yield self.product(p).encode()
+        for row in rows:
+            yield self._render(*row).encode()
         yield b"</ONIXMessage>\n"
 
     def product(self, pos: int) -> str:
         """One ``<Product>`` element, filled into one of ``TEMPLATES`` pre-rendered shapes."""
-        serial = self.serial[pos]
+        return self._render(self.serial[pos], self.times[pos], self.publisher[pos])
+
+    def _render(self, serial: int, ts: int, pub_no: int) -> str:
         t = (serial * 2_654_435_761 + self.seed) % TEMPLATES
         parts = self._templates.get(t)
         if parts is None:
             parts = self._templates[t] = self._template(t).split("@@")
-        ts = self.times[pos]
-        pub_no = self.publisher[pos]
         published = datetime.fromtimestamp(max(ts - (serial * 7919) % 10**8, _Y1990), UTC)
         fill = {
             "ISBN": isbn13(serial),

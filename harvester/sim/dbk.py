@@ -216,6 +216,7 @@ class DbkApi:
             )
             resp.headers.update(headers)
             return resp
+        sent = int(ctx.clock())  # read before the snapshot below, as one consistent moment
         positions = ctx.books.window(start, end, publisher=publisher, isbns=isbns)
         if not positions:
             return web.Response(status=204, headers=headers)
@@ -224,7 +225,7 @@ class DbkApi:
         ctx.stats["dbk_documents"] += 1
         return await send(
             request,
-            ctx.books.message(positions, sent=int(ctx.clock()), number=self._messages),
+            ctx.books.message(positions, sent=sent, number=self._messages),
             content_type="application/xml; charset=utf-8",
             headers=headers,
             latency=ctx.settings.latency_ms / 1000,

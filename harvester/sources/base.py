@@ -46,6 +46,10 @@ class RunContext:
     checkpoint: Callable[[str, dict[str, object]], Awaitable[None]] | None = None
     #: Called once with a new run's partition plan, so a resume walks the same partitions.
     save_plan: Callable[[list[list[str | None]]], None] | None = None
+    #: Called with {key: newer line} for records already written: their old lines are
+    #: replaced in the committed shards (a record changed during a dump ends in its latest
+    #: version, still once). Returns how many lines were replaced.
+    supersede: Callable[[Mapping[Key, bytes]], Awaitable[int]] | None = None
     #: The source's saved state from the last complete run (high-water marks, learned plans).
     source_state: Mapping[str, object] = field(default_factory=dict)
     #: Filled by the source: partition id → result (``{"ok": true, ...}`` or an error).

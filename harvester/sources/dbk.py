@@ -15,9 +15,12 @@ then converted to JSON lines in worker processes (``parse/``). A cut-off respons
 converted. A window's records are final when the window is; finished windows are checkpointed
 in groups (every ``CHECKPOINT_RECORDS`` records or ``CHECKPOINT_SECONDS``), so shards stay large.
 
-Exactly-once: a product is in one window, its update time's. A product changed during a dump
-is written once, in the version first seen (the catch-up's newer version of an already written
-record is counted in ``checks.changed_during_run``; the next sync carries it).
+Exactly-once, latest version: a product is in one window, its update time's. A product that
+changes during a dump moves to the catch-up range; if its older version was already written,
+the catch-up's newer one replaces that line in the committed shards (``RunContext.supersede``),
+so the dump holds each ``record_reference`` once, in the latest version seen
+(``checks.replaced_by_newer_version``; past ``NEWER_MAX`` such products the rest keep their
+first version, the manifest says so, and the next sync carries them).
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from harvester.parse.onix import Converted, Src, product_times
 from harvester.parse.onix_pool import OnixConverter
 from harvester.parse.onix_split import Batch, OnixSplitter, Prologue
 from harvester.retry import RetryPolicy, call_with_retries
-from harvester.sources.base import RunContext
+from harvester.sources.base import Key, RunContext
 from harvester.sources.dbk_auth import DbkSession
 from harvester.windows import Window, WindowPlanner, stamp
 
@@ -49,6 +52,8 @@ log = logging.getLogger("harvester.dbk")
 EXPORT = "/onix/document/export/v3.1"
 CHECKPOINT_RECORDS = 50_000
 CHECKPOINT_SECONDS = 30.0
+NEWER_MAX = 100_000
+_KEY_PREFIX = b'{"record_reference":"'
 MAX_LEARNED = 4000
 
 
@@ -67,6 +72,13 @@ class DbkSource:
         self._policy = RetryPolicy(attempts=max(1, cfg.retries))
 
     def key_of(self, line: bytes) -> str:
+        # Records start with their key (parse/onix.py writes it first): slice it out, and
+        # parse the line only if the key has escapes.
+        if line.startswith(_KEY_PREFIX):
+            end = line.find(b'"', len(_KEY_PREFIX))
+            key = line[len(_KEY_PREFIX) : end]
+            if end > 0 and b"\\" not in key:
+                return key.decode()
         return str(orjson.loads(line)["record_reference"])
 
     async def harvest(self, ctx: RunContext) -> None:
@@ -99,6 +111,10 @@ class DbkSource:
         self._pending_records = 0
         self._last_checkpoint = self.clock.monotonic()
         self._changed = 0
+        self._newer: dict[Key, bytes] | None = None  # catch-up: newer versions of written keys
+        self._late: set[str] = set()  # keys first written by the catch-up
+        self._newer_dropped = 0
+        self._replaced = 0
         async with (
             HttpClient(settings, base_url=cfg.base_url) as http,
             OnixConverter(cfg.workers) as conv,
@@ -119,14 +135,24 @@ class DbkSource:
                     end, max(end, now), cap=cfg.max_products_per_response, lanes=cfg.concurrency,
                     learned=learned,
                 )  # fmt: skip
+                self._newer, self._late = {}, set()
                 await self._run(ctx, late, catch_up=True)
                 covered += late.covered
+                if self._newer and ctx.supersede is not None:
+                    self._replaced = await ctx.supersede(self._newer)
+                self._newer = None
         ctx.checks.update({
             "windows": main.requests, "unsplittable": [w.id for w in main.unsplittable],
             "written": ctx.progress.records, "changed_during_run": self._changed,
+            "replaced_by_newer_version": self._replaced,
             "authentications": self._session.authentications,
             "token_refreshes": self._session.refreshes,
         })  # fmt: skip
+        if self._newer_dropped:
+            ctx.checks["note"] = (
+                f"{self._newer_dropped} products changed during the run beyond the first "
+                f"{NEWER_MAX:,}: they keep the version first seen; the next sync carries them"
+            )
         ctx.next_state["high_water"] = _iso(end)
         ctx.next_state["windows"] = _merge(learned, covered, start, end)
 
@@ -312,6 +338,14 @@ class DbkSource:
                     if await ctx.sink.write(key, line):
                         ctx.progress.records += 1
                         written[0] += 1
+                        if self._newer is not None:
+                            self._late.add(key)
+                    elif self._newer is not None and key not in self._late:
+                        # Written before it changed: keep this newer version to replace it.
+                        if len(self._newer) < NEWER_MAX or key in self._newer:
+                            self._newer[key] = line
+                        else:
+                            self._newer_dropped += 1
 
         try:
             async for chunk in chunks:
