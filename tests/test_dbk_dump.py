@@ -202,13 +202,14 @@ async def test_faults_heal_to_the_same_records(tmp_path: Path, profile: FaultPro
 
 
 async def test_sync_carries_changes_and_deletions_since_the_high_water(tmp_path: Path) -> None:
-    """After a dump, a sync fetches only products updated since high-water minus the overlap."""
+    """A sync fetches only products updated since high-water minus the overlap, deletions too."""
     settings = SimSettings(dbk_products=1000, dbk_max_products=300, rate_limit=0, seed=13)
     async with Simulator(settings) as sim:
         await _run(sim, tmp_path)
         books = sim.ctx.books
         now = int(sim.ctx.clock())
-        touched = [books.record_reference(p) for p in (3, 400, 999)]
+        gone = next(p for p in range(books.size) if "<NotificationType>05" in books.product(p))
+        touched = [books.record_reference(p) for p in (3, 400, 999, gone)]
         for ref in touched:
             books.touch(ref, now - 60)
         result = await _run(sim, tmp_path, mode="sync", sync_overlap_days=0.01)
@@ -216,6 +217,8 @@ async def test_sync_carries_changes_and_deletions_since_the_high_water(tmp_path:
     written = _written(result)
     assert set(touched) <= set(written)
     assert set(written) == {books.record_reference(p) for p in recent}
+    deletion = orjson.loads(written[touched[-1]])
+    assert deletion["deleted"] is True and deletion["notification_type"] == "05"
     assert result.manifest.mode == "sync" and result.exit_code == 0
 
 
