@@ -44,7 +44,7 @@ from harvester.parse.onix_split import Batch, OnixSplitter, Prologue
 from harvester.retry import RetryPolicy, call_with_retries
 from harvester.sources.base import Key, RunContext
 from harvester.sources.dbk_auth import DbkSession
-from harvester.windows import Window, WindowPlanner, stamp
+from harvester.windows import Window, WindowPlanner, estimate, stamp
 
 __all__ = ["EXPORT", "DbkSource"]
 
@@ -107,6 +107,8 @@ class DbkSource:
         for pid, result in ctx.done.items():
             ctx.partitions[pid] = dict(result)
             done.append((int(str(result["start"])), int(str(result["end"]))))
+        # The learned density gives the expected count, hence an ETA (windows: done/?).
+        ctx.progress.expected = round(estimate(learned, start, end)) or None
         self._since_checkpoint: list[tuple[str, dict[str, object]]] = []
         self._pending_records = 0
         self._last_checkpoint = self.clock.monotonic()
@@ -185,7 +187,6 @@ class DbkSource:
                 finally:
                     changed.set()
 
-        ctx.progress.partitions_total += 1
         try:
             async with asyncio.TaskGroup() as tg:
                 for _ in range(self.cfg.concurrency):
@@ -217,6 +218,7 @@ class DbkSource:
                 ctx.partitions[w.id] = {"ok": False, "start": w.start, "end": w.end, "error": why}
             return
         planner.complete(w, count)
+        ctx.progress.partitions_done += 1
         result: dict[str, object] = {"ok": True, "start": w.start, "end": w.end,
                                      "count": count, "written": written}  # fmt: skip
         if catch_up:
