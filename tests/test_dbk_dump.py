@@ -268,3 +268,16 @@ async def test_a_product_changed_during_the_dump_ends_in_its_latest_version(
     assert {s.path for s in result.manifest.shards} == {
         p.name for p in result.run_dir.glob("part-*")
     }, "the replaced shard's old file is gone, the new one listed"
+
+
+async def test_the_servers_limit_is_followed_without_a_429(tmp_path: Path) -> None:
+    """Configured 10x too high, the limiter follows X-RateLimit-* and the server sends no 429."""
+    settings = SimSettings(dbk_products=800, dbk_max_products=100, rate_limit=10,
+                           rate_window=1.0, seed=16)  # fmt: skip
+    async with Simulator(settings) as sim:
+        result = await _run(sim, tmp_path, rate_limit="100/1s")
+        stats = dict(sim.stats)
+        books = sim.ctx.books
+    assert result.exit_code == 0
+    assert _written(result) == _expected(books, range(books.size))
+    assert stats["dbk_requests"] > 10 and stats.get("dbk_429", 0) == 0
