@@ -281,3 +281,14 @@ async def test_the_servers_limit_is_followed_without_a_429(tmp_path: Path) -> No
     assert result.exit_code == 0
     assert _written(result) == _expected(books, range(books.size))
     assert stats["dbk_requests"] > 10 and stats.get("dbk_429", 0) == 0
+
+
+async def test_product_ids_filter_fetches_only_those_products(tmp_path: Path) -> None:
+    """dbk.product_ids is passed through: exactly those EANs come back, once each."""
+    settings = SimSettings(dbk_products=900, dbk_max_products=100, rate_limit=0, seed=17)
+    async with Simulator(settings) as sim:
+        books = sim.ctx.books
+        wanted = [5, 333, 870]
+        eans = tuple(books.record_reference(p).removeprefix("dk.dbk.") for p in wanted)
+        result = await _run(sim, tmp_path, product_ids=eans, filters_in="body")
+    assert _written(result) == _expected(books, wanted)
