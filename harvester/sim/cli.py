@@ -41,6 +41,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="no DBK second holding more products than one response may carry",
     )
     p.add_argument("--faults", choices=("none", "flaky", "hostile"), default=d.faults)
+    p.add_argument(
+        "--fail-matching",
+        default=d.fail_matching,
+        metavar="TEXT",
+        help="a permanent fault: answer 500 to every export request whose path, query or body "
+        "contains TEXT",
+    )
     p.add_argument("--username", default=d.username)
     p.add_argument("--password", default=d.password)
 
@@ -60,6 +67,7 @@ def settings_from(args: argparse.Namespace) -> SimSettings:
         dbk_max_products=args.dbk_max_products,
         dbk_bulk_second=args.dbk_bulk_second,
         faults=args.faults,
+        fail_matching=args.fail_matching,
         username=args.username,
         password=args.password,
     )

@@ -31,6 +31,7 @@ import orjson
 from aiohttp import web
 
 from harvester.sim.books import PUBLISHERS
+from harvester.sim.faults import fails_always
 from harvester.sim.wire import send
 
 if TYPE_CHECKING:
@@ -189,6 +190,9 @@ class DbkApi:
         raw = await request.read() if request.method == "POST" else b""
         fault = ctx.faults.decide(f"{request.method} {request.path_qs} {raw!r}")
         headers = _dbk_case(decision.headers)
+        if fails_always(ctx.settings.fail_matching, request.path_qs, raw):
+            ctx.stats["permanent_faults"] += 1
+            fault = "error500"
         if fault in ("error500", "throttle"):
             status = 500 if fault == "error500" else 429
             resp = problem(

@@ -11,6 +11,9 @@ same faults.
 ``hostile`` everything in flaky, plus 429 storms (about 4 % of identities get a 429 first), the
             rate limit dropping to half after 200 requests, truncated compressed streams (3 %),
             and malformed bodies (3 %: the body is cut and garbage appended).
+
+Apart from the profiles, ``fails_always`` is the one permanent fault (``--fail-matching``): a
+request whose path and query or body contain the given text answers 500 every time.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Literal
 
-__all__ = ["Fault", "FaultPlan"]
+__all__ = ["Fault", "FaultPlan", "fails_always"]
 
 Fault = Literal["none", "error500", "reset", "slow", "throttle", "truncate", "malformed"]
 
@@ -70,3 +73,8 @@ class FaultPlan:
     def limit_dropped(self) -> bool:
         """True once the hostile profile's limit drop is in force."""
         return self.profile == "hostile" and self.requests >= LIMIT_DROP_AFTER
+
+
+def fails_always(text: str | None, path_qs: str, body: bytes) -> bool:
+    """True if ``text`` occurs in the request's path and query or in its body (a 500, always)."""
+    return text is not None and (text in path_qs or text.encode() in body)

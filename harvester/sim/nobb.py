@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 import orjson
 from aiohttp import web
 
+from harvester.sim.faults import fails_always
 from harvester.sim.wire import json_error, send
 
 if TYPE_CHECKING:
@@ -137,6 +138,9 @@ class NobbApi:
         if not decision.allowed:
             return json_error(429, "Too many requests", decision.headers)
         body = await request.read() if request.method == "POST" else b""
+        if fails_always(ctx.settings.fail_matching, request.path_qs, body):
+            ctx.stats["permanent_faults"] += 1
+            return json_error(500, "Internal server error", decision.headers)
         fault = ctx.faults.decide(f"{request.method} {request.path_qs} {body!r}")
         if fault == "error500":
             return json_error(500, "Internal server error", decision.headers)

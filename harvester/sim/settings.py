@@ -31,6 +31,9 @@ class SimSettings:
     #: A catalogue of 3,000+ products has one second holding ``dbk_max_products + 1`` products.
     dbk_bulk_second: bool = True
     faults: FaultProfile = "none"
+    #: A permanent fault: every request whose path and query (or JSON body) contain this text
+    #: answers 500, however often it is retried (NOBB and DBK exports; never authentication).
+    fail_matching: str | None = None
     username: str = "harvester"
     password: str = "harvester"
 
@@ -42,5 +45,7 @@ class SimSettings:
                 raise ValueError(f"{name} must be >= 0")
         if self.rate_window <= 0 or self.token_ttl <= 0 or self.latency_ms < 0:
             raise ValueError("rate_window and token_ttl must be > 0, latency_ms >= 0")
+        if self.fail_matching == "":
+            raise ValueError("fail_matching must not be empty (None: no permanent fault)")
         if self.faults not in ("none", "flaky", "hostile"):
             raise ValueError(f"faults must be none, flaky or hostile, not {self.faults!r}")
