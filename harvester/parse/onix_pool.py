@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import signal
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from types import TracebackType
@@ -27,7 +28,12 @@ __all__ = ["OnixConverter"]
 
 
 def _warm() -> None:
-    """Worker initializer: import the converter once, before the first batch arrives."""
+    """Worker initializer: ignore Ctrl-C, import the converter before the first batch.
+
+    A terminal's Ctrl-C reaches the whole process group; the main process drains the run and
+    stops the pool itself, so a worker must not die of it mid-batch (and print a traceback).
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     from harvester.parse import onix  # noqa: F401
 
 
