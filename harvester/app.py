@@ -4,8 +4,8 @@ Each command validates the config before any network I/O, runs its sources side 
 API's 429 never stalls another), prints a one-line summary per source on stderr and returns the
 worst exit code of the sources (interrupted 130 > auth 3 > locked 75 > incomplete 1 > 0).
 
-Both sources (NOBB, DBK) support dump, sync and ``--resume``; they run one after the other, each
-under its own lock and rate limit.
+Both sources (NOBB, DBK) support dump, sync and ``--resume``; with ``all`` they run at once,
+each under its own lock and rate limit.
 """
 
 from __future__ import annotations
@@ -14,14 +14,14 @@ import argparse
 import asyncio
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import orjson
 
 from harvester.config import Config, DbkConfig, NobbConfig, OutputConfig, Secret, load_config
-from harvester.errors import ConfigError, HarvesterError
+from harvester.errors import ConfigError, HarvesterError, Interrupted
 from harvester.logs import setup_logging
 from harvester.manifest import atomic_write
 from harvester.progress import Progress, ProgressMode, Reporter
@@ -32,45 +32,11 @@ from harvester.sources.base import Mode, Source
 from harvester.sources.dbk import DbkSource
 from harvester.sources.nobb import NobbSource
 
-__all__ = ["harvest", "harvest_dbk", "harvest_nobb", "run_command", "run_demo"]
-
-T = TypeVar("T")
+__all__ = ["harvest_all", "run_command", "run_demo"]
 
 
-async def _with_signals(make: Callable[[], Awaitable[T]]) -> T:
-    """Run ``make()`` as a task that SIGINT/SIGTERM cancel, so the run drains, then exits 130."""
-    loop = asyncio.get_running_loop()
-    task = asyncio.ensure_future(make())
-    installed = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(sig, task.cancel)
-            installed.append(sig)
-        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
-            pass
-    try:
-        return await task
-    finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)
-
-
-async def harvest_nobb(
-    cfg: NobbConfig, output: OutputConfig, **kw: Any
-) -> RunResult | HarvesterError:
-    """One NOBB run; a failure that stops the source comes back as its error."""
-    return await harvest(NobbSource(cfg), output, **kw)
-
-
-async def harvest_dbk(
-    cfg: DbkConfig, output: OutputConfig, **kw: Any
-) -> RunResult | HarvesterError:
-    """One DBK run; a failure that stops the source comes back as its error."""
-    return await harvest(DbkSource(cfg), output, **kw)
-
-
-async def harvest(
-    source: Source,
+async def harvest_all(
+    sources: Sequence[Source],
     output: OutputConfig,
     *,
     mode: Mode,
@@ -78,19 +44,47 @@ async def harvest(
     digest: str,
     progress: ProgressMode = "auto",
     resume: bool = False,
-) -> RunResult | HarvesterError:
-    """One run of ``source``; a failure that stops the source comes back as its error."""
-    prog = Progress(source=source.name)
-    try:
-        async with Reporter([prog], mode=progress):
-            return await _with_signals(
-                lambda: run_source(
-                    source, mode=mode, output=output, out_dir=out_dir,
-                    config_digest=digest, progress=prog, resume=resume,
-                )
-            )  # fmt: skip
-    except HarvesterError as exc:
-        return exc
+) -> list[RunResult | HarvesterError]:
+    """Run ``sources`` side by side, one task each under one TaskGroup; a result per source.
+
+    Each source has its own lock, limiter and progress counters, so one API's 429s or failure
+    never stall the other. SIGINT/SIGTERM cancel every source: each drains (whole shards, an
+    incomplete manifest) and comes back as ``Interrupted`` (exit 130). A failure that stops a
+    source comes back as its error, the others go on.
+    """
+    progs = [Progress(source=src.name) for src in sources]
+
+    async def one(src: Source, prog: Progress) -> RunResult | HarvesterError:
+        try:
+            return await run_source(src, mode=mode, output=output, out_dir=out_dir,
+                                    config_digest=digest, progress=prog, resume=resume)  # fmt: skip
+        except HarvesterError as exc:
+            return exc
+
+    loop = asyncio.get_running_loop()
+    installed: list[signal.Signals] = []
+    async with Reporter(progs, mode=progress):
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tasks = [tg.create_task(one(src, p)) for src, p in zip(sources, progs, strict=True)]
+
+                def stop() -> None:
+                    for task in tasks:
+                        task.cancel()
+
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    try:
+                        loop.add_signal_handler(sig, stop)
+                        installed.append(sig)
+                    except (NotImplementedError, RuntimeError, ValueError):  # not main thread
+                        pass
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+    return [
+        Interrupted(f"{src.name}: interrupted before it started") if t.cancelled() else t.result()
+        for src, t in zip(sources, tasks, strict=True)
+    ]
 
 
 def _exit_code(results: Sequence[RunResult | HarvesterError | int]) -> int:
@@ -109,7 +103,7 @@ def _report(result: RunResult | HarvesterError) -> None:
 
 
 async def run_demo(*, out_dir: Path, nobb_items: int, dbk_products: int) -> int:
-    """Start the simulator in-process and dump NOBB and DBK from it into ``out_dir``."""
+    """Start the simulator in-process and dump NOBB and DBK from it, at once, into ``out_dir``."""
     # No DBK bulk second here: the demo shows complete runs (tests show the unsplittable one).
     settings = SimSettings(
         nobb_items=nobb_items, dbk_products=dbk_products, rate_limit=0, dbk_bulk_second=False
@@ -131,13 +125,13 @@ async def run_demo(*, out_dir: Path, nobb_items: int, dbk_products: int) -> int:
         common: dict[str, Any] = {
             "mode": "dump", "out_dir": out_dir, "digest": cfg.digest(), "progress": "never",
         }  # fmt: skip
-        results: list[RunResult | HarvesterError | int] = []
-        for name, result, expected, what in (
-            ("nobb", await harvest_nobb(cfg.nobb, cfg.output, **common), nobb_items, "items"),
-            ("dbk", await harvest_dbk(cfg.dbk, cfg.output, **common), dbk_products, "products"),
+        found = await harvest_all([NobbSource(cfg.nobb), DbkSource(cfg.dbk)], cfg.output,
+                                  **common)  # fmt: skip
+        results: list[RunResult | HarvesterError | int] = list(found)
+        for name, result, expected, what in zip(
+            ("nobb", "dbk"), found, (nobb_items, dbk_products), ("items", "products"), strict=True
         ):
             _report(result)
-            results.append(result)
             if isinstance(result, RunResult):
                 m = result.manifest
                 ok = "all" if m.records == expected else "NOT all"
@@ -157,31 +151,23 @@ async def run_command(args: argparse.Namespace) -> int:
     setup_logging(fmt=args.log_format, quiet=args.quiet, verbose=args.verbose)
     cfg = load_config(args.config)
     out_dir: Path = args.out if args.out is not None else cfg.output.dir
-    names = ["nobb", "dbk"] if args.source == "all" else [args.source]
-    results: list[RunResult | HarvesterError | int] = []
-    for name in names:
-        if name == "nobb":
-            if cfg.nobb is None:
-                if args.source != "all":
-                    raise ConfigError("no [nobb] section in the config")
-                continue
-            result = await harvest_nobb(
-                cfg.nobb, cfg.output, mode=args.command, out_dir=out_dir, digest=cfg.digest(),
-                progress=args.progress, resume=args.resume,
-            )  # fmt: skip
-            _report(result)
-            results.append(result)
-        else:
-            if cfg.dbk is None:
-                if args.source != "all":
-                    raise ConfigError("no [dbk] section in the config")
-                continue
-            result = await harvest_dbk(
-                cfg.dbk, cfg.output, mode=args.command, out_dir=out_dir, digest=cfg.digest(),
-                progress=args.progress, resume=args.resume,
-            )  # fmt: skip
-            _report(result)
-            results.append(result)
+    configured: dict[str, Source | None] = {
+        "nobb": NobbSource(cfg.nobb) if cfg.nobb is not None else None,
+        "dbk": DbkSource(cfg.dbk) if cfg.dbk is not None else None,
+    }
+    if args.source != "all" and configured[args.source] is None:
+        raise ConfigError(f"no [{args.source}] section in the config")
+    picked = [src for name, src in configured.items()
+              if src is not None and args.source in (name, "all")]  # fmt: skip
+    if not picked:
+        raise ConfigError("no [nobb] or [dbk] section in the config")
+    found = await harvest_all(
+        picked, cfg.output, mode=args.command, out_dir=out_dir, digest=cfg.digest(),
+        progress=args.progress, resume=args.resume,
+    )  # fmt: skip
+    for result in found:
+        _report(result)
+    results: list[RunResult | HarvesterError | int] = list(found)
     if args.summary_json is not None:
         write_summary(args.summary_json, args.command, results)
     if cfg.output.prometheus_file is not None:

@@ -292,3 +292,26 @@ async def test_product_ids_filter_fetches_only_those_products(tmp_path: Path) ->
         eans = tuple(books.record_reference(p).removeprefix("dk.dbk.") for p in wanted)
         result = await _run(sim, tmp_path, product_ids=eans, filters_in="body")
     assert _written(result) == _expected(books, wanted)
+
+
+async def test_cli_dump_all_runs_both_sources_at_once(tmp_path: Path) -> None:
+    """`harvester dump all` harvests NOBB and DBK side by side: both complete, exit 0."""
+    settings = SimSettings(nobb_items=2000, dbk_products=700, rate_limit=0, seed=18)
+    async with Simulator(settings) as sim:
+        config = tmp_path / "h.toml"
+        config.write_text(
+            f'[output]\ndir = "{tmp_path / "out"}"\n'
+            f'[nobb]\nbase_url = "{sim.url}"\nusername = "harvester"\npassword = "harvester"\n'
+            'rate_limit = "0"\npage_size = 500\n'
+            f'[dbk]\nbase_url = "{sim.url}"\nusername = "harvester"\npassword = "harvester"\n'
+            'rate_limit = "0"\nworkers = 0\n'
+        )
+        summary = tmp_path / "summary.json"
+        argv = ["dump", "all", "--config", str(config), "-q", "--summary-json", str(summary)]
+        code = await asyncio.to_thread(main, argv)
+    assert code == 0
+    body = orjson.loads(summary.read_bytes())
+    assert [(s["source"], s["records"], s["complete"]) for s in body["sources"]] == [
+        ("nobb", 2000, True),
+        ("dbk", 700, True),
+    ]

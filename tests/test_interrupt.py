@@ -15,34 +15,47 @@ import pytest
 from harvester.output import verify_run
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_signal_drains_to_an_incomplete_manifest(tmp_path: Path, sig: signal.Signals) -> None:
-    """A signal mid-dump ends with exit 130 and an incomplete but verifiable run."""
-    sim_cmd = [sys.executable, "-m", "harvester", "simulate", "--port", "0", "--nobb-items",
-               "3000", "--latency-ms", "150", "--rate-limit", "0"]  # fmt: skip
+def _interrupt(tmp: Path, sim_flags: list[str], config: str, source: str, sig: signal.Signals,
+               *, ready: str, group: bool) -> str:  # fmt: skip
+    """Start a simulator and a dump; signal it once ``ready`` exists under OUT; its stderr."""
+    sim_cmd = [sys.executable, "-m", "harvester", "simulate", "--port", "0", "--rate-limit", "0",
+               *sim_flags]  # fmt: skip
     with subprocess.Popen(sim_cmd, stdout=subprocess.PIPE, text=True) as sim:
         try:
             assert sim.stdout is not None
             url = sim.stdout.readline().split()[-1]
-            cfg = tmp_path / "c.toml"
-            cfg.write_text(
-                f'[output]\ndir = "{tmp_path / "out"}"\nshard_max_records = 200\n'
-                f'[nobb]\nbase_url = "{url}"\nusername = "harvester"\npassword = "harvester"\n'
-                'rate_limit = "0"\npage_size = 50\nconcurrency = 2\n'
-            )
-            cmd = [sys.executable, "-m", "harvester", "dump", "nobb", "--config", str(cfg),
+            cfg = tmp / "c.toml"
+            cfg.write_text(f'[output]\ndir = "{tmp / "out"}"\n' + config.format(url=url))
+            cmd = [sys.executable, "-m", "harvester", "dump", source, "--config", str(cfg),
                    "--progress", "never"]  # fmt: skip
-            with subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True) as run:
+            with subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True,
+                                  start_new_session=group) as run:  # fmt: skip
                 deadline = time.monotonic() + 30
-                out = tmp_path / "out" / "nobb"
-                while not list(out.glob("2*/part-*")) and time.monotonic() < deadline:
-                    time.sleep(0.05)  # wait until at least one shard is final
-                run.send_signal(sig)
+                while not list((tmp / "out").glob(ready)) and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                if group:
+                    time.sleep(1.0)  # some windows in flight, workers busy
+                    os.killpg(run.pid, sig)
+                else:
+                    run.send_signal(sig)
                 _, err = run.communicate(timeout=60)
             assert run.returncode == 130, err
-            assert "interrupted" in err
+            return err
         finally:
             sim.terminate()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_drains_to_an_incomplete_manifest(tmp_path: Path, sig: signal.Signals) -> None:
+    """A signal mid-dump ends with exit 130 and an incomplete but verifiable run."""
+    config = (
+        'shard_max_records = 200\n[nobb]\nbase_url = "{url}"\nusername = "harvester"\n'
+        'password = "harvester"\nrate_limit = "0"\npage_size = 50\nconcurrency = 2\n'
+    )
+    err = _interrupt(tmp_path, ["--nobb-items", "3000", "--latency-ms", "150"], config, "nobb",
+                     sig, ready="nobb/2*/part-*", group=False)  # fmt: skip
+    assert "interrupted" in err
+    out = tmp_path / "out" / "nobb"
     (run_dir,) = out.glob("2*")
     manifest = verify_run(run_dir)
     assert manifest["complete"] is False
@@ -56,34 +69,16 @@ def test_dbk_with_workers_drains_on_a_signal_to_the_group(
     tmp_path: Path, sig: signal.Signals
 ) -> None:
     """Ctrl-C or SIGTERM to the whole process group (pool workers too): exit 130, no traceback."""
-    sim_cmd = [sys.executable, "-m", "harvester", "simulate", "--port", "0", "--dbk-products",
-               "3000", "--dbk-max-products", "100", "--no-bulk-second", "--latency-ms", "150",
-               "--rate-limit", "0"]  # fmt: skip
-    with subprocess.Popen(sim_cmd, stdout=subprocess.PIPE, text=True) as sim:
-        try:
-            assert sim.stdout is not None
-            url = sim.stdout.readline().split()[-1]
-            cfg = tmp_path / "c.toml"
-            cfg.write_text(
-                f'[output]\ndir = "{tmp_path / "out"}"\n'
-                f'[dbk]\nbase_url = "{url}"\nusername = "harvester"\npassword = "harvester"\n'
-                'rate_limit = "0"\nworkers = 2\nconcurrency = 2\nmax_products_per_response = 100\n'
-            )
-            cmd = [sys.executable, "-m", "harvester", "dump", "dbk", "--config", str(cfg),
-                   "--progress", "never"]  # fmt: skip
-            with subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True,
-                                  start_new_session=True) as run:  # fmt: skip
-                deadline = time.monotonic() + 30
-                out = tmp_path / "out" / "dbk"
-                while not list(out.glob("2*/checkpoint.json")) and time.monotonic() < deadline:
-                    time.sleep(0.05)
-                time.sleep(1.0)  # some windows in flight, workers busy
-                os.killpg(run.pid, sig)
-                _, err = run.communicate(timeout=60)
-            assert run.returncode == 130, err
-            assert "interrupted" in err and "Traceback" not in err, err
-        finally:
-            sim.terminate()
+    config = (
+        '[dbk]\nbase_url = "{url}"\nusername = "harvester"\npassword = "harvester"\n'
+        'rate_limit = "0"\nworkers = 2\nconcurrency = 2\nmax_products_per_response = 100\n'
+    )
+    flags = ["--dbk-products", "3000", "--dbk-max-products", "100", "--no-bulk-second",
+             "--latency-ms", "150"]  # fmt: skip
+    err = _interrupt(tmp_path, flags, config, "dbk", sig, ready="dbk/2*/checkpoint.json",
+                     group=True)  # fmt: skip
+    assert "interrupted" in err and "Traceback" not in err, err
+    out = tmp_path / "out" / "dbk"
     (run_dir,) = out.glob("2*")
     manifest = verify_run(run_dir)
     assert manifest["complete"] is False
