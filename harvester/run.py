@@ -29,7 +29,7 @@ import orjson
 from harvester.checkpoint import Checkpoint, find_resumable, prepare_resume
 from harvester.clock import Clock, SystemClock
 from harvester.config import OutputConfig
-from harvester.errors import Interrupted, OutputError
+from harvester.errors import HarvesterError, Interrupted, OutputError
 from harvester.keyset import KeySet
 from harvester.lock import RunLock
 from harvester.manifest import Manifest, atomic_write, new_run_id, write_manifest
@@ -62,6 +62,13 @@ class RunResult:
             f"{self.source} {self.mode}: {state}, {m.records:,} records in {len(m.shards)} "
             f"shards, {self.duration:.1f}s -> {self.run_dir}"
         )
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    """The exceptions inside a (nested) exception group, in order."""
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for inner in exc.exceptions for leaf in _leaves(inner)]
+    return [exc]
 
 
 def load_source_state(source_dir: Path) -> dict[str, object]:
@@ -167,6 +174,13 @@ async def run_source(
                 await source.harvest(ctx)
             except asyncio.CancelledError:
                 interrupted = True
+            except BaseExceptionGroup as group:
+                # A source's task group wraps the fatal error that stopped it (AuthError, a disk
+                # error): raise it as itself, so the CLI names it and exits with its code.
+                fatal = [e for e in _leaves(group) if isinstance(e, HarvesterError)]
+                if not fatal:
+                    raise
+                raise fatal[0] from None
             shards = await sink.commit()
         complete = not interrupted and not ctx.failed
         manifest = Manifest(

@@ -198,6 +198,12 @@ class ItemSplitter:
         out = []
         for raw, head in zip(raws, heads, strict=True):
             line = bytes(raw)
+            if not line.isascii():
+                # msgspec skips the fields it is not asked for without checking their UTF-8.
+                try:
+                    line.decode()
+                except UnicodeDecodeError as exc:
+                    self._fail(f"invalid UTF-8 at byte {exc.start} of the item")
             key = head.nobbNumber
             if isinstance(key, str) and key.isdigit():
                 key = int(key)
