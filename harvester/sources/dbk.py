@@ -2,18 +2,16 @@
 
 The export has no pagination, so a run covers ``[start, end)`` with ``updatedFrom`` (inclusive)
 / ``updatedTo`` (exclusive) windows from ``windows.py``: a response holding
-``max_products_per_response`` products may have been cut off and is bisected; a one-second
+``max_products_per_response`` products may have been cut off and is split; a one-second
 window still that full is named in the manifest and makes the run incomplete. A dump runs from
 ``dbk.start`` to the run's start ``T0``, then a catch-up from ``T0`` to now for products that
 changed meanwhile; a sync runs from the last complete run's high-water mark minus
 ``sync_overlap_days``. The windows a complete run saw are kept in ``state.json`` as the learned
 density the next run plans from.
 
-Each response body is cut at product boundaries as it streams in and held (at most
-``max_products_per_response`` products) until it is known not to be cut off; its batches are
-then converted to JSON lines in worker processes (``parse/``). A cut-off response is never
-converted. A window's records are final when the window is; finished windows are checkpointed
-in groups (every ``CHECKPOINT_RECORDS`` records or ``CHECKPOINT_SECONDS``), so shards stay large.
+One window's request, retries and body → records are ``dbk_fetch.py``'s. A window's records
+are final when the window is; finished windows are checkpointed in groups (every
+``CHECKPOINT_RECORDS`` records or ``CHECKPOINT_SECONDS``), so shards stay large.
 
 Exactly-once, latest version: a product is in one window, its update time's. A product that
 changes during a dump moves to the catch-up range; if its older version was already written,
@@ -27,38 +25,30 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import orjson
 
 from harvester.clock import Clock, SystemClock
 from harvester.config import DbkConfig
-from harvester.errors import FetchError, Unauthorized
-from harvester.http import HttpClient, HttpSettings, Request, raise_for_status
+from harvester.errors import FetchError
+from harvester.http import HttpClient, HttpSettings
 from harvester.limiter import RateLimiter
-from harvester.parse.onix import Converted, Src, product_times
 from harvester.parse.onix_pool import OnixConverter
-from harvester.parse.onix_split import Batch, OnixSplitter, Prologue
-from harvester.retry import RetryPolicy, call_with_retries
+from harvester.retry import RetryPolicy
 from harvester.sources.base import Key, RunContext
 from harvester.sources.dbk_auth import DbkSession
-from harvester.windows import Window, WindowPlanner, estimate, stamp
+from harvester.sources.dbk_fetch import EXPORT, WindowFetcher
+from harvester.windows import Window, WindowPlanner, estimate
 
 __all__ = ["EXPORT", "DbkSource"]
 
 log = logging.getLogger("harvester.dbk")
-EXPORT = "/onix/document/export/v3.1"
 CHECKPOINT_RECORDS = 50_000
 CHECKPOINT_SECONDS = 30.0
 NEWER_MAX = 100_000
 _KEY_PREFIX = b'{"record_reference":"'
 MAX_LEARNED = 4000
-
-
-class _Full(Exception):
-    """The response reached the cap: stop reading it, the window will be bisected."""
 
 
 class DbkSource:
@@ -114,15 +104,18 @@ class DbkSource:
         self._last_checkpoint = self.clock.monotonic()
         self._changed = 0
         self._newer: dict[Key, bytes] | None = None  # catch-up: newer versions of written keys
-        self._late: set[str] = set()  # keys first written by the catch-up
+        self._late: set[Key] = set()  # keys first written by the catch-up
         self._newer_dropped = 0
         self._replaced = 0
         async with (
             HttpClient(settings, base_url=cfg.base_url) as http,
             OnixConverter(cfg.workers) as conv,
         ):
-            self._http, self._conv = http, conv
             self._session = DbkSession(cfg, http, self.clock, policy=self._policy)
+            self._fetcher = WindowFetcher(
+                cfg=cfg, http=http, limiter=self._limiter, session=self._session, conv=conv,
+                clock=self.clock, policy=self._policy, on_record=self._on_record,
+            )  # fmt: skip
             await self._session.bearer()  # bad credentials stop the source before any window
             main = WindowPlanner(
                 start, end, cap=cfg.max_products_per_response, lanes=cfg.concurrency,
@@ -201,37 +194,49 @@ class DbkSource:
     ) -> None:
         full = w.width > 1  # a full one-second window is read whole: it cannot be split
         try:
-            count, written, seen = await self._fetch(ctx, w, stop_when_full=full)
+            got = await self._fetcher.fetch(ctx, w, stop_when_full=full)
         except FetchError as exc:
             log.error("dbk window %s failed: %s", w.id, exc)
             planner.fail(w, str(exc))
             ctx.partitions[w.id] = {"ok": False, "start": w.start, "end": w.end, "error": str(exc)}
             ctx.progress.partitions_failed += 1
             return
-        if count >= planner.cap:
-            if not planner.truncated(w, seen):
+        if got.count >= planner.cap:
+            if not planner.truncated(w, got.seen):
                 why = (
-                    f"{count} or more products share one second (the response cap is "
+                    f"{got.count} or more products share one second (the response cap is "
                     f"{planner.cap}): this window cannot be split, some may be missing"
                 )
                 log.error("dbk window %s: %s", w.id, why)
                 ctx.partitions[w.id] = {"ok": False, "start": w.start, "end": w.end, "error": why}
             return
-        planner.complete(w, count)
+        planner.complete(w, got.count)
         ctx.progress.partitions_done += 1
         result: dict[str, object] = {"ok": True, "start": w.start, "end": w.end,
-                                     "count": count, "written": written}  # fmt: skip
+                                     "count": got.count, "written": got.written}  # fmt: skip
         if catch_up:
             result["catch_up"] = True
-            self._changed += count - written
+            self._changed += got.count - got.written
         ctx.partitions[w.id] = result
         self._since_checkpoint.append((w.id, result))
-        self._pending_records += written
+        self._pending_records += got.written
         if (
             self._pending_records >= CHECKPOINT_RECORDS
             or self.clock.monotonic() - self._last_checkpoint >= CHECKPOINT_SECONDS
         ):
             await self._flush_checkpoints(ctx)
+
+    def _on_record(self, key: Key, line: bytes, new: bool) -> None:
+        """Catch-up only: remember newer versions of records written before they changed."""
+        if self._newer is None:
+            return
+        if new:
+            self._late.add(key)
+        elif key not in self._late:
+            if len(self._newer) < NEWER_MAX or key in self._newer:
+                self._newer[key] = line
+            else:
+                self._newer_dropped += 1
 
     async def _flush_checkpoints(self, ctx: RunContext) -> None:
         done, self._since_checkpoint = self._since_checkpoint, []
@@ -240,145 +245,6 @@ class DbkSource:
         if ctx.checkpoint is not None:
             for pid, result in done:
                 await ctx.checkpoint(pid, result)
-
-    def _request(self, w: Window, token: str) -> Request:
-        cfg = self.cfg
-        filters: dict[str, Any] = {"updatedFrom": stamp(w.start), "updatedTo": stamp(w.end)}
-        if cfg.publisher:
-            filters["publisher"] = cfg.publisher
-        if cfg.product_ids:
-            filters["productIds"] = list(cfg.product_ids)
-        auth = (("Authorization", f"Bearer {token}"),)
-        label = f"dbk window {w.id}"
-        if cfg.filters_in == "body":
-            return Request(method="POST", url=EXPORT, json=filters, headers=auth, label=label)
-        params = tuple(
-            (k, ",".join(v) if isinstance(v, list) else str(v)) for k, v in filters.items()
-        )
-        return Request(method="GET", url=EXPORT, params=params, headers=auth, label=label)
-
-    async def _fetch(
-        self, ctx: RunContext, w: Window, *, stop_when_full: bool
-    ) -> tuple[int, int, list[int]]:
-        """One window: (products in the response, records newly written, their update times)."""
-        cap = self.cfg.max_products_per_response
-        written = [0]
-        converted = [0]
-        seen: list[int] = []
-
-        async def attempt() -> int:
-            seen.clear()
-            converted[0] = 0
-            token = await self._session.bearer()
-            request = self._request(w, token)
-            ctx.progress.requests += 1
-            splitter = OnixSplitter(label=request.label)
-            try:
-                async with self._limiter.slot(), self._http.stream(request) as resp:
-                    self._limiter.observe(resp.headers)
-                    if resp.status == 401:
-                        await self._session.after_401(token)
-                    if resp.status >= 400:
-                        if resp.status == 429:
-                            ctx.progress.throttled += 1
-                        raise_for_status(resp, request, await resp.read(2048))
-                    self._session.confirm(token)
-                    if resp.status == 204:
-                        return 0
-                    limit = cap if stop_when_full else None
-                    await self._stream(ctx, resp.chunks(), splitter, request.label, written,
-                                       converted, seen, limit)  # fmt: skip
-            except _Full:
-                return splitter.products
-            # The workers' count guards the splitter's (a product end it did not see as one).
-            return max(splitter.products, converted[0])
-
-        def on_retry(n: int, exc: FetchError, delay: float) -> None:
-            ctx.progress.retries += 1
-            log.warning("dbk window %s: retry %d in %.1fs after %s", w.id, n, delay, exc)
-
-        while True:
-            try:
-                count = await call_with_retries(
-                    attempt, policy=self._policy, clock=self.clock, limiter=self._limiter,
-                    on_retry=on_retry,
-                )  # fmt: skip
-                return count, written[0], seen
-            except Unauthorized:
-                continue  # the session authenticated again (after_401); a second refusal raised
-
-    async def _stream(
-        self,
-        ctx: RunContext,
-        chunks: Any,
-        splitter: OnixSplitter,
-        label: str,
-        written: list[int],
-        converted: list[int],
-        seen: list[int],
-        cap: int | None,
-    ) -> None:
-        """Read one body: hold its batches until it is known not to be cut off, then convert.
-
-        A response that reaches ``cap`` products is dropped unconverted (its window is split;
-        ``seen`` gets the products' datestamps to split at), so a cut-off response costs
-        bandwidth but no conversion. Holding is bounded by ``cap`` products; past that (a
-        one-second window, read whole) batches are converted as they arrive.
-        """
-        pending: deque[asyncio.Future[list[Converted]]] = deque()
-        held: list[Batch] = []
-        streaming = False
-        prologue: Prologue | None = None
-        src: Src = {}
-        limit = max(2, 2 * self.cfg.workers)
-
-        async def drain(keep: int) -> None:
-            while len(pending) > keep:
-                records = await self._conv.result(pending.popleft(), label=label)
-                converted[0] += len(records)
-                for key, line, _ in records:
-                    if await ctx.sink.write(key, line):
-                        ctx.progress.records += 1
-                        written[0] += 1
-                        if self._newer is not None:
-                            self._late.add(key)
-                    elif self._newer is not None and key not in self._late:
-                        # Written before it changed: keep this newer version to replace it.
-                        if len(self._newer) < NEWER_MAX or key in self._newer:
-                            self._newer[key] = line
-                        else:
-                            self._newer_dropped += 1
-
-        try:
-            async for chunk in chunks:
-                ctx.progress.bytes_in += len(chunk)
-                for piece in splitter.feed(chunk):
-                    if isinstance(piece, Prologue):
-                        prologue, src = piece, self._conv.header(piece, label=label)
-                    elif streaming:
-                        assert prologue is not None
-                        pending.append(self._conv.submit(prologue, src, piece))
-                        await drain(limit)
-                    else:
-                        held.append(piece)
-                if not streaming and cap is not None and splitter.products >= cap:
-                    seen.extend(t for b in held for t in product_times(b.data))
-                    raise _Full
-                if not streaming and splitter.products >= self.cfg.max_products_per_response:
-                    streaming = True
-                    assert prologue is not None
-                    pending.extend(self._conv.submit(prologue, src, b) for b in held)
-                    held.clear()
-                    await drain(limit)
-            for piece in splitter.close():
-                prologue, src = piece, self._conv.header(piece, label=label)
-            if held:
-                assert prologue is not None
-                pending.extend(self._conv.submit(prologue, src, b) for b in held)
-            await drain(0)
-        finally:
-            for fut in pending:
-                fut.cancel()
 
 
 def _iso(ts: int) -> str:

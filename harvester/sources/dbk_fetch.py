@@ -1,0 +1,196 @@
+"""One DBK export window: its request, the limiter, retries, re-authentication, body → records.
+
+``WindowFetcher.fetch`` sends ``updatedFrom``/``updatedTo`` (and the configured ``publisher`` /
+``productIds``) as GET query parameters or a POST JSON body, under the source's limiter, with the
+session's bearer token; a 401 makes the session authenticate again once (``dbk_auth.py``), 429s
+wait on the limiter, other retryable failures retry the whole window (records already written
+are dropped by the sink's key set). 204 is an empty window.
+
+A body is cut at product boundaries as it streams in (``parse/onix_split.py``) and held until it
+is known not to be cut off (at most ``max_products_per_response`` products); its batches are then
+converted in the process pool (``parse/onix_pool.py``) and written. A response that reaches the
+cap is dropped unconverted: ``Fetched.seen`` carries its products' datestamps so the planner can
+split the window where they are. Every converted record is reported to ``on_record(key, line,
+new)``, ``new`` False when the sink already had the key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from harvester.clock import Clock
+from harvester.config import DbkConfig
+from harvester.errors import FetchError, Unauthorized
+from harvester.http import HttpClient, Request, raise_for_status
+from harvester.limiter import RateLimiter
+from harvester.parse.onix import Converted, Src, product_times
+from harvester.parse.onix_pool import OnixConverter
+from harvester.parse.onix_split import Batch, OnixSplitter, Prologue
+from harvester.retry import RetryPolicy, call_with_retries
+from harvester.sources.base import Key, RunContext
+from harvester.sources.dbk_auth import DbkSession
+from harvester.windows import Window, stamp
+
+__all__ = ["EXPORT", "Fetched", "WindowFetcher"]
+
+log = logging.getLogger("harvester.dbk")
+EXPORT = "/onix/document/export/v3.1"
+
+
+class _Full(Exception):
+    """The response reached the cap: stop reading it, the window will be split."""
+
+
+@dataclass(slots=True)
+class Fetched:
+    """What one window's response held."""
+
+    count: int = 0  #: products in the response (at least the cap when it was cut off)
+    written: int = 0  #: records the sink did not have yet
+    seen: list[int] = field(default_factory=list)  #: datestamps of a cut-off response
+
+
+@dataclass(slots=True, kw_only=True)
+class WindowFetcher:
+    """Fetches windows for one run (module docstring)."""
+
+    cfg: DbkConfig
+    http: HttpClient
+    limiter: RateLimiter
+    session: DbkSession
+    conv: OnixConverter
+    clock: Clock
+    policy: RetryPolicy
+    on_record: Callable[[Key, bytes, bool], None]
+
+    async def fetch(self, ctx: RunContext, w: Window, *, stop_when_full: bool) -> Fetched:
+        """One window, retried as a whole; ``FetchError`` when the retries run out."""
+        out = Fetched()
+
+        async def attempt() -> Fetched:
+            out.count = 0
+            out.seen.clear()
+            token = await self.session.bearer()
+            request = self._request(w, token)
+            ctx.progress.requests += 1
+            splitter = OnixSplitter(label=request.label)
+            converted = [0]
+            try:
+                async with self.limiter.slot(), self.http.stream(request) as resp:
+                    self.limiter.observe(resp.headers)
+                    if resp.status == 401:
+                        await self.session.after_401(token)
+                    if resp.status >= 400:
+                        if resp.status == 429:
+                            ctx.progress.throttled += 1
+                        raise_for_status(resp, request, await resp.read(2048))
+                    self.session.confirm(token)
+                    if resp.status == 204:
+                        return out
+                    cap = self.cfg.max_products_per_response if stop_when_full else None
+                    await self._stream(ctx, resp.chunks(), splitter, request.label, out,
+                                       converted, cap)  # fmt: skip
+            except _Full:
+                out.count = splitter.products
+                return out
+            # The workers' count guards the splitter's (a product end it did not see as one).
+            out.count = max(splitter.products, converted[0])
+            return out
+
+        def on_retry(n: int, exc: FetchError, delay: float) -> None:
+            ctx.progress.retries += 1
+            log.warning("dbk window %s: retry %d in %.1fs after %s", w.id, n, delay, exc)
+
+        while True:
+            try:
+                return await call_with_retries(
+                    attempt, policy=self.policy, clock=self.clock, limiter=self.limiter,
+                    on_retry=on_retry,
+                )  # fmt: skip
+            except Unauthorized:
+                continue  # the session authenticated again (after_401); a second refusal raised
+
+    def _request(self, w: Window, token: str) -> Request:
+        cfg = self.cfg
+        filters: dict[str, Any] = {"updatedFrom": stamp(w.start), "updatedTo": stamp(w.end)}
+        if cfg.publisher:
+            filters["publisher"] = cfg.publisher
+        if cfg.product_ids:
+            filters["productIds"] = list(cfg.product_ids)
+        auth = (("Authorization", f"Bearer {token}"),)
+        label = f"dbk window {w.id}"
+        if cfg.filters_in == "body":
+            return Request(method="POST", url=EXPORT, json=filters, headers=auth, label=label)
+        params = tuple(
+            (k, ",".join(v) if isinstance(v, list) else str(v)) for k, v in filters.items()
+        )
+        return Request(method="GET", url=EXPORT, params=params, headers=auth, label=label)
+
+    async def _stream(
+        self,
+        ctx: RunContext,
+        chunks: AsyncIterator[bytes],
+        splitter: OnixSplitter,
+        label: str,
+        out: Fetched,
+        converted: list[int],
+        cap: int | None,
+    ) -> None:
+        """Read one body: hold its batches until it is known not to be cut off, then convert.
+
+        Holding is bounded by the cap; past it (a one-second window, read whole, ``cap`` None)
+        batches are converted as they arrive, at most ``2 × workers`` pending.
+        """
+        pending: deque[asyncio.Future[list[Converted]]] = deque()
+        held: list[Batch] = []
+        streaming = False
+        prologue: Prologue | None = None
+        src: Src = {}
+        limit = max(2, 2 * self.cfg.workers)
+
+        async def drain(keep: int) -> None:
+            while len(pending) > keep:
+                records = await self.conv.result(pending.popleft(), label=label)
+                converted[0] += len(records)
+                for key, line, _ in records:
+                    new = await ctx.sink.write(key, line)
+                    if new:
+                        ctx.progress.records += 1
+                        out.written += 1
+                    self.on_record(key, line, new)
+
+        try:
+            async for chunk in chunks:
+                ctx.progress.bytes_in += len(chunk)
+                for piece in splitter.feed(chunk):
+                    if isinstance(piece, Prologue):
+                        prologue, src = piece, self.conv.header(piece, label=label)
+                    elif streaming:
+                        assert prologue is not None
+                        pending.append(self.conv.submit(prologue, src, piece))
+                        await drain(limit)
+                    else:
+                        held.append(piece)
+                if not streaming and cap is not None and splitter.products >= cap:
+                    out.seen.extend(t for b in held for t in product_times(b.data))
+                    raise _Full
+                if not streaming and splitter.products >= self.cfg.max_products_per_response:
+                    streaming = True
+                    assert prologue is not None
+                    pending.extend(self.conv.submit(prologue, src, b) for b in held)
+                    held.clear()
+                    await drain(limit)
+            for piece in splitter.close():
+                prologue, src = piece, self.conv.header(piece, label=label)
+            if held:
+                assert prologue is not None
+                pending.extend(self.conv.submit(prologue, src, b) for b in held)
+            await drain(0)
+        finally:
+            for fut in pending:
+                fut.cancel()
