@@ -1,0 +1,199 @@
+"""Faults end to end: passing faults heal to the exact records; a permanent one is named, resumed.
+
+The simulator's fault profiles fail only first attempts, so a harvester that retries must end
+complete with exactly the clean records, whatever the seed. ``fail_matching`` is a fault that
+never heals: its partition fails, the run exits 1 naming it, and a ``--resume`` once the fault
+is gone completes the same run with exactly the clean records. Backoff sleeps run on a
+``JumpClock`` (skipped, not waited).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import io
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from harvester.cli import main
+from harvester.config import OutputConfig
+from harvester.output import read_lines, verify_run
+from harvester.progress import Progress
+from harvester.run import RunResult, run_source
+from harvester.sim.books import BookCatalogue
+from harvester.sim.server import Simulator
+from harvester.sim.settings import FaultProfile, SimSettings
+from harvester.sources.nobb import NobbSource
+from tests.front import JumpClock
+from tests.test_dbk_dump import _expected
+from tests.test_dbk_dump import _run as _dbk
+from tests.test_dbk_dump import _written as _dbk_written
+from tests.test_nobb_dump import _cfg as _nobb_cfg
+from tests.test_nobb_dump import _served
+
+SEEDS = [101, 202, 303]
+
+
+async def _nobb(sim: Simulator, out: Path, **kw: object) -> RunResult:
+    source = NobbSource(_nobb_cfg(sim, **kw), clock=JumpClock())
+    return await run_source(
+        source, mode="dump", output=OutputConfig(shard_max_records=400), out_dir=out,
+        config_digest="test", progress=Progress(source="nobb"),
+    )  # fmt: skip
+
+
+def _nobb_written(run_dir: Path) -> dict[int, bytes]:
+    verify_run(run_dir)
+    lines = list(read_lines(run_dir))
+    keys = [int(orjson.loads(line)["nobbNumber"]) for line in lines]
+    assert len(keys) == len(set(keys)), "an item was written twice"
+    return dict(zip(keys, lines, strict=True))
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("profile", ["flaky", "hostile"])
+async def test_nobb_faults_heal_to_the_clean_records(
+    tmp_path: Path, profile: FaultProfile, seed: int
+) -> None:
+    """NOBB under flaky/hostile faults, several seeds: exit 0, every item once, bytes as served."""
+    settings = SimSettings(nobb_items=1500, rate_limit=0, seed=seed, faults=profile)
+    async with Simulator(settings) as sim:
+        result = await _nobb(sim, tmp_path, page_size=25, retries=4)
+        injected = sum(sim.ctx.faults.injected.values())
+    async with Simulator(dataclasses.replace(settings, faults="none")) as clean:
+        served = await _served(clean, settings)
+    assert injected > 0
+    assert result.exit_code == 0 and result.manifest.complete
+    assert _nobb_written(result.run_dir) == served
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("profile", ["flaky", "hostile"])
+async def test_dbk_faults_heal_to_the_clean_records(
+    tmp_path: Path, profile: FaultProfile, seed: int
+) -> None:
+    """DBK under flaky/hostile faults, several seeds: exit 0, every product once, as converted."""
+    settings = SimSettings(dbk_products=1000, dbk_max_products=40, rate_limit=0, seed=seed,
+                           faults=profile)  # fmt: skip
+    async with Simulator(settings) as sim:
+        result = await _dbk(sim, tmp_path, clock=JumpClock(), retries=4)
+        injected = sum(sim.ctx.faults.injected.values())
+        books = sim.ctx.books
+    assert injected > 0
+    assert result.exit_code == 0 and result.manifest.complete
+    assert _dbk_written(result) == _expected(books, range(books.size))
+
+
+def _config(tmp: Path, url: str, section: str, extra: str = "") -> Path:
+    cfg = tmp / f"{section}.toml"
+    cfg.write_text(
+        f'[output]\ndir = "{tmp / "out"}"\nshard_max_records = 400\n'
+        f'[{section}]\nbase_url = "{url}"\nusername = "harvester"\npassword = "harvester"\n'
+        f'rate_limit = "0"\nretries = 2\n{extra}'
+    )
+    return cfg
+
+
+async def _cli(*argv: str) -> tuple[int, str]:
+    """The CLI in a thread (it owns its loop; the simulator runs on this one): code, stderr."""
+    err = io.StringIO()
+    args = [*argv, "--progress", "never"]
+    with contextlib.redirect_stderr(err):
+        code = await asyncio.to_thread(main, args)
+    return code, err.getvalue()
+
+
+async def test_nobb_permanent_fault_then_resume(tmp_path: Path) -> None:
+    """One NOBB partition always 500s: exit 1 naming it; --resume without the fault is exact."""
+    settings = SimSettings(nobb_items=1500, rate_limit=0, seed=7)
+    async with Simulator(settings) as sim:
+        served = await _served(sim, settings)
+        plan = await _nobb(sim, tmp_path / "plan", page_size=50, partitions=4)
+        # The biggest partition with both bounds; its pages after the first fail, both ends.
+        hits: dict[str, Any] = dict(plan.manifest.partitions)
+        pid = max((p for p in hits if "start" not in p and "end" not in p),
+                  key=lambda p: int(hits[p]["total_hits"]))  # fmt: skip
+        lo, hi = pid.split("..")
+        failing = f"&from={lo}&to={hi}&pageToken="
+        sim.ctx.settings = dataclasses.replace(settings, fail_matching=failing)
+        cfg = _config(tmp_path, sim.url, "nobb", "page_size = 50\npartitions = 4\n")
+        summary = tmp_path / "summary.json"
+        code, err = await _cli("dump", "nobb", "--config", str(cfg), "--summary-json", str(summary))
+        assert sim.stats["permanent_faults"] >= 2
+        sim.ctx.settings = settings
+        (run_dir,) = (tmp_path / "out" / "nobb").glob("2*")
+        manifest = orjson.loads((run_dir / "manifest.json").read_bytes())
+        resumed, err2 = await _cli("dump", "nobb", "--config", str(cfg), "--resume")
+    assert code == 1, err
+    assert "nobb dump: INCOMPLETE (1 partitions failed)" in err
+    assert manifest["complete"] is False
+    failure = manifest["partitions"][pid]
+    assert failure["ok"] is False
+    assert failure["error"] in {
+        f"HTTP 500: Internal server error [nobb partition {pid} ({d}) GET /api/v2/items {pid}]"
+        for d in ("asc", "desc")
+    }
+    assert [p for p, r in manifest["partitions"].items() if not r["ok"]] == [pid]
+    assert orjson.loads(summary.read_bytes())["sources"][0]["failed_partitions"] == [pid]
+    assert resumed == 0, err2
+    assert list((tmp_path / "out" / "nobb").glob("2*")) == [run_dir]
+    assert _nobb_written(run_dir) == served
+
+
+def _simulate(*flags: str) -> tuple[subprocess.Popen[str], str]:
+    cmd = [sys.executable, "-m", "harvester", "simulate", "--nobb-items", "10",
+           "--dbk-products", "1200", "--dbk-max-products", "150", "--rate-limit", "0",
+           "--seed", "8", *flags]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    return proc, proc.stdout.readline().split()[-1]
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
+    assert proc.stdout is not None
+    proc.stdout.close()
+
+
+async def test_dbk_permanent_fault_then_resume(tmp_path: Path) -> None:
+    """`simulate --fail-matching` fails the first DBK window: exit 1 names it, --resume is exact."""
+    first = "updatedFrom=20000101T000000Z"  # dbk.start: the first window of the first lane
+    sim, url = _simulate("--port", "0", "--fail-matching", first)
+    try:
+        cfg = _config(tmp_path, url, "dbk", "workers = 0\nmax_products_per_response = 150\n")
+        code, err = await _cli("dump", "dbk", "--config", str(cfg))
+    finally:
+        _stop(sim)
+    (run_dir,) = (tmp_path / "out" / "dbk").glob("2*")
+    manifest = orjson.loads((run_dir / "manifest.json").read_bytes())
+    # The fault is gone: the same simulator on the same port, without --fail-matching.
+    sim, url2 = _simulate("--port", url.rsplit(":", 1)[1])
+    try:
+        assert url2 == url
+        resumed, err2 = await _cli("dump", "dbk", "--config", str(cfg), "--resume")
+    finally:
+        _stop(sim)
+    assert code == 1, err
+    assert "dbk dump: INCOMPLETE (1 partitions failed)" in err
+    failed = [p for p, r in manifest["partitions"].items() if not r["ok"]]
+    assert len(failed) == 1 and failed[0].startswith("20000101T000000Z..")
+    assert manifest["complete"] is False
+    assert manifest["partitions"][failed[0]]["error"] == (
+        f"HTTP 500: Server error [dbk window {failed[0]}]"
+    )
+    assert manifest["records"] < 1200  # the failed window held products
+    assert resumed == 0, err2
+    assert list((tmp_path / "out" / "dbk").glob("2*")) == [run_dir]
+    lines = list(read_lines(run_dir))
+    keys = [orjson.loads(line)["record_reference"] for line in lines]
+    assert len(keys) == len(set(keys)), "a product was written twice"
+    books = BookCatalogue(1200, 8, cap=150)
+    assert dict(zip(keys, lines, strict=True)) == _expected(books, range(books.size))
