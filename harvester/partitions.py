@@ -1,24 +1,48 @@
-"""NOBB partition planning: balanced ``from``/``to`` day windows from ``x-totalHits`` probes.
+"""NOBB partition planning: ``parts`` balanced ``from``/``to`` day windows from ``x-totalHits``.
 
-A probe (``pageSize=1`` with a day range) costs one request and tells how many items changed in
-that range. ``plan`` starts from the whole history and cuts any range holding more than ``target``
-items into ``ways`` pieces, until every range is under it or is a single day (which cannot be cut
-further and is walked from both ends like any other). Empty ranges are dropped. The ranges
-cover all days with no gap and no overlap; the caller adds an open catch-up partition
-for items changed during the run.
+A probe (``pageSize=1``) costs one request. Asked with ``to`` only, it tells how many items
+changed up to that day: one point of the catalogue's cumulative count by change date; asked with
+no filter, the total. A plan's cost is its latency, not its probe count, so probes go out in
+levels of ``fanout`` at once (the connection budget), each level one round trip:
+
+1. the total and ``fanout - 1`` days spread evenly over ``[first, last]``;
+2. after each level the cuts are chosen among the known days so that the largest partition is
+   as small as possible. If it still exceeds ``total / parts`` by more than the tolerance
+   (``grain`` items, or 1/8 of a partition if larger), the next level spends its ``fanout``
+   probes, evenly spaced in days, inside the brackets (two neighbouring known days) that hold a
+   cut point ``total * k / parts``, shared in proportion to their items;
+
+at most ``max_levels`` levels and ``max_probes`` probes. A day cannot be cut, so one heavy day
+can leave a partition above ``total / parts``; empty partitions are never made.
+The partitions cover all days with no gap and no overlap: the first is open below, the last
+open above; the caller adds an open catch-up partition for items changed during the run.
 """
 
 from __future__ import annotations
 
 import asyncio
+from itertools import pairwise
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import date, timedelta
 
 from harvester.walk import Partition
 
-__all__ = ["Probe", "plan"]
+__all__ = ["Plan", "Probe", "plan"]
 
 Probe = Callable[[date | None, date | None], Awaitable[int]]
+_DAY = timedelta(days=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """Partitions in date order with their item counts at planning time."""
+
+    partitions: list[Partition]
+    counts: list[int]
+    total: int
+    levels: int
+    probes: int
 
 
 async def plan(
@@ -26,54 +50,110 @@ async def plan(
     *,
     first: date,
     last: date,
-    target: int,
-    total: int | None = None,
-    ways: int = 4,
+    parts: int,
+    fanout: int = 4,
+    grain: int = 1,
+    max_levels: int = 4,
     max_probes: int = 256,
-) -> tuple[list[Partition], int]:
-    """Partitions of at most ``target`` items where possible; returns them and the total hits.
+) -> Plan:
+    """At most ``parts`` partitions of about ``total / parts`` items each (module docstring)."""
+    parts, fanout = max(1, parts), max(1, fanout)
+    days = [first + (last - first) * i // fanout for i in range(1, fanout)] if parts > 1 else []
+    # Known points of the cumulative count: day -> items changed up to and including it. The
+    # sentinels stand for "before everything" and "after everything" (items dated after
+    # ``last`` belong to the last, open partition).
+    low, high = first - _DAY, last + _DAY
+    counts = await asyncio.gather(probe(None, None), *(probe(None, d) for d in days))
+    total = counts[0]
+    known = {low: 0, high: total, **dict(zip(days, counts[1:], strict=True))}
+    probes, levels = len(counts), 1
+    if not total:
+        return Plan([], [], 0, levels, probes)
+    # Imbalance within the tolerance is not worth another round trip of probes.
+    good_enough = total / parts + max(grain, total // (parts * 8))
+    while True:
+        points = _monotonic(known)
+        ends = _best_cuts([c for _, c in points], parts)
+        largest = max(points[i][1] - points[j][1] for i, j in zip(ends, [0, *ends], strict=False))
+        if largest <= good_enough or levels >= max_levels or probes >= max_probes:
+            break
+        wanted = _refinements(points, total, parts, min(fanout, max_probes - probes))
+        if not wanted:
+            break
+        found = await asyncio.gather(*(probe(None, d) for d in wanted))
+        known.update(zip(wanted, found, strict=True))
+        probes += len(wanted)
+        levels += 1
+    out: list[Partition] = []
+    sizes: list[int] = []
+    start: str | None = None
+    prev = 0
+    for i in ends:
+        day, cum = points[i]
+        out.append(Partition(start, None if day == high else day.isoformat()))
+        sizes.append(cum - prev)
+        start, prev = (day + _DAY).isoformat(), cum
+    return Plan(out, sizes, total, levels, probes)
 
-    The first partition is open below (``from`` omitted) and the last open above, so items
-    dated outside ``[first, last]`` are not lost.
+
+def _monotonic(known: dict[date, int]) -> list[tuple[date, int]]:
+    """Known points in day order; counts made non-decreasing (the catalogue may change)."""
+    points = sorted(known.items())
+    for i in range(1, len(points)):
+        if points[i][1] < points[i - 1][1]:
+            points[i] = (points[i][0], points[i - 1][1])
+    return points
+
+
+def _refinements(points: list[tuple[date, int]], total: int, parts: int, budget: int) -> list[date]:
+    """The next level's probe days: inside the brackets that hold a cut point ``total*k/parts``."""
+    heavy: dict[tuple[date, date], int] = {}
+    for k in range(1, parts):
+        q = total * k / parts
+        for (lo, c_lo), (hi, c_hi) in pairwise(points):
+            if c_lo < q < c_hi:
+                if (hi - lo).days > 1:
+                    heavy[(lo, hi)] = c_hi - c_lo
+                break
+    if not heavy or budget < 1:
+        return []
+    # Heaviest brackets first; each gets one probe, the rest go in proportion to items.
+    order = sorted(heavy, key=lambda b: -heavy[b])[:budget]
+    weight = sum(heavy[b] for b in order)
+    share = {b: 1 + (budget - len(order)) * heavy[b] // weight for b in order}
+    days: set[date] = set()
+    for lo, hi in order:
+        width = (hi - lo).days
+        n = min(share[(lo, hi)], width - 1)
+        days.update(lo + timedelta(days=width * j // (n + 1)) for j in range(1, n + 1))
+    return sorted(days)
+
+
+def _best_cuts(cum: list[int], parts: int) -> list[int]:
+    """Indexes of the partition ends (the last is always the top) minimising the largest one.
+
+    ``cum`` is non-decreasing from 0 (the low sentinel) to the total (the high sentinel). A
+    partition runs from after one chosen point up to and including the next; empty ones are
+    never chosen.
     """
-    if total is None:
-        total = await probe(None, None)
-    probes = 1
-    done: list[tuple[date, date, int]] = []
-    level = [(first, last, total)]
-    # Level by level, every heavy range is cut into ``ways`` pieces probed concurrently:
-    # latency, not the probe count, is what a plan costs, and change dates are skewed (a
-    # plain halving would probe one range after another down the busy end).
-    while level:
-        pieces: list[tuple[date, date]] = []
-        for lo, hi, hits in level:
-            if hits == 0:
-                continue
-            if hits <= target or lo >= hi or probes + len(pieces) + ways > max_probes:
-                done.append((lo, hi, hits))
-                continue
-            step = max(1, ((hi - lo).days + 1) // ways)
-            cut = lo
-            while cut <= hi:
-                end = min(hi, cut + timedelta(days=step - 1))
-                if end >= hi - timedelta(days=step // 2):
-                    end = hi  # fold a short tail into the last piece
-                pieces.append((cut, end))
-                cut = end + timedelta(days=1)
-        counts = await asyncio.gather(
-            *(probe(None if lo == first else lo, None if hi == last else hi) for lo, hi in pieces)
-        )
-        probes += len(pieces)
-        level = [(lo, hi, n) for (lo, hi), n in zip(pieces, counts, strict=True)]
-    done.sort()
-    parts = []
-    for i, (lo, _, _) in enumerate(done):
-        # Each partition runs up to the day before the next one starts, so the empty ranges
-        # that were dropped leave no gap.
-        nxt = done[i + 1][0] - timedelta(days=1) if i + 1 < len(done) else None
-        parts.append(
-            Partition(None if i == 0 else lo.isoformat(), nxt.isoformat() if nxt else None)
-        )
-    if not parts and total:
-        parts = [Partition(None, None)]
-    return parts, total
+    n = len(cum)
+    inf = float("inf")
+    # best[j][i]: the smallest largest-partition covering points 1..i with j partitions.
+    best = [[inf] * n for _ in range(parts + 1)]
+    back = [[0] * n for _ in range(parts + 1)]
+    best[0][0] = 0
+    for j in range(1, parts + 1):
+        for i in range(1, n):
+            for k in range(i):
+                if best[j - 1][k] == inf or cum[i] == cum[k]:
+                    continue
+                worst = max(best[j - 1][k], cum[i] - cum[k])
+                if worst < best[j][i]:
+                    best[j][i], back[j][i] = worst, k
+    j = min(range(1, parts + 1), key=lambda j: (best[j][n - 1], j))
+    ends, i = [], n - 1
+    while j > 0:
+        ends.append(i)
+        i = back[j][i]
+        j -= 1
+    return ends[::-1]

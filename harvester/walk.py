@@ -5,6 +5,10 @@ descending by ``nobbNumber``. ``Seam`` decides who owns each key: the ascending 
 above everything it has claimed and below everything the descending walk has claimed, and the
 other way round; the first key a walk meets on the other side ends that walk. Every key of the
 partition is therefore claimed exactly once, whatever the interleaving of the two walks' pages.
+Once either end meets the other the partition is complete (``Seam.closed``), and an end whose
+page ends where the other end's page in flight will certainly reach (by ``x-totalHits`` less the
+keys claimed) stops there: the last round trip is made by one end, not both. One end stopping
+early is always safe, since the other walks on until it meets.
 
 ``Walk`` is one end. The caller asks for the first request's parameters, then reports each item
 key in order (``on_item``) and the page's headers (``on_page_end``) and gets the next request's
@@ -86,26 +90,39 @@ class Partition:
 class Seam:
     """Who owns which key of one partition; shared by its ascending and descending walks."""
 
-    __slots__ = ("asc_high", "desc_low")
+    __slots__ = ("asc_high", "claimed", "closed", "desc_low", "ends", "total")
 
     def __init__(self) -> None:
         self.asc_high: int | None = None
         self.desc_low: int | None = None
+        #: True once an end has met the other: each end has seen an unbroken run of keys from
+        #: its side, and the runs touch, so every key of the partition is claimed.
+        self.closed = False
+        self.claimed = 0  # keys claimed by either end in this process
+        self.total: int | None = None  # the partition's latest x-totalHits
+        self.ends: dict[str, Walk] = {}
 
     def claim(self, direction: Direction, key: int) -> Claim:
         if direction == "asc":
             if self.desc_low is not None and key >= self.desc_low:
+                self.closed = True
                 return Claim.MET
             if self.asc_high is not None and key <= self.asc_high:
                 return Claim.SEEN
             self.asc_high = key
         else:
             if self.asc_high is not None and key <= self.asc_high:
+                self.closed = True
                 return Claim.MET
             if self.desc_low is not None and key >= self.desc_low:
                 return Claim.SEEN
             self.desc_low = key
+        self.claimed += 1
         return Claim.CLAIMED
+
+    def gap(self) -> int | None:
+        """Keys not yet claimed by either end, by the latest x-totalHits (None if unknown)."""
+        return None if self.total is None else self.total - self.claimed
 
 
 class Walk:
@@ -147,6 +164,9 @@ class Walk:
         self._prev_page: tuple[int, int, int] | None = None
         self._prev_token: str | None = None
         self._empty = 0
+        self._page_size = page_size
+        self._fresh = True
+        seam.ends[direction] = self
 
     @property
     def label(self) -> str:
@@ -174,11 +194,13 @@ class Walk:
         """A page's body starts; call again (``retry_page``) if the same request is re-sent."""
         self._page_start = self._chain_last
         self._page_keys = []
+        self._fresh = self._chain_last == self._last  # the page brings keys never seen
 
     def retry_page(self) -> None:
         """The current page is being fetched again after a failure part-way through."""
         self._chain_last = self._page_start
         self._page_keys = []
+        self._fresh = False
 
     def on_item(self, key: int) -> Claim:
         """One item of the current page, in the order served."""
@@ -207,15 +229,19 @@ class Walk:
         self._prev_page = None
         self._chain_last = self._page_start = None  # a fresh chain: its page 1 is expected
         self._page_keys = []
+        self._fresh = self._last is None
         return dict(self._base)
 
     def on_page_end(self, headers: Mapping[str, str]) -> dict[str, str] | None:
         """The current page is complete: the next request's parameters, or None when done."""
         self.pages += 1
         total = header(headers, TOTAL)
-        if total is not None and total.isdigit() and self.total_hits is None:
-            self.total_hits = int(total)
-        if self.done:
+        if total is not None and total.isdigit():
+            self.seam.total = int(total)
+            if self.total_hits is None:
+                self.total_hits = int(total)
+        if self.done or self.seam.closed or self._other_end_finishes():
+            self.done = True
             return None
         token = header(headers, FORWARD)
         if token is None:
@@ -238,6 +264,20 @@ class Walk:
         self._prev_token, self._prev_page = token, signature
         self.begin_page()
         return {**self._base, "pageToken": token}
+
+    def _other_end_finishes(self) -> bool:
+        """True if the other end's current page will reach this end: no need for another page.
+
+        The other end's page brings the next keys after its furthest one, as many as the page
+        has left. If that covers every unclaimed key, it meets this end; if x-totalHits was low
+        (items arrived), the other end simply walks on alone until it meets, so stopping here
+        is always safe, and costs at worst the round trips it would have shared.
+        """
+        other = self.seam.ends.get("desc" if self.direction == "asc" else "asc")
+        gap = self.seam.gap()
+        if other is None or other.done or gap is None:
+            return False
+        return other._fresh and gap <= other._page_size - len(other._page_keys)
 
     def _beyond(self, key: int, ref: int | None) -> bool:
         """True if ``key`` comes after ``ref`` in this walk's order (anything is after None)."""

@@ -5,7 +5,8 @@ from __future__ import annotations
 import random
 from datetime import date, timedelta
 
-from harvester.partitions import plan
+from harvester.partitions import Probe, plan
+from harvester.walk import Partition
 
 FIRST, LAST = date(1990, 1, 1), date(2026, 11, 20)
 
@@ -25,28 +26,62 @@ def _bounds(p_from: str | None, p_to: str | None) -> tuple[date, date]:
     )
 
 
-async def test_partitions_cover_every_item_once_and_are_balanced() -> None:
-    """Every item falls in exactly one partition; partitions hold at most target (or one day)."""
-    items = _catalogue(20_000, 1)
-    calls = 0
+def _counter(items: list[date]) -> tuple[Probe, list[int]]:
+    calls: list[int] = []
 
     async def probe(lo: date | None, hi: date | None) -> int:
-        nonlocal calls
-        calls += 1
+        calls.append(1)
         return sum((lo is None or d >= lo) and (hi is None or d <= hi) for d in items)
 
-    parts, total = await plan(probe, first=FIRST, last=LAST, target=3000)
-    assert total == len(items)
-    counts = []
+    return probe, calls
+
+
+def _sizes(items: list[date], parts: list[Partition]) -> list[int]:
+    out = []
     for p in parts:
         lo, hi = _bounds(p.date_from, p.date_to)
-        counts.append(sum(lo <= d <= hi for d in items))
-    assert sum(counts) == len(items)
-    for p, c in zip(parts, counts, strict=True):
-        assert c <= 3000 or p.date_from == p.date_to
-    assert parts[0].date_from is None
-    assert parts[-1].date_to is None
-    assert calls <= 256
+        out.append(sum(lo <= d <= hi for d in items))
+    return out
+
+
+async def test_partitions_cover_every_item_once_and_are_balanced() -> None:
+    """Every item falls in exactly one of the wanted partitions, each within 1/8 of its share."""
+    items = _catalogue(20_000, 1)
+    probe, calls = _counter(items)
+    found = await plan(probe, first=FIRST, last=LAST, parts=4, fanout=8, grain=100)
+    assert found.total == len(items)
+    sizes = _sizes(items, found.partitions)
+    assert sizes == found.counts
+    assert sum(sizes) == len(items)
+    assert len(sizes) == 4
+    assert max(sizes) <= len(items) / 4 * 1.125
+    assert found.partitions[0].date_from is None
+    assert found.partitions[-1].date_to is None
+    for a, b in zip(found.partitions, found.partitions[1:], strict=False):
+        assert a.date_to is not None and b.date_from is not None
+        assert date.fromisoformat(a.date_to) + timedelta(days=1) == date.fromisoformat(b.date_from)
+    assert found.levels <= 4
+    assert len(calls) == found.probes <= 8 * found.levels
+
+
+async def test_one_partition_costs_one_probe() -> None:
+    """A single partition needs only the total."""
+    probe, calls = _counter(_catalogue(500, 2))
+    found = await plan(probe, first=FIRST, last=LAST, parts=1, fanout=8)
+    assert found.partitions == [Partition(None, None)]
+    assert len(calls) == 1
+
+
+async def test_a_heavy_day_is_one_partition_and_none_is_empty() -> None:
+    """A day holding most items cannot be cut; the others share the rest, none empty."""
+    items = [*(date(2020, 5, 5) for _ in range(900)), *_catalogue(300, 3)]
+    probe, _ = _counter(items)
+    found = await plan(probe, first=FIRST, last=LAST, parts=4, fanout=4, grain=10)
+    sizes = _sizes(items, found.partitions)
+    assert sum(sizes) == len(items)
+    assert all(sizes)
+    assert 900 in sizes
+    assert len(sizes) <= 4
 
 
 async def test_empty_catalogue_has_no_partitions() -> None:
@@ -55,4 +90,5 @@ async def test_empty_catalogue_has_no_partitions() -> None:
     async def probe(lo: date | None, hi: date | None) -> int:
         return 0
 
-    assert await plan(probe, first=FIRST, last=LAST, target=10) == ([], 0)
+    found = await plan(probe, first=FIRST, last=LAST, parts=4, fanout=4)
+    assert (found.partitions, found.total) == ([], 0)

@@ -71,6 +71,49 @@ def test_one_end_can_finish_alone() -> None:
     assert sorted(_run(keys, [0] * 10, 5)) == keys
 
 
+def _fetch(walk: Walk, params: dict[str, str], keys: list[int]) -> dict[str, str] | None:
+    """One page through ``walk``: its items in order, then its headers."""
+    page, headers = _page(keys, params)
+    for key in page:
+        if walk.on_item(key) is Claim.MET:
+            break
+    return walk.on_page_end(headers)
+
+
+def test_an_end_stops_where_the_other_ends_page_will_reach() -> None:
+    """An end asks for no page the other end's page in flight makes useless."""
+    keys = list(range(10, 29))  # 19 keys in pages of 5: 10 claimed in round 1, 9 left
+    seam = Seam()
+    asc, desc = Walk(P, "asc", seam, page_size=5), Walk(P, "desc", seam, page_size=5)
+    a = _fetch(asc, asc.first_request(), keys)
+    d = _fetch(desc, desc.first_request(), keys)
+    assert a is not None and d is not None
+    # Round 2, both pages in flight: asc's ends at 19, leaving 4 keys for desc's page of 5.
+    assert _fetch(asc, a, keys) is None
+    assert _fetch(desc, d, keys) is None
+    assert seam.closed and seam.claimed == len(keys)
+
+
+def test_an_end_walks_on_alone_when_the_total_was_low() -> None:
+    """If x-totalHits undercounts, the end that stopped early loses nothing: the other walks on."""
+    keys = list(range(10, 40))
+    seam = Seam()
+    asc, desc = Walk(P, "asc", seam, page_size=5), Walk(P, "desc", seam, page_size=5)
+    a = _fetch(asc, asc.first_request(), keys)
+    d = _fetch(desc, desc.first_request(), keys)
+    assert a is not None
+    page, headers = _page(keys, a)
+    for key in page:
+        asc.on_item(key)
+    assert asc.on_page_end({**headers, "x-totalHits": "12"}) is None  # items arrived unseen
+    requests = 0
+    while d is not None:
+        requests += 1
+        d = _fetch(desc, d, keys)
+    assert seam.closed and seam.claimed == len(keys)
+    assert requests == 4  # 34..30, 29..25, 24..20, then 19: met
+
+
 def test_empty_partition_ends_after_one_page() -> None:
     """A partition with no items ends both walks after their first page."""
     assert _run([], [], 10) == []

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import logging
-import math
 from datetime import date, timedelta
 
 import orjson
@@ -81,7 +80,7 @@ class NobbSource:
             elif ctx.plan is not None:
                 parts, expected = [Partition(lo, hi) for lo, hi in ctx.plan], None
             else:
-                wanted = cfg.partitions or max(1, cfg.concurrency // (2 if cfg.two_ended else 1))
+                wanted = cfg.partitions or max(1, cfg.concurrency // len(self._directions()))
                 parts, expected = await self._plan(ctx, today, wanted)
                 if ctx.save_plan is not None:
                     ctx.save_plan([[p.date_from, p.date_to] for p in parts])
@@ -114,6 +113,9 @@ class NobbSource:
         return ("asc", "desc") if self.cfg.two_ended else ("asc",)
 
     async def _plan(self, ctx: RunContext, today: date, wanted: int) -> tuple[list[Partition], int]:
+        """Balanced partitions, largest first: with more partitions than walks at once, a big one
+        started last would be walked while the other connections sit idle."""
+
         async def probe(lo: date | None, hi: date | None) -> int:
             params = {"pageSize": "1"}
             if lo is not None:
@@ -124,10 +126,14 @@ class NobbSource:
             assert headers is not None  # only walks can see page 1 come back
             return int(header(headers, TOTAL) or 0)
 
-        total = await probe(None, None)
-        # Bisection halves a range, so partitions land between target/2 and target items.
-        target = max(self.cfg.page_size, math.ceil(total / max(1, wanted)))
-        return await plan(probe, first=FIRST_DAY, last=today, target=target, total=total)
+        # Imbalance below one page per end is not worth another round trip of probes.
+        grain = self.cfg.page_size * len(self._directions())
+        found = await plan(probe, first=FIRST_DAY, last=today, parts=wanted,
+                           fanout=self.cfg.concurrency, grain=grain)  # fmt: skip
+        log.info("nobb: %d partitions from %d probes in %d levels: %s", len(found.partitions),
+                 found.probes, found.levels, found.counts)  # fmt: skip
+        ranked = sorted(zip(found.counts, found.partitions, strict=True), key=lambda c: -c[0])
+        return [p for _, p in ranked], found.total
 
     async def _walk(
         self,
