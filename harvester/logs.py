@@ -1,7 +1,13 @@
 """Logging setup for the CLI: human lines by default, one JSON object per line on request.
 
 ``-q`` keeps errors only (the summary line is printed regardless), ``-v`` adds request-level
-detail (retries, restarts). Log records carry request labels, never headers or credentials.
+detail: one line per request (source, partition, request label, status, duration), retries and
+restarts. Log records carry request labels, never headers or credentials.
+
+Structured fields ride on ``extra=``: ``source``, ``partition``, ``request``, ``status``,
+``duration_ms``, ``attempt``. The JSON formatter emits those present; the text formatter shows
+the message (which already names them). While a live progress line is on the terminal, a log
+line first clears it (``set_live``), so the two never run together; the reporter redraws it.
 """
 
 from __future__ import annotations
@@ -9,28 +15,50 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections.abc import Callable
+from typing import TextIO
 
 import orjson
 
-__all__ = ["JsonFormatter", "setup_logging"]
+__all__ = ["FIELDS", "JsonFormatter", "set_live", "setup_logging"]
+
+FIELDS = ("source", "partition", "request", "status", "duration_ms", "attempt")
+_live: Callable[[], None] | None = None
+
+
+def set_live(clear: Callable[[], None] | None) -> None:
+    """Register (or drop, with None) how to clear the live progress line before a log line."""
+    global _live
+    _live = clear
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message."""
+    """One JSON object per line: time, level, logger, message, and the structured fields."""
 
     def format(self, record: logging.LogRecord) -> str:
-        data = {
+        data: dict[str, object] = {
             "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(record.created)),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
         }
+        for name in FIELDS:
+            value = getattr(record, name, None)
+            if value is not None:
+                data[name] = value
         return orjson.dumps(data).decode()
+
+
+class _Handler(logging.StreamHandler[TextIO]):
+    def emit(self, record: logging.LogRecord) -> None:
+        if _live is not None:
+            _live()
+        super().emit(record)
 
 
 def setup_logging(*, fmt: str = "text", quiet: bool = False, verbose: bool = False) -> None:
     """Configure the ``harvester`` loggers once, on stderr."""
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _Handler(sys.stderr)
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:

@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Literal, TextIO
 
+from harvester.logs import set_live
+
 __all__ = ["Progress", "ProgressMode", "Reporter"]
 
 ProgressMode = Literal["auto", "always", "never"]
@@ -85,7 +87,13 @@ class Reporter:
     async def __aenter__(self) -> Reporter:
         if self._enabled:
             self._task = asyncio.get_running_loop().create_task(self._run())
+            if self._live:
+                set_live(self._clear)
         return self
+
+    def _clear(self) -> None:
+        """Wipe the live line so a log line starts at column 0 (the next tick redraws it)."""
+        self._stream.write("\r\x1b[2K")
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
@@ -95,6 +103,8 @@ class Reporter:
         if self._closed:
             return
         self._closed = True
+        if self._live and self._enabled:
+            set_live(None)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

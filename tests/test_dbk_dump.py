@@ -315,3 +315,29 @@ async def test_cli_dump_all_runs_both_sources_at_once(tmp_path: Path) -> None:
         ("nobb", 2000, True),
         ("dbk", 700, True),
     ]
+
+
+async def test_json_logs_carry_one_line_per_request(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """-v --log-format json: one JSON object per request with source, window, status, duration."""
+    settings = SimSettings(dbk_products=300, rate_limit=0, seed=19)
+    async with Simulator(settings) as sim:
+        config = tmp_path / "h.toml"
+        config.write_text(
+            f'[output]\ndir = "{tmp_path / "out"}"\n[dbk]\nbase_url = "{sim.url}"\n'
+            'username = "harvester"\npassword = "pw-MARKER-7"\nrate_limit = "0"\nworkers = 0\n'
+        )
+        argv = ["dump", "dbk", "--config", str(config), "-v", "--log-format", "json"]
+        assert await asyncio.to_thread(main, argv) == 3
+        config.write_text(config.read_text().replace("pw-MARKER-7", "harvester"))
+        assert await asyncio.to_thread(main, argv) == 0
+    err = capsys.readouterr().err
+    assert "pw-MARKER-7" not in err
+    lines = [orjson.loads(line) for line in err.splitlines() if line.startswith("{")]
+    requests = [r for r in lines if r.get("request", "").startswith("dbk window ")]
+    assert requests, err
+    for r in requests:
+        assert r["source"] == "dbk" and r["status"] in (200, 204) and r["attempt"] == 1
+        assert r["request"] == f"dbk window {r['partition']}"
+        assert isinstance(r["duration_ms"], int) and r["level"] == "info"

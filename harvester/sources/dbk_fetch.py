@@ -71,35 +71,50 @@ class WindowFetcher:
     async def fetch(self, ctx: RunContext, w: Window, *, stop_when_full: bool) -> Fetched:
         """One window, retried as a whole; ``FetchError`` when the retries run out."""
         out = Fetched()
+        attempts = [0]
 
         async def attempt() -> Fetched:
             out.count = 0
             out.seen.clear()
+            attempts[0] += 1
             token = await self.session.bearer()
             request = self._request(w, token)
             ctx.progress.requests += 1
             splitter = OnixSplitter(label=request.label)
             converted = [0]
+            t0 = self.clock.monotonic()
+            status = 0
             try:
-                async with self.limiter.slot(), self.http.stream(request) as resp:
-                    self.limiter.observe(resp.headers)
-                    if resp.status == 401:
-                        await self.session.after_401(token)
-                    if resp.status >= 400:
-                        if resp.status == 429:
-                            ctx.progress.throttled += 1
-                        raise_for_status(resp, request, await resp.read(2048))
-                    self.session.confirm(token)
-                    if resp.status == 204:
-                        return out
-                    cap = self.cfg.max_products_per_response if stop_when_full else None
-                    await self._stream(ctx, resp.chunks(), splitter, request.label, out,
-                                       converted, cap)  # fmt: skip
+                async with self.limiter.slot():
+                    t0 = self.clock.monotonic()  # the request's own time, not the queue's
+                    async with self.http.stream(request) as resp:
+                        status = resp.status
+                        self.limiter.observe(resp.headers)
+                        if resp.status == 401:
+                            await self.session.after_401(token)
+                        if resp.status >= 400:
+                            if resp.status == 429:
+                                ctx.progress.throttled += 1
+                            raise_for_status(resp, request, await resp.read(2048))
+                        self.session.confirm(token)
+                        if resp.status == 204:
+                            return out
+                        cap = self.cfg.max_products_per_response if stop_when_full else None
+                        await self._stream(ctx, resp.chunks(), splitter, request.label, out,
+                                           converted, cap)  # fmt: skip
             except _Full:
                 out.count = splitter.products
-                return out
-            # The workers' count guards the splitter's (a product end it did not see as one).
-            out.count = max(splitter.products, converted[0])
+            else:
+                # The workers' count guards the splitter's (a product end it did not see).
+                out.count = max(splitter.products, converted[0])
+            finally:
+                ms = round((self.clock.monotonic() - t0) * 1000)
+                log.info(
+                    "%s: HTTP %s, %d products, %d ms (attempt %d)", request.label,
+                    status or "-", splitter.products, ms, attempts[0],
+                    extra={"source": "dbk", "partition": w.id, "request": request.label,
+                           "status": status or None, "duration_ms": ms, "attempt": attempts[0]},
+                )  # fmt: skip
             return out
 
         def on_retry(n: int, exc: FetchError, delay: float) -> None:
