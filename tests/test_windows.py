@@ -196,3 +196,12 @@ def test_a_learned_plan_needs_close_to_the_fewest_requests() -> None:
     fewest = len(times) / 2000
     assert warm.requests <= 2 * fewest < cold.requests
     assert_partition(warm, 0, 100_000)
+
+
+def test_learned_windows_merge_clips_old_ones_at_the_new_range() -> None:
+    """A run's windows replace the old ones inside its range; old ones across its edge are clipped."""
+    from harvester.sources.dbk import _merge
+
+    old = [(0, 100, 100), (100, 200, 50)]
+    assert _merge(old, [(50, 150, 7)], 50, 150) == [[0, 50, 50], [50, 150, 7], [150, 200, 25]]
+    assert _merge([], [(0, 10, 1), (10, 20, 2)], 0, 20) == [[0, 10, 1], [10, 20, 2]]

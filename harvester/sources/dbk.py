@@ -261,7 +261,11 @@ def _merge(
     learned: list[tuple[int, int, int]], covered: list[tuple[int, int, int]], start: int, end: int
 ) -> list[list[int]]:
     """The density for the next run: this run's windows, and the old ones outside its range."""
-    keep = [w for w in learned if w[1] <= start or w[0] >= end] + list(covered)
+    keep = list(covered)
+    for a, b, n in learned:  # the old windows outside this run's range, clipped to it
+        for lo, hi in ((a, min(b, start)), (max(a, end), b)):
+            if hi > lo:
+                keep.append((lo, hi, round(n * (hi - lo) / (b - a))))
     keep.sort()
     while len(keep) > MAX_LEARNED:  # coarsen: merge touching neighbours pairwise
         merged: list[tuple[int, int, int]] = []
