@@ -199,7 +199,7 @@ def test_a_learned_plan_needs_close_to_the_fewest_requests() -> None:
 
 
 def test_learned_windows_merge_clips_old_ones_at_the_new_range() -> None:
-    """A run's windows replace the old ones inside its range; old ones across its edge are clipped."""
+    """A run's windows replace old ones inside its range; old ones across its edge are clipped."""
     from harvester.sources.dbk import _merge
 
     old = [(0, 100, 100), (100, 200, 50)]
