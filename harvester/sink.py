@@ -13,7 +13,8 @@ A crash leaves only whole, renamed shards and temp files that a resume deletes. 
 are computed on the bytes as they are written, never by reading back.
 
 gzip runs at level 1 by default: level 6 manages ~22 MB/s on this class of machine, slower than
-parsing; level 1 is ~4x faster for ~10 % more bytes.
+parsing; level 1 is ~4x faster for ~10 % more bytes. Levels 1 and 2 are compressed by ISA-L
+(``isal``), ~4x faster again than zlib at the same size (see ``_gzip``).
 """
 
 from __future__ import annotations
@@ -72,9 +73,28 @@ class _Plain:
         return b""
 
 
+try:
+    from isal import isal_zlib
+except ImportError:  # pragma: no cover - isal is a dependency; zlib is the fallback
+    isal_zlib = None  # type: ignore[assignment]
+
+#: gzip levels that ISA-L compresses, at the same level: ~4x faster than zlib and no bigger (its
+#: levels stop at 3, and above 2 zlib makes smaller files, which is what a higher level asks for).
+#: The output is a standard gzip stream (RFC 1952) either way. Set to () to force zlib.
+ISAL_LEVELS: tuple[int, ...] = (1, 2) if isal_zlib is not None else ()
+
+
+def _gzip(level: int) -> _Compressor:
+    """A gzip stream compressor (wbits 31: gzip header and trailer)."""
+    if level in ISAL_LEVELS and isal_zlib is not None:
+        fast: _Compressor = isal_zlib.compressobj(level, isal_zlib.DEFLATED, 31)
+        return fast
+    return zlib.compressobj(level, zlib.DEFLATED, 31)
+
+
 def _compressor(compression: Compression, level: int) -> _Compressor:
     if compression == "gzip":
-        return zlib.compressobj(level, zlib.DEFLATED, 31)
+        return _gzip(level)
     if compression == "zstd":
         try:
             import zstandard

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import hashlib
+import shutil
+import subprocess
 from pathlib import Path
 from typing import IO
 
 import pytest
 
+from harvester import sink as sink_module
 from harvester.errors import OutputError
 from harvester.keyset import KeySet
 from harvester.sink import ShardInfo, ShardSink
@@ -110,3 +114,31 @@ async def test_continues_numbering(tmp_path: Path) -> None:
         shards = await sink.commit()
     assert shards[:4] == old
     assert [(s.path, s.records) for s in shards[4:]] == [("part-00004.ndjson.gz", 1)]
+
+
+async def _five_thousand(run_dir: Path) -> Path:
+    async with ShardSink(run_dir, keys=KeySet(), batch_bytes=4096) as sink:
+        for i in range(5000):
+            await sink.write(i, _line(i))
+        shards = await sink.commit()
+    return run_dir / shards[0].path
+
+
+@pytest.mark.parametrize("backend", ["isal", "zlib"])
+def test_gzip_shards_are_one_standard_gzip_stream(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, backend: str
+) -> None:
+    """ISA-L and the zlib fallback alike write a gzip stream that gzip and zcat read back."""
+    if backend == "zlib":
+        monkeypatch.setattr(sink_module, "ISAL_LEVELS", ())
+    elif not sink_module.ISAL_LEVELS:
+        pytest.skip("isal is not installed")
+    path = asyncio.run(_five_thousand(tmp_path))
+    expected = b"".join(_line(i) + b"\n" for i in range(5000))
+    data = path.read_bytes()
+    assert data[:3] == b"\x1f\x8b\x08"  # gzip magic, deflate
+    assert gzip.decompress(data) == expected
+    assert len(data) < len(expected) / 4
+    if shutil.which("zcat"):
+        out = subprocess.run(["zcat", str(path)], capture_output=True, check=True).stdout
+        assert out == expected
