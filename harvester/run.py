@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import orjson
 
-from harvester.checkpoint import Checkpoint, find_resumable, prepare_resume
+from harvester.checkpoint import CHECKPOINT, Checkpoint, find_resumable, prepare_resume
 from harvester.clock import Clock, SystemClock
 from harvester.config import OutputConfig
 from harvester.errors import HarvesterError, Interrupted, OutputError
@@ -40,6 +41,7 @@ from harvester.sources.base import Key, Mode, RunContext, Source
 __all__ = ["RunResult", "load_source_state", "run_source"]
 
 STATE = "state.json"
+_SHARD = re.compile(r"part-\d{5,}\.ndjson(?:\.gz|\.zst)?")
 log = logging.getLogger("harvester.run")
 
 
@@ -69,6 +71,17 @@ def _leaves(exc: BaseException) -> list[BaseException]:
     if isinstance(exc, BaseExceptionGroup):
         return [leaf for inner in exc.exceptions for leaf in _leaves(inner)]
     return [exc]
+
+
+def _check_resumable(run_dir: Path) -> None:
+    """Write only inside ``OUT/<source>/``: a real run directory, listing only its own shards."""
+    if run_dir.is_symlink():
+        raise OutputError(f"{run_dir} is a symbolic link, not a run directory; not resumed")
+    for shard in Checkpoint.load(run_dir).shards:
+        if not _SHARD.fullmatch(shard.path):
+            raise OutputError(
+                f"{run_dir / CHECKPOINT}: {shard.path!r} is not a shard of this run; not resumed"
+            )
 
 
 def load_source_state(source_dir: Path) -> dict[str, object]:
@@ -106,6 +119,7 @@ async def run_source(
         unfinished = find_resumable(source_dir, mode)
         if resume and unfinished is not None:
             run_dir = unfinished
+            _check_resumable(run_dir)
             cp, keys = prepare_resume(run_dir, source.key_of)
             started = datetime.fromisoformat(cp.started)
             log.info("%s: resuming %s (%d shards kept)", source.name, run_dir, len(cp.shards))
