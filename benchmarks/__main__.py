@@ -22,9 +22,11 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-from benchmarks.suite import Row, machine, render_table, write_results
+from benchmarks.suite import RESULTS, Row, machine, render_table, write_results
+from harvester.errors import ConfigError
 
 Scenario = Callable[[bool, int], tuple[list[Row], dict[str, Any]]]
 NAMES = ("nobb", "latency", "dbk", "limiter", "scaling", "peers")
@@ -49,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sweep", action="store_true", help="tuning sweep instead of the suite")
     p.add_argument("--rate-limit", default="600/60s", help="sweep: the API's limit, N/S")
     p.add_argument("--latency-ms", type=float, default=0.0, help="sweep: the API's latency")
+    p.add_argument("--results-dir", type=Path, default=RESULTS, help="where the JSON goes")
     return p
 
 
@@ -58,7 +61,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.sweep:
         from benchmarks.sweep import run_sweep
 
-        return run_sweep(args.rate_limit, args.latency_ms, quick=args.quick)
+        try:
+            return run_sweep(args.rate_limit, args.latency_ms, quick=args.quick,
+                             directory=args.results_dir)  # fmt: skip
+        except ConfigError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     names = list(NAMES) if not args.only else [n.strip() for n in args.only.split(",")]
     unknown = [n for n in names if n not in NAMES]
     if unknown:
@@ -89,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows.extend(got)
     print()
     print(render_table(rows))
-    path = write_results(rows, vars(args), extra, started)
+    path = write_results(rows, vars(args), extra, started, args.results_dir)
     print(f"\nresults: {path}")
     return 1 if failed else 0
 

@@ -3,9 +3,10 @@
 Every scenario returns ``Row`` values: one figure for harvester and one for its baseline,
 measured in the same run, each the median of interleaved rounds (A B A B: noise on a shared
 machine lands on both sides alike). ``ratio`` is always oriented so that above 1 means harvester
-is better (a rate divided by the baseline's rate, a baseline's seconds or 429s divided by
-harvester's). ``render_table`` prints all rows as one table; ``write_results`` writes them with
-the machine description to ``benchmarks/results/<UTC timestamp>.json``.
+is better (a rate divided by the baseline's rate, a baseline's seconds divided by harvester's;
+none for 429 counts, which are shown side by side). ``render_table`` prints all rows as one
+table; ``write_results`` writes them with the machine description to
+``benchmarks/results/<UTC start time>.json``.
 """
 
 from __future__ import annotations
@@ -63,14 +64,12 @@ class Row:
 
     @property
     def ratio(self) -> float | None:
-        """Above 1: harvester better (faster, more of the limit used, fewer 429s)."""
+        """Above 1: harvester better (faster, more of the limit used); None for 429 counts."""
         h, b = self.harvester, self.baseline
-        if h is None or b is None:
-            return None
+        if h is None or b is None or self.metric == "429s":
+            return None  # a ratio of counts that are often zero says nothing: both are shown
         if self.metric in HIGHER_IS_BETTER:
             return h / b if b else None
-        if self.metric == "429s":
-            return (b + 1) / (h + 1)  # +1: zero 429s on both sides is a tie, not a division
         return b / h if h else None
 
 
@@ -169,31 +168,35 @@ def render_table(rows: list[Row]) -> str:
             lines.append("  ".join("-" * w for w in widths))
     lines.append("")
     lines.extend(f"[{i}] {text}" for i, text in enumerate(notes, 1))
-    lines.append("ratio: above 1 means harvester is better (faster, more of the limit used, "
-                 "fewer 429s); RSS: peak resident set of each side's own process")  # fmt: skip
+    lines.append("ratio: above 1 means harvester is better (faster, or more of the limit used); "
+                 "RSS: peak resident set of each side's own process")  # fmt: skip
     return "\n".join(lines)
 
 
 def write_results(
-    rows: list[Row], args: Mapping[str, Any], extra: Mapping[str, Any], started: datetime
+    rows: list[Row],
+    args: Mapping[str, Any],
+    extra: Mapping[str, Any],
+    started: datetime,
+    directory: Path = RESULTS,
 ) -> Path:
-    """Write the run to ``benchmarks/results/<UTC start time>.json``; returns the path.
+    """Write the run to ``<directory>/<UTC start time>.json``; returns the path.
 
     Keys: ``started`` (UTC ISO time), ``argv``, ``args``, ``machine``, ``rows`` (each row's fields
     plus ``ratio``), ``extra`` (per-scenario figures such as the scaling fit).
     """
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    directory.mkdir(parents=True, exist_ok=True)
     stamp = f"{started.astimezone(UTC):%Y%m%dT%H%M%SZ}"
-    path = RESULTS / f"{stamp}.json"
+    path = directory / f"{stamp}.json"
     n = 1
     while path.exists():
         n += 1
-        path = RESULTS / f"{stamp}-{n}.json"
+        path = directory / f"{stamp}-{n}.json"
     data = {
         "started": started.astimezone(UTC).isoformat(timespec="seconds"),
         "finished": datetime.now(UTC).isoformat(timespec="seconds"),
         "argv": sys.argv[1:],
-        "args": dict(args),
+        "args": {k: str(v) if isinstance(v, Path) else v for k, v in args.items()},
         "machine": machine(),
         "rows": [{**asdict(r), "ratio": r.ratio} for r in rows],
         "extra": dict(extra),

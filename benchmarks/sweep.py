@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.children import harvest_nobb
-from benchmarks.suite import simulator, write_results
+from benchmarks.suite import RESULTS, simulator, write_results
 from harvester.config import parse_rate
 from harvester.errors import HarvesterError
 
@@ -92,15 +92,23 @@ def snippet(rate: str, nobb: Setting | None, dbk: Setting | None, note: str) -> 
 
 
 async def _capped(run: Callable[[], Awaitable[dict[str, Any]]], records: Callable[[], int]
-                  ) -> tuple[int, float, dict[str, Any]]:  # fmt: skip
-    """Run until done or ``CAP`` seconds; records written, seconds, and the run's figures."""
+                  ) -> tuple[int, float]:  # fmt: skip
+    """Run until done or ``CAP`` seconds; records written by then, and the seconds taken.
+
+    A run still going at ``CAP`` is counted as it stood at that moment, then cancelled (it
+    commits what is whole, as after SIGINT) and awaited.
+    """
     t = time.perf_counter()
-    out: dict[str, Any] = {}
-    with contextlib.suppress(TimeoutError, HarvesterError):
-        async with asyncio.timeout(CAP):
-            out = await run()
+    task = asyncio.ensure_future(run())
+    done, _ = await asyncio.wait({task}, timeout=CAP)
     secs = time.perf_counter() - t
-    return int(out.get("n", records())), secs, out
+    if task in done:
+        return int(task.result()["n"]), secs
+    n = records()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, HarvesterError):
+        await task
+    return n, secs
 
 
 async def _nobb(url: str, page_size: int, concurrency: int, rate: str) -> Setting:
@@ -108,7 +116,7 @@ async def _nobb(url: str, page_size: int, concurrency: int, rate: str) -> Settin
 
     progress = Progress(source="nobb")
     with tempfile.TemporaryDirectory() as tmp:
-        n, secs, _ = await _capped(lambda: harvest_nobb(
+        n, secs = await _capped(lambda: harvest_nobb(
             url, Path(tmp), page_size=page_size, concurrency=concurrency,
             two_ended=concurrency > 1, compression="none", rate_limit=rate, progress=progress,
         ), lambda: progress.records)  # fmt: skip
@@ -135,7 +143,7 @@ async def _dbk(url: str, cap: int, concurrency: int, rate: str) -> Setting:
         return {"n": result.manifest.records}
 
     with tempfile.TemporaryDirectory() as tmp:
-        n, secs, _ = await _capped(run, lambda: progress.records)
+        n, secs = await _capped(run, lambda: progress.records)
     knobs = {"max_products_per_response": cap, "concurrency": concurrency}
     return Setting(source="dbk", knobs=knobs, items=n, secs=secs, requests=progress.requests,
                    throttled=progress.throttled)  # fmt: skip
@@ -148,14 +156,21 @@ def _measure(flags: list[str], run: Callable[[str], Coroutine[Any, Any, Setting]
         return runner.run(run(url))
 
 
-def run_sweep(rate_limit: str, latency_ms: float, quick: bool = False) -> int:
-    """Measure every setting, print them and the recommended snippet; write the JSON; exit 0."""
+def run_sweep(
+    rate_limit: str, latency_ms: float, *, quick: bool = False, directory: Path = RESULTS
+) -> int:
+    """Measure every setting, print them and the recommended snippet; write the JSON; exit 0.
+
+    A malformed ``rate_limit`` raises ``ConfigError`` before anything starts.
+    """
+    started = datetime.now(UTC)
     max_rate, period = parse_rate(rate_limit, key="--rate-limit")
     limit, window = scaled(max_rate, period)
     sim_rate = f"{limit}/{window:g}s"
     per_s = limit / window
-    items = int(min(60_000, max(10_000, per_s * 4 * 1000)))
-    products = 2_000 if quick else 5_000
+    # Enough items for CAP seconds of 1000-item pages at the limit's rate.
+    items = int(min(120_000, max(20_000, per_s * CAP * 1000)))
+    products = 3_000 if quick else 15_000
     base = ["--rate-limit", str(limit), "--rate-window", str(window),
             "--latency-ms", str(latency_ms)]  # fmt: skip
     print(
@@ -166,7 +181,7 @@ def run_sweep(rate_limit: str, latency_ms: float, quick: bool = False) -> int:
     grid_dbk = [(m, c) for m in ((1000, 2000) if quick else (500, 1000, 2000))
                 for c in ((1, 4) if quick else (1, 2, 4))]  # fmt: skip
     results: list[Setting] = []
-    print(f"{'source':6s}  {'setting':38s}  {'items/s':>9s}  {'items':>7s}  {'secs':>5s}  "
+    print(f"{'source':6s}  {'setting':46s}  {'items/s':>9s}  {'items':>7s}  {'secs':>5s}  "
           f"{'requests':>8s}  {'429s':>5s}")  # fmt: skip
     for page_size, conc in grid_nobb:
         flags = [*base, "--nobb-items", str(items), "--dbk-products", "0"]
@@ -198,12 +213,12 @@ def run_sweep(rate_limit: str, latency_ms: float, quick: bool = False) -> int:
                            "throttled": s.throttled} for s in results],
              "recommended": {"nobb": nobb.knobs, "dbk": dbk.knobs}}  # fmt: skip
     path = write_results([], {"sweep": True, "rate_limit": rate_limit, "latency_ms": latency_ms,
-                              "quick": quick}, extra, datetime.now(UTC))  # fmt: skip
+                              "quick": quick}, extra, started, directory)  # fmt: skip
     print(f"results: {path}")
     return 0
 
 
 def _print(s: Setting) -> None:
     knobs = ", ".join(f"{k} {v}" for k, v in s.knobs.items())
-    print(f"{s.source:6s}  {knobs:38s}  {s.rate:9,.0f}  {s.items:7,}  {s.secs:5.1f}  "
+    print(f"{s.source:6s}  {knobs:46s}  {s.rate:9,.0f}  {s.items:7,}  {s.secs:5.1f}  "
           f"{s.requests:8,}  {s.throttled:5,}", flush=True)  # fmt: skip

@@ -66,7 +66,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser (``harvester --help`` lists demo, dump, sync, simulate)."""
+    """The full argument parser (``harvester --help`` lists demo, dump, sync, simulate, bench)."""
     parser = _Parser(prog="harvester", description=__doc__.split("\n\n")[0])
     parser.add_argument("--version", action="version", version=f"harvester {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -99,7 +99,41 @@ def build_parser() -> argparse.ArgumentParser:
     from harvester.sim.cli import add_arguments
 
     add_arguments(simulate)
+
+    bench = sub.add_parser(
+        "bench", help="benchmarks beside their baselines, or a tuning sweep (source checkout)"
+    )
+    bench.add_argument("--quick", action="store_true", help="small sizes, one round")
+    bench.add_argument("--only", metavar="SCENARIO[,SCENARIO]", help="some scenarios only")
+    bench.add_argument("--rounds", type=int, help="interleaved rounds (default 2)")
+    bench.add_argument("--sweep", action="store_true", help="tuning sweep instead of the suite")
+    bench.add_argument("--rate-limit", metavar="N/S", help="sweep: the API's limit")
+    bench.add_argument("--latency-ms", type=float, help="sweep: the API's latency")
     return parser
+
+
+def _bench(args: argparse.Namespace) -> int:
+    """``harvester bench``: ``python -m benchmarks`` from the source checkout holding this package.
+
+    ``benchmarks/`` ships with the repository, not the installed package, so outside a checkout
+    (a wheel install) this says so and exits 2.
+    """
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    if not (root / "benchmarks" / "__main__.py").is_file():
+        print(
+            "error: harvester bench runs from a source checkout (benchmarks/ is not installed); "
+            "clone the repository, pip install -e '.[bench]' and run it there",
+            file=sys.stderr,
+        )
+        return 2
+    argv = [flag for flag in ("--quick", "--sweep") if getattr(args, flag[2:])]
+    for flag in ("--only", "--rounds", "--rate-limit", "--latency-ms"):
+        value = getattr(args, flag[2:].replace("-", "_"))
+        if value is not None:
+            argv += [flag, str(value)]
+    return subprocess.run([sys.executable, "-m", "benchmarks", *argv], cwd=root).returncode
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -117,6 +151,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from harvester.status import run as run_status
 
         return run_status(args)
+    if args.command == "bench":
+        return _bench(args)
     from harvester.app import run_command
 
     try:

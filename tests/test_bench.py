@@ -1,0 +1,126 @@
+"""Benchmarks: a quick smoke run end to end, the sweep's pure parts, and `harvester bench`."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import orjson
+import pytest
+
+from benchmarks.suite import Row, render_table
+from benchmarks.sweep import Setting, best, scaled, snippet
+from harvester.cli import build_parser
+from harvester.config import parse_config
+
+ROOT = Path(__file__).resolve().parent.parent
+ENV = {"NOBB_USERNAME": "u", "NOBB_PASSWORD": "p", "DBK_USERNAME": "u", "DBK_PASSWORD": "p"}
+
+
+@pytest.mark.timeout(30)
+def test_quick_nobb_prints_one_table_and_writes_the_json(tmp_path: Path) -> None:
+    """`python -m benchmarks --quick --only nobb`: one table and a JSON file with the keys."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--only", "nobb",
+         "--results-dir", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=28, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    header = [line for line in proc.stdout.splitlines() if line.startswith("scenario ")]
+    assert len(header) == 1
+    assert header[0].split()[:5] == ["scenario", "case", "metric", "harvester", "baseline"]
+    (path,) = tmp_path.glob("*.json")
+    assert re.fullmatch(r"\d{8}T\d{6}Z\.json", path.name)
+    assert f"results: {path}" in proc.stdout
+    data = orjson.loads(path.read_bytes())
+    assert {"started", "finished", "argv", "args", "machine", "rows", "extra"} <= data.keys()
+    assert {"cpu", "cores", "python"} <= data["machine"].keys()
+    assert data["args"]["quick"] is True
+    keys = {"scenario", "case", "metric", "harvester", "baseline", "baseline_name", "ratio",
+            "rss_harvester_mb", "rss_baseline_mb", "note", "runs"}  # fmt: skip
+    assert data["rows"] and all(keys <= row.keys() for row in data["rows"])
+    assert {row["metric"] for row in data["rows"]} == {"items/s", "MB/s"}
+    assert all(row["scenario"] == "nobb" and row["harvester"] > 0 and row["baseline"] > 0
+               for row in data["rows"])  # fmt: skip
+
+
+def test_unknown_scenario_is_a_usage_error() -> None:
+    """`--only` with a name that is no scenario exits 2 and lists the known ones."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--only", "nobb,nope"],
+        cwd=ROOT, capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert "nope" in proc.stderr and "latency" in proc.stderr
+
+
+def test_ratio_is_oriented_so_above_one_means_harvester_is_better() -> None:
+    """Rates divide harvester by baseline, seconds the other way, 429 counts get no ratio."""
+
+    def row(metric: str, h: float, b: float) -> Row:
+        return Row(scenario="s", case="c", metric=metric, harvester=h, baseline=b,
+                   baseline_name="b")  # fmt: skip
+
+    assert row("items/s", 200, 100).ratio == 2
+    assert row("s (wall)", 5, 10).ratio == 2
+    assert row("utilization", 0.99, 1.0).ratio == pytest.approx(0.99)
+    assert row("429s", 0, 19).ratio is None
+    skipped = Row(scenario="peers", case="c", metric="s (wall)", harvester=None, baseline=None,
+                  baseline_name="dlt", note="skipped: pip install -e '.[bench]'")  # fmt: skip
+    table = render_table([row("items/s", 200, 100), skipped])
+    assert "2.00x" in table and "skipped: pip install -e '.[bench]'" in table
+
+
+def _setting(source: str, conc: int, rate: float, throttled: int = 0) -> Setting:
+    knobs = {"concurrency": conc, "page_size": 10_000} if source == "nobb" else {
+        "concurrency": conc, "max_products_per_response": 2000}  # fmt: skip
+    return Setting(source=source, knobs=knobs, items=int(rate * 10), secs=10.0,
+                   requests=10, throttled=throttled)  # fmt: skip
+
+
+def test_sweep_recommends_the_fastest_setting_without_429s() -> None:
+    """A faster setting that drew 429s loses; within 5 % the lower concurrency wins."""
+    fast_but_429 = _setting("nobb", 8, 30_000, throttled=3)
+    assert best([fast_but_429, _setting("nobb", 4, 20_000), _setting("nobb", 2, 19_500)]
+                ).knobs["concurrency"] == 2  # fmt: skip
+    assert best([_setting("nobb", 1, 10_000), _setting("nobb", 4, 20_000)]
+                ).knobs["concurrency"] == 4  # fmt: skip
+    assert best([fast_but_429, _setting("nobb", 2, 1_000, throttled=9)]) is fast_but_429
+
+
+def test_sweep_scales_long_windows_to_the_same_sustained_rate() -> None:
+    """600/60s runs as 50/5s; a window of 5 s or less is kept as it is."""
+    assert scaled(600, 60) == (50, 5.0)
+    assert scaled(120, 60) == (10, 5.0)
+    assert scaled(10, 1) == (10, 1.0)
+    assert scaled(1, 60) == (1, 5.0)
+
+
+def test_sweep_snippet_is_a_valid_config() -> None:
+    """The printed [nobb]/[dbk] snippet loads as a config with the recommended values."""
+    text = snippet("600/60s", _setting("nobb", 4, 1), _setting("dbk", 2, 1), "measured")
+    cfg = parse_config(tomllib.loads(text), ENV)
+    assert cfg.nobb is not None and cfg.dbk is not None
+    assert (cfg.nobb.concurrency, cfg.nobb.page_size, cfg.nobb.two_ended) == (4, 10_000, True)
+    assert cfg.nobb.rate_limit == cfg.dbk.rate_limit == "600/60s"
+    assert (cfg.dbk.concurrency, cfg.dbk.max_products_per_response) == (2, 2000)
+    one = parse_config(tomllib.loads(snippet("10/s", _setting("nobb", 1, 1), None, "x")), ENV)
+    assert one.nobb is not None and not one.nobb.two_ended and one.dbk is None
+
+
+def test_harvester_bench_parses_the_forwarded_flags_without_importing_benchmarks() -> None:
+    """`harvester bench` takes the suite's and the sweep's flags; the CLI never imports them."""
+    args = build_parser().parse_args(
+        ["bench", "--sweep", "--rate-limit", "600/60s", "--latency-ms", "80", "--quick"]
+    )
+    assert (args.sweep, args.rate_limit, args.latency_ms, args.quick) == (True, "600/60s", 80, True)
+    args = build_parser().parse_args(["bench", "--only", "nobb,peers", "--rounds", "3"])
+    assert (args.only, args.rounds, args.sweep) == ("nobb,peers", 3, False)
+    code = ("import sys, harvester.cli as c; c.build_parser(); "
+            "print(any(m.split('.')[0] == 'benchmarks' for m in sys.modules))")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                         text=True, check=True, timeout=30).stdout  # fmt: skip
+    assert out.strip() == "False"
