@@ -124,3 +124,15 @@ def test_harvester_bench_parses_the_forwarded_flags_without_importing_benchmarks
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                          text=True, check=True, timeout=30).stdout  # fmt: skip
     assert out.strip() == "False"
+
+
+def test_tuning_doc_commands_parse() -> None:
+    """Every `harvester bench ...` line in docs/tuning.md is accepted by the CLI parser."""
+    text = (ROOT / "docs" / "tuning.md").read_text()
+    lines = [
+        line.strip() for line in text.splitlines() if line.strip().startswith("harvester bench")
+    ]
+    assert lines
+    for line in lines:
+        args = build_parser().parse_args(line.split()[1:])
+        assert args.command == "bench" and args.sweep
