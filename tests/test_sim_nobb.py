@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import AsyncIterator
 from datetime import date, timedelta
@@ -10,6 +11,7 @@ import aiohttp
 import orjson
 import pytest
 
+from harvester.sim.nobb import NobbApi
 from harvester.sim.server import Simulator
 from harvester.sim.settings import SimSettings
 from tests.simtools import WallClock, basic
@@ -209,3 +211,65 @@ async def test_same_seed_same_bytes() -> None:
                     bodies.append(await r.read())
     assert bodies[0] == bodies[1]
     assert bodies[0] != bodies[2]
+
+
+async def test_page_one_of_a_day_range_is_the_same_quick_or_from_the_ordering(
+    sim: Simulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Probes answered without the range's ordering match the answers built from it."""
+    built: list[object] = []
+    ordering = NobbApi._ordering
+
+    def counting(self: NobbApi, filters: tuple[object, ...], sort_field: str) -> object:
+        built.append(filters)
+        return ordering(self, filters, sort_field)
+
+    monkeypatch.setattr(NobbApi, "_ordering", counting)
+    days = sorted(sim.ctx.nobb.modified)
+    iso = [(date(1970, 1, 1) + timedelta(days=days[i])).isoformat() for i in (0, 300, 1800)]
+    cases = [{"to": iso[1]}, {"from": iso[1], "to": iso[2]}, {"from": iso[2]}, {"to": iso[0]},
+             {"from": "2030-01-01"}, {}]  # fmt: skip
+    async with aiohttp.ClientSession() as http:
+
+        async def page(params: dict[str, str]) -> tuple[bytes, dict[str, str]]:
+            async with http.get(sim.url + PATH, params=params, headers=basic(S)) as r:
+                assert r.status == 200
+                body = await r.read()
+                return body, {k: v for k, v in r.headers.items() if k.startswith("x-")}
+
+        quick_ones = 0
+        for case in cases:
+            for order in ("asc", "desc"):
+                for size in ("1", "100"):
+                    params = {**case, "sortOrder": order, "pageSize": size}
+                    sim.ctx.nobb_generation += 1  # nothing cached
+                    built.clear()
+                    quick = await page(params)
+                    quick_ones += not built
+                    await page({**params, "pageSize": "10000"})  # builds and caches the ordering
+                    assert await page(params) == quick, params
+    assert quick_ones >= 16  # all but the sparsest range ({"to": the first day})
+
+
+async def test_concurrent_probes_each_wait_their_own_latency() -> None:
+    """32 probes of different day ranges at once take about one latency, not one after another.
+
+    Each new range would otherwise cost a scan of the 200,000 items (~25 ms, serialised).
+    """
+    s = SimSettings(nobb_items=200_000, dbk_products=10, rate_limit=0, latency_ms=500)
+    loop = asyncio.get_running_loop()
+    async with Simulator(s) as sim, aiohttp.ClientSession() as http:
+
+        async def probe(day: date) -> int:
+            params = {"pageSize": "1", "to": day.isoformat()}
+            async with http.get(sim.url + PATH, params=params, headers=basic(s)) as r:
+                await r.read()
+                return int(r.headers["x-totalHits"])
+
+        start = loop.time()
+        counts = await asyncio.gather(
+            *(probe(date(2005, 1, 1) + timedelta(days=200 * i)) for i in range(32))
+        )
+        elapsed = loop.time() - start
+    assert counts == sorted(counts) and counts[-1] > 0
+    assert 0.5 <= elapsed < 0.9
