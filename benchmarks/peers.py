@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.children import spawn
-from benchmarks.suite import Row, interleave, median, simulator
+from benchmarks.suite import Row, interleave, median, simulator, size
 
 __all__ = ["dlt_dump", "peers", "requests_loop"]
 
@@ -96,7 +96,7 @@ def _installed() -> list[str]:
 def peers(quick: bool, rounds: int) -> tuple[list[Row], dict[str, Any]]:
     """Rows: harvester vs each peer, wall time (with RSS) for one full dump; plus raw runs."""
     items = 5_000 if quick else 50_000
-    case = f"full dump, {items // 1000}k items"
+    case = f"full dump, {size(items)} items"
     names = {"requests": "plain requests loop, stdlib json",
              "dlt": "dlt rest_api, HeaderCursorPaginator, filesystem jsonl"}  # fmt: skip
     missing = _installed()
@@ -123,6 +123,9 @@ def peers(quick: bool, rounds: int) -> tuple[list[Row], dict[str, Any]]:
         note = (f"items: harvester {int(h[0]['n']):,}, {peer} {int(p[0]['n']):,}"
                 f" ({'same' if same else 'DIFFERENT'}); peak RSS {peer} / harvester "
                 f"{rss_p / rss_h:.1f}x")  # fmt: skip
+        kids = median(p, "rss_children_mb")
+        if kids:
+            note += f" ({peer} also ran child processes of up to {kids:.0f} MB)"
         rows.append(Row(
             scenario="peers", case=f"{case} vs {peer}", metric="s (wall)",
             harvester=median(h, "secs"), baseline=median(p, "secs"), baseline_name=names[peer],

@@ -24,7 +24,7 @@ from typing import Any
 
 from benchmarks.bench_sim import walk_nobb
 from benchmarks.children import spawn
-from benchmarks.suite import Row, interleave, median, simulator
+from benchmarks.suite import Row, interleave, median, simulator, size
 
 __all__ = ["fit", "latency", "nobb", "scaling"]
 
@@ -35,7 +35,7 @@ def nobb(quick: bool, rounds: int) -> tuple[list[Row], dict[str, Any]]:
     """No rate limit, pageSize 10000: items/s and MB/s, plain and gzip-1 shards, vs naive."""
     items = 20_000 if quick else 200_000
     with simulator("--nobb-items", str(items)) as url:
-        size = asyncio.run(walk_nobb(url))[0]
+        served = asyncio.run(walk_nobb(url))[0]
         variants = {
             "naive": lambda: spawn("nobb-naive", url=url, page_size=10_000),
             "none": lambda: spawn("nobb-harvester", url=url, compression="none"),
@@ -50,16 +50,16 @@ def nobb(quick: bool, rounds: int) -> tuple[list[Row], dict[str, Any]]:
         h = runs[shards]
         label = "none" if shards == "none" else "gzip-1"
         common: dict[str, Any] = {
-            "scenario": "nobb", "case": f"{items // 1000}k items, no limit, shards {label}",
+            "scenario": "nobb", "case": f"{size(items)} items, no limit, shards {label}",
             "baseline_name": NAIVE, "rss_harvester_mb": median(h, "rss_mb"),
             "rss_baseline_mb": median(base, "rss_mb"),
         }  # fmt: skip
         rows.append(Row(metric="items/s", harvester=items / median(h, "secs"),
                         baseline=items / median(base, "secs"), runs={"harvester": h, "naive": base},
                         **common))  # fmt: skip
-        rows.append(Row(metric="MB/s", harvester=size / 1e6 / median(h, "secs"),
-                        baseline=size / 1e6 / median(base, "secs"), **common))  # fmt: skip
-    return rows, {"items": items, "served_bytes": size}
+        rows.append(Row(metric="MB/s", harvester=served / 1e6 / median(h, "secs"),
+                        baseline=served / 1e6 / median(base, "secs"), **common))  # fmt: skip
+    return rows, {"items": items, "served_bytes": served}
 
 
 def latency(quick: bool, rounds: int) -> tuple[list[Row], dict[str, Any]]:
@@ -124,7 +124,7 @@ def scaling(quick: bool, rounds: int) -> tuple[list[Row], dict[str, Any]]:
     for items in sizes:
         h, b = runs[items]["harvester"], runs[items]["naive"]
         rows.append(Row(
-            scenario="scaling", case=f"{items // 1000:,}k items, no limit, shards none",
+            scenario="scaling", case=f"{size(items)} items, no limit, shards none",
             metric="s (wall)", harvester=median(h, "secs"), baseline=median(b, "secs"),
             baseline_name=NAIVE, rss_harvester_mb=median(h, "rss_mb"),
             rss_baseline_mb=median(b, "rss_mb"), runs={"harvester": h, "naive": b},
@@ -135,11 +135,12 @@ def scaling(quick: bool, rounds: int) -> tuple[list[Row], dict[str, Any]]:
         extra[side] = {"intercept_s": a, "slope_s_per_100k": slope * 1e5, "r2": r2,
                        "rss_mb": dict(zip(map(str, sizes), rss, strict=True))}  # fmt: skip
     hf, nf = extra["harvester"], extra["naive"]
-    rss_h = " / ".join(f"{v:.0f}" for v in hf["rss_mb"].values())
+    rss_h, rss_n = (" / ".join(f"{v:.0f}" for v in f["rss_mb"].values()) for f in (hf, nf))
     rows.append(Row(
         scenario="scaling", case="fitted slope, seconds per 100k items", metric="s/100k",
         harvester=hf["slope_s_per_100k"], baseline=nf["slope_s_per_100k"], baseline_name=NAIVE,
         note=f"R² harvester {hf['r2']:.3f}, naive {nf['r2']:.3f}; "
-             f"harvester peak RSS {rss_h} MB at {' / '.join(f'{s:,}' for s in sizes)} items",
+             f"peak RSS at {' / '.join(size(s) for s in sizes)} items: harvester {rss_h} MB, "
+             f"naive {rss_n} MB",
     ))  # fmt: skip
     return rows, extra

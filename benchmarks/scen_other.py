@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 
 from benchmarks import bench_dbk, bench_limiter
-from benchmarks.suite import Row, interleave, median, simulator
+from benchmarks.suite import Row, interleave, median, simulator, size
 
 __all__ = ["dbk", "limiter"]
 
@@ -60,7 +60,7 @@ def dbk(quick: bool, rounds: int) -> tuple[list[Row], dict[str, Any]]:
         own, kids = median(h, "rss_mb"), median(h, "rss_workers_mb")
         common: dict[str, Any] = {
             "scenario": "dbk", "baseline_name": DBK_NAIVE,
-            "case": f"{products // 1000}k products, ONIX→JSON, workers={workers}",
+            "case": f"{size(products)} products, ONIX→JSON, workers={workers}",
             "rss_harvester_mb": own + workers * kids, "rss_baseline_mb": median(base, "rss_mb"),
             "note": f"harvester RSS = main {own:.0f} MB + {workers} × worker {kids:.0f} MB; "
                     f"{windows} learned windows, gzip-1 shards",
@@ -95,12 +95,14 @@ def limiter(quick: bool, rounds: int) -> tuple[list[Row], dict[str, Any]]:
             "plain": lambda drop=drop: _limit_run("plain", drop),  # type: ignore[misc]
         }, 1 if quick else rounds)  # fmt: skip
         h, p = runs["harvester"], runs["plain"]
-        last = {k: [r["last_429_window"] for r in v] for k, v in runs.items()}
+        last = {k: ", ".join("none" if r["last_429_window"] is None else str(r["last_429_window"])
+                             for r in v) for k, v in runs.items()}  # fmt: skip
         extra["drop" if drop else "steady"] = runs
         common: dict[str, Any] = {"scenario": "limiter", "baseline_name": PLAIN,
                   "note": f"{bench_limiter.WORKERS} workers, 50 ms latency, "
-                          f"{bench_limiter.WINDOWS} windows; last window with a 429: "
-                          f"harvester {last['harvester']}, plain {last['plain']}"}  # fmt: skip
+                          f"{bench_limiter.WINDOWS} windows; last window with a 429, "
+                          f"per round: harvester {last['harvester']}; "
+                          f"plain {last['plain']}"}  # fmt: skip
         rows.append(Row(case=f"{label}: utilization of full windows", metric="utilization",
                         harvester=median(h, "utilization"), baseline=median(p, "utilization"),
                         runs=runs, **common))  # fmt: skip

@@ -17,7 +17,7 @@ import platform
 import statistics
 import sys
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,10 +31,12 @@ __all__ = [
     "ROOT",
     "Row",
     "interleave",
+    "load_rows",
     "machine",
     "median",
     "render_table",
     "simulator",
+    "size",
     "write_results",
 ]
 
@@ -135,6 +137,11 @@ def _fmt(metric: str, value: float | None) -> str:
     return f"{value:,.2f}"
 
 
+def size(n: int) -> str:
+    """An item count as a label: 20k, 1M."""
+    return f"{n / 1e6:g}M" if n >= 1_000_000 else f"{n / 1000:g}k"
+
+
 def _mb(value: float | None) -> str:
     return "-" if value is None else f"{value:,.0f}"
 
@@ -142,35 +149,46 @@ def _mb(value: float | None) -> str:
 HEADER = ("scenario", "case", "metric", "harvester", "baseline", "ratio", "RSS h MB", "RSS b MB")
 
 
-def render_table(rows: list[Row]) -> str:
-    """All rows as one aligned plain-text table; notes and baselines follow it, numbered."""
+def render_table(rows: list[Row], *, markdown: bool = False) -> str:
+    """All rows as one table (aligned text, or Markdown); numbered notes name each baseline."""
     cells = [HEADER]
     notes: list[str] = []
     for row in rows:
         ratio = "-" if row.ratio is None else f"{row.ratio:.2f}x"
-        label = row.case
         extra = f"baseline: {row.baseline_name}" + (f"; {row.note}" if row.note else "")
         if extra not in notes:
             notes.append(extra)
-        label += f" [{notes.index(extra) + 1}]"
         cells.append((
-            row.scenario, label, row.metric, _fmt(row.metric, row.harvester),
-            _fmt(row.metric, row.baseline), ratio, _mb(row.rss_harvester_mb),
-            _mb(row.rss_baseline_mb),
+            row.scenario, f"{row.case} [{notes.index(extra) + 1}]", row.metric,
+            _fmt(row.metric, row.harvester), _fmt(row.metric, row.baseline), ratio,
+            _mb(row.rss_harvester_mb), _mb(row.rss_baseline_mb),
         ))  # fmt: skip
-    widths = [max(len(c[i]) for c in cells) for i in range(len(HEADER))]
     lines = []
-    for n, c in enumerate(cells):
-        left = [c[i].ljust(widths[i]) for i in range(3)]
-        right = [c[i].rjust(widths[i]) for i in range(3, len(HEADER))]
-        lines.append("  ".join(left + right).rstrip())
-        if n == 0:
-            lines.append("  ".join("-" * w for w in widths))
+    if markdown:
+        lines.append("| " + " | ".join(HEADER) + " |")
+        lines.append("|" + "---|" * 3 + "---:|" * (len(HEADER) - 3))
+        lines.extend("| " + " | ".join(c) + " |" for c in cells[1:])
+    else:
+        widths = [max(len(c[i]) for c in cells) for i in range(len(HEADER))]
+        for n, c in enumerate(cells):
+            left = [c[i].ljust(widths[i]) for i in range(3)]
+            right = [c[i].rjust(widths[i]) for i in range(3, len(HEADER))]
+            lines.append("  ".join(left + right).rstrip())
+            if n == 0:
+                lines.append("  ".join("-" * w for w in widths))
     lines.append("")
-    lines.extend(f"[{i}] {text}" for i, text in enumerate(notes, 1))
-    lines.append("ratio: above 1 means harvester is better (faster, or more of the limit used); "
-                 "RSS: peak resident set of each side's own process")  # fmt: skip
+    bullet = "- " if markdown else ""
+    lines.extend(f"{bullet}[{i}] {text}" for i, text in enumerate(notes, 1))
+    lines.append(f"{bullet}ratio: above 1 means harvester is better (faster, or more of the "
+                 "limit used); RSS: peak resident set of each side's own process")  # fmt: skip
     return "\n".join(lines)
+
+
+def load_rows(path: Path) -> list[Row]:
+    """The rows of a results file written by ``write_results``."""
+    data = orjson.loads(path.read_bytes())
+    names = {f.name for f in fields(Row)}
+    return [Row(**{k: v for k, v in row.items() if k in names}) for row in data["rows"]]
 
 
 def write_results(
