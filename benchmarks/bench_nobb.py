@@ -1,13 +1,19 @@
 """NOBB end to end against the simulator (a subprocess, its own core): harvester vs a naive loop.
 
-1. No rate limit, no compression, pageSize 10000: harvester's dump (streaming splitter, sink
-   with gzip-1 in a thread) vs the naive loop ``orjson.loads(await resp.read())`` then
-   ``orjson.dumps`` per item to a file, one sequential walk. Items/s, ratio, peak RSS of each
-   (each runs in a fresh process), interleaved A B A B, medians.
-2. 200 ms latency: 4 partitions walked from both ends vs one sequential walk of the same
-   catalogue (small pages, so the chain's latency is what binds). Ratio of wall times.
+1. No rate limit, no compression on the wire, pageSize 10000: harvester's dump (streaming
+   splitter, sink compressing in a thread) vs the naive loop ``orjson.loads(await resp.read())``
+   then ``orjson.dumps`` per item to an uncompressed file, one sequential walk. Output
+   compression none, gzip (level 1: ISA-L, the default), gzip forced through zlib (the fallback,
+   side by side with ISA-L) and zstd when installed. Items/s, ratio, peak RSS of each (each
+   runs in a fresh process), interleaved A B C A B C, medians.
+2. 200 ms latency, 10,000 items, pageSize 100 (small pages, so the chains' latency is what
+   binds): 1, 2, 4 and 8 partitions walked from one end or from both, interleaved, against one
+   sequential walk of the same catalogue in the same round: wall time (planning probes and the
+   catch-up partition included), requests, speedup (median of the rounds' ratios).
 
-    python -m benchmarks.bench_nobb [--items 200000]
+    python -m benchmarks.bench_nobb [--items 200000] [--rounds 2] [--latency-rounds 3]
+                                    [--accept-encoding identity|"gzip, br"]
+    python -m benchmarks.bench_nobb --only latency      # part 2 alone (about 3 minutes)
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ AUTH = {
     "Authorization": "Basic " + base64.b64encode(b"harvester:harvester").decode(),
     "Accept-Encoding": "identity",
 }
+#: Part 2's layouts: (partitions, ends); the first is the sequential baseline.
+LAYOUTS = [(1, 1), (1, 2), (2, 1), (2, 2), (4, 1), (4, 2), (8, 1), (8, 2)]
 
 
 def start(*flags: str) -> tuple[subprocess.Popen[str], str]:
@@ -60,8 +68,10 @@ async def naive(url: str, out: Path, page_size: int) -> int:
 
 
 async def harvester(
-    url: str, out: Path, page_size: int, concurrency: int, partitions: int, compression: str
-) -> int:
+    url: str, out: Path, page_size: int, concurrency: int, partitions: int, ends: int,
+    compression: str, accept_encoding: str = "identity",
+) -> tuple[int, int]:  # fmt: skip
+    """One dump; (records, requests)."""
     from harvester.config import NobbConfig, OutputConfig, Secret
     from harvester.progress import Progress
     from harvester.run import run_source
@@ -70,91 +80,135 @@ async def harvester(
     cfg = NobbConfig(
         base_url=url, username=Secret("harvester"), password=Secret("harvester"),
         rate_limit="0", page_size=page_size, concurrency=concurrency, partitions=partitions,
-        two_ended=concurrency > 1,
+        two_ended=ends == 2, accept_encoding=accept_encoding,
     )  # fmt: skip
+    progress = Progress(source="nobb")
     result = await run_source(
         NobbSource(cfg), mode="dump", output=OutputConfig(compression=compression),  # type: ignore[arg-type]
-        out_dir=out, config_digest="bench",
-        progress=Progress(source="nobb"),
+        out_dir=out, config_digest="bench", progress=progress,
     )  # fmt: skip
-    return result.manifest.records
+    return result.manifest.records, progress.requests
 
 
-def child(variant: str, url: str, page_size: int, concurrency: int, partitions: int) -> None:
+def child(variant: str, url: str, page_size: int, partitions: int, ends: int, wire: str) -> None:
+    """Run one variant in this (fresh) process; prints records, seconds, peak RSS MB, requests."""
+    requests = 0
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
         if variant == "naive":
             n = asyncio.run(naive(url, Path(tmp) / "out.ndjson", page_size))
         else:
-            compression = variant.split("-", 1)[1]
-            n = asyncio.run(
-                harvester(url, Path(tmp), page_size, concurrency, partitions, compression)
-            )
+            compression = variant.split("-")[1]
+            if variant.endswith("-zlib"):
+                from harvester import sink
+
+                sink.ISAL_LEVELS = ()  # the fallback, for the side-by-side figure
+            n, requests = asyncio.run(
+                harvester(url, Path(tmp), page_size, partitions * ends, partitions, ends,
+                          compression, wire)
+            )  # fmt: skip
         dt = time.perf_counter() - t
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"{n} {dt} {rss}")
+    print(f"{n} {dt} {rss} {requests}")
 
 
-def run_child(variant: str, url: str, page_size: int, conc: int = 1, parts: int = 1) -> list[float]:
+def run_child(
+    variant: str, url: str, page_size: int, parts: int = 1, ends: int = 1, wire: str = "identity"
+) -> list[float]:
     out = subprocess.run(
         [sys.executable, "-m", "benchmarks.bench_nobb", "--child", variant, url, str(page_size),
-         str(conc), str(parts)],
+         str(parts), str(ends), wire],
         check=True, capture_output=True, text=True,
     ).stdout.split()  # fmt: skip
     return [float(x) for x in out]
+
+
+def throughput(items: int, rounds: int, wire: str) -> None:
+    """Part 1: items/s and peak RSS of each variant, medians of interleaved rounds."""
+    proc, url = start("--nobb-items", str(items))
+    try:
+        runs: dict[str, list[list[float]]] = {
+            "naive": [],
+            "harvester-none": [],
+            "harvester-gzip": [],
+            "harvester-gzip-zlib": [],
+        }
+        if importlib.util.find_spec("zstandard") is not None:
+            runs["harvester-zstd"] = []
+        for _ in range(rounds):
+            for name in runs:
+                runs[name].append(run_child(name, url, 10_000, 2, 2, wire))
+    finally:
+        proc.terminate()
+        proc.wait()
+    print(f"1. NOBB dump, {items:,} items, pageSize 10000, no limit, harvester offers {wire!r} "
+          f"(naive: identity), 2 partitions x 2 ends; medians of {rounds} interleaved "
+          "runs")  # fmt: skip
+    rate = {}
+    for name, rs in runs.items():
+        assert all(int(r[0]) == items for r in rs), rs
+        rate[name] = items / statistics.median(r[1] for r in rs)
+        rss = statistics.median(r[2] for r in rs)
+        print(f"   {name:20s} {rate[name]:10,.0f} items/s  peak RSS {rss:6.0f} MB")
+    for name in runs:
+        if name != "naive":
+            print(f"   ratio {name} / naive: {rate[name] / rate['naive']:.2f}x (target >= 1.5)")
+    isal = statistics.median(
+        zl[1] / fast[1]
+        for fast, zl in zip(runs["harvester-gzip"], runs["harvester-gzip-zlib"], strict=True)
+    )
+    print(f"   gzip-1 through ISA-L vs zlib, same run: {isal:.2f}x the items/s")
+
+
+def latency(rounds: int, items: int = 10_000, page_size: int = 100) -> None:
+    """Part 2: wall time of each layout beside one sequential walk, at 200 ms per request."""
+    proc, url = start("--nobb-items", str(items), "--latency-ms", "200")
+    runs: dict[tuple[int, int], list[list[float]]] = {layout: [] for layout in LAYOUTS}
+    try:
+        for _ in range(rounds):
+            for parts, ends in LAYOUTS:
+                r = run_child("harvester-none", url, page_size, parts, ends)
+                assert int(r[0]) == items, r
+                runs[(parts, ends)].append(r)
+    finally:
+        proc.terminate()
+        proc.wait()
+    base = runs[(1, 1)]
+    print(f"2. 200 ms latency, {items:,} items, pageSize {page_size}, planning and catch-up "
+          f"included; medians of {rounds} interleaved rounds")  # fmt: skip
+    print("   partitions  ends  walks   seconds  requests  speedup vs 1 walk")
+    speedup = {}
+    for (parts, ends), rs in runs.items():
+        secs = statistics.median(r[1] for r in rs)
+        reqs = statistics.median(r[3] for r in rs)
+        speedup[(parts, ends)] = statistics.median(
+            b[1] / r[1] for b, r in zip(base, rs, strict=True)
+        )
+        print(f"   {parts:10d}  {ends:4d}  {parts * ends:5d}  {secs:8.2f}  {reqs:8.0f}  "
+              f"{speedup[(parts, ends)]:6.2f}x")  # fmt: skip
+    one = statistics.median(r[1] for r in base)
+    four = statistics.median(r[1] for r in runs[(4, 2)])
+    print(f"   one sequential walk {one:.2f} s, 4 partitions x 2 ends {four:.2f} s: "
+          f"{speedup[(4, 2)]:.2f}x faster (target >= 6)")  # fmt: skip
 
 
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--items", type=int, default=200_000)
     p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--latency-rounds", type=int, default=3)
+    p.add_argument("--only", choices=("throughput", "latency"))
+    p.add_argument("--accept-encoding", default="identity", help="part 1: harvester's offer")
     args = p.parse_args()
-    proc, url = start("--nobb-items", str(args.items))
-    try:
-        runs: dict[str, list[list[float]]] = {
-            "naive": [],
-            "harvester-none": [],
-            "harvester-gzip": [],
-        }
-        if importlib.util.find_spec("zstandard") is not None:
-            runs["harvester-zstd"] = []
-        for _ in range(args.rounds):
-            for name in runs:
-                runs[name].append(run_child(name, url, 10_000, 4, 2))
-        print(f"1. NOBB dump, {args.items:,} items, pageSize 10000, no limit, identity; "
-              f"medians of {args.rounds} interleaved runs")  # fmt: skip
-        rate = {}
-        for name, rs in runs.items():
-            assert all(int(r[0]) == args.items for r in rs), rs
-            secs = statistics.median(r[1] for r in rs)
-            rate[name] = args.items / secs
-            rss = statistics.median(r[2] for r in rs)
-            print(f"   {name:15s} {rate[name]:10,.0f} items/s  peak RSS {rss:6.0f} MB")
-        for name in runs:
-            if name == "naive":
-                continue
-            print(f"   ratio {name} / naive: {rate[name] / rate['naive']:.2f}x (target >= 1.5)")
-    finally:
-        proc.terminate()
-        proc.wait()
-    items = 10_000
-    proc, url = start("--nobb-items", str(items), "--latency-ms", "200")
-    try:
-        seq = run_child("harvester-none", url, 100, 1, 1)
-        par = run_child("harvester-none", url, 100, 8, 4)
-        assert int(seq[0]) == int(par[0]) == items
-        print(
-            f"2. 200 ms latency, {items:,} items, pageSize 100: "
-            f"one sequential walk {seq[1]:.1f} s, 4 partitions x 2 ends {par[1]:.1f} s: "
-            f"{seq[1] / par[1]:.1f}x faster (target >= 6)"
-        )
-    finally:
-        proc.terminate()
-        proc.wait()
+    if args.only != "latency":
+        throughput(args.items, args.rounds, args.accept_encoding)
+    if args.only != "throughput":
+        latency(args.latency_rounds)
 
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        child(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]))
+        variant, url, size, parts, ends, wire = sys.argv[2:8]
+        child(variant, url, int(size), int(parts), int(ends), wire)
     else:
         main()
