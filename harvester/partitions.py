@@ -21,10 +21,10 @@ open above; the caller adds an open catch-up partition for items changed during 
 from __future__ import annotations
 
 import asyncio
-from itertools import pairwise
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
+from itertools import pairwise
 
 from harvester.walk import Partition
 
