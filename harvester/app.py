@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import signal
 import sys
 from collections.abc import Sequence
@@ -33,6 +34,8 @@ from harvester.sources.dbk import DbkSource
 from harvester.sources.nobb import NobbSource
 
 __all__ = ["harvest_all", "run_command", "run_demo"]
+
+log = logging.getLogger("harvester")
 
 
 async def harvest_all(
@@ -60,6 +63,9 @@ async def harvest_all(
                                     config_digest=digest, progress=prog, resume=resume)  # fmt: skip
         except HarvesterError as exc:
             return exc
+        except Exception as exc:  # a bug: report it, and let the other source finish
+            log.exception("%s: unexpected error", src.name)
+            return HarvesterError(f"{src.name}: unexpected {type(exc).__name__}: {exc}")
 
     loop = asyncio.get_running_loop()
     installed: list[signal.Signals] = []

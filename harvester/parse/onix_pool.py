@@ -28,12 +28,14 @@ __all__ = ["OnixConverter"]
 
 
 def _warm() -> None:
-    """Worker initializer: ignore Ctrl-C, import the converter before the first batch.
+    """Worker initializer: ignore SIGINT and SIGTERM, import the converter before any batch.
 
-    A terminal's Ctrl-C reaches the whole process group; the main process drains the run and
-    stops the pool itself, so a worker must not die of it mid-batch (and print a traceback).
+    A terminal's Ctrl-C, and systemd's SIGTERM, reach the whole process group; the main process
+    drains the run and stops the pool itself, so a worker must not die of them mid-batch. (If
+    the main process dies, a worker reads end-of-file on its queue and exits.)
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     from harvester.parse import onix  # noqa: F401
 
 
@@ -93,7 +95,16 @@ class OnixConverter:
             except ProductError as exc:
                 fut.set_exception(exc)
             return fut
-        return loop.run_in_executor(self._pool, convert_batch, *args)
+        try:
+            return loop.run_in_executor(self._pool, convert_batch, *args)
+        except BrokenProcessPool:  # a worker died since the last call: one new pool
+            self._restart()
+            return loop.run_in_executor(self._pool, convert_batch, *args)
+
+    def _restart(self) -> None:
+        if self._pool is not None and not self._closed:
+            old, self._pool = self._pool, self._start()
+            old.shutdown(wait=False, cancel_futures=True)
 
     async def result(self, fut: asyncio.Future[list[Converted]], *, label: str) -> list[Converted]:
         """The batch's records in document order; ``MalformedBody`` if it cannot be read."""
@@ -103,7 +114,5 @@ class OnixConverter:
             raise MalformedBody(f"ONIX: {exc}", request=label) from None
         except BrokenProcessPool:
             # A worker died (killed, out of memory): start a new pool; the request is retried.
-            if self._pool is not None and not self._closed:
-                old, self._pool = self._pool, self._start()
-                old.shutdown(wait=False, cancel_futures=True)
+            self._restart()
             raise TruncatedBody("an ONIX converter process died", request=label) from None
