@@ -102,8 +102,8 @@ def peers(quick: bool, rounds: int) -> tuple[list[Row], dict[str, Any]]:
     missing = _installed()
     if missing:
         return [
-            Row(scenario="peers", case=case, metric="s (wall)", harvester=None, baseline=None,
-                baseline_name=names[p], note=SKIPPED)
+            Row(scenario="peers", case=f"{case} vs {p}", metric="s (wall)", harvester=None,
+                baseline=None, baseline_name=names[p], note=SKIPPED)
             for p in ("requests", "dlt")
         ], {"missing": missing}  # fmt: skip
     with simulator("--nobb-items", str(items)) as url:

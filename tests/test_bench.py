@@ -136,3 +136,18 @@ def test_tuning_doc_commands_parse() -> None:
     for line in lines:
         args = build_parser().parse_args(line.split()[1:])
         assert args.command == "bench" and args.sweep
+
+
+def test_peers_rows_say_skipped_without_the_bench_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without dlt or requests the peers rows name the extra to install and measure nothing."""
+    import benchmarks.peers as peers
+
+    monkeypatch.setattr(peers, "_installed", lambda: ["dlt"])
+    rows, extra = peers.peers(quick=True, rounds=1)
+    assert extra == {"missing": ["dlt"]}
+    assert [r.case for r in rows] == [
+        "full dump, 5k items vs requests",
+        "full dump, 5k items vs dlt",
+    ]
+    assert all(r.note == "skipped: pip install -e '.[bench]'" for r in rows)
+    assert all(r.harvester is None and r.baseline is None and r.ratio is None for r in rows)
