@@ -280,14 +280,14 @@ class HttpClient:
         headers = dict(request.headers)
         if body is not None:
             headers["Content-Type"] = "application/json"
+        # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancellation that arrives
+        # as the answer does, and a cancelled task that goes on can wait forever.
         with _translate(request.label):
-            raw = await asyncio.wait_for(
-                session.request(
+            async with asyncio.timeout(self._settings.first_byte_timeout):
+                raw = await session.request(
                     request.method, self._base + request.url, params=list(request.params),
                     data=body, headers=headers,
-                ),
-                timeout=self._settings.first_byte_timeout,
-            )  # fmt: skip
+                )  # fmt: skip
         try:
             yield Response(raw, request, self._settings)
         except BaseException:
