@@ -104,11 +104,15 @@ def build_parser() -> argparse.ArgumentParser:
         "bench", help="benchmarks beside their baselines, or a tuning sweep (source checkout)"
     )
     bench.add_argument("--quick", action="store_true", help="small sizes, one round")
-    bench.add_argument("--only", metavar="SCENARIO[,SCENARIO]", help="some scenarios only")
+    bench.add_argument(
+        "--only",
+        metavar="SCENARIO[,SCENARIO]",
+        help="some of: nobb, latency, dbk, limiter, scaling, peers",
+    )
     bench.add_argument("--rounds", type=int, help="interleaved rounds (default 2)")
     bench.add_argument("--sweep", action="store_true", help="tuning sweep instead of the suite")
-    bench.add_argument("--rate-limit", metavar="N/S", help="sweep: the API's limit")
-    bench.add_argument("--latency-ms", type=float, help="sweep: the API's latency")
+    bench.add_argument("--rate-limit", metavar="N/S", help="sweep: the API's limit (600/60s)")
+    bench.add_argument("--latency-ms", type=float, help="sweep: the API's latency (0)")
     return parser
 
 

@@ -151,3 +151,14 @@ def test_peers_rows_say_skipped_without_the_bench_extra(monkeypatch: pytest.Monk
     ]
     assert all(r.note == "skipped: pip install -e '.[bench]'" for r in rows)
     assert all(r.harvester is None and r.baseline is None and r.ratio is None for r in rows)
+
+
+def test_harvester_bench_outside_a_checkout_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Installed without the repository around it, `harvester bench` exits 2 and says why."""
+    import harvester.cli as cli
+
+    monkeypatch.setattr(cli, "__file__", str(tmp_path / "site-packages" / "harvester" / "cli.py"))
+    assert cli.main(["bench", "--quick"]) == 2
+    assert "source checkout" in capsys.readouterr().err
