@@ -334,3 +334,22 @@ def test_the_splitter_checks_utf8_of_fields_it_does_not_read(item: bytes) -> Non
         f"NOBB page: invalid UTF-8 at byte {at} of the item "
         "(item 1, near byte 1) [nobb partition p (asc)]"
     )
+
+
+@pytest.mark.parametrize("retry_after", ["864000", "Fri, 31 Dec 2100 23:59:59 GMT"])
+async def test_a_429_with_an_absurd_retry_after(tmp_path: Path, retry_after: str) -> None:
+    """A 429 asking to come back in 10 days or in 2100: one wait capped at an hour, then exact."""
+
+    async def spoil(request: web.Request, up: Upstream) -> web.Response | None:
+        if not _later_asc_page(request) or front.spoiled:
+            return None
+        return web.json_response({"message": "Too many requests"}, status=429,
+                                 headers={"Retry-After": retry_after})  # fmt: skip
+
+    async with Simulator(SETTINGS) as sim, Front(sim, spoil) as front:
+        result, source = await _run(front.url, tmp_path)
+        served = await _served(sim, SETTINGS)
+    assert len(front.spoiled) == 1 and result.exit_code == 0
+    assert _written(result.run_dir) == served
+    slept = source.clock.slept  # type: ignore[attr-defined]
+    assert max(slept) == pytest.approx(3600.0) and math.fsum(slept) <= 3600 + 1

@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import orjson
 import pytest
 
@@ -197,3 +198,29 @@ async def test_dbk_permanent_fault_then_resume(tmp_path: Path) -> None:
     assert len(keys) == len(set(keys)), "a product was written twice"
     books = BookCatalogue(1200, 8, cap=150)
     assert dict(zip(keys, lines, strict=True)) == _expected(books, range(books.size))
+
+
+async def test_fail_matching_is_permanent_and_only_where_it_matches() -> None:
+    """fail_matching: 500 on every attempt of a matching NOBB query or DBK body, 200 elsewhere."""
+    from tests.simtools import basic
+
+    settings = SimSettings(nobb_items=50, dbk_products=50, rate_limit=0,
+                           fail_matching="2026")  # fmt: skip
+    async with Simulator(settings) as sim, aiohttp.ClientSession() as http:
+        nobb = sim.url + "/api/v2/items"
+        statuses = []
+        for _ in range(3):
+            async with http.get(nobb, params={"from": "2026-01-01"}, headers=basic(settings)) as r:
+                statuses.append(r.status)
+        async with http.get(nobb, params={"from": "2025-01-01"}, headers=basic(settings)) as r:
+            statuses.append(r.status)
+        login = {"username": "harvester", "password": "harvester"}
+        async with http.post(sim.url + "/dwapi/users/authenticate", json=login) as r:
+            auth = {"Authorization": "Bearer " + (await r.json())["token"]}
+        export = sim.url + "/onix/document/export/v3.1"
+        late, early = {"updatedFrom": "20260101T000000Z"}, {"updatedTo": "20250101T000000Z"}
+        for body in (late, late, early):
+            async with http.post(export, json=body, headers=auth) as r:
+                statuses.append(r.status)
+    assert statuses == [500, 500, 500, 200, 500, 500, 200]
+    assert sim.stats["permanent_faults"] == 5
