@@ -154,3 +154,25 @@ async def test_permission_denied_mid_run_then_resume(tmp_path: Path) -> None:
         assert code == 0, err
         assert list(out.glob("2*")) == [run_dir]
         await _exact("nobb", sim, run_dir)
+
+
+def test_a_manifest_that_does_not_fit_leaves_the_old_one_whole(tmp_path: Path) -> None:
+    """A manifest write on a full disk fails naming it; the old file stays whole, no temp file."""
+    old = tmp_path / "manifest.json"
+    old.write_bytes(b'{"complete": false}')
+    code = (
+        "import resource, signal, sys\n"
+        "from pathlib import Path\n"
+        "from harvester.manifest import atomic_write\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))\n"
+        "try:\n"
+        "    atomic_write(Path(sys.argv[1]), b'{}' * 10_000)\n"
+        "except OSError as exc:\n"
+        "    print(type(exc).__name__, exc)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(old)], capture_output=True,
+                          text=True, check=True, timeout=60)  # fmt: skip
+    assert done.stdout == f"OutputError cannot write {old}: File too large\n"
+    assert old.read_bytes() == b'{"complete": false}'
+    assert [p.name for p in tmp_path.iterdir()] == ["manifest.json"]
