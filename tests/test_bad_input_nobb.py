@@ -5,7 +5,8 @@ simulator and spoils the answers of the first partition's ascending walk (from i
 so records of the partition are already in the sink when it fails). The run must end with exit
 1 and the manifest naming that partition with the exact error (source, partition, request), the
 partition absent from the checkpoint's finished ones, every other partition written exactly as
-served, and a ``--resume`` with the fault gone must end with exactly the clean records.
+served, and a ``--resume`` with the fault gone must end with exactly the clean records. A 401
+is the exception: it stops the source (exit 3, no manifest), and the resume is the same.
 """
 
 from __future__ import annotations
