@@ -95,7 +95,8 @@ async def test_faults_heal_to_the_same_records(tmp_path: Path, profile: FaultPro
     """Under flaky and hostile faults the dump ends complete with exactly the clean records."""
     settings = SimSettings(nobb_items=5000, rate_limit=0, seed=13, faults=profile)
     async with Simulator(settings) as sim:
-        result = await _dump(sim, tmp_path, page_size=250)
+        # Small pages: enough requests that every profile draws some faults.
+        result = await _dump(sim, tmp_path, page_size=100)
         injected = dict(sim.ctx.faults.injected)
     async with Simulator(SimSettings(nobb_items=5000, rate_limit=0, seed=13)) as clean:
         served = await _served(clean, settings)
