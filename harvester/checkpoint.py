@@ -41,11 +41,13 @@ class Checkpoint:
     plan: list[list[str | None]] | None = None
     done: dict[str, dict[str, object]] = field(default_factory=dict)
     shards: list[ShardInfo] = field(default_factory=list)
+    #: Unfinished walks' positions (source-defined JSON), true as of the listed shards.
+    positions: dict[str, object] = field(default_factory=dict)
 
     def save(self, run_dir: Path) -> None:
         data = {
             "started": self.started, "mode": self.mode, "plan": self.plan, "done": self.done,
-            "shards": [s.to_json() for s in self.shards],
+            "shards": [s.to_json() for s in self.shards], "positions": self.positions,
         }  # fmt: skip
         atomic_write(run_dir / CHECKPOINT, orjson.dumps(data, option=orjson.OPT_INDENT_2))
 
@@ -56,8 +58,11 @@ class Checkpoint:
             shards = [
                 ShardInfo(s["path"], s["records"], s["bytes"], s["sha256"]) for s in data["shards"]
             ]
+            positions = data.get("positions") or {}
+            if not isinstance(positions, dict):
+                raise TypeError("positions is not an object")
             return cls(started=data["started"], mode=data["mode"], plan=data["plan"],
-                       done=data["done"], shards=shards)  # fmt: skip
+                       done=data["done"], shards=shards, positions=positions)  # fmt: skip
         except (OSError, orjson.JSONDecodeError, KeyError, TypeError) as exc:
             raise OutputError(f"cannot read the checkpoint of {run_dir}: {exc}") from exc
 

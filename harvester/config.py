@@ -103,8 +103,11 @@ class OutputConfig:
     shard_max_records: int = 100_000
     shard_max_bytes: int = 1 << 30
     prometheus_file: Path | None = None
+    checkpoint_seconds: float = 60.0
 
     def __post_init__(self) -> None:
+        if self.checkpoint_seconds <= 0:
+            raise ConfigError("output.checkpoint_seconds: expected > 0")
         if self.compression not in get_args(Compression):
             raise ConfigError(
                 f"output.compression: expected gzip, none or zstd, not {self.compression!r}"
@@ -267,6 +270,7 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
     "shard_max_records": int,
     "shard_max_bytes": int,
     "prometheus_file": str,
+    "checkpoint_seconds": (int, float),
     "base_url": str,
     "username": str,
     "password": str,

@@ -166,6 +166,12 @@ async def run_source(
                     (run_dir / name).unlink(missing_ok=True)
                 return replaced
 
+            async def save_positions(positions: dict[str, object]) -> None:
+                shards = await sink.commit()
+                cp.shards = shards
+                cp.positions = positions
+                cp.save(run_dir)
+
             def save_plan(plan: list[list[str | None]]) -> None:
                 cp.plan = plan
                 cp.save(run_dir)
@@ -183,6 +189,10 @@ async def run_source(
                 checkpoint=checkpoint,
                 save_plan=save_plan,
                 supersede=supersede,
+                save_positions=save_positions,
+                positions=dict(cp.positions),
+                records_before=sum(s.records for s in cp.shards),
+                checkpoint_every=output.checkpoint_seconds,
             )
             try:
                 await source.harvest(ctx)

@@ -24,8 +24,9 @@ parameters or None. Rules:
   too many empty pages, too many pages: ``PaginationError`` naming the partition.
 - A page retried after part of it was read (``retry_page``) restarts the page's bookkeeping, so
   its items are SEEN (already written), not mistaken for an expiry.
-- Resume after a crash: tokens cannot be trusted (they may have expired), so ``Walk(resume_from=
-  key)`` starts at page 1 and treats every key up to ``key`` (in walk order) as SEEN.
+- Resume after a crash: ``continue_after(key, token)`` continues a saved chain (positions.py);
+  if its token died, page 1 comes back and the walk restarts as above; ``resume_from(key)``
+  alone starts at page 1 and treats every key up to ``key`` (in walk order) as SEEN.
 
 Items whose change date moves during a dump leave their window. The caller walks a last catch-up
 partition ``from`` = the run's start date after all others, so an item that moved before its walk
@@ -184,6 +185,18 @@ class Walk:
             self.seam.asc_high = max(key, self.seam.asc_high or key)
         else:
             self.seam.desc_low = min(key, self.seam.desc_low or key)
+
+    def continue_after(self, key: int, token: str) -> dict[str, str]:
+        """A resumed walk's first request: the page after ``key`` in a saved token chain.
+
+        If the token died, page 1 comes back: ``on_item`` answers RESTART as for any expiry,
+        and ``restart()`` walks from page 1 with every key up to ``key`` seen.
+        """
+        self.resume_from(key)
+        self._chain_last = key
+        self._prev_token = token
+        self.begin_page()
+        return {**self._base, "pageToken": token}
 
     def first_request(self) -> dict[str, str]:
         """Parameters of page 1."""

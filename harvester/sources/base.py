@@ -44,6 +44,15 @@ class RunContext:
     #: Called with (partition id, result) once a partition's records are all written: makes
     #: them durable and records the partition as finished (a no-op outside a run).
     checkpoint: Callable[[str, dict[str, object]], Awaitable[None]] | None = None
+    #: Called with the unfinished walks' positions: makes every record written so far durable
+    #: and records the positions with it, so a resume continues from them.
+    save_positions: Callable[[dict[str, object]], Awaitable[None]] | None = None
+    #: A resumed run's saved positions (see ``save_positions``).
+    positions: Mapping[str, object] = field(default_factory=dict)
+    #: Records already in the kept shards of a resumed run (0 for a new run).
+    records_before: int = 0
+    #: At most this many seconds between checkpoints (``output.checkpoint_seconds``).
+    checkpoint_every: float = 60.0
     #: Called once with a new run's partition plan, so a resume walks the same partitions.
     save_plan: Callable[[list[list[str | None]]], None] | None = None
     #: Called with {key: newer line} for records already written: their old lines are

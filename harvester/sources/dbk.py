@@ -11,7 +11,7 @@ density the next run plans from.
 
 One window's request, retries and body → records are ``dbk_fetch.py``'s. A window's records
 are final when the window is; finished windows are checkpointed in groups (every
-``CHECKPOINT_RECORDS`` records or ``CHECKPOINT_SECONDS``), so shards stay large.
+``CHECKPOINT_RECORDS`` records, or ``output.checkpoint_seconds``), so shards stay large.
 
 Exactly-once, latest version: a product is in one window, its update time's. A product that
 changes during a dump moves to the catch-up range; if its older version was already written,
@@ -45,7 +45,6 @@ __all__ = ["EXPORT", "DbkSource"]
 
 log = logging.getLogger("harvester.dbk")
 CHECKPOINT_RECORDS = 50_000
-CHECKPOINT_SECONDS = 30.0
 NEWER_MAX = 100_000
 _KEY_PREFIX = b'{"record_reference":"'
 MAX_LEARNED = 4000
@@ -138,7 +137,8 @@ class DbkSource:
                 self._newer = None
         ctx.checks.update({
             "windows": main.requests, "unsplittable": [w.id for w in main.unsplittable],
-            "written": ctx.progress.records, "changed_during_run": self._changed,
+            "written": ctx.records_before + ctx.progress.records,
+            "changed_during_run": self._changed,
             "replaced_by_newer_version": self._replaced,
             "authentications": self._session.authentications,
             "token_refreshes": self._session.refreshes,
@@ -222,7 +222,7 @@ class DbkSource:
         self._pending_records += got.written
         if (
             self._pending_records >= CHECKPOINT_RECORDS
-            or self.clock.monotonic() - self._last_checkpoint >= CHECKPOINT_SECONDS
+            or self.clock.monotonic() - self._last_checkpoint >= ctx.checkpoint_every
         ):
             await self._flush_checkpoints(ctx)
 

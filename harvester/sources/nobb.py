@@ -23,6 +23,7 @@ from harvester.http import HttpClient, HttpSettings, Request, raise_for_status
 from harvester.limiter import RateLimiter
 from harvester.parse.nobb import ItemSplitter
 from harvester.partitions import plan
+from harvester.positions import Positions
 from harvester.retry import RetryPolicy, call_with_retries
 from harvester.scheduler import run_pool
 from harvester.sources.base import RunContext
@@ -91,7 +92,11 @@ class NobbSource:
             ctx.progress.partitions_total = len(parts) + 1
             ctx.progress.expected = expected
             work = [(p, d) for p in parts_left for d in self._directions()]
+            self._positions = Positions(ctx.positions)
+            self._last_save = self.clock.monotonic()
             seams = {p.id: Seam() for p in parts_left}
+            for pid, seam in seams.items():
+                self._positions.restore(pid, seam)
             self._ends: dict[str, int] = {}
             await run_pool(
                 work,
@@ -103,9 +108,10 @@ class NobbSource:
         hits = sum(int(str(r.get("total_hits", 0))) for r in ctx.partitions.values()
                    if not r.get("catch_up"))  # fmt: skip
         ctx.checks["x_totalHits_sum"] = hits
-        ctx.checks["written"] = ctx.progress.records
-        ctx.checks["difference"] = ctx.progress.records - hits
-        if ctx.progress.records != hits:
+        written = ctx.records_before + ctx.progress.records  # a resumed run's too
+        ctx.checks["written"] = written
+        ctx.checks["difference"] = written - hits
+        if written != hits:
             ctx.checks["note"] = "the catalogue changed during the run (catch-up items included)"
         ctx.next_state["high_water"] = start_day.isoformat()
 
@@ -153,14 +159,29 @@ class NobbSource:
         )
         pid = part.id if not catch_up else f"catch-up:{part.id}"
         result = ctx.partitions.setdefault(pid, {"ok": True, "catch_up": catch_up})
-        params: dict[str, str] | None = walk.first_request()
+        saved = None if catch_up else self._positions.get(pid, direction)
+        began = self.clock.time()
+        params: dict[str, str] | None
+        if saved is not None and saved.token and saved.usable(began, self.cfg.token_ttl):
+            params, began = walk.continue_after(saved.key, saved.token), saved.began
+        else:
+            if saved is not None:
+                walk.resume_from(saved.key)
+            params = walk.first_request()
         written = 0
         try:
             while params is not None:
                 counter = [0]
                 headers = await self._request(ctx, params, walk, counter, label=walk.label)
                 written += counter[0]
-                params = walk.restart() if headers is None else walk.on_page_end(headers)
+                if headers is None:
+                    params, began = walk.restart(), self.clock.time()
+                    continue
+                params = walk.on_page_end(headers)
+                if params is not None and not catch_up and walk.position is not None:
+                    self._positions.update(pid, direction, walk.position,
+                                           params.get("pageToken"), began)  # fmt: skip
+                    await self._maybe_save(ctx)
         except FetchError as exc:
             log.error("%s failed: %s", walk.label, exc)
             result.update(ok=False, error=str(exc))
@@ -174,8 +195,18 @@ class NobbSource:
         ends = self._ends[pid] = self._ends.get(pid, 0) + 1
         if ends == len(self._directions()) and not catch_up:
             ctx.progress.partitions_done += 1
-            if result.get("ok") and ctx.checkpoint is not None:
-                await ctx.checkpoint(pid, result)
+            if result.get("ok"):
+                self._positions.drop(pid)
+                if ctx.checkpoint is not None:
+                    await ctx.checkpoint(pid, result)
+
+    async def _maybe_save(self, ctx: RunContext) -> None:
+        """Every ``checkpoint_every`` seconds: make the walks' positions durable (positions.py)."""
+        now = self.clock.monotonic()
+        if ctx.save_positions is None or now - self._last_save < ctx.checkpoint_every:
+            return
+        self._last_save = now  # first, so the walks that reach here meanwhile do not save too
+        await ctx.save_positions(self._positions.snapshot())
 
     async def _request(
         self,
