@@ -85,7 +85,8 @@ async def _dump(sim: Simulator, out: Path, *, resume: bool = False) -> RunResult
 
 
 def _pages(result: RunResult, pid: str) -> int:
-    r: dict[str, Any] = dict(result.manifest.partitions)[pid]
+    parts: dict[str, Any] = dict(result.manifest.partitions)
+    r = parts[pid]
     return int(r.get("asc_pages", 0)) + int(r.get("desc_pages", 0))
 
 
