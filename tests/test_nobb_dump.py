@@ -153,7 +153,7 @@ async def _in_thread(argv: list[str]) -> int:
 
 
 async def test_item_changed_during_the_dump_is_caught_up(tmp_path: Path) -> None:
-    """An item that moves to today's date mid-run is written exactly once; catch-up sees it."""
+    """An item that moves to today's date mid-run is written once, in its latest version."""
     from datetime import UTC, datetime
 
     settings = SimSettings(nobb_items=3000, rate_limit=0, seed=14)
@@ -174,12 +174,17 @@ async def test_item_changed_during_the_dump_is_caught_up(tmp_path: Path) -> None
         sim.ctx.clock = clock
         result = await _dump(sim, tmp_path, page_size=100, concurrency=2)
         assert done
-    keys = [orjson.loads(line)["nobbNumber"] for line in read_lines(result.run_dir)]
+        served = await _served(sim, settings)
+    lines = list(read_lines(result.run_dir))
+    keys = [orjson.loads(line)["nobbNumber"] for line in lines]
     assert sorted(keys) == sim.nobb_keys()
     assert keys.count(moved) == 1
+    # Every item as served now: the moved one in its new version (its old line was replaced).
+    assert dict(zip(keys, lines, strict=True)) == served
+    assert result.manifest.checks["replaced_by_newer_version"] == 1
     (catch_up,) = [r for p, r in result.manifest.partitions.items() if p.startswith("catch-up")]
     assert isinstance(catch_up, dict)
-    assert catch_up["total_hits"] == 1  # the catch-up walk saw the moved item (dropped as seen)
+    assert catch_up["total_hits"] == 1  # the catch-up walk saw the moved item
 
 
 async def test_failed_partition_makes_the_run_incomplete(tmp_path: Path) -> None:

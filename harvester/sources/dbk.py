@@ -17,7 +17,7 @@ Exactly-once, latest version: a product is in one window, its update time's. A p
 changes during a dump moves to the catch-up range; if its older version was already written,
 the catch-up's newer one replaces that line in the committed shards (``RunContext.supersede``),
 so the dump holds each ``record_reference`` once, in the latest version seen
-(``checks.replaced_by_newer_version``; past ``NEWER_MAX`` such products the rest keep their
+(``checks.replaced_by_newer_version``, ``latest.py``; past ``NEWER_MAX`` the rest keep their
 first version, the manifest says so, and the next sync carries them).
 """
 
@@ -33,6 +33,7 @@ from harvester.clock import Clock, SystemClock
 from harvester.config import DbkConfig
 from harvester.errors import FetchError
 from harvester.http import HttpClient, HttpSettings
+from harvester.latest import LatestVersions
 from harvester.limiter import RateLimiter
 from harvester.parse.onix_pool import OnixConverter
 from harvester.retry import RetryPolicy
@@ -45,7 +46,6 @@ __all__ = ["EXPORT", "DbkSource"]
 
 log = logging.getLogger("harvester.dbk")
 CHECKPOINT_RECORDS = 50_000
-NEWER_MAX = 100_000
 _KEY_PREFIX = b'{"record_reference":"'
 MAX_LEARNED = 4000
 
@@ -102,9 +102,7 @@ class DbkSource:
         self._pending_records = 0
         self._last_checkpoint = self.clock.monotonic()
         self._changed = 0
-        self._newer: dict[Key, bytes] | None = None  # catch-up: newer versions of written keys
-        self._late: set[Key] = set()  # keys first written by the catch-up
-        self._newer_dropped = 0
+        self._latest: LatestVersions | None = None  # during the catch-up only
         self._replaced = 0
         async with (
             HttpClient(settings, base_url=cfg.base_url) as http,
@@ -129,12 +127,14 @@ class DbkSource:
                     end, max(end, now), cap=cfg.max_products_per_response, lanes=cfg.concurrency,
                     learned=learned,
                 )  # fmt: skip
-                self._newer, self._late = {}, set()
+                latest = self._latest = LatestVersions()
                 await self._run(ctx, late, catch_up=True)
                 covered += late.covered
-                if self._newer and ctx.supersede is not None:
-                    self._replaced = await ctx.supersede(self._newer)
-                self._newer = None
+                self._latest = None
+                if latest.newer and ctx.supersede is not None:
+                    self._replaced = await ctx.supersede(latest.newer)
+                if note := latest.note():
+                    ctx.checks["note"] = note
         ctx.checks.update({
             "windows": main.requests, "unsplittable": [w.id for w in main.unsplittable],
             "written": ctx.records_before + ctx.progress.records,
@@ -143,11 +143,6 @@ class DbkSource:
             "authentications": self._session.authentications,
             "token_refreshes": self._session.refreshes,
         })  # fmt: skip
-        if self._newer_dropped:
-            ctx.checks["note"] = (
-                f"{self._newer_dropped} products changed during the run beyond the first "
-                f"{NEWER_MAX:,}: they keep the version first seen; the next sync carries them"
-            )
         ctx.next_state["high_water"] = _iso(end)
         ctx.next_state["windows"] = _merge(learned, covered, start, end)
 
@@ -228,15 +223,12 @@ class DbkSource:
 
     def _on_record(self, key: Key, line: bytes, new: bool) -> None:
         """Catch-up only: remember newer versions of records written before they changed."""
-        if self._newer is None:
+        if self._latest is None:
             return
         if new:
-            self._late.add(key)
-        elif key not in self._late:
-            if len(self._newer) < NEWER_MAX or key in self._newer:
-                self._newer[key] = line
-            else:
-                self._newer_dropped += 1
+            self._latest.written(key)
+        else:
+            self._latest.met_again(key, line)
 
     async def _flush_checkpoints(self, ctx: RunContext) -> None:
         done, self._since_checkpoint = self._since_checkpoint, []

@@ -3,9 +3,12 @@
 A dump plans partitions from ``x-totalHits`` probes (``partitions.py``), walks each from both ends
 (``walk.py``: exactly-once at the seam, silent token expiry detected and recovered), and finally
 walks a catch-up partition ``from`` the run's start date, for items that changed while the dump
-ran. A sync walks ``from`` = the last complete run's date minus ``sync_overlap_days``. Items
-stream from the body straight into the sink (``parse/nobb.py``); a page retried after a failure
-part-way re-reads only what the sink already has, and its key set drops the repeats.
+ran; an item it meets that was written before it changed replaces its old line in the shards
+(``latest.py``), so a dump holds every item once, in its latest version. A sync walks ``from`` =
+the last complete run's date minus ``sync_overlap_days``. Items stream from the body straight
+into the sink (``parse/nobb.py``); a page retried after a failure part-way re-reads only what the
+sink already has, and its key set drops the repeats. Walk positions are checkpointed
+(``positions.py``).
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ from harvester.clock import Clock, SystemClock
 from harvester.config import NobbConfig
 from harvester.errors import AuthError, FetchError, Unauthorized
 from harvester.http import HttpClient, HttpSettings, Request, raise_for_status
+from harvester.latest import LatestVersions
 from harvester.limiter import RateLimiter
-from harvester.parse.nobb import ItemSplitter
+from harvester.parse.nobb import ItemSplitter, NobbItem
 from harvester.partitions import plan
 from harvester.positions import Positions
 from harvester.retry import RetryPolicy, call_with_retries
@@ -92,6 +96,9 @@ class NobbSource:
             ctx.progress.partitions_total = len(parts) + 1
             ctx.progress.expected = expected
             work = [(p, d) for p in parts_left for d in self._directions()]
+            self._start_day = start_day.isoformat()
+            self._prints = LatestVersions()  # start-day fingerprints, then the catch-up's finds
+            self._latest: LatestVersions | None = None
             self._positions = Positions(ctx.positions)
             self._last_save = self.clock.monotonic()
             seams = {p.id: Seam() for p in parts_left}
@@ -104,7 +111,13 @@ class NobbSource:
                 concurrency=cfg.concurrency,
             )
             catch_up = Partition(start_day.isoformat(), None)
+            self._latest = self._prints
             await self._walk(ctx, catch_up, "asc", Seam(), catch_up=True)
+            self._latest = None
+            if self._prints.newer and ctx.supersede is not None and ctx.mode == "dump":
+                ctx.checks["replaced_by_newer_version"] = await ctx.supersede(self._prints.newer)
+            if note := self._prints.note():
+                ctx.checks["note"] = note
         hits = sum(int(str(r.get("total_hits", 0))) for r in ctx.partitions.values()
                    if not r.get("catch_up"))  # fmt: skip
         ctx.checks["x_totalHits_sum"] = hits
@@ -245,13 +258,13 @@ class NobbSource:
                 async for chunk in resp.chunks():
                     ctx.progress.bytes_in += len(chunk)
                     for item in splitter.feed(chunk):
-                        claim = await self._take(ctx, walk, item.key, item.line, counter)
+                        claim = await self._take(ctx, walk, item, counter)
                         if claim is Claim.RESTART:
                             return None
                         if claim is Claim.MET:
                             return headers
                 for item in splitter.close():
-                    claim = await self._take(ctx, walk, item.key, item.line, counter)
+                    claim = await self._take(ctx, walk, item, counter)
                     if claim is Claim.RESTART:
                         return None
                     if claim is Claim.MET:
@@ -273,14 +286,27 @@ class NobbSource:
                 f"(HTTP {exc.status} at {PATH})"
             ) from None
 
-    @staticmethod
     async def _take(
-        ctx: RunContext, walk: Walk, key: int, line: bytes, counter: list[int] | None
+        self, ctx: RunContext, walk: Walk, item: NobbItem, counter: list[int] | None
     ) -> Claim:
-        """One streamed item: claim it for this walk and, if it is ours and new, write it."""
-        claim = walk.on_item(key)
-        if claim is Claim.CLAIMED and await ctx.sink.write(key, line):
+        """One streamed item: claim it for this walk and, if it is ours and new, write it.
+
+        During the catch-up (``self._latest`` set) an item the sink already had is offered as
+        a newer version (``latest.py``); before it, items changed on the start day are
+        fingerprinted so the catch-up can tell them unchanged.
+        """
+        claim = walk.on_item(item.key)
+        if claim is not Claim.CLAIMED:
+            return claim
+        latest = self._latest
+        if await ctx.sink.write(item.key, item.line):
             ctx.progress.records += 1
             if counter is not None:
                 counter[0] += 1
+            if latest is not None:
+                latest.written(item.key)
+            elif item.modified is not None and item.modified.startswith(self._start_day):
+                self._prints.fingerprint(item.key, item.line)
+        elif latest is not None:
+            latest.met_again(item.key, item.line)
         return claim
