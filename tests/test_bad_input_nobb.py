@@ -267,9 +267,11 @@ async def test_a_401_in_the_middle_of_a_run(tmp_path: Path) -> None:
             with pytest.raises(AuthError) as info:
                 await _run(front.url, tmp_path)
             pid, _ = _victim(front)
+            lo, hi = pid.split("..")
+            label = f"nobb partition {pid} (asc) GET /api/v2/items {lo.replace('start', '')}.."
             assert str(info.value) == (
                 "nobb: the server refused the credentials from nobb.username / nobb.password "
-                "(HTTP 401 at /api/v2/items)"
+                f"(HTTP 401 at /api/v2/items) [{label}{hi.replace('end', '')}]"
             )
             assert info.value.exit_code == 3
             (run_dir,) = (tmp_path / "nobb").glob("2*")

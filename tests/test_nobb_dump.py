@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import orjson
@@ -239,3 +240,14 @@ async def test_summary_json_and_no_secret_anywhere(tmp_path: Path) -> None:
     prom = (tmp_path / "h.prom").read_text()
     assert 'harvester_records{source="nobb",mode="dump"} 800' in prom
     assert 'harvester_complete{source="nobb",mode="dump"} 1' in prom
+
+
+async def test_failed_planning_leaves_an_incomplete_manifest(tmp_path: Path) -> None:
+    """Probes that always fail: no walks, an incomplete manifest naming 'plan', exit 1."""
+    settings = SimSettings(nobb_items=1000, rate_limit=0, seed=22, fail_matching="pageSize=1")
+    async with Simulator(settings) as sim:
+        result = await _dump(sim, tmp_path, page_size=500, retries=1)
+    assert result.exit_code == 1 and result.failed == ("plan",)
+    assert result.manifest.complete is False and result.manifest.records == 0
+    plan: Any = result.manifest.partitions["plan"]
+    assert plan["error"].startswith("HTTP 500") and "nobb probe" in plan["error"]

@@ -86,7 +86,12 @@ class NobbSource:
                 parts, expected = [Partition(lo, hi) for lo, hi in ctx.plan], None
             else:
                 wanted = cfg.partitions or max(1, cfg.concurrency // len(self._directions()))
-                parts, expected = await self._plan(ctx, today, wanted)
+                try:
+                    parts, expected = await self._plan(ctx, today, wanted)
+                except FetchError as exc:  # no plan, no walks: incomplete, --resume re-plans
+                    log.error("nobb planning failed: %s", exc)
+                    ctx.partitions["plan"] = {"ok": False, "error": str(exc)}
+                    return
                 if ctx.save_plan is not None:
                     ctx.save_plan([[p.date_from, p.date_to] for p in parts])
             for pid, result in ctx.done.items():
@@ -283,7 +288,7 @@ class NobbSource:
         except Unauthorized as exc:
             raise AuthError(
                 f"nobb: the server refused the credentials from nobb.username / nobb.password "
-                f"(HTTP {exc.status} at {PATH})"
+                f"(HTTP {exc.status} at {PATH}) [{exc.request}]"
             ) from None
 
     async def _take(
