@@ -21,22 +21,20 @@ import orjson
 
 from harvester.clock import Clock, SystemClock
 from harvester.config import NobbConfig
-from harvester.errors import AuthError, FetchError, Unauthorized
-from harvester.http import HttpClient, HttpSettings, Request, raise_for_status
-from harvester.latest import LatestVersions
+from harvester.errors import FetchError
+from harvester.http import HttpClient, HttpSettings
 from harvester.limiter import RateLimiter
-from harvester.parse.nobb import ItemSplitter, NobbItem
 from harvester.partitions import plan
 from harvester.positions import Positions
-from harvester.retry import RetryPolicy, call_with_retries
+from harvester.retry import RetryPolicy
 from harvester.scheduler import run_pool
 from harvester.sources.base import RunContext
-from harvester.walk import TOTAL, Claim, Partition, Seam, Walk, header
+from harvester.sources.nobb_fetch import PageFetcher
+from harvester.walk import TOTAL, Partition, Seam, Walk, header
 
 __all__ = ["NobbSource"]
 
 log = logging.getLogger("harvester.nobb")
-PATH = "/api/v2/items"
 FIRST_DAY = date(1990, 1, 1)
 
 
@@ -70,7 +68,10 @@ class NobbSource:
         self._limiter = RateLimiter(max_rate=rate, time_period=period, clock=self.clock)
         ctx.progress.limit = cfg.rate_limit
         async with HttpClient(settings, base_url=cfg.base_url) as http:
-            self._http = http
+            self._fetcher = PageFetcher(
+                http=http, limiter=self._limiter, auth=self._auth, policy=self._policy,
+                clock=self.clock, start_day=ctx.started.date().isoformat(),
+            )  # fmt: skip
             today = date.fromtimestamp(self.clock.time())
             start_day = ctx.started.date()
             if ctx.mode == "sync":
@@ -101,9 +102,6 @@ class NobbSource:
             ctx.progress.partitions_total = len(parts) + 1
             ctx.progress.expected = expected
             work = [(p, d) for p in parts_left for d in self._directions()]
-            self._start_day = start_day.isoformat()
-            self._prints = LatestVersions()  # start-day fingerprints, then the catch-up's finds
-            self._latest: LatestVersions | None = None
             self._positions = Positions(ctx.positions)
             self._last_save = self.clock.monotonic()
             seams = {p.id: Seam() for p in parts_left}
@@ -116,12 +114,14 @@ class NobbSource:
                 concurrency=cfg.concurrency,
             )
             catch_up = Partition(start_day.isoformat(), None)
-            self._latest = self._prints
+            fetcher = self._fetcher
+            fetcher.latest = fetcher.prints  # start-day fingerprints, then the catch-up's finds
             await self._walk(ctx, catch_up, "asc", Seam(), catch_up=True)
-            self._latest = None
-            if self._prints.newer and ctx.supersede is not None and ctx.mode == "dump":
-                ctx.checks["replaced_by_newer_version"] = await ctx.supersede(self._prints.newer)
-            if note := self._prints.note():
+            fetcher.latest = None
+            if fetcher.prints.newer and ctx.supersede is not None and ctx.mode == "dump":
+                replaced = await ctx.supersede(fetcher.prints.newer)
+                ctx.checks["replaced_by_newer_version"] = replaced
+            if note := fetcher.prints.note():
                 ctx.checks["note"] = note
         hits = sum(int(str(r.get("total_hits", 0))) for r in ctx.partitions.values()
                    if not r.get("catch_up"))  # fmt: skip
@@ -146,7 +146,7 @@ class NobbSource:
                 params["from"] = lo.isoformat()
             if hi is not None:
                 params["to"] = hi.isoformat()
-            headers = await self._request(ctx, params, None, None, label="nobb probe")
+            headers = await self._fetcher.fetch(ctx, params, None, None, label="nobb probe")
             assert headers is not None  # only walks can see page 1 come back
             return int(header(headers, TOTAL) or 0)
 
@@ -190,7 +190,8 @@ class NobbSource:
         try:
             while params is not None:
                 counter = [0]
-                headers = await self._request(ctx, params, walk, counter, label=walk.label)
+                headers = await self._fetcher.fetch(ctx, params, walk, counter,
+                                                    label=walk.label)  # fmt: skip
                 written += counter[0]
                 if headers is None:
                     params, began = walk.restart(), self.clock.time()
@@ -225,93 +226,3 @@ class NobbSource:
             return
         self._last_save = now  # first, so the walks that reach here meanwhile do not save too
         await ctx.save_positions(self._positions.snapshot())
-
-    async def _request(
-        self,
-        ctx: RunContext,
-        params: dict[str, str],
-        walk: Walk | None,
-        counter: list[int] | None,
-        *,
-        label: str,
-    ) -> dict[str, str] | None:
-        """Fetch one page, feeding its items to ``walk``; None means page 1 came back (restart)."""
-        request = Request(
-            method="GET",
-            url=PATH,
-            params=tuple(params.items()),
-            headers=self._auth,
-            label=f"{label} GET {PATH} {params.get('from', '')}..{params.get('to', '')}",
-        )
-        first = [True]
-
-        async def attempt() -> dict[str, str] | None:
-            if walk is not None and not first[0]:
-                walk.retry_page()
-            first[0] = False
-            ctx.progress.requests += 1
-            async with self._limiter.slot(), self._http.stream(request) as resp:
-                self._limiter.observe(resp.headers)
-                if resp.status >= 400:
-                    if resp.status == 429:
-                        ctx.progress.throttled += 1
-                    raise_for_status(resp, request, await resp.read(2048))
-                headers = dict(resp.headers)
-                if walk is None:
-                    return headers
-                splitter = ItemSplitter(label=request.label)
-                async for chunk in resp.chunks():
-                    ctx.progress.bytes_in += len(chunk)
-                    for item in splitter.feed(chunk):
-                        claim = await self._take(ctx, walk, item, counter)
-                        if claim is Claim.RESTART:
-                            return None
-                        if claim is Claim.MET:
-                            return headers
-                for item in splitter.close():
-                    claim = await self._take(ctx, walk, item, counter)
-                    if claim is Claim.RESTART:
-                        return None
-                    if claim is Claim.MET:
-                        break
-                return headers
-
-        def on_retry(n: int, exc: FetchError, delay: float) -> None:
-            ctx.progress.retries += 1
-            log.warning("%s: retry %d in %.1fs after %s", label, n, delay, exc)
-
-        try:
-            return await call_with_retries(
-                attempt, policy=self._policy, clock=self.clock, limiter=self._limiter,
-                on_retry=on_retry,
-            )  # fmt: skip
-        except Unauthorized as exc:
-            raise AuthError(
-                f"nobb: the server refused the credentials from nobb.username / nobb.password "
-                f"(HTTP {exc.status} at {PATH}) [{exc.request}]"
-            ) from None
-
-    async def _take(
-        self, ctx: RunContext, walk: Walk, item: NobbItem, counter: list[int] | None
-    ) -> Claim:
-        """One streamed item: claim it for this walk and, if it is ours and new, write it.
-
-        During the catch-up (``self._latest`` set) an item the sink already had is offered as
-        a newer version (``latest.py``); before it, items changed on the start day are
-        fingerprinted so the catch-up can tell them unchanged.
-        """
-        claim = walk.on_item(item.key)
-        if claim is not Claim.CLAIMED:
-            return claim
-        latest = self._latest
-        if await ctx.sink.write(item.key, item.line):
-            ctx.progress.records += 1
-            if counter is not None:
-                counter[0] += 1
-            if latest is not None:
-                latest.written(item.key)
-            elif item.modified is not None and item.modified.startswith(self._start_day):
-                self._prints.fingerprint(item.key, item.line)
-        elif latest is not None:
-            latest.met_again(item.key, item.line)
-        return claim

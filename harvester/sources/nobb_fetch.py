@@ -1,0 +1,151 @@
+"""One NOBB page: its request under the limiter, retries, and items streamed into the sink.
+
+``PageFetcher.fetch`` sends one ``GET /api/v2/items`` and, for a walk, streams the page's items
+(``parse/nobb.py``) through the walk's claims into the sink; it returns the response headers, or
+None when page 1 came back instead (an expired token: the walk restarts). A page retried after a
+failure part-way re-reads what the sink already has, and its key set drops the repeats. During
+the catch-up (``latest`` set) an item the sink already had is offered as a newer version
+(``latest.py``); before it, items changed on the run's start day are fingerprinted.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from harvester.clock import Clock
+from harvester.errors import AuthError, FetchError, Unauthorized
+from harvester.http import HttpClient, Request, Response, raise_for_status
+from harvester.latest import LatestVersions
+from harvester.limiter import RateLimiter
+from harvester.parse.nobb import ItemSplitter, NobbItem
+from harvester.retry import RetryPolicy, call_with_retries
+from harvester.sources.base import RunContext
+from harvester.walk import Claim, Walk
+
+__all__ = ["PATH", "PageFetcher"]
+
+log = logging.getLogger("harvester.nobb")
+PATH = "/api/v2/items"
+
+
+@dataclass(slots=True, kw_only=True)
+class PageFetcher:
+    """Fetches pages for one run (module docstring)."""
+
+    http: HttpClient
+    limiter: RateLimiter
+    auth: tuple[tuple[str, str], ...]
+    policy: RetryPolicy
+    clock: Clock
+    start_day: str
+    prints: LatestVersions = field(default_factory=LatestVersions)
+    latest: LatestVersions | None = None
+
+    async def fetch(
+        self,
+        ctx: RunContext,
+        params: dict[str, str],
+        walk: Walk | None,
+        counter: list[int] | None,
+        *,
+        label: str,
+    ) -> dict[str, str] | None:
+        """Fetch one page, feeding its items to ``walk``; None means page 1 came back (restart)."""
+        request = Request(
+            method="GET",
+            url=PATH,
+            params=tuple(params.items()),
+            headers=self.auth,
+            label=f"{label} GET {PATH} {params.get('from', '')}..{params.get('to', '')}",
+        )
+        first = [True]
+
+        async def attempt() -> dict[str, str] | None:
+            if walk is not None and not first[0]:
+                walk.retry_page()
+            first[0] = False
+            ctx.progress.requests += 1
+            async with self.limiter.slot():
+                t0, status = self.clock.monotonic(), [0]
+                try:
+                    async with self.http.stream(request) as resp:
+                        status[0] = resp.status
+                        return await page(resp)
+                finally:
+                    _log_request(request.label, walk, status[0], self.clock.monotonic() - t0)
+
+        async def page(resp: Response) -> dict[str, str] | None:
+            self.limiter.observe(resp.headers)
+            if resp.status >= 400:
+                if resp.status == 429:
+                    ctx.progress.throttled += 1
+                raise_for_status(resp, request, await resp.read(2048))
+            headers = dict(resp.headers)
+            if walk is None:
+                return headers
+            splitter = ItemSplitter(label=request.label)
+            async for chunk in resp.chunks():
+                ctx.progress.bytes_in += len(chunk)
+                for item in splitter.feed(chunk):
+                    claim = await self._take(ctx, walk, item, counter)
+                    if claim is Claim.RESTART:
+                        return None
+                    if claim is Claim.MET:
+                        return headers
+            for item in splitter.close():
+                claim = await self._take(ctx, walk, item, counter)
+                if claim is Claim.RESTART:
+                    return None
+                if claim is Claim.MET:
+                    break
+            return headers
+
+        def on_retry(n: int, exc: FetchError, delay: float) -> None:
+            ctx.progress.retries += 1
+            log.warning("%s: retry %d in %.1fs after %s", label, n, delay, exc)
+
+        try:
+            return await call_with_retries(
+                attempt, policy=self.policy, clock=self.clock, limiter=self.limiter,
+                on_retry=on_retry,
+            )  # fmt: skip
+        except Unauthorized as exc:
+            raise AuthError(
+                f"nobb: the server refused the credentials from nobb.username / nobb.password "
+                f"(HTTP {exc.status} at {PATH}) [{exc.request}]"
+            ) from None
+
+    async def _take(
+        self, ctx: RunContext, walk: Walk, item: NobbItem, counter: list[int] | None
+    ) -> Claim:
+        """One streamed item: claim it for this walk and, if it is ours and new, write it.
+
+        During the catch-up (``self.latest`` set) an item the sink already had is offered as
+        a newer version (``latest.py``); before it, items changed on the start day are
+        fingerprinted so the catch-up can tell them unchanged.
+        """
+        claim = walk.on_item(item.key)
+        if claim is not Claim.CLAIMED:
+            return claim
+        latest = self.latest
+        if await ctx.sink.write(item.key, item.line):
+            ctx.progress.records += 1
+            if counter is not None:
+                counter[0] += 1
+            if latest is not None:
+                latest.written(item.key)
+            elif item.modified is not None and item.modified.startswith(self.start_day):
+                self.prints.fingerprint(item.key, item.line)
+        elif latest is not None:
+            latest.met_again(item.key, item.line)
+        return claim
+
+
+def _log_request(label: str, walk: Walk | None, status: int, seconds: float) -> None:
+    """-v: one line per request; --log-format json carries the fields."""
+    ms = round(seconds * 1000)
+    log.info("%s: HTTP %s, %d ms", label, status or "-", ms, extra={
+        "source": "nobb", "partition": walk.partition.id if walk else None, "request": label,
+        "status": status or None, "duration_ms": ms,
+    })  # fmt: skip
