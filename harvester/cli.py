@@ -67,12 +67,17 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (``harvester --help`` lists demo, dump, sync, simulate, bench)."""
-    parser = _Parser(prog="harvester", description=__doc__.split("\n\n")[0])
+    parser = _Parser(
+        prog="harvester",
+        description="Bulk harvests of the NOBB Export API and the DBK ONIX 3.1 export into sharded "
+        "NDJSON with manifests. Exit codes: 0 complete, 1 incomplete (resumable), 2 usage or "
+        "config error, 3 authentication failed, 75 locked, 130 interrupted.",
+    )
     parser.add_argument("--version", action="version", version=f"harvester {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     demo = sub.add_parser(
-        "demo", help="run the embedded simulator of both APIs (and, once built, dump both)"
+        "demo", help="start the embedded simulator of both APIs and dump NOBB and DBK from it"
     )
     demo.add_argument("--out", type=Path, default=Path("demo-out"), help="default ./demo-out")
     demo.add_argument("--nobb-items", type=int, default=20_000)
