@@ -27,6 +27,7 @@ second belongs to exactly one window (tested with literal responses in tests/tes
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import math
 from collections.abc import Iterable, Sequence
@@ -83,6 +84,30 @@ def estimate(learned: Sequence[tuple[int, int, int]], start: int, end: int) -> f
     return total
 
 
+class _Density:
+    """Cumulative learned counts: ``before(t)`` in O(log n) (windows sorted, not overlapping)."""
+
+    def __init__(self, learned: Sequence[tuple[int, int, int]]) -> None:
+        self.windows = [w for w in sorted(learned) if w[1] > w[0]]
+        self.ends = [b for _, b, _ in self.windows]
+        self.cum = [0.0]
+        for _, _, n in self.windows:
+            self.cum.append(self.cum[-1] + n)
+
+    def before(self, t: int) -> float:
+        """Expected products updated before ``t``."""
+        i = bisect.bisect_right(self.ends, t)
+        total = self.cum[i]
+        if i < len(self.windows):
+            a, b, n = self.windows[i]
+            if t > a:
+                total += n * (t - a) / (b - a)
+        return total
+
+    def between(self, start: int, end: int) -> float:
+        return max(0.0, self.before(end) - self.before(start))
+
+
 class WindowPlanner:
     """Hands out windows over ``[start, end)`` and learns from their counts (module docstring)."""
 
@@ -102,6 +127,7 @@ class WindowPlanner:
         self.cap = cap
         self.target = max(1.0, cap * fill)
         self.learned = sorted(learned)
+        self._density = _Density(self.learned)
         self.covered: list[tuple[int, int, int]] = []
         self.unsplittable: list[Window] = []
         self.failed: dict[Window, str] = {}
@@ -113,10 +139,13 @@ class WindowPlanner:
 
     # -- planning ---------------------------------------------------------------------------
 
+    def _est(self, a: int, b: int) -> float:
+        return self._density.between(a, b)
+
     def _split(self, a: int, b: int, lanes: int) -> list[_Lane]:
         """Lanes over ``[a, b)``: equal estimated counts with a learned density, else equal time."""
         n = max(1, min(lanes, b - a))
-        if self.learned and estimate(self.learned, a, b) > 0:
+        if self.learned and self._est(a, b) > 0:
             cuts = [a] + [self._quantile(a, b, k / n) for k in range(1, n)] + [b]
         else:
             cuts = [a + (b - a) * k // n for k in range(n + 1)]
@@ -125,14 +154,14 @@ class WindowPlanner:
 
     def _quantile(self, a: int, b: int, q: float) -> int:
         """The time by which ``q`` of the estimated count in ``[a, b)`` has passed."""
-        return self._quantile_count(a, b, estimate(self.learned, a, b) * q)
+        return self._quantile_count(a, b, self._est(a, b) * q)
 
     def _quantile_count(self, a: int, b: int, want: float) -> int:
         """The first time ``t`` in ``(a, b]`` with an estimated ``want`` products in ``[a, t)``."""
         lo, hi = a, b
         while hi - lo > 1:
             mid = (lo + hi) // 2
-            if estimate(self.learned, a, mid) < want:
+            if self._est(a, mid) < want:
                 lo = mid
             else:
                 hi = mid
@@ -142,7 +171,7 @@ class WindowPlanner:
         """The first window's width for a lane over ``[lo, hi)``."""
         if not self.learned:
             return hi - lo
-        count = estimate(self.learned, lo, hi)
+        count = self._est(lo, hi)
         if count <= self.target:
             return hi - lo
         return max(1, int((hi - lo) * self.target / count))
@@ -175,7 +204,7 @@ class WindowPlanner:
         if self.learned:
             # The learned density, corrected by how far the lane's last window was off.
             want = self.target / max(lane.ratio, 1 / GROW)
-            if estimate(self.learned, lane.cursor, lane.end) <= want:
+            if self._est(lane.cursor, lane.end) <= want:
                 width = lane.end - lane.cursor
             else:
                 width = self._quantile_count(lane.cursor, lane.end, want) - lane.cursor
@@ -196,7 +225,7 @@ class WindowPlanner:
         lane = self._release(w)
         self.covered.append((w.start, w.end, count))
         if self.learned:
-            lane.ratio = max(count, 1) / max(estimate(self.learned, w.start, w.end), 1.0)
+            lane.ratio = max(count, 1) / max(self._est(w.start, w.end), 1.0)
         scale = GROW if count == 0 else min(GROW, self.target / count)
         lane.width = max(1, math.floor(w.width * scale))
 
@@ -211,7 +240,7 @@ class WindowPlanner:
         lane = self._release(w)
         lane.width = max(1, w.width // 4)
         if self.learned:
-            ratio = self.cap / max(estimate(self.learned, w.start, w.end), 1.0)
+            ratio = self.cap / max(self._est(w.start, w.end), 1.0)
             lane.ratio = max(lane.ratio, ratio)
         if w.width <= 1:
             self.unsplittable.append(w)

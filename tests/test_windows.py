@@ -205,3 +205,24 @@ def test_learned_windows_merge_clips_old_ones_at_the_new_range() -> None:
     old = [(0, 100, 100), (100, 200, 50)]
     assert _merge(old, [(50, 150, 7)], 50, 150) == [[0, 50, 50], [50, 150, 7], [150, 200, 25]]
     assert _merge([], [(0, 10, 1), (10, 20, 2)], 0, 20) == [[0, 10, 1], [10, 20, 2]]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    counts=st.lists(st.integers(0, 50), min_size=1, max_size=20),
+    widths=st.lists(st.integers(1, 100), min_size=20, max_size=20),
+    a=st.integers(-10, 2100),
+    b=st.integers(-10, 2100),
+)
+def test_cumulative_density_equals_the_direct_estimate(
+    counts: list[int], widths: list[int], a: int, b: int
+) -> None:
+    """The planner's O(log n) density agrees with summing the learned windows one by one."""
+    from harvester.windows import _Density
+
+    learned, at = [], 0
+    for n, w in zip(counts, widths, strict=False):
+        learned.append((at, at + w, n))
+        at += w
+    lo, hi = min(a, b), max(a, b)
+    assert _Density(learned).between(lo, hi) == pytest.approx(estimate(learned, lo, hi))
