@@ -144,9 +144,9 @@ async def run_source(
             shard_max_bytes=output.shard_max_bytes,
         ) as sink:
 
-            async def checkpoint(pid: str, result: dict[str, object]) -> None:
+            async def checkpoint(done: Mapping[str, dict[str, object]]) -> None:
                 cp.shards = await sink.commit()
-                cp.done[pid] = result
+                cp.done.update(done)
                 cp.save(run_dir)
 
             async def supersede(newer: Mapping[Key, bytes]) -> int:

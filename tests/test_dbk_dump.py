@@ -341,3 +341,21 @@ async def test_json_logs_carry_one_line_per_request(
         assert r["source"] == "dbk" and r["status"] in (200, 204) and r["attempt"] == 1
         assert r["request"] == f"dbk window {r['partition']}"
         assert isinstance(r["duration_ms"], int) and r["level"] == "info"
+
+
+async def test_a_checkpoint_group_commits_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Finished windows are checkpointed together: one commit, so one shard, per group."""
+    import harvester.sources.dbk as dbk
+
+    monkeypatch.setattr(dbk, "CHECKPOINT_RECORDS", 400)
+    settings = SimSettings(dbk_products=2500, dbk_max_products=150, rate_limit=0, seed=23)
+    async with Simulator(settings) as sim:
+        result = await run_source(
+            DbkSource(_cfg(sim)), mode="dump", output=OutputConfig(shard_max_records=10_000),
+            out_dir=tmp_path, config_digest="t", progress=Progress(source="dbk"),
+        )  # fmt: skip
+    groups = 2500 // 400 + 1  # at most this many groups reach 400 records, plus the last
+    assert result.manifest.records == 2500
+    assert 2 <= len(result.manifest.shards) <= groups + 1

@@ -41,9 +41,9 @@ class RunContext:
     #: A resumed run's partition plan (None for a new run) and its finished partitions.
     plan: list[list[str | None]] | None = None
     done: Mapping[str, dict[str, object]] = field(default_factory=dict)
-    #: Called with (partition id, result) once a partition's records are all written: makes
-    #: them durable and records the partition as finished (a no-op outside a run).
-    checkpoint: Callable[[str, dict[str, object]], Awaitable[None]] | None = None
+    #: Called with {partition id: result} once those partitions' records are all written:
+    #: makes them durable (one commit) and records the partitions as finished.
+    checkpoint: Callable[[Mapping[str, dict[str, object]]], Awaitable[None]] | None = None
     #: Called with the unfinished walks' positions: makes every record written so far durable
     #: and records the positions with it, so a resume continues from them.
     save_positions: Callable[[dict[str, object]], Awaitable[None]] | None = None

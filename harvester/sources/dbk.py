@@ -234,9 +234,8 @@ class DbkSource:
         done, self._since_checkpoint = self._since_checkpoint, []
         self._pending_records = 0
         self._last_checkpoint = self.clock.monotonic()
-        if ctx.checkpoint is not None:
-            for pid, result in done:
-                await ctx.checkpoint(pid, result)
+        if ctx.checkpoint is not None and done:
+            await ctx.checkpoint(dict(done))  # one commit for the group: one shard, not many
 
 
 def _iso(ts: int) -> str:

@@ -217,7 +217,7 @@ class NobbSource:
             if result.get("ok"):
                 self._positions.drop(pid)
                 if ctx.checkpoint is not None:
-                    await ctx.checkpoint(pid, result)
+                    await ctx.checkpoint({pid: result})
 
     async def _maybe_save(self, ctx: RunContext) -> None:
         """Every ``checkpoint_every`` seconds: make the walks' positions durable (positions.py)."""
