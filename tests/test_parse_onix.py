@@ -279,3 +279,20 @@ def test_generated_products_round_trip(
     )
     _roundtrip(product)
     _roundtrip(product, ns=None)
+
+
+@pytest.mark.parametrize(
+    ("extra", "why"),
+    [
+        ("<Junk>x</Junk>", "unexpected <Junk> between products"),
+        (
+            "<Wrapper>" + PRODUCT.replace("dk.test.1", "dk.test.9") + "</Wrapper>",
+            "a <Product> inside another element",
+        ),
+    ],
+    ids=["junk", "nested"],
+)
+def test_only_products_may_stand_between_products(extra: str, why: str) -> None:
+    """Anything but a Product at the top level among the products is refused, never skipped."""
+    with pytest.raises(ProductError, match=why):
+        records(message(PRODUCT + extra + PRODUCT.replace("dk.test.1", "dk.test.2")))

@@ -43,15 +43,19 @@ __all__ = [
 ]
 
 Src = dict[str, str | None]
-_PARSER = etree.XMLParser(
-    resolve_entities=False,
-    no_network=True,
-    load_dtd=False,
-    remove_comments=True,
-    remove_pis=True,
-    huge_tree=False,
-    collect_ids=False,
-)
+# No DTD is loaded, so no entity can be defined; none is resolved, nothing is fetched.
+_HARDENED: dict[str, Any] = {
+    "resolve_entities": False,
+    "no_network": True,
+    "load_dtd": False,
+    "remove_comments": True,
+    "remove_pis": True,
+    "huge_tree": False,
+    "collect_ids": False,
+}
+_PARSER = etree.XMLParser(**_HARDENED)
+_PRODUCT_TAGS = ("{*}Product", "{*}product")
+FEED = 64 << 10
 _KNOWN = frozenset(SHORT_TO_REF.values())
 _PLAIN, _FLAG, _FLOW = 0, 1, 2
 _INFO: dict[str, tuple[str, bool, int]] = {}
@@ -164,28 +168,50 @@ Converted = tuple[str, bytes, int | None]
 def convert_batch(root_open: bytes, root_tag: bytes, data: bytes, src: Src) -> list[Converted]:
     """Parse whole products: ``(record_reference, json_line, update time or None)`` for each.
 
-    The update time (UNIX seconds) is the product's own ``datestamp`` (or its newest one inside);
-    the window planner splits full windows where the products are.
+    The batch is fed to a hardened pull parser in ``FEED`` slices, inside the message's own root
+    start tag; each ``<Product>`` is converted when it ends and cleared at once, with what
+    precedes it, so a batch never holds more than one product's tree. The update time (UNIX
+    seconds) is the product's own ``datestamp`` (or its newest one inside); the window planner
+    splits full windows where the products are.
     """
+    parser = etree.XMLPullParser(events=("end",), tag=_PRODUCT_TAGS, **_HARDENED)
+    meta = {"release": src.get("release"), "tags": src.get("tags"), "ns": src.get("ns")}
+    ns, sent = src.get("ns"), src.get("sent")
+    out: list[Converted] = []
+
+    def drain() -> None:
+        events: Any = parser.read_events()  # (event, element): the stubs say less
+        for _, el in events:
+            parent = el.getparent()
+            if parent is None or parent.getparent() is not None:
+                raise ProductError("a <Product> inside another element")
+            stamps: list[str] = []
+            tree = _convert(el, _PLAIN, ns, stamps)
+            record = envelope(tree, stamps, sent)
+            record["_src"] = meta
+            record["onix"] = tree
+            ts = epoch(record["updated"]) if record["updated_source"] != "sent" else None
+            out.append((record["record_reference"], orjson.dumps(record), ts))
+            el.clear(keep_tail=True)
+            while (prev := el.getprevious()) is not None:
+                _only_products(prev)
+                del parent[0]
+
     try:
-        root = etree.fromstring(root_open + data + b"</" + root_tag + b">", _PARSER)
+        parser.feed(root_open)
+        for i in range(0, len(data), FEED):
+            parser.feed(data[i : i + FEED])
+            drain()
+        parser.feed(b"</" + root_tag + b">")
+        root: Any = parser.close()
+        drain()
     except etree.XMLSyntaxError as exc:
         raise ProductError(f"products are not well-formed XML: {exc}") from None
-    meta = {"release": src.get("release"), "tags": src.get("tags"), "ns": src.get("ns")}
-    ns = src.get("ns")
-    out = []
-    for el in root:
-        if not isinstance(el.tag, str):
-            continue
-        name, _, _ = _info(el.tag)
-        if name != "Product":
-            raise ProductError(f"unexpected <{name}> between products")
-        stamps: list[str] = []
-        tree = _convert(el, _PLAIN, ns, stamps)
-        record = envelope(tree, stamps, src.get("sent"))
-        record["_src"] = meta
-        record["onix"] = tree
-        ts = epoch(record["updated"]) if record["updated_source"] != "sent" else None
-        out.append((record["record_reference"], orjson.dumps(record), ts))
-        el.clear()
+    for child in root:
+        _only_products(child)
     return out
+
+
+def _only_products(el: Any) -> None:
+    if isinstance(el.tag, str) and _info(el.tag)[0] != "Product":
+        raise ProductError(f"unexpected <{_info(el.tag)[0]}> between products")
