@@ -2,9 +2,10 @@
 
 ``ShardSink`` takes one JSON object per record (bytes, no newline) with its key. A key already
 written in this run is dropped (``write`` returns False). Lines are batched (~1 MB) and handed to
-a worker thread that compresses and writes them: zlib and zstd release the GIL, so compression
-runs on the second core while the event loop parses. At most one batch is in the thread while
-the next fills, which is the backpressure: ``write`` waits when the writer falls behind.
+a worker thread that compresses (``compress.py``) and writes them: the compressors release the
+GIL, so compression runs on the second core while the event loop parses. At most one batch is
+in the thread while the next fills, which is the backpressure: ``write`` waits when the writer
+falls behind.
 
 A shard is written as ``.part-NNNNN.ndjson.gz.tmp``, flushed, fsynced and renamed to
 ``part-NNNNN.ndjson.gz`` (and the directory fsynced) when it reaches ``shard_max_records`` or
@@ -14,7 +15,7 @@ are computed on the bytes as they are written, never by reading back.
 
 gzip runs at level 1 by default: level 6 manages ~22 MB/s on this class of machine, slower than
 parsing; level 1 is ~4x faster for ~10 % more bytes. Levels 1 and 2 are compressed by ISA-L
-(``isal``), ~4x faster again than zlib at the same size (see ``_gzip``).
+(``isal``), ~4x faster again than zlib at the same size (``compress.py``).
 """
 
 from __future__ import annotations
@@ -22,18 +23,17 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Literal, Protocol
+from typing import IO
 
-from harvester.errors import ConfigError, OutputError
+from harvester.compress import Compression, Compressor, Plain, compressor
+from harvester.errors import OutputError
 from harvester.keyset import KeySet
 
 __all__ = ["ShardInfo", "ShardSink", "shard_name"]
 
-Compression = Literal["gzip", "none", "zstd"]
 _SUFFIX = {"gzip": ".ndjson.gz", "none": ".ndjson", "zstd": ".ndjson.zst"}
 
 
@@ -59,55 +59,6 @@ def shard_name(index: int, compression: Compression) -> str:
     return f"part-{index:05d}{_SUFFIX[compression]}"
 
 
-class _Compressor(Protocol):
-    def compress(self, data: bytes) -> bytes: ...
-
-    def flush(self) -> bytes: ...
-
-
-class _Plain:
-    def compress(self, data: bytes) -> bytes:
-        return data
-
-    def flush(self) -> bytes:
-        return b""
-
-
-try:
-    from isal import isal_zlib
-except ImportError:  # pragma: no cover - isal is a dependency; zlib is the fallback
-    isal_zlib = None  # type: ignore[assignment]
-
-#: gzip levels that ISA-L compresses, at the same level: ~4x faster than zlib and no bigger (its
-#: levels stop at 3, and above 2 zlib makes smaller files, which is what a higher level asks for).
-#: The output is a standard gzip stream (RFC 1952) either way. Set to () to force zlib.
-ISAL_LEVELS: tuple[int, ...] = (1, 2) if isal_zlib is not None else ()
-
-
-def _gzip(level: int) -> _Compressor:
-    """A gzip stream compressor (wbits 31: gzip header and trailer)."""
-    if level in ISAL_LEVELS and isal_zlib is not None:
-        fast: _Compressor = isal_zlib.compressobj(level, isal_zlib.DEFLATED, 31)
-        return fast
-    return zlib.compressobj(level, zlib.DEFLATED, 31)
-
-
-def _compressor(compression: Compression, level: int) -> _Compressor:
-    if compression == "gzip":
-        return _gzip(level)
-    if compression == "zstd":
-        try:
-            import zstandard
-        except ImportError as exc:
-            raise ConfigError(
-                'output.compression = "zstd" needs the zstandard package: '
-                "pip install 'harvester[zstd]'"
-            ) from exc
-        compressor: _Compressor = zstandard.ZstdCompressor(level=1).compressobj()
-        return compressor
-    return _Plain()
-
-
 class _ShardWriter:
     """The thread side: owns the open temp file; every method runs in the worker thread."""
 
@@ -129,7 +80,7 @@ class _ShardWriter:
         self.index = next_index
         self._open = opener
         self._file: IO[bytes] | None = None
-        self._z: _Compressor = _Plain()
+        self._z: Compressor = Plain()
         self._sha = hashlib.sha256()
         self._records = 0
         self._raw = 0
@@ -163,7 +114,7 @@ class _ShardWriter:
             self._file = self._open(self._tmp)
         except OSError as exc:
             raise OutputError(f"cannot create {self._tmp}: {exc.strerror}") from exc
-        self._z = _compressor(self.compression, self.level)
+        self._z = compressor(self.compression, self.level)
         self._sha = hashlib.sha256()
         self._records = self._raw = self._size = 0
 
