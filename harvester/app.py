@@ -21,7 +21,8 @@ from typing import Any
 
 import orjson
 
-from harvester.config import Config, DbkConfig, NobbConfig, OutputConfig, Secret, load_config
+from harvester.config import Config, DbkConfig, NobbConfig, OutputConfig, Secret
+from harvester.config_file import load_config
 from harvester.errors import ConfigError, HarvesterError, Interrupted
 from harvester.logs import setup_logging
 from harvester.manifest import atomic_write

@@ -1,9 +1,9 @@
 """harvester's one error tree.
 
 Every failure the harvester reports is one of these. Foreign exceptions (aiohttp, OSError, lxml,
-orjson, tomllib) are translated once, where they enter: ``http.py`` for the network, ``parse/`` for
-bodies, ``config.py`` for configuration, ``sink.py`` for the disk. ``raise ... from exc`` keeps the
-cause for debugging; messages never carry a credential.
+orjson, tomllib) are translated once, where they enter: ``http.py`` for the network, ``parse/``
+for bodies, ``config_file.py`` for configuration, ``sink.py`` for the disk. ``raise ... from
+exc`` keeps the cause for debugging; messages never carry a credential.
 
 ::
 

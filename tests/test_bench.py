@@ -14,7 +14,7 @@ import pytest
 from benchmarks.suite import Row, render_table
 from benchmarks.sweep import Setting, best, scaled, snippet
 from harvester.cli import build_parser
-from harvester.config import parse_config
+from harvester.config_file import parse_config
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {"NOBB_USERNAME": "u", "NOBB_PASSWORD": "p", "DBK_USERNAME": "u", "DBK_PASSWORD": "p"}

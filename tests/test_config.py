@@ -17,10 +17,9 @@ from harvester.config import (
     NobbConfig,
     OutputConfig,
     Secret,
-    load_config,
-    parse_config,
     parse_rate,
 )
+from harvester.config_file import load_config, parse_config
 from harvester.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent

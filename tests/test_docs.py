@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from harvester.cli import build_parser
-from harvester.config import DbkConfig, NobbConfig, OutputConfig, parse_config
+from harvester.config import DbkConfig, NobbConfig, OutputConfig
+from harvester.config_file import parse_config
 from harvester.sim.server import Simulator
 from harvester.sim.settings import SimSettings
 from tests.test_nobb_dump import _dump

@@ -24,7 +24,8 @@ import orjson
 import pytest
 
 from harvester.cli import build_parser, main
-from harvester.config import DbkConfig, NobbConfig, OutputConfig, parse_config
+from harvester.config import DbkConfig, NobbConfig, OutputConfig
+from harvester.config_file import parse_config
 from harvester.errors import ConfigError, OutputError
 from harvester.manifest import new_run_id
 from harvester.sim.server import Simulator
