@@ -77,3 +77,13 @@ def test_module_help_lists_the_same_flags() -> None:
     # The fixed flags, and the extensions since: --no-bulk-second, --fail-matching.
     extensions = {"--no-bulk-second", "--fail-matching"}
     assert set(re.findall(r"--[a-z][a-z-]*", done.stdout)) == {*FLAGS, "--help", *extensions}
+
+
+def test_bad_flag_value_exits_2() -> None:
+    """An out-of-range setting is refused with exit 2 and a message naming it."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "harvester", "simulate", "--port", "70000"],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert "port must be 0..65535" in proc.stderr
