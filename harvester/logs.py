@@ -20,7 +20,7 @@ from typing import TextIO
 
 import orjson
 
-__all__ = ["FIELDS", "JsonFormatter", "set_live", "setup_logging"]
+__all__ = ["FIELDS", "JsonFormatter", "log_request", "set_live", "setup_logging"]
 
 FIELDS = ("source", "partition", "request", "status", "duration_ms", "attempt")
 _live: Callable[[], None] | None = None
@@ -30,6 +30,28 @@ def set_live(clear: Callable[[], None] | None) -> None:
     """Register (or drop, with None) how to clear the live progress line before a log line."""
     global _live
     _live = clear
+
+
+def log_request(
+    log: logging.Logger,
+    *,
+    source: str,
+    partition: str | None,
+    request: str,
+    status: int,
+    seconds: float,
+    attempt: int | None = None,
+    detail: str = "",
+) -> None:
+    """One request's line at INFO (``-v``), its fields on the record for the JSON formatter."""
+    ms = round(seconds * 1000)
+    text = f"{request}: HTTP {status or '-'}{', ' + detail if detail else ''}, {ms} ms"
+    if attempt is not None:
+        text += f" (attempt {attempt})"
+    log.info(text, extra={
+        "source": source, "partition": partition, "request": request, "status": status or None,
+        "duration_ms": ms, "attempt": attempt,
+    })  # fmt: skip
 
 
 class JsonFormatter(logging.Formatter):

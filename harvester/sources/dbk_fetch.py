@@ -28,6 +28,7 @@ from harvester.config import DbkConfig
 from harvester.errors import FetchError, Unauthorized
 from harvester.http import HttpClient, Request, raise_for_status
 from harvester.limiter import RateLimiter
+from harvester.logs import log_request
 from harvester.parse.onix import Converted, Src, product_times
 from harvester.parse.onix_pool import OnixConverter
 from harvester.parse.onix_split import Batch, OnixSplitter, Prologue
@@ -108,13 +109,10 @@ class WindowFetcher:
                 # The workers' count guards the splitter's (a product end it did not see).
                 out.count = max(splitter.products, converted[0])
             finally:
-                ms = round((self.clock.monotonic() - t0) * 1000)
-                log.info(
-                    "%s: HTTP %s, %d products, %d ms (attempt %d)", request.label,
-                    status or "-", splitter.products, ms, attempts[0],
-                    extra={"source": "dbk", "partition": w.id, "request": request.label,
-                           "status": status or None, "duration_ms": ms, "attempt": attempts[0]},
-                )  # fmt: skip
+                log_request(log, source="dbk", partition=w.id, request=request.label,
+                            status=status, seconds=self.clock.monotonic() - t0,
+                            attempt=attempts[0],
+                            detail=f"{splitter.products} products")  # fmt: skip
             return out
 
         def on_retry(n: int, exc: FetchError, delay: float) -> None:

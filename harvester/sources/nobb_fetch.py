@@ -18,6 +18,7 @@ from harvester.errors import AuthError, FetchError, Unauthorized
 from harvester.http import HttpClient, Request, Response, raise_for_status
 from harvester.latest import LatestVersions
 from harvester.limiter import RateLimiter
+from harvester.logs import log_request
 from harvester.parse.nobb import ItemSplitter, NobbItem
 from harvester.retry import RetryPolicy, call_with_retries
 from harvester.sources.base import RunContext
@@ -73,7 +74,9 @@ class PageFetcher:
                         status[0] = resp.status
                         return await page(resp)
                 finally:
-                    _log_request(request.label, walk, status[0], self.clock.monotonic() - t0)
+                    log_request(log, source="nobb", request=request.label, status=status[0],
+                                partition=walk.partition.id if walk else None,
+                                seconds=self.clock.monotonic() - t0)  # fmt: skip
 
         async def page(resp: Response) -> dict[str, str] | None:
             self.limiter.observe(resp.headers)
@@ -140,12 +143,3 @@ class PageFetcher:
         elif latest is not None:
             latest.met_again(item.key, item.line)
         return claim
-
-
-def _log_request(label: str, walk: Walk | None, status: int, seconds: float) -> None:
-    """-v: one line per request; --log-format json carries the fields."""
-    ms = round(seconds * 1000)
-    log.info("%s: HTTP %s, %d ms", label, status or "-", ms, extra={
-        "source": "nobb", "partition": walk.partition.id if walk else None, "request": label,
-        "status": status or None, "duration_ms": ms,
-    })  # fmt: skip
