@@ -44,7 +44,7 @@ async def harvest_all(
     output: OutputConfig,
     *,
     mode: Mode,
-    out_dir: Path,
+    out_dir: Path | str,
     digest: str,
     progress: ProgressMode = "auto",
     resume: bool = False,
@@ -144,7 +144,7 @@ async def run_demo(*, out_dir: Path, nobb_items: int, dbk_products: int) -> int:
                 ok = "all" if m.records == expected else "NOT all"
                 print(
                     f"{name}: {m.records:,} of {expected:,} {what} written exactly once ({ok}), "
-                    f"{len(m.shards)} shards in {result.run_dir}"
+                    f"{len(m.shards)} shards in {result.run}"
                 )
     return _exit_code(results)
 
@@ -157,7 +157,7 @@ async def run_command(args: argparse.Namespace) -> int:
         )
     setup_logging(fmt=args.log_format, quiet=args.quiet, verbose=args.verbose)
     cfg = load_config(args.config)
-    out_dir: Path = args.out if args.out is not None else cfg.output.dir
+    out_dir: Path | str = args.out if args.out is not None else cfg.output.dir
     configured: dict[str, Source | None] = {
         "nobb": NobbSource(cfg.nobb) if cfg.nobb is not None else None,
         "dbk": DbkSource(cfg.dbk) if cfg.dbk is not None else None,
@@ -193,7 +193,7 @@ def write_summary(
             sources.append({
                 "source": r.source, "mode": r.mode, "exit_code": r.exit_code,
                 "complete": m.complete, "records": m.records, "shards": len(m.shards),
-                "run_dir": str(r.run_dir), "duration_seconds": round(r.duration, 3),
+                "run_dir": str(r.run), "duration_seconds": round(r.duration, 3),
                 "failed_partitions": list(r.failed), "checks": dict(m.checks),
             })  # fmt: skip
         elif isinstance(r, HarvesterError):

@@ -10,6 +10,9 @@ that is true; resuming it:
    shard or a temp file (records of partitions that were not finished are fetched again);
 2. rebuilds the exactly-once key set from the listed shards;
 3. lets the source skip the finished partitions and redo the others.
+
+The run directory may be a bucket prefix (``storage.BucketDir``): the shards are then read back
+from the bucket, and the strays deleted there.
 """
 
 from __future__ import annotations
@@ -23,9 +26,10 @@ import orjson
 
 from harvester.errors import OutputError
 from harvester.keyset import KeySet
-from harvester.manifest import MANIFEST, atomic_write
+from harvester.manifest import MANIFEST
 from harvester.output import decompress_shard
 from harvester.sink import ShardInfo
+from harvester.storage import Location, location
 
 __all__ = ["CHECKPOINT", "Checkpoint", "find_resumable", "prepare_resume"]
 
@@ -44,17 +48,21 @@ class Checkpoint:
     #: Unfinished walks' positions (source-defined JSON), true as of the listed shards.
     positions: dict[str, object] = field(default_factory=dict)
 
-    def save(self, run_dir: Path) -> None:
+    def save(self, run_dir: Location | Path) -> None:
         data = {
             "started": self.started, "mode": self.mode, "plan": self.plan, "done": self.done,
             "shards": [s.to_json() for s in self.shards], "positions": self.positions,
         }  # fmt: skip
-        atomic_write(run_dir / CHECKPOINT, orjson.dumps(data, option=orjson.OPT_INDENT_2))
+        location(run_dir).write(CHECKPOINT, orjson.dumps(data, option=orjson.OPT_INDENT_2))
 
     @classmethod
-    def load(cls, run_dir: Path) -> Checkpoint:
+    def load(cls, run_dir: Location | Path) -> Checkpoint:
+        run = location(run_dir)
         try:
-            data = orjson.loads((run_dir / CHECKPOINT).read_bytes())
+            raw = run.read(CHECKPOINT)
+            if raw is None:
+                raise FileNotFoundError(f"no {CHECKPOINT}")
+            data = orjson.loads(raw)
             shards = [
                 ShardInfo(s["path"], s["records"], s["bytes"], s["sha256"]) for s in data["shards"]
             ]
@@ -64,19 +72,21 @@ class Checkpoint:
             return cls(started=data["started"], mode=data["mode"], plan=data["plan"],
                        done=data["done"], shards=shards, positions=positions)  # fmt: skip
         except (OSError, orjson.JSONDecodeError, KeyError, TypeError) as exc:
-            raise OutputError(f"cannot read the checkpoint of {run_dir}: {exc}") from exc
+            raise OutputError(f"cannot read the checkpoint of {run}: {exc}") from exc
 
 
-def find_resumable(source_dir: Path, mode: str) -> Path | None:
+def find_resumable(source_dir: Location | Path, mode: str) -> Location | None:
     """The newest run of ``mode`` with a checkpoint and no complete manifest, if any."""
-    for run in sorted((p for p in source_dir.iterdir() if p.is_dir()), reverse=True):
-        if not (run / CHECKPOINT).exists():
+    src = location(source_dir)
+    for name in sorted(src.entries()[0], reverse=True):
+        run = src / name
+        if not run.exists(CHECKPOINT):
             continue
         try:
-            manifest = orjson.loads((run / MANIFEST).read_bytes())
+            manifest = orjson.loads(run.read(MANIFEST) or b"{}")
             if manifest.get("complete"):
                 continue
-        except (FileNotFoundError, orjson.JSONDecodeError):
+        except orjson.JSONDecodeError:
             pass
         if Checkpoint.load(run).mode == mode:
             return run
@@ -84,25 +94,25 @@ def find_resumable(source_dir: Path, mode: str) -> Path | None:
 
 
 def prepare_resume(
-    run_dir: Path, key_of: Callable[[bytes], int | str]
+    run_dir: Location | Path, key_of: Callable[[bytes], int | str]
 ) -> tuple[Checkpoint, KeySet]:
     """Verify the listed shards, delete the rest, and rebuild the key set (see the docstring)."""
-    cp = Checkpoint.load(run_dir)
+    run = location(run_dir)
+    cp = Checkpoint.load(run)
     listed = {s.path for s in cp.shards}
     keys = KeySet()
     for shard in cp.shards:
-        path = run_dir / shard.path
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError as exc:
-            raise OutputError(f"{path}: in the checkpoint but missing; cannot resume") from exc
+        shown = run.show(shard.path)
+        data = run.read(shard.path)
+        if data is None:
+            raise OutputError(f"{shown}: in the checkpoint but missing; cannot resume")
         if len(data) != shard.bytes or hashlib.sha256(data).hexdigest() != shard.sha256:
-            raise OutputError(f"{path}: does not match its checkpoint entry; cannot resume")
-        body = decompress_shard(path, data)
+            raise OutputError(f"{shown}: does not match its checkpoint entry; cannot resume")
+        body = decompress_shard(shard.path, data)
         for line in body.splitlines():
             keys.add(key_of(line))
-    for path in run_dir.iterdir():
-        stray = path.name.startswith("part-") and path.name not in listed
-        if stray or path.name.endswith(".tmp") or path.name == MANIFEST:
-            path.unlink()
+    for name in run.entries()[1]:
+        stray = name.startswith("part-") and name not in listed
+        if stray or name.endswith(".tmp") or name == MANIFEST:
+            run.delete(name)
     return cp, keys

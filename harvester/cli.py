@@ -24,6 +24,7 @@ from pathlib import Path
 
 from harvester import __version__
 from harvester.errors import ConfigError, HarvesterError
+from harvester.storage import out_dir
 
 __all__ = ["build_parser", "loop_factory", "main"]
 
@@ -51,7 +52,11 @@ class _Parser(argparse.ArgumentParser):
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", type=Path, required=True, help="TOML config file")
-    p.add_argument("--out", type=Path, help="output directory (overrides [output] dir)")
+    p.add_argument(
+        "--out",
+        type=out_dir,
+        help="output directory or s3://bucket/prefix (overrides [output] dir)",
+    )
     p.add_argument(
         "--progress",
         choices=("auto", "always", "never"),
@@ -94,7 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(sync)
 
     status = sub.add_parser("status", help="runs, high-water marks and resumable runs under OUT")
-    status.add_argument("--out", type=Path, required=True, help="output directory to describe")
+    status.add_argument(
+        "--out",
+        type=out_dir,
+        required=True,
+        help="output directory (or s3://bucket/prefix) to describe",
+    )
     status.add_argument("--json", action="store_true", help="print the report as JSON")
     status.add_argument("--last", type=int, default=5, help="runs listed per source (default 5)")
 

@@ -87,19 +87,26 @@ def is_loopback(host: str) -> bool:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OutputConfig:
-    """``[output]``: where and how shards are written."""
+    """``[output]``: where and how shards are written (``dir``: a Path, or an s3:// URL)."""
 
-    dir: Path = Path("out")
+    dir: Path | str = Path("out")
     compression: Compression = "gzip"
     gzip_level: int = 1
     shard_max_records: int = 100_000
     shard_max_bytes: int = 1 << 30
     prometheus_file: Path | None = None
     checkpoint_seconds: float = 60.0
+    #: Object storage only: how long a failing store call is retried, and the lock's lease.
+    store_retry_seconds: float = 120.0
+    lock_lease_seconds: float = 60.0
 
     def __post_init__(self) -> None:
         if self.checkpoint_seconds <= 0:
             raise ConfigError("output.checkpoint_seconds: expected > 0")
+        if self.store_retry_seconds <= 0 or self.lock_lease_seconds < 1:
+            raise ConfigError(
+                "output.store_retry_seconds must be > 0 and output.lock_lease_seconds >= 1"
+            )
         if self.compression not in get_args(Compression):
             raise ConfigError(
                 f"output.compression: expected gzip, none or zstd, not {self.compression!r}"

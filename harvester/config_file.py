@@ -20,6 +20,7 @@ from typing import Any
 
 from harvester.config import Config, DbkConfig, NobbConfig, OutputConfig, Secret
 from harvester.errors import ConfigError
+from harvester.storage import out_dir
 
 __all__ = ["load_config", "parse_config"]
 
@@ -55,6 +56,8 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
     "shard_max_bytes": int,
     "prometheus_file": str,
     "checkpoint_seconds": (int, float),
+    "store_retry_seconds": (int, float),
+    "lock_lease_seconds": (int, float),
     "base_url": str,
     "username": str,
     "password": str,
@@ -159,7 +162,7 @@ def parse_config(raw: Mapping[str, object], env: Mapping[str, str] | None = None
         )
     out_kw = _section(raw.get("output", {}), OutputConfig, "output", env)
     if "dir" in out_kw:
-        out_kw["dir"] = Path(out_kw["dir"])
+        out_kw["dir"] = out_dir(out_kw["dir"])
     if "prometheus_file" in out_kw:
         out_kw["prometheus_file"] = Path(out_kw["prometheus_file"])
     output = OutputConfig(**out_kw)

@@ -2,7 +2,8 @@
 
 The second run fails at once with ``LockedError`` (exit 75) naming the lock file and the holder's
 PID and start time. The kernel drops the lock when the holder exits, however it exits, so a
-SIGKILL never leaves a stale lock behind.
+SIGKILL never leaves a stale lock behind. In a bucket, ``run_lock`` gives the lease lock of
+``lease.py`` instead (conditional create, renewed lease, taken over after it expires).
 """
 
 from __future__ import annotations
@@ -10,12 +11,23 @@ from __future__ import annotations
 import fcntl
 import os
 import time
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import IO
 
 from harvester.errors import LockedError, OutputError
+from harvester.lease import LeaseLock
+from harvester.storage import BucketDir, Location
 
-__all__ = ["RunLock"]
+__all__ = ["RunLock", "run_lock"]
+
+
+def run_lock(source_dir: Location, lease_seconds: float = 60.0) -> AbstractContextManager[object]:
+    """The lock for one source directory: ``flock`` on local disk, a lease in a bucket."""
+    if source_dir.local is not None:
+        return RunLock(source_dir.local)
+    assert isinstance(source_dir, BucketDir)
+    return LeaseLock(source_dir, lease_seconds)
 
 
 class RunLock:

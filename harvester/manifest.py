@@ -8,7 +8,6 @@ old manifest, none, or the new one: never half of one.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -18,7 +17,8 @@ import orjson
 
 from harvester import __version__
 from harvester.errors import OutputError
-from harvester.sink import ShardInfo, fsync_dir
+from harvester.sink import ShardInfo
+from harvester.storage import Location, atomic_write, location
 
 __all__ = ["MANIFEST", "Manifest", "atomic_write", "new_run_id", "read_manifest", "write_manifest"]
 
@@ -63,37 +63,24 @@ class Manifest:
         }
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via temp file, fsync and rename (OutputError on failure)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        fsync_dir(path.parent)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"cannot write {path}: {exc.strerror}") from exc
+def write_manifest(run_dir: Location | Path, manifest: Manifest) -> None:
+    """Write ``run_dir/manifest.json`` atomically (a directory or a bucket prefix)."""
+    data = orjson.dumps(manifest.to_json(), option=orjson.OPT_INDENT_2)
+    location(run_dir).write(MANIFEST, data)
 
 
-def write_manifest(run_dir: Path, manifest: Manifest) -> None:
-    """Write ``run_dir/manifest.json`` atomically."""
-    atomic_write(run_dir / MANIFEST, orjson.dumps(manifest.to_json(), option=orjson.OPT_INDENT_2))
-
-
-def read_manifest(run_dir: Path) -> dict[str, object]:
+def read_manifest(run_dir: Location | Path | str) -> dict[str, object]:
     """The manifest of a run as a dict (OutputError if missing or not JSON)."""
-    path = run_dir / MANIFEST
+    run = location(run_dir)
+    raw = run.read(MANIFEST)
+    if raw is None:
+        raise OutputError(f"no manifest in {run}: the run is unfinished")
     try:
-        data = orjson.loads(path.read_bytes())
-    except FileNotFoundError as exc:
-        raise OutputError(f"no manifest in {run_dir}: the run is unfinished") from exc
-    except (OSError, orjson.JSONDecodeError) as exc:
-        raise OutputError(f"cannot read {path}: {exc}") from exc
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise OutputError(f"cannot read {run.show(MANIFEST)}: {exc}") from exc
     if not isinstance(data, dict):
-        raise OutputError(f"{path} is not a JSON object")
+        raise OutputError(f"{run.show(MANIFEST)} is not a JSON object")
     return data
 
 

@@ -11,6 +11,9 @@
    not, and only for a complete run advance the source's high-water marks in
    ``OUT/<source>/state.json``.
 
+``out_dir`` may be a bucket prefix (``s3://bucket/prefix``, see ``storage.py``): the same steps
+run against objects, the lock being a lease (``lease.py``).
+
 Cancellation (SIGINT/SIGTERM) lands in step 3: what is whole is committed, the manifest says
 incomplete, and ``Interrupted`` (exit 130) is raised.
 """
@@ -32,11 +35,12 @@ from harvester.clock import Clock, SystemClock
 from harvester.config import OutputConfig
 from harvester.errors import HarvesterError, Interrupted, OutputError
 from harvester.keyset import KeySet
-from harvester.lock import RunLock
-from harvester.manifest import Manifest, atomic_write, new_run_id, write_manifest
+from harvester.lock import run_lock
+from harvester.manifest import Manifest, new_run_id, write_manifest
 from harvester.progress import Progress
 from harvester.sink import ShardSink
 from harvester.sources.base import Key, Mode, RunContext, Source
+from harvester.storage import Location, location
 
 __all__ = ["RunResult", "load_source_state", "run_source"]
 
@@ -51,18 +55,25 @@ class RunResult:
 
     source: str
     mode: Mode
-    run_dir: Path
+    run: Location
     manifest: Manifest
     exit_code: int
     duration: float
     failed: tuple[str, ...]
+
+    @property
+    def run_dir(self) -> Path:
+        """The run directory on local disk (OutputError for a bucket run: use ``run``)."""
+        if self.run.local is None:
+            raise OutputError(f"{self.run} is in a bucket, not a local directory")
+        return self.run.local
 
     def summary_line(self) -> str:
         m = self.manifest
         state = "complete" if m.complete else f"INCOMPLETE ({len(self.failed)} partitions failed)"
         return (
             f"{self.source} {self.mode}: {state}, {m.records:,} records in {len(m.shards)} "
-            f"shards, {self.duration:.1f}s -> {self.run_dir}"
+            f"shards, {self.duration:.1f}s -> {self.run}"
         )
 
 
@@ -73,25 +84,28 @@ def _leaves(exc: BaseException) -> list[BaseException]:
     return [exc]
 
 
-def _check_resumable(run_dir: Path) -> None:
+def _check_resumable(run_dir: Location) -> None:
     """Write only inside ``OUT/<source>/``: a real run directory, listing only its own shards."""
-    if run_dir.is_symlink():
+    if run_dir.local is not None and run_dir.local.is_symlink():
         raise OutputError(f"{run_dir} is a symbolic link, not a run directory; not resumed")
     for shard in Checkpoint.load(run_dir).shards:
         if not _SHARD.fullmatch(shard.path):
             raise OutputError(
-                f"{run_dir / CHECKPOINT}: {shard.path!r} is not a shard of this run; not resumed"
+                f"{run_dir.show(CHECKPOINT)}: {shard.path!r} is not a shard of this run; "
+                "not resumed"
             )
 
 
-def load_source_state(source_dir: Path) -> dict[str, object]:
+def load_source_state(source_dir: Location | Path) -> dict[str, object]:
     """``OUT/<source>/state.json``: what the last complete run left for the next sync."""
-    try:
-        data = orjson.loads((source_dir / STATE).read_bytes())
-    except FileNotFoundError:
+    src = location(source_dir)
+    raw = src.read(STATE)
+    if raw is None:
         return {}
-    except (OSError, orjson.JSONDecodeError) as exc:
-        raise OutputError(f"cannot read {source_dir / STATE}: {exc}") from exc
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise OutputError(f"cannot read {src.show(STATE)}: {exc}") from exc
     return data if isinstance(data, dict) else {}
 
 
@@ -100,7 +114,7 @@ async def run_source(
     *,
     mode: Mode,
     output: OutputConfig,
-    out_dir: Path,
+    out_dir: Location | Path | str,
     config_digest: str,
     progress: Progress,
     resume: bool = False,
@@ -108,13 +122,10 @@ async def run_source(
 ) -> RunResult:
     """Run ``source`` once into ``out_dir/<source>/<run_id>``; see the module docstring."""
     clock = clock or SystemClock()
-    source_dir = out_dir / source.name
-    try:
-        source_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"cannot create {source_dir}: {exc.strerror}") from exc
+    source_dir = location(out_dir, retry_seconds=output.store_retry_seconds) / source.name
+    source_dir.make()
     t0 = clock.monotonic()
-    with RunLock(source_dir):
+    with run_lock(source_dir, output.lock_lease_seconds):
         started = datetime.fromtimestamp(clock.time(), UTC)
         unfinished = find_resumable(source_dir, mode)
         if resume and unfinished is not None:
@@ -127,9 +138,10 @@ async def run_source(
             if unfinished is not None:
                 log.warning("%s: %s is unfinished and left as it is; --resume continues it",
                             source.name, unfinished)  # fmt: skip
-            existing = [p.name for p in source_dir.iterdir()]
-            run_dir = source_dir / new_run_id(started, existing)
-            run_dir.mkdir()
+            dirs, files = source_dir.entries()
+            run_dir = source_dir / new_run_id(started, [*dirs, *files])
+            if run_dir.local is not None:
+                run_dir.local.mkdir()
             cp, keys = Checkpoint(started=started.isoformat(), mode=mode), KeySet()
             cp.save(run_dir)
         state = load_source_state(source_dir)
@@ -163,7 +175,7 @@ async def run_source(
                 cp.shards = list(sink.shards)
                 cp.save(run_dir)
                 for name in old:  # only now: the checkpoint no longer lists them
-                    (run_dir / name).unlink(missing_ok=True)
+                    run_dir.delete(name)
                 return replaced
 
             async def save_positions(positions: dict[str, object]) -> None:
@@ -225,13 +237,13 @@ async def run_source(
             state.update(ctx.next_state)
             state["last_complete_run"] = {"run_id": run_dir.name, "mode": mode,
                                           "records": manifest.records}  # fmt: skip
-            atomic_write(source_dir / STATE, orjson.dumps(state, option=orjson.OPT_INDENT_2))
+            source_dir.write(STATE, orjson.dumps(state, option=orjson.OPT_INDENT_2))
     if interrupted:
         raise Interrupted(f"{source.name}: interrupted; what was whole is in {run_dir}")
     return RunResult(
         source=source.name,
         mode=mode,
-        run_dir=run_dir,
+        run=run_dir,
         manifest=manifest,
         exit_code=0 if complete else 1,
         duration=clock.monotonic() - t0,

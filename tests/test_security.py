@@ -30,6 +30,7 @@ from harvester.errors import ConfigError, OutputError
 from harvester.manifest import new_run_id
 from harvester.sim.server import Simulator
 from harvester.sim.settings import SimSettings
+from harvester.storage import out_dir
 from tests.test_nobb_dump import _dump
 
 MARKER = "pw-MARKER-123"
@@ -107,8 +108,8 @@ async def test_no_credential_in_anything_written_or_printed(
 
 
 def test_the_user_chosen_paths_are_the_only_configurable_ones() -> None:
-    """Config keys and flags that are paths: output.dir, output.prometheus_file, --out,
-    --summary-json (written); --config, password_file, status --out (only read)."""
+    """Config keys and flags that are paths: output.dir, output.prometheus_file, --out (a path
+    or s3:// URL), --summary-json (written); --config, password_file, status --out (read)."""
     path_keys = {
         f"{cls.__name__}.{f.name}"
         for cls in (OutputConfig, NobbConfig, DbkConfig)
@@ -117,7 +118,7 @@ def test_the_user_chosen_paths_are_the_only_configurable_ones() -> None:
     }
     assert path_keys == {"OutputConfig.dir", "OutputConfig.prometheus_file"}
     commands = {
-        name: {flag for a in sub._actions if a.type is Path for flag in a.option_strings}
+        name: {flag for a in sub._actions if a.type in (Path, out_dir) for flag in a.option_strings}
         for action in build_parser()._actions
         if hasattr(action, "choices") and isinstance(action.choices, dict)
         for name, sub in action.choices.items()
