@@ -25,8 +25,10 @@ If ``--resume`` would fail on a corrupt checkpoint, it is null and ``problems`` 
 
 Nothing is written. The lock is tested with a non-blocking shared ``flock`` on a read-only
 descriptor, released at once (the lock file is never created); a run starting in that instant
-exits 75, as beside any other run. A source directory is a directory under OUT holding
-``state.json``, ``.lock`` or a run directory (with ``manifest.json`` or ``checkpoint.json``).
+exits 75, as beside any other run. ``OUT`` may be ``s3://bucket/prefix``: the same report, read
+from the bucket, a run being live while its lock object's lease has not expired. A source
+directory is a directory under OUT holding ``state.json``, ``.lock`` or a run directory (with
+``manifest.json`` or ``checkpoint.json``).
 """
 
 from __future__ import annotations
@@ -41,10 +43,12 @@ from typing import Any
 import orjson
 
 from harvester.checkpoint import CHECKPOINT, Checkpoint, find_resumable
-from harvester.errors import OutputError
+from harvester.errors import HarvesterError, OutputError
+from harvester.lease import LOCK, lease_holder
 from harvester.lock import RunLock
 from harvester.manifest import MANIFEST
 from harvester.run import STATE
+from harvester.storage import BucketDir, Location, location
 
 __all__ = ["collect_status", "render_status", "run"]
 
@@ -54,17 +58,20 @@ MODES = ("dump", "sync")
 PLANNED = frozenset({"nobb"})
 
 
-def _read_json(path: Path, problems: list[str]) -> dict[str, Any] | None:
+def _read_json(where: Location, name: str, problems: list[str]) -> dict[str, Any] | None:
     """A JSON object file, or None (missing: silently; unreadable: a line in ``problems``)."""
+    path = where.show(name)
     try:
-        data = orjson.loads(path.read_bytes())
-    except FileNotFoundError:
-        return None
+        raw = where.read(name)
+        if raw is None:
+            return None
+        data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         problems.append(f"{path}: not valid JSON ({exc})")
         return None
     except OSError as exc:
-        problems.append(f"{path}: cannot read ({exc.strerror})")
+        reason = exc.strerror if exc.strerror and not isinstance(exc, OutputError) else exc
+        problems.append(f"{path}: cannot read ({reason})")
         return None
     if not isinstance(data, dict):
         problems.append(f"{path}: not a JSON object")
@@ -72,8 +79,13 @@ def _read_json(path: Path, problems: list[str]) -> dict[str, Any] | None:
     return data
 
 
-def lock_holder(source_dir: Path) -> str | None:
+def lock_holder(source_dir: Location | Path) -> str | None:
     """Who holds ``source_dir``'s run lock ("" if unnamed), or None when it is free."""
+    where = location(source_dir)
+    if isinstance(where, BucketDir):
+        return lease_holder(where)
+    assert where.local is not None
+    source_dir = where.local
     try:
         with open(RunLock(source_dir).path, encoding="utf-8") as fh:  # read-only: never created
             try:
@@ -93,14 +105,14 @@ def _when(text: object) -> datetime | None:
         return None
 
 
-def _run(run_dir: Path, problems: list[str]) -> dict[str, Any]:
+def _run(run_dir: Location, problems: list[str]) -> dict[str, Any]:
     row: dict[str, Any] = {"run_id": run_dir.name, "mode": None, "status": "empty",
                            "complete": False, "records": None, "shards": None, "started": None,
                            "finished": None, "duration_seconds": None}  # fmt: skip
     seen = len(problems)
-    manifest = _read_json(run_dir / MANIFEST, problems)
+    manifest = _read_json(run_dir, MANIFEST, problems)
     bad_manifest = len(problems) > seen
-    cp = None if manifest is not None else _read_json(run_dir / CHECKPOINT, problems)
+    cp = None if manifest is not None else _read_json(run_dir, CHECKPOINT, problems)
     source = manifest if manifest is not None else cp
     if source is not None:
         shards = source.get("shards")
@@ -123,21 +135,22 @@ def _run(run_dir: Path, problems: list[str]) -> dict[str, Any]:
     return row
 
 
-def _mark_running(source_dir: Path, runs: list[dict[str, Any]]) -> None:
+def _mark_running(source_dir: Location, runs: list[dict[str, Any]]) -> None:
     """While the lock is held, the unfinished run whose checkpoint was written last is live."""
 
     def written(row: dict[str, Any]) -> tuple[float, str]:
         try:
-            return (source_dir / row["run_id"] / CHECKPOINT).stat().st_mtime, row["run_id"]
+            files = (source_dir / row["run_id"]).entries()[1]
         except OSError:
             return 0.0, row["run_id"]
+        return files.get(CHECKPOINT, 0.0), row["run_id"]
 
     unfinished = [r for r in runs if r["status"] == "crashed"]
     if unfinished:
         max(unfinished, key=written)["status"] = "running"
 
 
-def _resumable(source_dir: Path, mode: str, problems: list[str]) -> dict[str, Any] | None:
+def _resumable(source_dir: Location, mode: str, problems: list[str]) -> dict[str, Any] | None:
     try:
         run_dir = find_resumable(source_dir, mode)
         cp = Checkpoint.load(run_dir) if run_dir is not None else None
@@ -156,21 +169,20 @@ def _scalar(value: object) -> bool:
     return value is None or isinstance(value, (str, int, float, bool))
 
 
-def _is_source(path: Path) -> bool:
-    if (path / STATE).exists() or RunLock(path).path.exists():
+def _is_source(path: Location) -> bool:
+    dirs, files = path.entries()
+    if STATE in files or LOCK in files:
         return True
-    return any((p / MANIFEST).exists() or (p / CHECKPOINT).exists()
-               for p in path.iterdir() if p.is_dir())  # fmt: skip
+    return any((path / d).exists(MANIFEST) or (path / d).exists(CHECKPOINT) for d in dirs)
 
 
-def _source(source_dir: Path, last: int) -> dict[str, Any]:
+def _source(source_dir: Location, last: int) -> dict[str, Any]:
     problems: list[str] = []
     holder = lock_holder(source_dir)
-    state = _read_json(source_dir / STATE, problems) or {}
+    state = _read_json(source_dir, STATE, problems) or {}
     lcr = state.get("last_complete_run")
-    dirs = sorted((p for p in source_dir.iterdir() if p.is_dir() and not p.name.startswith(".")),
-                  key=lambda p: p.name, reverse=True)  # fmt: skip
-    runs = [_run(p, problems) for p in dirs[: max(last, 0)]]
+    dirs = sorted((d for d in source_dir.entries()[0] if not d.startswith(".")), reverse=True)
+    runs = [_run(source_dir / d, problems) for d in dirs[: max(last, 0)]]
     if holder is not None:
         _mark_running(source_dir, runs)
     other = {k: len(v) for k, v in state.items() if not _scalar(v) and k != "last_complete_run"}
@@ -181,10 +193,11 @@ def _source(source_dir: Path, last: int) -> dict[str, Any]:
             "runs": runs, "resumable": resumable, "problems": problems}  # fmt: skip
 
 
-def collect_status(out_dir: Path, *, last: int = 5) -> dict[str, Any]:
+def collect_status(out_dir: Location | Path | str, *, last: int = 5) -> dict[str, Any]:
     """Every source directory under ``out_dir``: see the module docstring for the shape."""
-    dirs = sorted(p for p in out_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
-    return {"out": str(out_dir), "sources": [_source(p, last) for p in dirs if _is_source(p)]}
+    out = location(out_dir)
+    dirs = [out / d for d in sorted(out.entries()[0]) if not d.startswith(".")]
+    return {"out": str(out), "sources": [_source(p, last) for p in dirs if _is_source(p)]}
 
 
 def _num(value: object) -> str:
@@ -241,15 +254,19 @@ def render_status(data: dict[str, Any]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """``harvester status --out DIR [--json] [--last N]``: 0, or 2 if OUT is not a directory."""
-    out: Path = args.out
-    if not out.is_dir():
-        what = "does not exist" if not out.exists() else "is not a directory"
-        print(f"error: status: output directory {out} {what}", file=sys.stderr)
-        return 2
+    out_arg: Path | str = args.out
     try:
+        out = location(out_arg)
+        if out.local is not None and not out.is_dir():
+            what = "does not exist" if not out.local.exists() else "is not a directory"
+            print(f"error: status: output directory {out} {what}", file=sys.stderr)
+            return 2
         data = collect_status(out, last=args.last)
+    except HarvesterError as exc:
+        print(f"error: status: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:
-        print(f"error: status: cannot read {out}: {exc.strerror}", file=sys.stderr)
+        print(f"error: status: cannot read {out_arg}: {exc.strerror}", file=sys.stderr)
         return 2
     if args.json:
         sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
