@@ -63,8 +63,9 @@ class SeaweedFS:
                     "AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL": self.endpoint}  # fmt: skip
         self._proc: subprocess.Popen[bytes] | None = None
         (directory / "data").mkdir(parents=True, exist_ok=True)
-        identity = {"name": "harvester", "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-                    "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}]}  # fmt: skip
+        keys = [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}]
+        identity = {"name": "harvester", "credentials": keys,
+                    "actions": ["Admin", "Read", "Write", "List", "Tagging"]}  # fmt: skip
         (directory / "s3.json").write_text(json.dumps({"identities": [identity]}))
 
     def url(self, prefix: str) -> str:
@@ -104,10 +105,12 @@ class SeaweedFS:
                 bucket.put("probe", b"1")  # a write: the volume server is up too
                 bucket.entries("")
                 return
-            except OSError:
+            except OSError as exc:
                 if time.monotonic() > deadline:
                     self.stop()
-                    raise RuntimeError(f"weed mini not ready in {timeout:.0f}s: see {self.dir}")
+                    raise RuntimeError(
+                        f"weed mini not ready in {timeout:.0f}s: see {self.dir}"
+                    ) from exc
                 time.sleep(0.1)  # a poll interval, not a wait for readiness
 
     def stop(self) -> None:
