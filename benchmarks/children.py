@@ -4,10 +4,13 @@
 repository root and returns the one JSON object the child prints: ``n`` (records written),
 ``secs`` (wall time of the harvest alone, not the interpreter's start-up), ``rss_mb`` (the
 child's peak RSS), ``rss_children_mb`` (the peak of any process it started), plus what the kind
-knows (``requests``, ``throttled`` 429s, ``bytes`` received). Kinds:
+knows (``requests``, ``throttled`` 429s, ``bytes`` received), and ``disk_peak_mb``: the most
+local disk its temporary directory (where a local dump writes, and where a dump to ``s3://``
+stages its shards) held, sampled every 10 ms. Kinds:
 
 - ``nobb-harvester``: ``run_source`` with a ``NobbSource`` on uvloop, as ``harvester dump`` runs
-  it; every knob (page size, concurrency, partitions, ends, compression, rate limit) a parameter;
+  it; every knob (page size, concurrency, partitions, ends, compression, rate limit) a parameter,
+  and ``out`` (an ``s3://`` URL; default: the temporary directory);
 - ``nobb-naive``: ``benchmarks.bench_nobb.naive``, ``orjson.loads`` of each page then
   ``orjson.dumps`` per item, one sequential walk on the default asyncio loop;
 - ``nobb-requests``, ``nobb-dlt``: the peers (``benchmarks.peers``).
@@ -16,10 +19,13 @@ knows (``requests``, ``throttled`` 429s, ``bytes`` received). Kinds:
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -35,7 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 async def harvest_nobb(
     url: str,
-    out: Path,
+    out: Path | str,
     *,
     page_size: int = 10_000,
     concurrency: int = 4,
@@ -77,8 +83,9 @@ def _run(kind: str, params: dict[str, Any], tmp: Path) -> dict[str, Any]:
     if kind == "nobb-harvester":
         from harvester.cli import loop_factory
 
+        out = params.pop("out", None) or tmp
         with asyncio.Runner(loop_factory=loop_factory()) as runner:
-            return runner.run(harvest_nobb(url, tmp, **params))
+            return runner.run(harvest_nobb(url, out, **params))
     if kind == "nobb-naive":
         from benchmarks.bench_nobb import naive
 
@@ -94,15 +101,40 @@ def _run(kind: str, params: dict[str, Any], tmp: Path) -> dict[str, Any]:
     raise SystemExit(f"unknown kind {kind!r}")
 
 
+def _disk_bytes(root: str) -> int:
+    total = 0
+    for parent, _, names in os.walk(root):
+        for name in names:
+            with contextlib.suppress(OSError):  # deleted between the listing and the stat
+                total += os.lstat(os.path.join(parent, name)).st_size
+    return total
+
+
 def child(kind: str, params: dict[str, Any]) -> dict[str, Any]:
     """Run one variant in this process and return its figures (see the module docstring)."""
     with tempfile.TemporaryDirectory() as tmp:
+        tempfile.tempdir = tmp  # staging of s3:// shards lands here too: one place to measure
+        peak = [0]
+        stop = threading.Event()
+
+        def sample() -> None:
+            while not stop.wait(0.01):
+                peak[0] = max(peak[0], _disk_bytes(tmp))
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
         t = time.perf_counter()
-        out = _run(kind, params, Path(tmp))
-        secs = time.perf_counter() - t
+        try:
+            out = _run(kind, params, Path(tmp))
+        finally:
+            secs = time.perf_counter() - t
+            stop.set()
+            sampler.join()
+        peak[0] = max(peak[0], _disk_bytes(tmp))
     return {
         **out,
         "secs": secs,
+        "disk_peak_mb": peak[0] / 1e6,
         "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "rss_children_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
     }

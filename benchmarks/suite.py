@@ -42,7 +42,7 @@ __all__ = [
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
-HIGHER_IS_BETTER = ("items/s", "products/s", "MB/s", "utilization")
+HIGHER_IS_BETTER = ("items/s", "products/s", "MB/s", "utilization", "ops/s")
 
 
 @dataclass(slots=True, kw_only=True)
