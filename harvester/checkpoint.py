@@ -80,15 +80,13 @@ def find_resumable(source_dir: Location | Path, mode: str) -> Location | None:
     src = location(source_dir)
     for name in sorted(src.entries()[0], reverse=True):
         run = src / name
-        if not run.exists(CHECKPOINT):
-            continue
-        try:
+        try:  # the manifest first: most runs are complete, and one read says so
             manifest = orjson.loads(run.read(MANIFEST) or b"{}")
             if manifest.get("complete"):
                 continue
         except orjson.JSONDecodeError:
             pass
-        if Checkpoint.load(run).mode == mode:
+        if run.exists(CHECKPOINT) and Checkpoint.load(run).mode == mode:
             return run
     return None
 
