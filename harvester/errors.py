@@ -1,9 +1,10 @@
 """harvester's one error tree.
 
 Every failure the harvester reports is one of these. Foreign exceptions (aiohttp, OSError, lxml,
-orjson, tomllib) are translated once, where they enter: ``http.py`` for the network, ``parse/``
-for bodies, ``config_file.py`` for configuration, ``sink.py`` for the disk. ``raise ... from
-exc`` keeps the cause for debugging; messages never carry a credential.
+orjson, tomllib, obstore) are translated once, where they enter: ``http.py`` for the network,
+``parse/`` for bodies, ``config_file.py`` for configuration, ``sink.py`` for the disk,
+``objstore.py`` for the object store. ``raise ... from exc`` keeps the cause for debugging;
+messages never carry a credential.
 
 ::
 
@@ -12,7 +13,8 @@ exc`` keeps the cause for debugging; messages never carry a credential.
     ├── AuthError                       credentials refused after one re-authentication  → 3
     ├── LockedError                     another run holds the output directory's lock  → 75
     ├── Interrupted                     SIGINT / SIGTERM drained the run  → 130
-    ├── OutputError (OSError)           disk full, permission denied, corrupt shard → 1
+    ├── OutputError (OSError)           disk full, permission denied, corrupt shard, a store
+    │                                   still failing after its retries, a lost lease → 1
     └── FetchError                      one request failed; carries ``request`` (a label, no secret)
         ├── TransportError              retryable: the bytes did not arrive whole
         │   ├── ConnectError            could not connect

@@ -271,6 +271,32 @@ def test_a_second_run_is_refused_while_the_lease_is_held(
     assert source.read(".lock") is None  # released on exit
 
 
+def test_a_second_concurrent_run_exits_75_naming_the_first(
+    s3: SeaweedFS, prefix: str, tmp_path: Path
+) -> None:
+    """While one dump runs on the prefix, a second one exits 75 at once, naming the first."""
+    sim, url = _sim(4000, 15, latency_ms=500)  # slow pages: the first run lasts seconds
+    lock = location(prefix) / "nobb"
+    try:
+        cfg = _config(tmp_path, url, prefix)
+        with subprocess.Popen(_harvester("dump", "nobb", "--config", str(cfg), "-q"),
+                              env=_env(s3, tmp_path)) as first:  # fmt: skip
+            deadline = time.monotonic() + 60
+            while lock.read(".lock") is None and first.poll() is None:
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+            second = _run(s3, tmp_path, "dump", "nobb", "--config", str(cfg))
+            running = first.poll() is None
+            first.send_signal(signal.SIGTERM)
+            first.wait()
+    finally:
+        _stop(sim)
+    assert running, "the first run ended before the second started"
+    assert second.returncode == 75, second.stderr
+    assert f"is held by pid {first.pid} on " in second.stderr
+    assert first.returncode == 130 and lock.read(".lock") is None  # drained, lock released
+
+
 def test_an_expired_lease_is_taken_over_and_its_old_holder_stops(prefix: str) -> None:
     """A lock whose lease expired is taken over; the holder that lost it can write no more."""
 
@@ -307,3 +333,18 @@ def test_the_store_url_and_endpoint_are_checked_at_the_edge() -> None:
         Bucket("s3://b/p", env={"AWS_ENDPOINT_URL": "http://s3.example.com"})
     Bucket("s3://b/p", env={"AWS_ENDPOINT_URL": "http://127.0.0.1:9000"})
     Bucket("s3://b/p", env={"AWS_ENDPOINT_URL": "https://s3.example.com"})
+
+
+def test_refused_credentials_are_an_error_that_does_not_quote_them(
+    s3: SeaweedFS, prefix: str, tmp_path: Path
+) -> None:
+    """A key the store does not know: exit 1 naming the URL; the key appears nowhere."""
+    bad = "AKIANOTAREALKEY00042"
+    cfg = _config(tmp_path, "http://127.0.0.1:9", prefix, "store_retry_seconds = 1\n")
+    env = {**_env(s3, tmp_path), "AWS_ACCESS_KEY_ID": bad}
+    done = subprocess.run(_harvester("dump", "nobb", "--config", str(cfg)), capture_output=True,
+                          text=True, timeout=60, env=env)  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert f"{prefix}/nobb/.lock" in done.stderr
+    assert bad not in done.stderr + done.stdout and SECRET_KEY not in done.stderr
+    assert _objects(prefix) == {}
