@@ -87,7 +87,8 @@ class SeaweedFS:
                f"-s3.localSocket={self.dir / 's3.sock'}",
                *(f"-{name}={port}" for name, port in self.ports.items())]  # fmt: skip
         log = open(self.dir / "weed.log", "ab")  # noqa: SIM115 - handed to the child
-        self._proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+        env = {**os.environ, "TMPDIR": str(self.dir)}  # its other sockets: not in /tmp
+        self._proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
                                       start_new_session=True)  # fmt: skip
         log.close()
         self._wait_ready(timeout)
@@ -119,3 +120,8 @@ class SeaweedFS:
             os.killpg(self._proc.pid, signal.SIGKILL)
             self._proc.wait()
         self._proc = None
+        # weed puts its gRPC sockets in /tmp whatever TMPDIR says; a killed one leaves them.
+        for name, port in self.ports.items():
+            if name.endswith(".grpc"):
+                server = name.split(".")[0]
+                Path(f"/tmp/seaweedfs-{server}-grpc-{port}.sock").unlink(missing_ok=True)
