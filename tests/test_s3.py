@@ -201,7 +201,7 @@ def test_sigkill_then_resume_on_s3_gives_every_item_once(
     s3: SeaweedFS, prefix: str, tmp_path: Path
 ) -> None:
     """SIGKILL after a checkpoint, then --resume (after the lease) completes the same run."""
-    sim, url = _sim(4000, 13)
+    sim, url = _sim(4000, 13, latency_ms=40)
     try:
         cfg = _config(tmp_path, url, prefix)
         with subprocess.Popen(_harvester("dump", "nobb", "--config", str(cfg), "-q"),
@@ -225,7 +225,7 @@ def test_store_killed_mid_run_ends_incomplete_then_resumes(
     s3: SeaweedFS, prefix: str, tmp_path: Path
 ) -> None:
     """The S3 server dies mid-run: exit 1, nothing half-listed; --resume after it is back: exact."""
-    sim, url = _sim(4000, 14)
+    sim, url = _sim(4000, 14, latency_ms=40)
     try:
         cfg = _config(tmp_path, url, prefix, "store_retry_seconds = 2\n")
         with subprocess.Popen(_harvester("dump", "nobb", "--config", str(cfg), "-q"),
