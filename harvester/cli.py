@@ -42,6 +42,14 @@ def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return uvloop.new_event_loop
 
 
+def out_arg(text: str) -> Path | str:
+    """``--out``: a directory, or an ``s3://bucket/prefix`` URL (checked: a bad one is exit 2)."""
+    try:
+        return out_dir(text)
+    except ConfigError as exc:  # argparse shows an ArgumentTypeError's own message
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("output.dir: ")) from None
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse that exits 2 with our own one-line message (the usage-error contract)."""
 
@@ -54,7 +62,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", type=Path, required=True, help="TOML config file")
     p.add_argument(
         "--out",
-        type=out_dir,
+        type=out_arg,
         help="output directory or s3://bucket/prefix (overrides [output] dir)",
     )
     p.add_argument(
@@ -101,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="runs, high-water marks and resumable runs under OUT")
     status.add_argument(
         "--out",
-        type=out_dir,
+        type=out_arg,
         required=True,
         help="output directory (or s3://bucket/prefix) to describe",
     )

@@ -17,6 +17,8 @@ import orjson
 import pytest
 
 from benchmarks.seaweed import ACCESS_KEY, BUCKET, SECRET_KEY, SeaweedFS, weed_binary
+from harvester.cli import main
+from harvester.config_file import load_config
 from harvester.errors import ConfigError, LockedError, OutputError
 from harvester.output import latest_run, read_lines, verify_run
 from harvester.storage import BucketDir, location, out_dir
@@ -323,8 +325,15 @@ def test_an_expired_lease_is_taken_over_and_its_old_holder_stops(prefix: str) ->
         first.__exit__(None, None, None)
 
 
-def test_the_store_url_and_endpoint_are_checked_at_the_edge() -> None:
+def test_the_store_url_and_endpoint_are_checked_at_the_edge(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Only s3://bucket/prefix is accepted, and plain http only to a loopback endpoint."""
+    (tmp_path / "c.toml").write_text('[output]\ndir = "gs://b/p"\n')
+    with pytest.raises(ConfigError, match="only URLs supported are s3://"):
+        load_config(tmp_path / "c.toml")
+    assert main(["dump", "nobb", "--config", "c.toml", "--out", "s3://b/a/../c"]) == 2
+    assert "'s3://b/a/../c': empty, '.' or '..' path segment" in capsys.readouterr().err
     assert out_dir("s3://b/a/b/") == "s3://b/a/b" and out_dir("out") == Path("out")
     for bad in ("gs://b/p", "s3:///p", "s3://b/a//c", "s3://b/../c", "s3://u@b/p"):
         with pytest.raises(ConfigError):

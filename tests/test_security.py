@@ -23,14 +23,13 @@ from pathlib import Path
 import orjson
 import pytest
 
-from harvester.cli import build_parser, main
+from harvester.cli import build_parser, main, out_arg
 from harvester.config import DbkConfig, NobbConfig, OutputConfig
 from harvester.config_file import parse_config
 from harvester.errors import ConfigError, OutputError
 from harvester.manifest import new_run_id
 from harvester.sim.server import Simulator
 from harvester.sim.settings import SimSettings
-from harvester.storage import out_dir
 from tests.test_nobb_dump import _dump
 
 MARKER = "pw-MARKER-123"
@@ -118,7 +117,7 @@ def test_the_user_chosen_paths_are_the_only_configurable_ones() -> None:
     }
     assert path_keys == {"OutputConfig.dir", "OutputConfig.prometheus_file"}
     commands = {
-        name: {flag for a in sub._actions if a.type in (Path, out_dir) for flag in a.option_strings}
+        name: {flag for a in sub._actions if a.type in (Path, out_arg) for flag in a.option_strings}
         for action in build_parser()._actions
         if hasattr(action, "choices") and isinstance(action.choices, dict)
         for name, sub in action.choices.items()
