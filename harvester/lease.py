@@ -155,11 +155,15 @@ class LeaseLock:
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
+        stuck = False
         if self._thread is not None:
-            self._thread.join(timeout=self.lease)  # a renewal stuck on a dead store: move on
+            self._thread.join(timeout=5.0)
+            stuck = self._thread.is_alive()  # a renewal still retrying: the store is away
             self._thread = None
         self.bucket.guard = None
-        if self._lost is None:
+        if stuck:
+            log.warning("%s: store unreachable; the lock expires by itself", self.url)
+        elif self._lost is None:
             try:
                 found = self.bucket.get(self.key)
                 if found is not None and _parse(found.data).get("token") == self.token:
