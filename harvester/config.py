@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import orjson
 
 from harvester.errors import ConfigError
+from harvester.proxies import ProxyUrl
 
 __all__ = [
     "Config",
@@ -133,6 +134,10 @@ class _ApiConfig:
     retries: int = 6
     sync_overlap_days: float = 1.0
     accept_encoding: str = "gzip, br"
+    #: A PEM bundle trusted besides the system store (a company CA that re-signs TLS).
+    ca_file: Path | None = None
+    #: ``http://[user:password@]host:port``; wins over HTTPS_PROXY / HTTP_PROXY / NO_PROXY.
+    proxy: ProxyUrl | None = None
 
     def _check(self, section: str) -> None:
         parts = urlsplit(self.base_url)
@@ -232,6 +237,8 @@ class Config:
 def _public(value: Any) -> Any:
     if isinstance(value, Secret):
         return "***"
+    if isinstance(value, ProxyUrl):
+        return value.url  # never its credentials
     if isinstance(value, (OutputConfig, NobbConfig, DbkConfig, Config)):
         return {f.name: _public(getattr(value, f.name)) for f in fields(value)}
     if isinstance(value, (Path, datetime)):

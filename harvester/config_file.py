@@ -20,7 +20,9 @@ from typing import Any
 
 from harvester.config import Config, DbkConfig, NobbConfig, OutputConfig, Secret
 from harvester.errors import ConfigError
+from harvester.proxies import ProxyUrl
 from harvester.storage import out_dir
+from harvester.tls import client_context
 
 __all__ = ["load_config", "parse_config"]
 
@@ -84,6 +86,8 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
     "filters_in": str,
     "workers": int,
     "token_refresh_margin": (int, float),
+    "ca_file": str,
+    "proxy": str,
 }
 
 
@@ -135,6 +139,11 @@ def _api(
         kw[key] = Secret(kw[key])
     if "start" in kw:
         kw["start"] = _parse_start(kw["start"], f"{name}.start")
+    if "ca_file" in kw:
+        kw["ca_file"] = Path(kw["ca_file"])
+        client_context(kw["ca_file"], key=f"{name}.ca_file", env=env)  # readable, PEM: now
+    if "proxy" in kw:
+        kw["proxy"] = ProxyUrl.parse(kw["proxy"], key=f"{name}.proxy")
     for key, value in kw.items():
         if _TYPES[key] == (int, float):
             kw[key] = float(value)

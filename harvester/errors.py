@@ -11,6 +11,7 @@ messages never carry a credential.
     HarvesterError                      base; ``exit_code`` tells the CLI how a run ended
     ├── ConfigError (ValueError)        bad flag, key or type, unset ${ENV}, public http → 2
     ├── AuthError                       credentials refused after one re-authentication  → 3
+    ├── CertificateError                the server's TLS certificate does not verify  → 2
     ├── LockedError                     another run holds the output directory's lock  → 75
     ├── Interrupted                     SIGINT / SIGTERM drained the run  → 130
     ├── OutputError (OSError)           disk full, permission denied, corrupt shard, a store
@@ -42,6 +43,7 @@ __all__ = [
     "AuthError",
     "BodyError",
     "BodyTooLarge",
+    "CertificateError",
     "ClientError",
     "ConfigError",
     "ConnectError",
@@ -78,6 +80,20 @@ class AuthError(HarvesterError):
     """Credentials were refused (after one re-authentication). Names which, never what they are."""
 
     exit_code = 3
+
+
+class CertificateError(HarvesterError):
+    """The server's TLS certificate did not verify; a retry cannot help, the trust store can.
+
+    Names the host, OpenSSL's reason and the ``ca_file`` key that would fix a company CA.
+    """
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, host: str, reason: str) -> None:
+        self.host = host
+        self.reason = reason
+        super().__init__(message)
 
 
 class LockedError(HarvesterError):

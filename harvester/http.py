@@ -7,18 +7,27 @@ ever holding more than about one chunk beyond the cap, and a compressed stream t
 its end marker is a ``TruncatedBody``. Every aiohttp, OS and timeout exception is translated here,
 once, into ``harvester.errors``; messages carry the request's label, never headers or secrets.
 Plain ``http://`` is refused for anything but loopback.
+
+TLS is always verified (``tls.py``: the system trust store, ``SSL_CERT_FILE`` / ``SSL_CERT_DIR``,
+plus the section's ``ca_file``); a certificate that does not verify is a ``CertificateError``
+naming the host, OpenSSL's reason and the ``ca_file`` key, never retried. The proxy is the
+section's ``proxy`` key or the environment's (``proxies.py``); its credentials travel only in the
+``Proxy-Authorization`` header, and errors name it as ``scheme://host:port``. Connections are kept
+alive across requests; ``report`` counts the ones opened (the manifest's ``transport``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import email.utils
+import logging
+import os
 import time
 import zlib
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
-from typing import Protocol
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -27,8 +36,10 @@ import orjson
 from multidict import CIMultiDictProxy
 
 from harvester.config import is_loopback
+from harvester.decoders import decoder_for
 from harvester.errors import (
     BodyTooLarge,
+    CertificateError,
     ClientError,
     ConfigError,
     ConnectError,
@@ -38,8 +49,12 @@ from harvester.errors import (
     TruncatedBody,
     Unauthorized,
 )
+from harvester.proxies import ProxyChoice, ProxyUrl, choose
+from harvester.tls import client_context, verify_reason
 
 __all__ = ["HttpClient", "HttpSettings", "Request", "Response", "raise_for_status"]
+
+log = logging.getLogger("harvester.http")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -55,6 +70,12 @@ class HttpSettings:
     user_agent: str = "harvester/0.1"
     #: What the client offers; "identity" saves CPU on both ends where bandwidth is free.
     accept_encoding: str = "gzip, br"
+    #: A PEM bundle trusted besides the system store (a company CA).
+    ca_file: Path | None = None
+    #: The configured proxy; None: the environment's (HTTPS_PROXY, HTTP_PROXY, NO_PROXY).
+    proxy: ProxyUrl | None = None
+    #: The config section, so errors name its keys (``nobb.ca_file``, ``nobb.proxy``).
+    name: str = ""
 
     def __post_init__(self) -> None:
         if self.concurrency < 1 or self.max_body_bytes < 1 or self.chunk_size < 1:
@@ -75,69 +96,6 @@ class Request:
     label: str = ""
 
 
-class _Decoder(Protocol):
-    def feed(self, data: bytes, limit: int) -> bytes: ...
-
-    def more(self, limit: int) -> bytes: ...
-
-    def finished(self) -> bool: ...
-
-
-class _Identity:
-    def feed(self, data: bytes, limit: int) -> bytes:
-        return data
-
-    def more(self, limit: int) -> bytes:
-        return b""
-
-    def finished(self) -> bool:
-        return True
-
-
-class _Gzip:
-    def __init__(self, wbits: int) -> None:
-        self._z = zlib.decompressobj(wbits)
-
-    def feed(self, data: bytes, limit: int) -> bytes:
-        return self._z.decompress(self._z.unconsumed_tail + data, limit)
-
-    def more(self, limit: int) -> bytes:
-        return (
-            self._z.decompress(self._z.unconsumed_tail, limit) if self._z.unconsumed_tail else b""
-        )
-
-    def finished(self) -> bool:
-        return self._z.eof
-
-
-class _Brotli:
-    def __init__(self) -> None:
-        self._b = brotli.Decompressor()
-
-    def feed(self, data: bytes, limit: int) -> bytes:
-        return bytes(self._b.process(data, output_buffer_limit=limit))
-
-    def more(self, limit: int) -> bytes:
-        # Pending output may remain even when more input would be accepted: ask until empty.
-        if self._b.is_finished():
-            return b""
-        return bytes(self._b.process(b"", output_buffer_limit=limit))
-
-    def finished(self) -> bool:
-        return bool(self._b.is_finished())
-
-
-def _decoder(encoding: str) -> _Decoder:
-    encoding = encoding.strip().lower()
-    if encoding in ("gzip", "x-gzip"):
-        return _Gzip(47)
-    if encoding == "deflate":
-        return _Gzip(15)
-    if encoding == "br":
-        return _Brotli()
-    return _Identity()
-
-
 class Response:
     """A streamed response: status, case-insensitive headers, decompressed ``chunks()``."""
 
@@ -153,7 +111,7 @@ class Response:
 
     async def chunks(self) -> AsyncIterator[bytes]:
         """The body, decompressed, as it arrives; raises on bombs, resets and truncation."""
-        decoder = _decoder(self._raw.headers.get("Content-Encoding", ""))
+        decoder = decoder_for(self._raw.headers.get("Content-Encoding", ""))
         cap = self._settings.max_body_bytes
         with _translate(self._request.label):
             async for data in self._raw.content.iter_chunked(self._settings.chunk_size):
@@ -187,11 +145,45 @@ class Response:
         return body if limit is None else body[:limit]
 
 
+@dataclass(frozen=True, slots=True)
+class _Route:
+    """Where a client's connections go, for the errors that name them."""
+
+    name: str
+    host: str
+    proxy: ProxyChoice | None
+
+    def via(self) -> str:
+        return f"proxy {self.proxy.proxy.url} (from {self.proxy.origin})" if self.proxy else ""
+
+
 @contextmanager
-def _translate(label: str) -> Iterator[None]:
+def _translate(label: str, route: _Route | None = None) -> Iterator[None]:
     """aiohttp/OS/timeout exceptions → harvester's error tree (once, here)."""
     try:
         yield
+    except aiohttp.ClientConnectorCertificateError as exc:
+        section = f"{route.name}." if route and route.name else ""
+        host = route.host if route else f"{exc.host}:{exc.port}"
+        reason = verify_reason(exc.certificate_error)
+        raise CertificateError(
+            f"{section.rstrip('.') + ': ' if section else ''}{host}: {reason}; if a company CA "
+            f"re-signs TLS on this network, add its PEM bundle as {section}ca_file (or set "
+            f"SSL_CERT_FILE)",
+            host=host, reason=reason,
+        ) from None  # fmt: skip
+    except aiohttp.ClientProxyConnectionError as exc:
+        where = route.via() if route else "the proxy"
+        raise ConnectError(f"cannot connect to {where}: {exc.strerror or 'refused'}",
+                           request=label) from None  # fmt: skip
+    except aiohttp.ClientHttpProxyError as exc:
+        where = route.via() if route else "the proxy"
+        raise ConnectError(f"{where} refused the tunnel: HTTP {exc.status} {exc.message}",
+                           request=label) from None  # fmt: skip
+    except aiohttp.ClientConnectorSSLError as exc:
+        host = route.host if route else f"{exc.host}:{exc.port}"
+        raise ConnectError(f"TLS handshake with {host} failed: {verify_reason(exc.os_error)}",
+                           request=label) from None  # fmt: skip
     except (aiohttp.ServerTimeoutError, TimeoutError) as exc:
         raise TimeoutError_(f"timed out ({type(exc).__name__})", request=label) from exc
     except (aiohttp.ClientConnectorError, ConnectionRefusedError) as exc:
@@ -244,33 +236,79 @@ def raise_for_status(response: Response, request: Request, body: bytes = b"") ->
 
 
 class HttpClient:
-    """One API's connection pool; an async context manager (``aclose`` is idempotent)."""
+    """One API's connection pool; an async context manager (``aclose`` is idempotent).
 
-    def __init__(self, settings: HttpSettings, *, base_url: str) -> None:
+    ``env`` (default: ``os.environ``) is where the proxy variables and ``SSL_CERT_FILE`` are
+    read, once, here. ``report``, when given, is kept up to date with ``connections`` (opened so
+    far), ``scheme`` and ``proxy`` (its URL without credentials, or None).
+    """
+
+    def __init__(
+        self, settings: HttpSettings, *, base_url: str, env: Mapping[str, str] | None = None,
+        report: dict[str, object] | None = None,
+    ) -> None:  # fmt: skip
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigError(f"not an http(s) base URL: {base_url!r}")
         if parts.scheme == "http" and not is_loopback(parts.hostname):
             raise ConfigError(f"plain http is allowed only to loopback, not {parts.hostname}")
+        env = os.environ if env is None else env
+        name = settings.name
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        self._ssl = client_context(settings.ca_file, key=f"{name}.ca_file" if name else "ca_file",
+                                   env=env)  # fmt: skip
+        proxy = choose(parts.scheme, parts.hostname, port, configured=settings.proxy,
+                       key=f"{name}.proxy" if name else "proxy", env=env)  # fmt: skip
+        host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+        self._route = _Route(name, f"{host}:{port}", proxy)
+        self._proxy_headers: dict[str, str] | None = None
+        if proxy is not None and (auth := proxy.proxy.authorization()) is not None:
+            self._proxy_headers = {"Proxy-Authorization": auth}
         self._settings = settings
         self._base = base_url.rstrip("/")
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
+        self.report = report if report is not None else {}
+        self.report.update(connections=0, scheme=parts.scheme,
+                           proxy=proxy.proxy.url if proxy else None)  # fmt: skip
+
+    @property
+    def connections(self) -> int:
+        """Connections opened so far (each one TCP connect, and TLS handshake for https)."""
+        return int(str(self.report["connections"]))
+
+    async def _opened(self, *_: object) -> None:
+        self.report["connections"] = self.connections + 1
+        log.debug("%s: connection %d opened to %s", self._route.name or "http",
+                  self.connections, self._route.host)  # fmt: skip
 
     def _open(self) -> aiohttp.ClientSession:
         if self._closed:
             raise RuntimeError("this HttpClient is closed; make a new one")
         if self._session is None:
             s = self._settings
+            trace = aiohttp.TraceConfig()
+            trace.on_connection_create_end.append(self._opened)
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=s.concurrency, limit_per_host=s.concurrency),
+                connector=aiohttp.TCPConnector(
+                    limit=s.concurrency, limit_per_host=s.concurrency, ssl=self._ssl
+                ),
                 timeout=aiohttp.ClientTimeout(
                     total=None, sock_connect=s.connect_timeout, sock_read=s.read_timeout
                 ),
                 auto_decompress=False,
                 headers={"Accept-Encoding": s.accept_encoding, "User-Agent": s.user_agent},
+                trust_env=False,  # the proxy is chosen here (proxies.py), not by aiohttp
+                trace_configs=[trace],
             )
         return self._session
+
+    async def check(self) -> None:
+        """One ``HEAD`` of the base URL (its status ignored): a certificate that does not verify
+        raises ``CertificateError`` now, before a run writes anything; the connection stays in
+        the pool. Other failures raise as they would for any request."""
+        async with self.stream(Request(method="HEAD", url="/", label="TLS check")):
+            pass
 
     @asynccontextmanager
     async def stream(self, request: Request) -> AsyncIterator[Response]:
@@ -282,12 +320,18 @@ class HttpClient:
             headers["Content-Type"] = "application/json"
         # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancellation that arrives
         # as the answer does, and a cancelled task that goes on can wait forever.
-        with _translate(request.label):
+        proxy = self._route.proxy
+        with _translate(request.label, self._route):
             async with asyncio.timeout(self._settings.first_byte_timeout):
                 raw = await session.request(
                     request.method, self._base + request.url, params=list(request.params),
                     data=body, headers=headers,
+                    proxy=proxy.proxy.url if proxy else None, proxy_headers=self._proxy_headers,
                 )  # fmt: skip
+        if proxy is not None and raw.status == 407:  # plain http through the proxy: its answer
+            raw.close()
+            raise ConnectError(f"{self._route.via()} refused the request: HTTP 407 "
+                               f"{raw.reason or ''}".rstrip(), request=request.label)  # fmt: skip
         try:
             yield Response(raw, request, self._settings)
         except BaseException:

@@ -4,6 +4,9 @@ A manifest lists every shard of the run with its record count, byte size and sha
 the run is complete, when it started and finished, the config digest (no secrets), per-partition
 results and cross-checks. It is written to a temp file, fsynced and renamed, so a reader sees the
 old manifest, none, or the new one: never half of one.
+
+``transport`` says how the source reached its API: connections opened, scheme, proxy (its URL
+without credentials, or null).
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ class Manifest:
     compression: str = "gzip"
     partitions: Mapping[str, object] = field(default_factory=dict)
     checks: Mapping[str, object] = field(default_factory=dict)
+    #: How the source reached its API: connections opened, scheme, proxy (no credentials).
+    transport: Mapping[str, object] = field(default_factory=dict)
 
     @property
     def records(self) -> int:
@@ -59,6 +64,7 @@ class Manifest:
             "compression": self.compression,
             "partitions": dict(self.partitions),
             "checks": dict(self.checks),
+            "transport": dict(self.transport),
             "harvester_version": __version__,
         }
 

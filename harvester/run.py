@@ -2,6 +2,8 @@
 
 ``run_source`` is the commit protocol in one place:
 
+0. let the source check its API's TLS certificate (``Source.check``): one that does not verify
+   stops the source here, before anything is written (``CertificateError``, exit 2);
 1. take the source directory's lock (a second run exits at once: ``LockedError``, exit 75);
 2. create a new run directory ``OUT/<source>/<run_id>``, or with ``resume`` reopen the newest
    unfinished run of the same mode from its checkpoint (``checkpoint.py``). Without ``resume``
@@ -122,6 +124,7 @@ async def run_source(
 ) -> RunResult:
     """Run ``source`` once into ``out_dir/<source>/<run_id>``; see the module docstring."""
     clock = clock or SystemClock()
+    await source.check()  # a certificate that does not verify: stop before anything is written
     source_dir = location(out_dir, retry_seconds=output.store_retry_seconds) / source.name
     source_dir.make()
     t0 = clock.monotonic()
@@ -231,8 +234,14 @@ async def run_source(
             compression=output.compression,
             partitions=ctx.partitions,
             checks=ctx.checks,
+            transport=ctx.transport,
         )
         write_manifest(run_dir, manifest)
+        if ctx.transport:
+            t = ctx.transport
+            via = f"via proxy {t['proxy']}" if t.get("proxy") else "direct"
+            log.info("%s: %s connection(s) opened (%s, %s)", source.name, t.get("connections"),
+                     t.get("scheme"), via)  # fmt: skip
         if complete:
             state.update(ctx.next_state)
             state["last_complete_run"] = {"run_id": run_dir.name, "mode": mode,

@@ -1,7 +1,8 @@
 """``harvester simulate``: serve both simulated APIs until SIGINT or SIGTERM.
 
 Prints exactly one line, ``listening on http://HOST:PORT``, once connections are accepted
-(``--port 0`` picks a free port), and exits 0 when stopped by a signal.
+(``--port 0`` picks a free port), and exits 0 when stopped by a signal. With ``--tls-cert FILE
+--tls-key FILE`` (PEM) it serves HTTPS and prints ``listening on https://HOST:PORT``.
 """
 
 from __future__ import annotations
@@ -9,11 +10,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+import ssl
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from harvester.sim.server import Simulator
+from harvester.sim.server import Simulator, server_context
 from harvester.sim.settings import SimSettings
 
 __all__ = ["add_arguments", "main", "run", "settings_from"]
@@ -50,6 +52,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--username", default=d.username)
     p.add_argument("--password", default=d.password)
+    p.add_argument("--tls-cert", metavar="FILE", help="serve HTTPS with this PEM certificate")
+    p.add_argument("--tls-key", metavar="FILE", help="the PEM private key of --tls-cert")
 
 
 def settings_from(args: argparse.Namespace) -> SimSettings:
@@ -73,13 +77,23 @@ def settings_from(args: argparse.Namespace) -> SimSettings:
     )
 
 
-async def serve(settings: SimSettings) -> None:
+def tls_from(args: argparse.Namespace) -> ssl.SSLContext | None:
+    """The server context of ``--tls-cert`` / ``--tls-key`` (None: plain http; ValueError)."""
+    cert, key = getattr(args, "tls_cert", None), getattr(args, "tls_key", None)
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        raise ValueError("--tls-cert and --tls-key go together")
+    return server_context(cert, key)
+
+
+async def serve(settings: SimSettings, ssl_context: ssl.SSLContext | None = None) -> None:
     """Serve until SIGINT or SIGTERM."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with Simulator(settings) as sim:
+    async with Simulator(settings, ssl_context=ssl_context) as sim:
         print(f"listening on {sim.url}", flush=True)
         await stop.wait()
 
@@ -88,11 +102,12 @@ def run(args: argparse.Namespace, *, loop_factory: Callable[[], Any] | None = No
     """Run the simulator from parsed flags; returns the exit code."""
     try:
         settings = settings_from(args)
+        context = tls_from(args)
     except ValueError as exc:
         print(f"error: simulate: {exc}", file=sys.stderr)
         return 2
     with asyncio.Runner(loop_factory=loop_factory) as runner:
-        runner.run(serve(settings))
+        runner.run(serve(settings, context))
     return 0
 
 

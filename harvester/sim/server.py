@@ -3,6 +3,9 @@
 >>> # async with Simulator(SimSettings(nobb_items=1000)) as sim:
 >>> #     print(sim.url)            # http://127.0.0.1:PORT, base URL for both sources
 
+With an ``ssl_context`` (or ``tls_cert`` and ``tls_key``, PEM files) it serves HTTPS instead, and
+``url`` is ``https://HOST:PORT``; keep-alive connections are reused across requests either way.
+
 ``SimContext`` is what the API modules share: the settings, the wall clock (injectable, so tests
 move time without sleeping), both catalogues, one fixed-window rate limit per API, the fault plan
 and counters (``stats``) that tests and benchmarks read.
@@ -13,10 +16,12 @@ from __future__ import annotations
 import base64
 import binascii
 import collections
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
 
 from aiohttp import web
 
@@ -27,7 +32,7 @@ from harvester.sim.faults import FaultPlan
 from harvester.sim.ratelimit import Decision, FixedWindow
 from harvester.sim.settings import SimSettings
 
-__all__ = ["SimContext", "Simulator"]
+__all__ = ["SimContext", "Simulator", "server_context"]
 
 HEADER_STYLES = {
     "camel": ("x-totalHits", "x-forwardToken", "x-backwardToken"),
@@ -79,7 +84,8 @@ class Simulator:
 
     ``clock`` is the wall clock (UNIX seconds) used for token ages, JWT expiry and rate windows.
     ``nobb_header_style`` picks the docs' ``camel`` (x-totalHits) or ``kebab`` (x-total-hits)
-    spelling of the paging headers.
+    spelling of the paging headers. ``ssl_context``, or the PEM files ``tls_cert`` and
+    ``tls_key``, make it serve HTTPS (TLS 1.2 or newer).
     """
 
     def __init__(
@@ -88,8 +94,16 @@ class Simulator:
         *,
         clock: Callable[[], float] | None = None,
         nobb_header_style: str = "camel",
+        ssl_context: ssl.SSLContext | None = None,
+        tls_cert: str | Path | None = None,
+        tls_key: str | Path | None = None,
     ) -> None:
         self.settings = settings
+        if ssl_context is None and tls_cert is not None:
+            ssl_context = server_context(tls_cert, tls_key)
+        elif tls_key is not None and ssl_context is None:
+            raise ValueError("tls_key needs tls_cert")
+        self.ssl_context = ssl_context
         clock = clock or time.time
         self.ctx = SimContext(
             settings=settings,
@@ -119,7 +133,8 @@ class Simulator:
     @property
     def url(self) -> str:
         host = self.settings.host
-        return f"http://{f'[{host}]' if ':' in host else host}:{self.port}"
+        scheme = "https" if self.ssl_context is not None else "http"
+        return f"{scheme}://{f'[{host}]' if ':' in host else host}:{self.port}"
 
     @property
     def stats(self) -> collections.Counter[str]:
@@ -144,7 +159,9 @@ class Simulator:
     async def start(self) -> None:
         """Start listening; ``url`` is valid afterwards."""
         await self._runner.setup()
-        self._site = web.TCPSite(self._runner, self.settings.host, self.settings.port)
+        self._site = web.TCPSite(
+            self._runner, self.settings.host, self.settings.port, ssl_context=self.ssl_context
+        )
         await self._site.start()
         addresses = self._runner.addresses
         self.port = int(addresses[0][1])
@@ -155,3 +172,18 @@ class Simulator:
             return
         self._closed = True
         await self._runner.cleanup()
+
+
+def server_context(cert: str | Path, key: str | Path | None = None) -> ssl.SSLContext:
+    """A TLS 1.2+ server context from PEM files (``key`` None: the key is in ``cert``).
+
+    Raises ValueError naming the file when it cannot be loaded.
+    """
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(str(cert), None if key is None else str(key))
+    except (OSError, ssl.SSLError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise ValueError(f"cannot load the TLS certificate {cert} / key {key}: {reason}") from None
+    return context

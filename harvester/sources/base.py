@@ -67,6 +67,8 @@ class RunContext:
     checks: dict[str, object] = field(default_factory=dict)
     #: Filled by the source: the state a complete run leaves for the next sync.
     next_state: dict[str, object] = field(default_factory=dict)
+    #: Filled by the source's HTTP client: connections opened, scheme, proxy (no credentials).
+    transport: dict[str, object] = field(default_factory=dict)
 
     @property
     def failed(self) -> list[str]:
@@ -81,6 +83,11 @@ class Source(Protocol):
 
     def key_of(self, line: bytes) -> Key:
         """The exactly-once key of a written record (to rebuild the key set on resume)."""
+        ...
+
+    async def check(self) -> None:
+        """Before the run writes anything: raise ``CertificateError`` if the API's TLS
+        certificate does not verify (other failures are left to ``harvest``'s retries)."""
         ...
 
     async def harvest(self, ctx: RunContext) -> None:

@@ -32,7 +32,7 @@ import orjson
 from harvester.clock import Clock, SystemClock
 from harvester.config import DbkConfig
 from harvester.errors import FetchError
-from harvester.http import HttpClient, HttpSettings
+from harvester.http import HttpClient
 from harvester.latest import LatestVersions
 from harvester.limiter import RateLimiter
 from harvester.parse.onix_pool import OnixConverter
@@ -40,6 +40,7 @@ from harvester.retry import RetryPolicy
 from harvester.sources.base import Key, RunContext
 from harvester.sources.dbk_auth import DbkSession
 from harvester.sources.dbk_fetch import EXPORT, WindowFetcher
+from harvester.sources.endpoint import check_certificate, http_settings
 from harvester.windows import Window, WindowPlanner, estimate
 
 __all__ = ["EXPORT", "DbkSource"]
@@ -70,19 +71,15 @@ class DbkSource:
                 return key.decode()
         return str(orjson.loads(line)["record_reference"])
 
+    async def check(self) -> None:
+        await check_certificate(self.cfg, self.name)
+
     async def harvest(self, ctx: RunContext) -> None:
         cfg = self.cfg
         rate, period = cfg.rate
         self._limiter = RateLimiter(max_rate=rate, time_period=period, clock=self.clock)
         ctx.progress.limit = cfg.rate_limit
-        settings = HttpSettings(
-            concurrency=cfg.concurrency + 1,  # one connection for token renewal
-            connect_timeout=cfg.connect_timeout,
-            first_byte_timeout=cfg.first_byte_timeout,
-            read_timeout=cfg.read_timeout,
-            max_body_bytes=cfg.max_body_mb << 20,
-            accept_encoding=cfg.accept_encoding,
-        )
+        settings = http_settings(cfg, self.name, extra=1)  # one connection for token renewal
         t0 = int(ctx.started.timestamp())
         if ctx.plan:
             start, end = (int(datetime.fromisoformat(str(v)).timestamp()) for v in ctx.plan[0])
@@ -105,7 +102,7 @@ class DbkSource:
         self._latest: LatestVersions | None = None  # during the catch-up only
         self._replaced = 0
         async with (
-            HttpClient(settings, base_url=cfg.base_url) as http,
+            HttpClient(settings, base_url=cfg.base_url, report=ctx.transport) as http,
             OnixConverter(cfg.workers) as conv,
         ):
             self._session = DbkSession(cfg, http, self.clock, policy=self._policy)

@@ -22,13 +22,14 @@ import orjson
 from harvester.clock import Clock, SystemClock
 from harvester.config import NobbConfig
 from harvester.errors import FetchError
-from harvester.http import HttpClient, HttpSettings
+from harvester.http import HttpClient
 from harvester.limiter import RateLimiter
 from harvester.partitions import plan
 from harvester.positions import Positions
 from harvester.retry import RetryPolicy
 from harvester.scheduler import run_pool
 from harvester.sources.base import RunContext
+from harvester.sources.endpoint import check_certificate, http_settings
 from harvester.sources.nobb_fetch import PageFetcher
 from harvester.walk import TOTAL, Partition, Seam, Walk, header
 
@@ -54,20 +55,16 @@ class NobbSource:
         key = orjson.loads(line)["nobbNumber"]
         return int(key)
 
+    async def check(self) -> None:
+        await check_certificate(self.cfg, self.name)
+
     async def harvest(self, ctx: RunContext) -> None:
         cfg = self.cfg
         rate, period = cfg.rate
-        settings = HttpSettings(
-            concurrency=cfg.concurrency,
-            connect_timeout=cfg.connect_timeout,
-            first_byte_timeout=cfg.first_byte_timeout,
-            read_timeout=cfg.read_timeout,
-            max_body_bytes=cfg.max_body_mb << 20,
-            accept_encoding=cfg.accept_encoding,
-        )
+        settings = http_settings(cfg, self.name)
         self._limiter = RateLimiter(max_rate=rate, time_period=period, clock=self.clock)
         ctx.progress.limit = cfg.rate_limit
-        async with HttpClient(settings, base_url=cfg.base_url) as http:
+        async with HttpClient(settings, base_url=cfg.base_url, report=ctx.transport) as http:
             self._fetcher = PageFetcher(
                 http=http, limiter=self._limiter, auth=self._auth, policy=self._policy,
                 clock=self.clock, start_day=ctx.started.date().isoformat(),
