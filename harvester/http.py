@@ -187,7 +187,11 @@ def _translate(label: str, route: _Route | None = None) -> Iterator[None]:
     except (aiohttp.ServerTimeoutError, TimeoutError) as exc:
         raise TimeoutError_(f"timed out ({type(exc).__name__})", request=label) from exc
     except (aiohttp.ClientConnectorError, ConnectionRefusedError) as exc:
-        raise ConnectError(f"cannot connect: {exc.strerror or exc}", request=label) from exc
+        target = route.host if route else ""
+        os_error = getattr(exc, "os_error", exc)
+        reason = exc.strerror or os_error.strerror or type(os_error).__name__
+        raise ConnectError(f"cannot connect{' to ' + target if target else ''}: {reason}",
+                           request=label) from exc  # fmt: skip
     except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError, ConnectionError) as exc:
         raise TruncatedBody(
             f"the connection broke mid-body ({type(exc).__name__})", request=label
