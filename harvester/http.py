@@ -157,6 +157,13 @@ class _Route:
         return f"proxy {self.proxy.proxy.url} (from {self.proxy.origin})" if self.proxy else ""
 
 
+def _reason(exc: OSError) -> str:
+    """``Connection refused`` rather than asyncio's ``Connect call failed ('127.0.0.1', 1)``."""
+    if exc.errno:
+        return os.strerror(exc.errno)
+    return exc.strerror or type(exc).__name__
+
+
 @contextmanager
 def _translate(label: str, route: _Route | None = None) -> Iterator[None]:
     """aiohttp/OS/timeout exceptions → harvester's error tree (once, here)."""
@@ -174,7 +181,7 @@ def _translate(label: str, route: _Route | None = None) -> Iterator[None]:
         ) from None  # fmt: skip
     except aiohttp.ClientProxyConnectionError as exc:
         where = route.via() if route else "the proxy"
-        raise ConnectError(f"cannot connect to {where}: {exc.strerror or 'refused'}",
+        raise ConnectError(f"cannot connect to {where}: {_reason(exc.os_error)}",
                            request=label) from None  # fmt: skip
     except aiohttp.ClientHttpProxyError as exc:
         where = route.via() if route else "the proxy"
@@ -188,8 +195,7 @@ def _translate(label: str, route: _Route | None = None) -> Iterator[None]:
         raise TimeoutError_(f"timed out ({type(exc).__name__})", request=label) from exc
     except (aiohttp.ClientConnectorError, ConnectionRefusedError) as exc:
         target = route.host if route else ""
-        os_error = getattr(exc, "os_error", exc)
-        reason = exc.strerror or os_error.strerror or type(os_error).__name__
+        reason = _reason(getattr(exc, "os_error", exc))
         raise ConnectError(f"cannot connect{' to ' + target if target else ''}: {reason}",
                            request=label) from exc  # fmt: skip
     except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError, ConnectionError) as exc:

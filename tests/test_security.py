@@ -108,14 +108,16 @@ async def test_no_credential_in_anything_written_or_printed(
 
 def test_the_user_chosen_paths_are_the_only_configurable_ones() -> None:
     """Config keys and flags that are paths: output.dir, output.prometheus_file, --out (a path
-    or s3:// URL), --summary-json (written); --config, password_file, status --out (read)."""
+    or s3:// URL), --summary-json (written); --config, password_file, ca_file, status --out
+    (read)."""
     path_keys = {
         f"{cls.__name__}.{f.name}"
         for cls in (OutputConfig, NobbConfig, DbkConfig)
         for f in fields(cls)
         if "Path" in str(f.type)
     }
-    assert path_keys == {"OutputConfig.dir", "OutputConfig.prometheus_file"}
+    assert path_keys == {"OutputConfig.dir", "OutputConfig.prometheus_file",
+                         "NobbConfig.ca_file", "DbkConfig.ca_file"}  # fmt: skip
     commands = {
         name: {flag for a in sub._actions if a.type in (Path, out_arg) for flag in a.option_strings}
         for action in build_parser()._actions

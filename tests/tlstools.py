@@ -23,9 +23,6 @@ from types import TracebackType
 
 import trustme
 
-#: proxy.py's access log line for a tunnel: "<client> - CONNECT <host>:<port> - <n> bytes - ..."
-_CONNECT = re.compile(r" - CONNECT ([^ ]+):(\d+) - ")
-
 
 @dataclass(frozen=True, slots=True)
 class TlsFiles:
@@ -133,13 +130,18 @@ class ProxyServer:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
-    def connects(self, *, port: int, at_least: int = 1, deadline: float = 60.0) -> list[str]:
-        """The proxy's own CONNECT log lines to 127.0.0.1:port, polled until ``at_least`` are
-        there (proxy.py writes a tunnel's line when the tunnel closes)."""
+    def lines(self, pattern: str, *, at_least: int = 1, deadline: float = 60.0) -> list[str]:
+        """The proxy's own log lines matching ``pattern``, polled until ``at_least`` are there
+        (proxy.py writes a connection's access line when that connection closes)."""
+        regex = re.compile(pattern)
         end = time.monotonic() + deadline
         while True:
-            found = [line for line in self.log().splitlines()
-                     if (m := _CONNECT.search(line)) and int(m.group(2)) == port]  # fmt: skip
+            found = [line for line in self.log().splitlines() if regex.search(line)]
             if len(found) >= at_least or time.monotonic() > end:
                 return found
             time.sleep(0.05)
+
+    def connects(self, *, port: int, at_least: int = 1, deadline: float = 60.0) -> list[str]:
+        """The CONNECT lines to 127.0.0.1:port (see ``lines``)."""
+        return self.lines(rf" - CONNECT 127\.0\.0\.1:{port} - ", at_least=at_least,
+                          deadline=deadline)  # fmt: skip
