@@ -10,10 +10,15 @@
    binds): 1, 2, 4 and 8 partitions walked from one end or from both, interleaved, against one
    sequential walk of the same catalogue in the same round: wall time (planning probes and the
    catch-up partition included), requests, speedup (median of the rounds' ratios).
+3. HTTPS beside plain HTTP: the same dump (part 1's, output uncompressed) from two simulators,
+   one serving TLS with a throwaway CA (trustme; the client trusts it through SSL_CERT_FILE),
+   interleaved: items/s of each, their ratio (target >= 0.85) and the connections each dump
+   opened (keep-alive: about one per walk, not one per page).
 
     python -m benchmarks.bench_nobb [--items 200000] [--rounds 2] [--latency-rounds 3]
                                     [--accept-encoding identity|"gzip, br"]
     python -m benchmarks.bench_nobb --only latency      # part 2 alone (about 3 minutes)
+    python -m benchmarks.bench_nobb --only tls [--tls-rounds 3]   # part 3 alone
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import argparse
 import asyncio
 import base64
 import importlib.util
+import os
 import resource
 import statistics
 import subprocess
@@ -41,10 +47,10 @@ AUTH = {
 LAYOUTS = [(1, 1), (1, 2), (2, 1), (2, 2), (4, 1), (4, 2), (8, 1), (8, 2)]
 
 
-def start(*flags: str) -> tuple[subprocess.Popen[str], str]:
+def start(*flags: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "harvester", "simulate", "--port", "0", "--rate-limit", "0", *flags],
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE, text=True, env=env,
     )  # fmt: skip
     assert proc.stdout is not None
     return proc, proc.stdout.readline().split()[-1]
@@ -70,8 +76,8 @@ async def naive(url: str, out: Path, page_size: int) -> int:
 async def harvester(
     url: str, out: Path, page_size: int, concurrency: int, partitions: int, ends: int,
     compression: str, accept_encoding: str = "identity",
-) -> tuple[int, int]:  # fmt: skip
-    """One dump; (records, requests)."""
+) -> tuple[int, int, int]:  # fmt: skip
+    """One dump; (records, requests, connections opened)."""
     from harvester.config import NobbConfig, OutputConfig, Secret
     from harvester.progress import Progress
     from harvester.run import run_source
@@ -87,12 +93,14 @@ async def harvester(
         NobbSource(cfg), mode="dump", output=OutputConfig(compression=compression),  # type: ignore[arg-type]
         out_dir=out, config_digest="bench", progress=progress,
     )  # fmt: skip
-    return result.manifest.records, progress.requests
+    connections = int(str(result.manifest.transport.get("connections", 0)))
+    return result.manifest.records, progress.requests, connections
 
 
 def child(variant: str, url: str, page_size: int, partitions: int, ends: int, wire: str) -> None:
-    """Run one variant in this (fresh) process; prints records, seconds, peak RSS MB, requests."""
-    requests = 0
+    """Run one variant in this (fresh) process; prints records, seconds, peak RSS MB, requests,
+    connections."""
+    requests = connections = 0
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
         if variant == "naive":
@@ -103,22 +111,23 @@ def child(variant: str, url: str, page_size: int, partitions: int, ends: int, wi
                 from harvester import compress as sink
 
                 sink.ISAL_LEVELS = ()  # the fallback, for the side-by-side figure
-            n, requests = asyncio.run(
+            n, requests, connections = asyncio.run(
                 harvester(url, Path(tmp), page_size, partitions * ends, partitions, ends,
                           compression, wire)
             )  # fmt: skip
         dt = time.perf_counter() - t
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"{n} {dt} {rss} {requests}")
+    print(f"{n} {dt} {rss} {requests} {connections}")
 
 
 def run_child(
-    variant: str, url: str, page_size: int, parts: int = 1, ends: int = 1, wire: str = "identity"
-) -> list[float]:
+    variant: str, url: str, page_size: int, parts: int = 1, ends: int = 1, wire: str = "identity",
+    env: dict[str, str] | None = None,
+) -> list[float]:  # fmt: skip
     out = subprocess.run(
         [sys.executable, "-m", "benchmarks.bench_nobb", "--child", variant, url, str(page_size),
          str(parts), str(ends), wire],
-        check=True, capture_output=True, text=True,
+        check=True, capture_output=True, text=True, env=env,
     ).stdout.split()  # fmt: skip
     return [float(x) for x in out]
 
@@ -192,18 +201,63 @@ def latency(rounds: int, items: int = 10_000, page_size: int = 100) -> None:
           f"{speedup[(4, 2)]:.2f}x faster (target >= 6)")  # fmt: skip
 
 
+def tls(items: int, rounds: int) -> None:
+    """Part 3: the same dump over HTTPS and over plain HTTP, interleaved; items/s, connections."""
+    import trustme
+
+    with tempfile.TemporaryDirectory() as tmp:
+        ca = trustme.CA()
+        cert = ca.issue_cert("127.0.0.1")
+        ca_pem, chain, key = Path(tmp, "ca.pem"), Path(tmp, "chain.pem"), Path(tmp, "key.pem")
+        ca.cert_pem.write_to_path(str(ca_pem))
+        chain.write_bytes(b"".join(blob.bytes() for blob in cert.cert_chain_pems))
+        cert.private_key_pem.write_to_path(str(key))
+        env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+        plain, plain_url = start("--nobb-items", str(items), env=env)
+        secure, tls_url = start("--nobb-items", str(items), "--tls-cert", str(chain),
+                                "--tls-key", str(key), env=env)  # fmt: skip
+        trusted = {**env, "SSL_CERT_FILE": str(ca_pem)}
+        runs: dict[str, list[list[float]]] = {"http": [], "https": []}
+        try:
+            for _ in range(rounds):
+                runs["http"].append(run_child("harvester-none", plain_url, 10_000, 2, 2,
+                                              env=env))  # fmt: skip
+                runs["https"].append(run_child("harvester-none", tls_url, 10_000, 2, 2,
+                                               env=trusted))  # fmt: skip
+        finally:
+            for proc in (plain, secure):
+                proc.terminate()
+                proc.wait()
+    print(f"3. NOBB dump over HTTPS beside plain HTTP, {items:,} items, pageSize 10000, 2 "
+          f"partitions x 2 ends, output uncompressed; medians of {rounds} interleaved "
+          "runs")  # fmt: skip
+    rate = {}
+    for name, rs in runs.items():
+        assert all(int(r[0]) == items for r in rs), rs
+        rate[name] = items / statistics.median(r[1] for r in rs)
+        conns = statistics.median(r[4] for r in rs)
+        reqs = statistics.median(r[3] for r in rs)
+        print(f"   {name:6s} {rate[name]:10,.0f} items/s  {conns:3.0f} connections per dump "
+              f"({reqs:.0f} requests)")  # fmt: skip
+    ratio = statistics.median(h[1] / s[1] for h, s in zip(runs["http"], runs["https"], strict=True))
+    print(f"   https / http items/s: {ratio:.2f} (median of the rounds' ratios; target >= 0.85)")
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--items", type=int, default=200_000)
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--latency-rounds", type=int, default=3)
-    p.add_argument("--only", choices=("throughput", "latency"))
+    p.add_argument("--tls-rounds", type=int, default=3)
+    p.add_argument("--only", choices=("throughput", "latency", "tls"))
     p.add_argument("--accept-encoding", default="identity", help="part 1: harvester's offer")
     args = p.parse_args()
-    if args.only != "latency":
+    if args.only in (None, "throughput"):
         throughput(args.items, args.rounds, args.accept_encoding)
-    if args.only != "throughput":
+    if args.only in (None, "latency"):
         latency(args.latency_rounds)
+    if args.only in (None, "tls"):
+        tls(args.items, args.tls_rounds)
 
 
 if __name__ == "__main__":

@@ -44,7 +44,7 @@ def child(url: str, page_size: int, concurrency: int) -> None:
     ends = 2 if concurrency > 1 else 1
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
-        n, _ = asyncio.run(
+        n, _, _ = asyncio.run(
             bench_nobb.harvester(
                 url, Path(tmp), page_size, concurrency, concurrency // ends, ends, "gzip"
             )
