@@ -11,6 +11,7 @@ from dataclasses import fields
 from pathlib import Path
 
 import pytest
+import trustme
 
 from harvester.cli import build_parser
 from harvester.config import DbkConfig, NobbConfig, OutputConfig
@@ -114,9 +115,12 @@ def test_toml_examples_are_valid_configs(tmp_path: Path) -> None:
     secret.write_text("pw\n")
     secret.chmod(0o600)
     env = {"NOBB_USERNAME": "u", "NOBB_PASSWORD": "p", "DBK_USERNAME": "u", "DBK_PASSWORD": "p"}
+    ca = tmp_path / "ca.pem"  # a real CA bundle wherever an example names one (ca_file)
+    trustme.CA().cert_pem.write_to_path(str(ca))
     blocks = [b for doc in sorted(DOCS.glob("*.md")) for b in _blocks(doc.read_text(), "toml")]
     assert len(blocks) >= 2
     for block in blocks:
+        block = re.sub(r'(ca_file = )"[^"]+"', rf'\1"{ca}"', block)
         raw = tomllib.loads(re.sub(r"/etc/harvester/\w+\.secret", str(secret), block))
         parse_config(raw, env)
 
