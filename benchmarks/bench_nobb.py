@@ -12,8 +12,9 @@
    catch-up partition included), requests, speedup (median of the rounds' ratios).
 3. HTTPS beside plain HTTP: the same dump (part 1's, output uncompressed) from two simulators,
    one serving TLS with a throwaway CA (trustme; the client trusts it through SSL_CERT_FILE),
-   interleaved: items/s of each, their ratio (target >= 0.85) and the connections each dump
-   opened (keep-alive: about one per walk, not one per page).
+   interleaved, on uvloop as ``harvester dump`` runs (``--tls-loop asyncio``: the default loop):
+   items/s of each, their ratio (target >= 0.85) and the connections each dump opened
+   (keep-alive: about one per walk, not one per page).
 
     python -m benchmarks.bench_nobb [--items 200000] [--rounds 2] [--latency-rounds 3]
                                     [--accept-encoding identity|"gzip, br"]
@@ -111,10 +112,15 @@ def child(variant: str, url: str, page_size: int, partitions: int, ends: int, wi
                 from harvester import compress as sink
 
                 sink.ISAL_LEVELS = ()  # the fallback, for the side-by-side figure
-            n, requests, connections = asyncio.run(
-                harvester(url, Path(tmp), page_size, partitions * ends, partitions, ends,
-                          compression, wire)
-            )  # fmt: skip
+            dump = harvester(url, Path(tmp), page_size, partitions * ends, partitions, ends,
+                             compression, wire)  # fmt: skip
+            factory = None
+            if variant.endswith("-uvloop"):  # the loop `harvester dump` runs on
+                from harvester.cli import loop_factory
+
+                factory = loop_factory()
+            with asyncio.Runner(loop_factory=factory) as runner:
+                n, requests, connections = runner.run(dump)
         dt = time.perf_counter() - t
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"{n} {dt} {rss} {requests} {connections}")
@@ -201,8 +207,12 @@ def latency(rounds: int, items: int = 10_000, page_size: int = 100) -> None:
           f"{speedup[(4, 2)]:.2f}x faster (target >= 6)")  # fmt: skip
 
 
-def tls(items: int, rounds: int) -> None:
-    """Part 3: the same dump over HTTPS and over plain HTTP, interleaved; items/s, connections."""
+def tls(items: int, rounds: int, loop: str = "uvloop") -> None:
+    """Part 3: the same dump over HTTPS and over plain HTTP, interleaved; items/s, connections.
+
+    The dumps run on uvloop, as ``harvester dump`` does (``loop="asyncio"``: the default loop,
+    whose pure-Python TLS costs more)."""
+    variant = "harvester-none-uvloop" if loop == "uvloop" else "harvester-none"
     import trustme
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -220,17 +230,15 @@ def tls(items: int, rounds: int) -> None:
         runs: dict[str, list[list[float]]] = {"http": [], "https": []}
         try:
             for _ in range(rounds):
-                runs["http"].append(run_child("harvester-none", plain_url, 10_000, 2, 2,
-                                              env=env))  # fmt: skip
-                runs["https"].append(run_child("harvester-none", tls_url, 10_000, 2, 2,
-                                               env=trusted))  # fmt: skip
+                runs["http"].append(run_child(variant, plain_url, 10_000, 2, 2, env=env))
+                runs["https"].append(run_child(variant, tls_url, 10_000, 2, 2, env=trusted))
         finally:
             for proc in (plain, secure):
                 proc.terminate()
                 proc.wait()
     print(f"3. NOBB dump over HTTPS beside plain HTTP, {items:,} items, pageSize 10000, 2 "
-          f"partitions x 2 ends, output uncompressed; medians of {rounds} interleaved "
-          "runs")  # fmt: skip
+          f"partitions x 2 ends, output uncompressed, {loop} loop; medians of {rounds} "
+          "interleaved runs")  # fmt: skip
     rate = {}
     for name, rs in runs.items():
         assert all(int(r[0]) == items for r in rs), rs
@@ -249,6 +257,7 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--latency-rounds", type=int, default=3)
     p.add_argument("--tls-rounds", type=int, default=3)
+    p.add_argument("--tls-loop", choices=("uvloop", "asyncio"), default="uvloop")
     p.add_argument("--only", choices=("throughput", "latency", "tls"))
     p.add_argument("--accept-encoding", default="identity", help="part 1: harvester's offer")
     args = p.parse_args()
@@ -257,7 +266,7 @@ def main() -> None:
     if args.only in (None, "latency"):
         latency(args.latency_rounds)
     if args.only in (None, "tls"):
-        tls(args.items, args.tls_rounds)
+        tls(args.items, args.tls_rounds, args.tls_loop)
 
 
 if __name__ == "__main__":

@@ -326,6 +326,8 @@ class HttpClient:
         session = self._open()
         body = orjson.dumps(request.json) if request.json is not None else None
         headers = dict(request.headers)
+        if self._proxy_headers is not None and self._base.startswith("http:"):
+            headers.update(self._proxy_headers)  # plain http: the proxy reads the request itself
         if body is not None:
             headers["Content-Type"] = "application/json"
         # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancellation that arrives

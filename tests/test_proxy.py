@@ -222,3 +222,21 @@ async def test_unreachable_proxy_is_one_line_and_exit_1(
     assert errors[1] == f"error: {named} [dbk POST /dwapi/users/authenticate]"
     assert all(named in line for line in stderr.splitlines() if "proxy http" in line), stderr
     assert MARKER not in stdout + stderr
+
+
+async def test_plain_http_through_a_proxy_with_basic_auth(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """http:// to loopback via a password-protected proxy: the credentials ride on each request."""
+    px_dir = tmp_path_factory.mktemp("httpauthproxy")
+    with ProxyServer(px_dir, basic_auth=f"proxyuser:{MARKER}") as px:
+        good = ProxyUrl.parse(f"http://proxyuser:{MARKER}@127.0.0.1:{px.port}", key="nobb.proxy")
+        bad = ProxyUrl.parse(f"http://proxyuser:{MARKER}-x@127.0.0.1:{px.port}", key="nobb.proxy")
+        async with Simulator(SimSettings(nobb_items=300, rate_limit=0, seed=37)) as sim:
+            done = await _dump(sim, tmp_path / "a", proxy=good, retries=1)
+            refused = await _dump(sim, tmp_path / "b", proxy=bad, retries=1)
+    assert done.manifest.complete and done.manifest.records == 300
+    assert not refused.manifest.complete and refused.manifest.records == 0
+    assert refused.manifest.partitions["plan"]["error"].startswith(  # type: ignore[index]
+        f"proxy http://127.0.0.1:{px.port} (from nobb.proxy) refused the request: HTTP 407"
+    )
