@@ -1,8 +1,9 @@
 """The client's TLS context: verification always on, TLS 1.2 or newer, the system trust store.
 
-``client_context(ca_file)`` starts from the system's trust store, which OpenSSL reads from
-``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` when they are set (instead of its built-in paths), and adds
-the PEM bundle ``ca_file`` (a company CA that re-signs TLS) on top. Nothing turns verification or
+``client_context(ca_file)`` starts from the system's trust store, OpenSSL's default CA file and
+directory, where ``SSL_CERT_FILE`` replaces the file and ``SSL_CERT_DIR`` the directory when set
+(as for OpenSSL, curl and Python), and adds the PEM bundle ``ca_file`` (a company CA that
+re-signs TLS) on top. Nothing turns verification or
 host name checks off. ``verify_reason`` words a failed verification the way OpenSSL does.
 """
 
@@ -20,11 +21,11 @@ __all__ = ["client_context", "verify_reason"]
 
 def _check_env(env: Mapping[str, str]) -> None:
     """A set ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` that names nothing is a mistake worth naming."""
-    for name, want in (("SSL_CERT_FILE", os.path.isfile), ("SSL_CERT_DIR", os.path.isdir)):
-        value = env.get(name)
-        if value and not all(want(p) for p in value.split(os.pathsep) if p):
-            kind = "file" if name == "SSL_CERT_FILE" else "directory"
-            raise ConfigError(f"{name}: {value} is not a readable {kind}")
+    cafile, capath = env.get("SSL_CERT_FILE"), env.get("SSL_CERT_DIR")
+    if cafile and not os.path.isfile(cafile):
+        raise ConfigError(f"SSL_CERT_FILE: {cafile} is not a readable file")
+    if capath and not all(os.path.isdir(p) for p in capath.split(os.pathsep) if p):
+        raise ConfigError(f"SSL_CERT_DIR: {capath} is not a readable directory")
 
 
 def client_context(
@@ -35,8 +36,24 @@ def client_context(
     Raises ``ConfigError`` naming ``key`` when ``ca_file`` cannot be read or holds no
     certificate, and naming the variable when ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` is wrong.
     """
-    _check_env(os.environ if env is None else env)
-    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    env = os.environ if env is None else env
+    _check_env(env)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    cafile, capath = env.get("SSL_CERT_FILE") or None, env.get("SSL_CERT_DIR") or None
+    if cafile is None and capath is None:
+        context.load_default_certs(ssl.Purpose.SERVER_AUTH)
+    else:  # what OpenSSL does with the variables, read from ``env`` rather than the process
+        default = ssl.get_default_verify_paths()
+        if cafile is None and os.path.isfile(default.openssl_cafile):
+            cafile = default.openssl_cafile
+        if capath is None and os.path.isdir(default.openssl_capath):
+            capath = default.openssl_capath
+        try:
+            if cafile is not None or capath is not None:
+                context.load_verify_locations(cafile=cafile, capath=capath)
+        except ssl.SSLError as exc:
+            name = "SSL_CERT_FILE" if env.get("SSL_CERT_FILE") else "SSL_CERT_DIR"
+            raise ConfigError(f"{name}: cannot load {env.get(name)}: {exc.reason}") from None
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.verify_mode = ssl.CERT_REQUIRED
     context.check_hostname = True

@@ -119,8 +119,9 @@ async def test_ssl_cert_dir_is_honoured(
     certs.mkdir()
     (certs / f"{_subject_hash(tls.ca_pem)}.0").write_text(tls.ca_pem.read_text())
     monkeypatch.setenv("SSL_CERT_DIR", str(certs))
-    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "empty.pem"))
-    (tmp_path / "empty.pem").write_text("")
+    other = tmp_path / "other-ca.pem"  # the file names an unrelated CA: only the directory helps
+    trustme.CA().cert_pem.write_to_path(str(other))
+    monkeypatch.setenv("SSL_CERT_FILE", str(other))
     async with Simulator(SimSettings(nobb_items=300, rate_limit=0, seed=24),
                          ssl_context=tls.server_context()) as sim:  # fmt: skip
         result = await _dump(sim, tmp_path / "out")
@@ -248,3 +249,7 @@ def test_ca_file_problems_are_config_errors_naming_the_key(tmp_path: Path) -> No
         parse_config(raw, {})
     with pytest.raises(ConfigError, match=r"^SSL_CERT_FILE: /nowhere\.pem is not a readable file"):
         client_context(env={"SSL_CERT_FILE": "/nowhere.pem"})
+    with pytest.raises(ConfigError, match=r"^SSL_CERT_FILE: cannot load .*junk\.pem: NO_CERT"):
+        client_context(env={"SSL_CERT_FILE": str(tmp_path / "junk.pem")})
+    with pytest.raises(ConfigError, match=r"^SSL_CERT_DIR: /nowhere is not a readable directory"):
+        client_context(env={"SSL_CERT_DIR": "/nowhere"})
