@@ -100,7 +100,7 @@ async def harvester(
 
 def child(variant: str, url: str, page_size: int, partitions: int, ends: int, wire: str) -> None:
     """Run one variant in this (fresh) process; prints records, seconds, peak RSS MB, requests,
-    connections."""
+    connections, CPU seconds."""
     requests = connections = 0
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
@@ -123,7 +123,8 @@ def child(variant: str, url: str, page_size: int, partitions: int, ends: int, wi
                 n, requests, connections = runner.run(dump)
         dt = time.perf_counter() - t
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"{n} {dt} {rss} {requests} {connections}")
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    print(f"{n} {dt} {rss} {requests} {connections} {usage.ru_utime + usage.ru_stime}")
 
 
 def run_child(
@@ -207,6 +208,15 @@ def latency(rounds: int, items: int = 10_000, page_size: int = 100) -> None:
           f"{speedup[(4, 2)]:.2f}x faster (target >= 6)")  # fmt: skip
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used so far (Linux /proc; 0.0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def tls(items: int, rounds: int, loop: str = "uvloop") -> None:
     """Part 3: the same dump over HTTPS and over plain HTTP, interleaved; items/s, connections.
 
@@ -230,8 +240,11 @@ def tls(items: int, rounds: int, loop: str = "uvloop") -> None:
         runs: dict[str, list[list[float]]] = {"http": [], "https": []}
         try:
             for _ in range(rounds):
-                runs["http"].append(run_child(variant, plain_url, 10_000, 2, 2, env=env))
-                runs["https"].append(run_child(variant, tls_url, 10_000, 2, 2, env=trusted))
+                sides = (("http", plain, plain_url, env), ("https", secure, tls_url, trusted))
+                for name, proc, url, child_env in sides:
+                    before = cpu_seconds(proc.pid)
+                    run = run_child(variant, url, 10_000, 2, 2, env=child_env)
+                    runs[name].append([*run, cpu_seconds(proc.pid) - before])
         finally:
             for proc in (plain, secure):
                 proc.terminate()
@@ -245,10 +258,18 @@ def tls(items: int, rounds: int, loop: str = "uvloop") -> None:
         rate[name] = items / statistics.median(r[1] for r in rs)
         conns = statistics.median(r[4] for r in rs)
         reqs = statistics.median(r[3] for r in rs)
+        cpu, sim_cpu = statistics.median(r[5] for r in rs), statistics.median(r[6] for r in rs)
         print(f"   {name:6s} {rate[name]:10,.0f} items/s  {conns:3.0f} connections per dump "
-              f"({reqs:.0f} requests)")  # fmt: skip
-    ratio = statistics.median(h[1] / s[1] for h, s in zip(runs["http"], runs["https"], strict=True))
+              f"({reqs:.0f} requests), CPU s per dump: harvester {cpu:.1f}, simulator "
+              f"{sim_cpu:.1f}")  # fmt: skip
+    pairs = list(zip(runs["http"], runs["https"], strict=True))
+    ratio = statistics.median(h[1] / s[1] for h, s in pairs)
+    seconds = ", ".join(f"{h[1]:.1f}/{s[1]:.1f}" for h, s in pairs)
+    cpu_ratio = statistics.median(s[5] / h[5] for h, s in pairs)
+    print(f"   seconds per round, http/https: {seconds}")
     print(f"   https / http items/s: {ratio:.2f} (median of the rounds' ratios; target >= 0.85)")
+    print(f"   harvester CPU per dump, https / http: {cpu_ratio:.2f}x (what TLS costs the client, "
+          "whatever the machine's load)")  # fmt: skip
 
 
 def main() -> None:
