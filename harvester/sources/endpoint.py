@@ -38,13 +38,13 @@ def http_settings(cfg: NobbConfig | DbkConfig, name: str, *, extra: int = 0) -> 
 async def check_certificate(cfg: NobbConfig | DbkConfig, name: str) -> None:
     """Raise ``CertificateError`` if ``cfg.base_url``'s certificate does not verify (https only).
 
-    Plain http (loopback) needs no check. ``ConfigError`` (a bad ``SSL_CERT_FILE``, an
+    Plain http (loopback) needs no request. ``ConfigError`` (a bad ``SSL_CERT_FILE``, an
     unreadable ``ca_file``, a bad proxy variable) raises too; transport and status errors do
     not: the run meets them again and retries.
     """
-    if not cfg.base_url.lower().startswith("https:"):
-        return
     async with HttpClient(http_settings(cfg, name), base_url=cfg.base_url) as http:
+        if not cfg.base_url.lower().startswith("https:"):
+            return  # the client is built all the same: a bad proxy variable stops us here
         try:
             await http.check()
         except FetchError as exc:
