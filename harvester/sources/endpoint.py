@@ -10,6 +10,7 @@ left to the run, which retries it like every request.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from harvester.config import DbkConfig, NobbConfig
 from harvester.errors import FetchError
@@ -42,7 +43,11 @@ async def check_certificate(cfg: NobbConfig | DbkConfig, name: str) -> None:
     unreadable ``ca_file``, a bad proxy variable) raises too; transport and status errors do
     not: the run meets them again and retries.
     """
-    async with HttpClient(http_settings(cfg, name), base_url=cfg.base_url) as http:
+    settings = http_settings(cfg, name)
+    # The handshake is what matters: a server slow to answer HEAD must not hold the run back.
+    settings = replace(settings, first_byte_timeout=min(settings.first_byte_timeout,
+                                                        settings.connect_timeout + 10))  # fmt: skip
+    async with HttpClient(settings, base_url=cfg.base_url) as http:
         if not cfg.base_url.lower().startswith("https:"):
             return  # the client is built all the same: a bad proxy variable stops us here
         try:
