@@ -48,6 +48,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="a permanent fault: answer 500 to every export request whose path, query or body "
         "contains TEXT",
     )
+    for flag, what in (
+        (
+            "--dbk-from-exclusive",
+            "DBK updatedFrom exclusive (a product at updatedFrom left out)",
+        ),
+        ("--dbk-to-inclusive", "DBK updatedTo inclusive (a product at updatedTo is sent)"),
+        ("--nobb-from-exclusive", "NOBB from exclusive (items changed on the from day left out)"),
+        ("--nobb-to-exclusive", "NOBB to exclusive (items changed on the to day left out)"),
+    ):
+        p.add_argument(flag, action="store_true", help=what)
     p.add_argument("--username", default=d.username)
     p.add_argument("--password", default=d.password)
 
@@ -68,6 +78,10 @@ def settings_from(args: argparse.Namespace) -> SimSettings:
         dbk_bulk_second=args.dbk_bulk_second,
         faults=args.faults,
         fail_matching=args.fail_matching,
+        dbk_from_exclusive=args.dbk_from_exclusive,
+        dbk_to_inclusive=args.dbk_to_inclusive,
+        nobb_from_exclusive=args.nobb_from_exclusive,
+        nobb_to_exclusive=args.nobb_to_exclusive,
         username=args.username,
         password=args.password,
     )

@@ -34,6 +34,12 @@ class SimSettings:
     #: A permanent fault: every request whose path and query (or JSON body) contain this text
     #: answers 500, however often it is retried (NOBB and DBK exports; never authentication).
     fail_matching: str | None = None
+    #: The readings of the open window ends (open-points.md): DBK ``updatedFrom`` inclusive and
+    #: ``updatedTo`` exclusive, NOBB ``from`` and ``to`` inclusive, unless one of these is set.
+    dbk_from_exclusive: bool = False
+    dbk_to_inclusive: bool = False
+    nobb_from_exclusive: bool = False
+    nobb_to_exclusive: bool = False
     username: str = "harvester"
     password: str = "harvester"
 
