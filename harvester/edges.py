@@ -15,8 +15,9 @@ inclusive. Once a product at ``updatedFrom`` is seen, the end is inclusive and `
 ``updatedTo`` is sent as ``end`` (exact when exclusive) until a product stamped exactly
 ``updatedTo`` comes back, then as ``end - 1``. A datestamp on a whole minute is no proof until
 the server has shown it writes seconds (it may be a stamp without them), and proofs only ever
-make the request exact, never narrower than the range. Under the default reading the first responses prove ``updatedFrom`` inclusive,
-so the overlap costs a few products in the first windows of a run, not a second per window.
+make the request exact, never narrower than the range. Under the default reading the first
+responses prove ``updatedFrom`` inclusive, so the overlap costs a few products in the first
+windows of a run, not a second per window.
 
 ``DayEdges`` (NOBB) is measured at planning time with ``x-totalHits`` probes: see
 ``partitions.py``'s ``tile``; an end not measured is sent one day wide (``from = first - 1``).

@@ -126,7 +126,7 @@ class DbkSource:
             self._session = DbkSession(cfg, http, self.clock, policy=self._policy)
             self._fetcher = WindowFetcher(
                 cfg=cfg, http=http, limiter=self._limiter, session=self._session, conv=conv,
-                clock=self.clock, policy=self._policy, on_record=self._on_record,
+                clock=self.clock, policy=self._policy, on_record=self._on_record, floor=start,
             )  # fmt: skip
             await self._session.bearer()  # bad credentials stop the source before any window
             main = WindowPlanner(
@@ -232,10 +232,11 @@ class DbkSource:
                 log.error("dbk window %s: %s", w.id, why)
                 ctx.partitions[w.id] = {"ok": False, "start": w.start, "end": w.end, "error": why}
             return
-        planner.complete(w, got.count)
+        planner.complete(w, got.count - got.extra)
         ctx.progress.partitions_done += 1
         result: dict[str, object] = {"ok": True, "start": w.start, "end": w.end,
-                                     "count": got.count, "written": got.written}  # fmt: skip
+                                     "count": got.count - got.extra,
+                                     "written": got.written}  # fmt: skip
         self._extra += got.extra
         if catch_up:
             result["catch_up"] = True

@@ -72,6 +72,8 @@ class WindowFetcher:
     clock: Clock
     policy: RetryPolicy
     on_record: Callable[[Key, bytes, bool], None]
+    #: The run's first second: an overlap second below it is the previous run's (not written).
+    floor: int | None = None
 
     async def fetch(
         self, ctx: RunContext, w: Window, *, stop_when_full: bool, bounds: tuple[int, int]
@@ -185,6 +187,9 @@ class WindowFetcher:
                 converted[0] += len(records)
                 _edge_times(out, (t for _, _, t in records if t is not None), bounds)
                 for key, line, t in records:
+                    if t is not None and t in overlap and self.floor is not None and t < self.floor:
+                        out.extra += 1  # asked for only as the overlap below the whole run
+                        continue
                     new = await ctx.sink.write(key, line)
                     if new:
                         ctx.progress.records += 1
