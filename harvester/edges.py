@@ -19,14 +19,19 @@ make the request exact, never narrower than the range. Under the default reading
 responses prove ``updatedFrom`` inclusive, so the overlap costs a few products in the first
 windows of a run, not a second per window.
 
-``DayEdges`` (NOBB) is measured at planning time with ``x-totalHits`` probes: see
-``partitions.py``'s ``tile``; an end not measured is sent one day wide (``from = first - 1``).
+``DayEdges`` (NOBB) learns from the items' change dates. Partitions are planned as whole days
+``..x`` / ``x+1..`` (exact when both ends are inclusive); an item changed on a partition's ``from``
+(``to``) day that comes back proves that end inclusive. When a dump's walks have not proven both,
+each boundary is walked again as ``from = x-1``, ``to = x+2``, which holds days ``x`` and ``x+1``
+under every reading (the days a gap can be), and the repeats are dropped. An open-ended range
+(the catch-up, a sync) asks ``from`` a day early until ``from`` is proven inclusive.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import date, timedelta
 
 __all__ = ["DayEdges", "SecondEdges"]
 
@@ -79,37 +84,41 @@ class SecondEdges:
 
 @dataclass(slots=True)
 class DayEdges:
-    """The NOBB reading of ``from`` / ``to``: ``None`` where not measured.
+    """The NOBB reading of ``from`` / ``to`` days: ``None`` until an item proves it inclusive.
 
-    ``gap`` is the measured distance between a partition's ``to`` day and the next one's
-    ``from`` day that tiles (1: both inclusive; 0: one of them exclusive; -1: both exclusive).
+    ``fixed`` takes the given reading as known and learns nothing (a benchmark's baseline).
     """
 
     from_inclusive: bool | None = None
     to_inclusive: bool | None = None
-    gap: int | None = None
     fixed: bool = False
+    fills: int = 0  #: boundary fills walked (see ``NobbSource``)
 
-    def since(self, day: int) -> int:
-        """The ``from`` day (days since 1970) that includes ``day`` under any reading known."""
-        return day if self.from_inclusive else day - 1
-
-    def learn_gap(self, gap: int, proven: bool) -> None:
-        """Record a boundary's tiling gap; ``proven`` when a non-empty day showed it."""
-        if self.fixed or not proven:
+    def observe(self, date_from: str | None, date_to: str | None, modified: str) -> None:
+        """An item changed on ``modified`` came back for a walk of ``date_from..date_to``."""
+        if self.fixed:
             return
-        self.gap = gap
-        if gap == 1:
-            self.from_inclusive = self.to_inclusive = True
-        elif gap == -1:
-            self.from_inclusive = self.to_inclusive = False
+        day = modified[:10]
+        if day == date_from:
+            self.from_inclusive = True
+        if day == date_to:
+            self.to_inclusive = True
+
+    @property
+    def tiles(self) -> bool:
+        """Partitions ``..x`` and ``x+1..`` hold every day between them: both ends inclusive."""
+        return bool(self.from_inclusive and self.to_inclusive)
+
+    def since(self, day: date) -> date:
+        """The ``from`` day that holds ``day`` under the reading known (a day early if unknown)."""
+        return day if self.from_inclusive else day - timedelta(days=1)
 
     def describe(self) -> dict[str, object]:
         """The reading for the manifest's checks."""
         return {
-            "from": _say(self.from_inclusive, self.fixed, "one day early"),
-            "to": _say(self.to_inclusive, self.fixed, "each boundary tiled by probes"),
-            "boundary_gap_days": self.gap,
+            "from": _say(self.from_inclusive, self.fixed, "a day early when open-ended"),
+            "to": _say(self.to_inclusive, self.fixed, "each boundary walked again"),
+            "boundary_fills": self.fills,
         }
 
 

@@ -14,6 +14,7 @@ import logging
 from dataclasses import dataclass, field
 
 from harvester.clock import Clock
+from harvester.edges import DayEdges
 from harvester.errors import AuthError, FetchError, Unauthorized
 from harvester.http import HttpClient, Request, Response, raise_for_status
 from harvester.latest import LatestVersions
@@ -42,6 +43,7 @@ class PageFetcher:
     start_day: str
     prints: LatestVersions = field(default_factory=LatestVersions)
     latest: LatestVersions | None = None
+    edges: DayEdges | None = None  #: learns the reading of from/to from the items' dates
 
     async def fetch(
         self,
@@ -128,6 +130,9 @@ class PageFetcher:
         a newer version (``latest.py``); before it, items changed on the start day are
         fingerprinted so the catch-up can tell them unchanged.
         """
+        if self.edges is not None and item.modified:
+            part = walk.partition
+            self.edges.observe(part.date_from, part.date_to, item.modified)
         claim = walk.on_item(item.key)
         if claim is not Claim.CLAIMED:
             return claim
