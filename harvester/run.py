@@ -71,6 +71,8 @@ class RunResult:
     def summary_line(self) -> str:
         m = self.manifest
         state = "complete" if m.complete else f"INCOMPLETE ({len(self.failed)} partitions failed)"
+        if m.checks.get("unaccounted"):  # never complete silently: say what is not accounted for
+            state += f" but {m.checks['unaccounted']} records unaccounted (see the manifest)"
         return (
             f"{self.source} {self.mode}: {state}, {m.records:,} records in {len(m.shards)} "
             f"shards, {self.duration:.1f}s -> {self.run}"

@@ -112,11 +112,16 @@ async def test_dump_and_sync_are_exact_under_each_reading(
             moved[ref] = when
         clock.offset += SYNC_AT - clock.time()
         sync = await _run(sim, tmp_path, "sync", clock)
+        state = orjson.loads((tmp_path / "dbk" / "state.json").read_bytes())
+        # A dump planned from the windows the earlier runs learned is exact too.
+        again = await _run(sim, tmp_path, "dump", clock)
     assert sync.manifest.complete and sync.exit_code == 0
     got = _refs(sync)
     assert len(got) == len(set(got)) and set(got) == set(moved)
-    state = orjson.loads((tmp_path / "dbk" / "state.json").read_bytes())
     assert state["high_water"] == datetime.fromtimestamp(int(SYNC_AT), UTC).isoformat()
+    assert state["windows"] and again.manifest.complete
+    refs = _refs(again)
+    assert len(refs) == len(set(refs)) == books.size
 
 
 def test_second_edges_learn_only_from_proof() -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from aiohttp import web
 
 from harvester.config import NobbConfig, OutputConfig, Secret
 from harvester.output import read_lines, verify_run
@@ -22,7 +23,7 @@ from harvester.sim.server import Simulator
 from harvester.sim.settings import SimSettings
 from harvester.sources.base import Mode
 from harvester.sources.nobb import NobbSource
-from tests.front import JumpClock
+from tests.front import Front, JumpClock, Upstream
 
 DUMP_AT = 1_790_000_000.0  # 2026-09-21 14:13:20 UTC
 SYNC_AT = DUMP_AT + 3 * 86400
@@ -81,8 +82,11 @@ async def test_dump_and_sync_are_exact_under_each_reading(
         assert len(keys) == len(set(keys)) == cat.size
         assert set(keys) == set(cat.keys)
         checks = dump.manifest.checks
-        bounds = [date.fromisoformat(p.partition("..")[2]) for p in dump.manifest.partitions
-                  if not p.startswith(("edge:", "catch-up:")) and not p.endswith("..end")]
+        bounds = [
+            date.fromisoformat(p.partition("..")[2])
+            for p in dump.manifest.partitions
+            if not p.startswith(("edge:", "catch-up:")) and not p.endswith("..end")
+        ]
         # At least two boundaries, each with items on its days and the day after.
         assert len(bounds) >= 2 and all(FIRST <= x < FIRST + timedelta(days=59) for x in bounds)
         assert "unaccounted" not in checks
@@ -106,3 +110,31 @@ async def test_dump_and_sync_are_exact_under_each_reading(
     assert len(got) == len(set(got)) and set(got) == set(moved)
     state = orjson.loads((tmp_path / "nobb" / "state.json").read_bytes())
     assert state["high_water"] == (TODAY + timedelta(days=3)).isoformat()
+
+
+async def test_a_planning_total_the_dump_cannot_account_for_is_named(tmp_path: Path) -> None:
+    """Items the catalogue's x-totalHits counted but no walk served: named, never silent."""
+
+    async def spoil(request: web.Request, up: Upstream) -> web.StreamResponse | None:
+        q = request.query
+        if "from" in q or "to" in q or "pageToken" in q or q.get("pageSize") != "1":
+            return None
+        headers = {**up.headers, "x-totalHits": str(int(up.headers["x-totalHits"]) + 7)}
+        return web.Response(status=up.status, body=up.body, headers=headers)
+
+    settings = SimSettings(nobb_items=800, rate_limit=0, seed=9)
+    clock = JumpClock(offset=DUMP_AT - JumpClock().time())
+    async with Simulator(settings, clock=clock.time) as sim, Front(sim, spoil) as front:
+        cfg = NobbConfig(base_url=front.url, username=Secret("harvester"),
+                         password=Secret("harvester"), rate_limit="0", page_size=100)  # fmt: skip
+        result = await run_source(
+            NobbSource(cfg, clock=clock), mode="dump", output=OutputConfig(), out_dir=tmp_path,
+            config_digest="test", progress=Progress(source="nobb"), clock=clock,
+        )  # fmt: skip
+    checks = result.manifest.checks
+    assert front.spoiled and result.manifest.records == 800
+    assert checks["planned_total"] == 807 and checks["unaccounted"] == 7
+    assert "7 items of the catalogue's x-totalHits at planning were not written" in str(
+        checks["note"]
+    )
+    assert "7 records unaccounted" in result.summary_line()
