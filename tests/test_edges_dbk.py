@@ -136,3 +136,24 @@ def test_second_edges_learn_only_from_proof() -> None:
     assert rule.bounds(100, 200) == (100, 199)
     fixed = SecondEdges(True, False, fixed=True)
     assert not fixed.observe((100, 200), [200], seconds=True) and fixed.bounds(1, 2) == (1, 2)
+
+
+@pytest.mark.parametrize(("from_exclusive", "to_inclusive"), READINGS, ids=IDS)
+async def test_a_dense_overlap_second_never_makes_a_window_unsplittable(
+    tmp_path: Path, from_exclusive: bool, to_inclusive: bool
+) -> None:
+    """Two adjacent seconds of 40 products each (cap 60) and nothing else: complete, exact."""
+    dense = BASE + 1000
+    times = [dense] * 40 + [dense + 1] * 40
+    settings = SimSettings(dbk_products=len(times), dbk_max_products=CAP, rate_limit=0,
+                           dbk_bulk_second=False, dbk_from_exclusive=from_exclusive,
+                           dbk_to_inclusive=to_inclusive)  # fmt: skip
+    clock = JumpClock(offset=DUMP_AT - JumpClock().time())
+    async with Simulator(settings, clock=clock.time) as sim:
+        _place(sim.ctx.books, times)
+        dump = await _run(sim, tmp_path, "dump", clock)
+        books = sim.ctx.books
+    assert dump.manifest.complete and dump.manifest.checks["unsplittable"] == []
+    refs = _refs(dump)
+    assert len(refs) == len(set(refs)) == 80
+    assert set(refs) == {books.record_reference(p) for p in range(80)}

@@ -211,11 +211,12 @@ class DbkSource:
             while True:
                 bounds = self._edges.bounds(w.start, w.end)
                 got = await self._fetcher.fetch(ctx, w, stop_when_full=full, bounds=bounds)
-                learned = self._edges.observe(bounds, got.at_edges, seconds=got.seconds)
-                if got.count < planner.cap or not learned:
+                self._edges.observe(bounds, got.at_edges, seconds=got.seconds)
+                if got.count < planner.cap or self._edges.bounds(w.start, w.end) == bounds:
                     break
-                # Full, and it held an overlap second the reading now known leaves out: ask
-                # again exactly before splitting (a dense neighbour must not make it look full).
+                # Full, and asked with an overlap second the reading now known (from this
+                # response or another) leaves out: ask again exactly before splitting, so a
+                # dense neighbour never makes a window look full. At most twice (two ends).
                 log.info("dbk edges now %s; window %s again", self._edges.describe(), w.id)
         except FetchError as exc:
             log.error("dbk window %s failed: %s", w.id, exc)
