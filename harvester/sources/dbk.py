@@ -1,13 +1,15 @@
 """The DBK / Bogportalen ONIX 3.1 export source: time windows, streamed ONIX → JSON.
 
-The export has no pagination, so a run covers ``[start, end)`` with ``updatedFrom`` (inclusive)
-/ ``updatedTo`` (exclusive) windows from ``windows.py``: a response holding
+The export has no pagination, so a run covers ``[start, end)`` with windows from ``windows.py``,
+each asked as ``updatedFrom`` / ``updatedTo`` by the edge rule (``edges.py``: one second early
+until the reading is proven, so every reading is exact): a response holding
 ``max_products_per_response`` products may have been cut off and is split; a one-second
 window still that full is named in the manifest and makes the run incomplete. A dump runs from
-``dbk.start`` to the run's start ``T0``, then a catch-up from ``T0`` to now for products that
-changed meanwhile; a sync runs from the last complete run's high-water mark minus
-``sync_overlap_days``. The windows a complete run saw are kept in ``state.json`` as the learned
-density the next run plans from.
+``dbk.start`` to the run's start ``T0`` (whole seconds), then a catch-up from ``T0`` to now for
+products that changed in ``T0``'s second or later; a sync runs from the last complete run's
+high-water mark (its ``T0``) minus ``sync_overlap_days``, and catches up the same way. The
+windows a complete run saw are kept in ``state.json`` as the learned density the next run plans
+from.
 
 One window's request, retries and body → records are ``dbk_fetch.py``'s. A window's records
 are final when the window is; finished windows are checkpointed in groups (every

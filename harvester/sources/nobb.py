@@ -4,7 +4,11 @@ A dump plans partitions from ``x-totalHits`` probes (``partitions.py``), walks e
 (``walk.py``: exactly-once at the seam, silent token expiry detected and recovered), and finally
 walks a catch-up partition ``from`` the run's start date, for items that changed while the dump
 ran; an item it meets that was written before it changed replaces its old line in the shards
-(``latest.py``), so a dump holds every item once, in its latest version. A sync walks ``from`` =
+(``latest.py``), so a dump holds every item once, in its latest version. Whichever way the server
+reads ``from`` / ``to``, nothing is lost (``edges.py``): the walks learn the reading from the items'
+change dates, a dump whose walks did not prove both ends inclusive walks each boundary again, and
+open ranges ask ``from`` a day early until it is proven inclusive. The cross-checks name every
+difference between what was written and the ``x-totalHits`` counts. A sync walks ``from`` =
 the last complete run's date minus ``sync_overlap_days``. Items stream from the body straight
 into the sink (``parse/nobb.py``); a page retried after a failure part-way re-reads only what the
 sink already has, and its key set drops the repeats. Walk positions are checkpointed
