@@ -22,7 +22,7 @@ READINGS = [(False, False), (True, False), (False, True), (True, True)]
 async def test_dbk_window_ends_follow_the_reading(
     http: aiohttp.ClientSession, from_exclusive: bool, to_inclusive: bool
 ) -> None:
-    """updatedFrom=t, updatedTo=t+2 holds t (unless from is exclusive) and t+2 (if to is inclusive)."""
+    """updatedFrom=t, updatedTo=t+2 holds t (unless from is exclusive), t+1, t+2 if to inclusive."""
     settings = SimSettings(dbk_products=400, rate_limit=0, dbk_bulk_second=False,
                            dbk_from_exclusive=from_exclusive,
                            dbk_to_inclusive=to_inclusive)  # fmt: skip
