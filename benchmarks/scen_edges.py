@@ -6,7 +6,9 @@ edge reading measured (what harvester does) and with it assumed known (the readi
 uses, told to the client: no overlap, no boundary walks), interleaved in one run. The row is the
 requests each sent (and wall seconds beside); ratio = assumed / measured, so 0.97 means 3 % more
 requests for being exact under every reading. One uncounted warm-up dump goes first; then
-``2 × rounds`` dumps per side (2 with ``--quick``), alternating which side goes first.
+``2 × rounds`` dumps per side (2 with ``--quick``), alternating which side goes first. A last
+row per source runs once against ``from`` read as exclusive: the requests exactness costs there,
+and how many records the assumed default reading would have lost (its run says complete).
 
     python -m benchmarks --only edges
     python -m benchmarks.scen_edges          # the same, printed on its own
@@ -52,8 +54,8 @@ async def _dump(
     result = await run_source(src, mode="dump", output=OutputConfig(compression="none"),
                               out_dir=out, config_digest="bench", progress=progress)  # fmt: skip
     secs = time.perf_counter() - t
-    assert result.manifest.complete, result.manifest.checks
-    return {"n": result.manifest.records, "requests": progress.requests, "secs": secs,
+    return {"n": result.manifest.records, "complete": result.manifest.complete,
+            "requests": progress.requests, "secs": secs,
             "edges": result.manifest.checks.get("edges")}  # fmt: skip
 
 
@@ -80,7 +82,7 @@ def edges(quick: bool, rounds: int) -> tuple[list[Row], dict[str, Any]]:
                 for name in ("measured", "assumed")[:: 1 if i % 2 == 0 else -1]:
                     runs[name].append(_once(source, url, None if name == "measured" else known))
         for name, rs in runs.items():
-            assert all(int(r["n"]) == n for r in rs), (source, name, rs)
+            assert all(int(r["n"]) == n and r["complete"] for r in rs), (source, name, rs)
         h, b = runs["measured"], runs["assumed"]
         what = "products" if source == "dbk" else "items"
         case = f"{source} dump, {size(n)} {what}, default reading"
@@ -95,6 +97,18 @@ def edges(quick: bool, rounds: int) -> tuple[list[Row], dict[str, Any]]:
                         baseline_name=BASE))  # fmt: skip
         extra[source] = {"requests_measured": [r["requests"] for r in h],
                          "requests_assumed": [r["requests"] for r in b]}  # fmt: skip
+        # Another reading (from exclusive), once each: what exactness costs there, and what
+        # the default reading's assumption, told to a client, would have lost.
+        other = "--dbk-from-exclusive" if source == "dbk" else "--nobb-from-exclusive"
+        with simulator(*flags, "--rate-limit", "0", other) as url:
+            m, a = _once(source, url, None), _once(source, url, known)
+        assert m["complete"] and int(m["n"]) == n, m
+        rows.append(Row(scenario="edges", case=f"{source} dump, {size(n)} {what}, {other[2:]}",
+                        metric="requests", harvester=m["requests"], baseline=a["requests"],
+                        baseline_name=BASE, runs={"measured": [m], "assumed": [a]},
+                        note=f"{other[2:]}: the assumed reading wrote {a['n']:,} of {n:,} "
+                             f"(complete={a['complete']}); measured: {m['edges']}"))  # fmt: skip
+        extra[source]["other_reading"] = {"measured": m, "assumed": a}
     return rows, extra
 
 
