@@ -178,7 +178,7 @@ class NobbSource:
         checks["catch_up_written"] = only["catch_up"]
         checks["edge_fill_written"] = only["edge_fill"]
         checks["edges"] = self._edges.describe()
-        notes = []
+        notes = [str(checks["note"])] if checks.get("note") else []  # e.g. newer versions kept
         if only["edge_fill"]:
             notes.append(f"{only['edge_fill']} items only the boundary walks found (an end of "
                          "from/to is exclusive)")  # fmt: skip
