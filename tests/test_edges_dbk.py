@@ -14,6 +14,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from aiohttp import web
 
 from harvester.config import DbkConfig, OutputConfig, Secret
 from harvester.edges import SecondEdges
@@ -21,11 +22,12 @@ from harvester.output import read_lines, verify_run
 from harvester.progress import Progress
 from harvester.run import RunResult, run_source
 from harvester.sim.books import PUBLISHERS, BookCatalogue, isbn13
+from harvester.sim.dbk import parse_time
 from harvester.sim.server import Simulator
 from harvester.sim.settings import SimSettings
 from harvester.sources.base import Mode
 from harvester.sources.dbk import DbkSource
-from tests.front import JumpClock
+from tests.front import Front, JumpClock, Upstream
 
 CAP = 60
 DUMP_AT = 1_790_000_000.4  # the dump starts 0.4 s into a second
@@ -56,15 +58,24 @@ def _place(books: BookCatalogue, times: list[int]) -> None:
     books._by_isbn = {isbn13(s): p for p, s in enumerate(order)}
 
 
-async def _run(sim: Simulator, out: Path, mode: Mode, clock: JumpClock) -> RunResult:
-    cfg = DbkConfig(
-        base_url=sim.url, username=Secret("harvester"), password=Secret("harvester"),
-        rate_limit="0", concurrency=4, workers=0, max_products_per_response=CAP,
-        start=datetime.fromtimestamp(BASE, UTC), sync_overlap_days=0,
-    )  # fmt: skip
+async def _run(
+    sim: Simulator,
+    out: Path,
+    mode: Mode,
+    clock: JumpClock,
+    *,
+    resume: bool = False,
+    **kw: object,
+) -> RunResult:
+    base: dict[str, object] = {
+        "base_url": sim.url, "username": Secret("harvester"), "password": Secret("harvester"),
+        "rate_limit": "0", "concurrency": 4, "workers": 0, "max_products_per_response": CAP,
+        "start": datetime.fromtimestamp(BASE, UTC), "sync_overlap_days": 0,
+    }  # fmt: skip
+    cfg = DbkConfig(**{**base, **kw})  # type: ignore[arg-type]
     return await run_source(
         DbkSource(cfg, clock=clock), mode=mode, output=OutputConfig(), out_dir=out,
-        config_digest="test", progress=Progress(source="dbk"), clock=clock,
+        config_digest="test", progress=Progress(source="dbk"), clock=clock, resume=resume,
     )  # fmt: skip
 
 
@@ -157,3 +168,34 @@ async def test_a_dense_overlap_second_never_makes_a_window_unsplittable(
     refs = _refs(dump)
     assert len(refs) == len(set(refs)) == 80
     assert set(refs) == {books.record_reference(p) for p in range(80)}
+
+
+@pytest.mark.parametrize(("from_exclusive", "to_inclusive"), READINGS, ids=IDS)
+async def test_a_resumed_dump_is_exact_under_each_reading(
+    tmp_path: Path, from_exclusive: bool, to_inclusive: bool
+) -> None:
+    """Windows from the middle on fail (500) the first time; --resume asks only them, exactly."""
+    times = _layout()
+    settings = SimSettings(dbk_products=len(times), dbk_max_products=CAP, rate_limit=0,
+                           dbk_bulk_second=False, dbk_from_exclusive=from_exclusive,
+                           dbk_to_inclusive=to_inclusive)  # fmt: skip
+    failing = [True]
+
+    async def spoil(request: web.Request, up: Upstream) -> web.StreamResponse | None:
+        start = request.query.get("updatedFrom")
+        if failing[0] and start is not None and parse_time(start) >= BASE + 150:
+            return web.Response(status=500, text="simulated outage")
+        return None
+
+    clock = JumpClock(offset=DUMP_AT - JumpClock().time())
+    async with Simulator(settings, clock=clock.time) as sim, Front(sim, spoil) as front:
+        books = sim.ctx.books
+        _place(books, times)
+        first = await _run(sim, tmp_path, "dump", clock, base_url=front.url, retries=1)
+        assert not first.manifest.complete and first.failed and front.spoiled
+        failing[0] = False
+        again = await _run(sim, tmp_path, "dump", clock, base_url=front.url, resume=True)
+    assert again.run_dir == first.run_dir and again.manifest.complete
+    refs = _refs(again)
+    assert len(refs) == len(set(refs)) == books.size
+    assert set(refs) == {books.record_reference(p) for p in range(books.size)}

@@ -46,14 +46,24 @@ def _layout(n: int) -> list[int]:
     return days
 
 
-async def _run(sim: Simulator, out: Path, mode: Mode, clock: JumpClock) -> RunResult:
-    cfg = NobbConfig(
-        base_url=sim.url, username=Secret("harvester"), password=Secret("harvester"),
-        rate_limit="0", page_size=100, concurrency=4, partitions=6, sync_overlap_days=0,
-    )  # fmt: skip
+async def _run(
+    sim: Simulator,
+    out: Path,
+    mode: Mode,
+    clock: JumpClock,
+    *,
+    resume: bool = False,
+    **kw: object,
+) -> RunResult:
+    base: dict[str, object] = {
+        "base_url": sim.url, "username": Secret("harvester"), "password": Secret("harvester"),
+        "rate_limit": "0", "page_size": 100, "concurrency": 4, "partitions": 6,
+        "sync_overlap_days": 0,
+    }  # fmt: skip
+    cfg = NobbConfig(**{**base, **kw})  # type: ignore[arg-type]
     return await run_source(
         NobbSource(cfg, clock=clock), mode=mode, output=OutputConfig(), out_dir=out,
-        config_digest="test", progress=Progress(source="nobb"), clock=clock,
+        config_digest="test", progress=Progress(source="nobb"), clock=clock, resume=resume,
     )  # fmt: skip
 
 
@@ -138,3 +148,35 @@ async def test_a_planning_total_the_dump_cannot_account_for_is_named(tmp_path: P
         checks["note"]
     )
     assert "7 records unaccounted" in result.summary_line()
+
+
+@pytest.mark.parametrize(("from_exclusive", "to_exclusive"), READINGS, ids=IDS)
+async def test_a_resumed_dump_is_exact_under_each_reading(
+    tmp_path: Path, from_exclusive: bool, to_exclusive: bool
+) -> None:
+    """Walks of the later partitions fail (500) the first time; --resume finishes them exactly."""
+    settings = SimSettings(nobb_items=1500, rate_limit=0, seed=4,
+                           nobb_from_exclusive=from_exclusive,
+                           nobb_to_exclusive=to_exclusive)  # fmt: skip
+    failing = [True]
+
+    async def spoil(request: web.Request, up: Upstream) -> web.StreamResponse | None:
+        day = request.query.get("from")
+        late = day is not None and date.fromisoformat(day) >= FIRST + timedelta(days=20)
+        if failing[0] and late and "sortOrder" in request.query:
+            return web.Response(status=500, text="simulated outage")
+        return None
+
+    clock = JumpClock(offset=DUMP_AT - JumpClock().time())
+    async with Simulator(settings, clock=clock.time) as sim, Front(sim, spoil) as front:
+        cat = sim.ctx.nobb
+        for pos, day in enumerate(_layout(cat.size)):
+            cat.modified[pos] = day
+        sim.ctx.nobb_generation += 1
+        first = await _run(sim, tmp_path, "dump", clock, base_url=front.url, retries=1)
+        assert not first.manifest.complete and first.failed and front.spoiled
+        failing[0] = False
+        again = await _run(sim, tmp_path, "dump", clock, base_url=front.url, resume=True)
+    assert again.run_dir == first.run_dir and again.manifest.complete
+    keys = _keys(again)
+    assert len(keys) == len(set(keys)) == cat.size and set(keys) == set(cat.keys)
