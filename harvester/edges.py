@@ -77,8 +77,8 @@ class SecondEdges:
     def describe(self) -> dict[str, str]:
         """The reading for the manifest's checks."""
         return {
-            "updatedFrom": _say(self.from_inclusive, self.fixed, "one second early"),
-            "updatedTo": _say(self.to_inclusive, self.fixed, "as the window's end"),
+            "updatedFrom": _say(self.from_inclusive, self.fixed, "sent one second early"),
+            "updatedTo": _say(self.to_inclusive, self.fixed, "sent as the window's end"),
         }
 
 
@@ -116,7 +116,7 @@ class DayEdges:
     def describe(self) -> dict[str, object]:
         """The reading for the manifest's checks."""
         return {
-            "from": _say(self.from_inclusive, self.fixed, "a day early when open-ended"),
+            "from": _say(self.from_inclusive, self.fixed, "open ranges sent a day early"),
             "to": _say(self.to_inclusive, self.fixed, "each boundary walked again"),
             "boundary_fills": self.fills,
         }
@@ -124,6 +124,6 @@ class DayEdges:
 
 def _say(inclusive: bool | None, fixed: bool, otherwise: str) -> str:
     if inclusive is None:
-        return f"not measured: sent {otherwise}, exact under either reading"
+        return f"not measured: {otherwise}, exact under either reading"
     how = "assumed" if fixed else "measured"
     return f"{'inclusive' if inclusive else 'exclusive'} ({how})"

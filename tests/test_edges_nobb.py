@@ -41,7 +41,8 @@ def _layout(n: int) -> list[int]:
     days = [first + i % 60 for i in range(60)]
     dense = [first + d for d in (0, 17, 18, 40, 59)]
     days += [rng.choice(dense) if rng.random() < 0.5 else first + rng.randrange(60)
-             for _ in range(n - 60)]  # fmt: skip
+             for _ in range(n - 70)]  # fmt: skip
+    days += [(TODAY - _EPOCH).days - 1] * 10  # the day before the dump's start day
     rng.shuffle(days)
     return days
 
@@ -100,6 +101,7 @@ async def test_dump_and_sync_are_exact_under_each_reading(
         # At least two boundaries, each with items on its days and the day after.
         assert len(bounds) >= 2 and all(FIRST <= x < FIRST + timedelta(days=59) for x in bounds)
         assert "unaccounted" not in checks
+        assert checks.get("replaced_by_newer_version", 0) == 0  # nothing changed meanwhile
         edges = checks["edges"]
         assert isinstance(edges, dict)
         if (from_exclusive, to_exclusive) == (False, False):
@@ -180,3 +182,22 @@ async def test_a_resumed_dump_is_exact_under_each_reading(
     assert again.run_dir == first.run_dir and again.manifest.complete
     keys = _keys(again)
     assert len(keys) == len(set(keys)) == cat.size and set(keys) == set(cat.keys)
+
+
+async def test_a_catch_up_asked_a_day_early_takes_nothing_for_a_newer_version(
+    tmp_path: Path,
+) -> None:
+    """One open partition proves no end: the catch-up re-meets yesterday's items unchanged."""
+    settings = SimSettings(nobb_items=600, rate_limit=0, seed=4)
+    clock = JumpClock(offset=DUMP_AT - JumpClock().time())
+    async with Simulator(settings, clock=clock.time) as sim:
+        cat = sim.ctx.nobb
+        for pos, day in enumerate(_layout(cat.size)):
+            cat.modified[pos] = day
+        sim.ctx.nobb_generation += 1
+        dump = await _run(sim, tmp_path, "dump", clock, partitions=1)
+    checks = dump.manifest.checks
+    yesterday = (TODAY - timedelta(days=1)).isoformat()
+    assert f"catch-up:{yesterday}..end" in dump.manifest.partitions
+    assert dump.manifest.complete and checks.get("replaced_by_newer_version", 0) == 0
+    assert sorted(_keys(dump)) == sorted(cat.keys)

@@ -88,7 +88,9 @@ class NobbSource:
         async with HttpClient(settings, base_url=cfg.base_url) as http:
             self._fetcher = PageFetcher(
                 http=http, limiter=self._limiter, auth=self._auth, policy=self._policy,
-                clock=self.clock, start_day=ctx.started.date().isoformat(), edges=edges,
+                clock=self.clock, edges=edges,
+                start_day=tuple(d.isoformat() for d in {ctx.started.date(),
+                                                        edges.since(ctx.started.date())}),
             )  # fmt: skip
             today = date.fromtimestamp(self.clock.time())
             start_day = ctx.started.date()
@@ -100,6 +102,7 @@ class NobbSource:
                     else FIRST_DAY
                 )
                 parts = [Partition(edges.since(since).isoformat(), None)]
+                self._fetcher.floor = since.isoformat()
                 expected = None
             elif ctx.plan is not None:
                 parts, expected = [Partition(lo, hi) for lo, hi in ctx.plan], None

@@ -40,10 +40,14 @@ class PageFetcher:
     auth: tuple[tuple[str, str], ...]
     policy: RetryPolicy
     clock: Clock
-    start_day: str
+    #: The days the catch-up walks again (the run's start day, and the day before while
+    #: ``from`` may be exclusive): items changed on them are fingerprinted when written.
+    start_day: tuple[str, ...]
     prints: LatestVersions = field(default_factory=LatestVersions)
     latest: LatestVersions | None = None
     edges: DayEdges | None = None  #: learns the reading of from/to from the items' dates
+    #: A sync's first day: an item changed before it came only with the day asked early.
+    floor: str | None = None
 
     async def fetch(
         self,
@@ -136,6 +140,8 @@ class PageFetcher:
         claim = walk.on_item(item.key)
         if claim is not Claim.CLAIMED:
             return claim
+        if self.floor and item.modified and item.modified[:10] < self.floor:
+            return claim  # asked for only as the day early below a sync's range (edges.py)
         latest = self.latest
         if await ctx.sink.write(item.key, item.line):
             ctx.progress.records += 1
