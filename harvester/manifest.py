@@ -40,6 +40,8 @@ class Manifest:
     compression: str = "gzip"
     partitions: Mapping[str, object] = field(default_factory=dict)
     checks: Mapping[str, object] = field(default_factory=dict)
+    #: The API's rate limit as inferred, and what it cost (``RateLimiter.report``).
+    rate_limit: Mapping[str, object] = field(default_factory=dict)
 
     @property
     def records(self) -> int:
@@ -59,6 +61,7 @@ class Manifest:
             "compression": self.compression,
             "partitions": dict(self.partitions),
             "checks": dict(self.checks),
+            "rate_limit": dict(self.rate_limit),
             "harvester_version": __version__,
         }
 

@@ -233,6 +233,7 @@ async def run_source(
             compression=output.compression,
             partitions=ctx.partitions,
             checks=ctx.checks,
+            rate_limit=ctx.rate_report() if ctx.rate_report is not None else {},
         )
         write_manifest(run_dir, manifest)
         if complete:

@@ -31,6 +31,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--rate-limit", type=int, default=d.rate_limit, help="requests per window; 0: none"
     )
     p.add_argument("--rate-window", type=float, default=d.rate_window, help="seconds")
+    p.add_argument(
+        "--reset-style", choices=("epoch", "delta"), default=d.reset_style,
+        help="x-ratelimit-reset as a UNIX time (default) or as seconds from now",
+    )  # fmt: skip
+    p.add_argument(
+        "--rate-headers", choices=("x", "ietf", "ietf6", "both"), default=d.rate_headers,
+        help="x-ratelimit-* (default), IETF RateLimit + RateLimit-Policy (drafts 07-08), "
+        "RateLimit-Limit/-Remaining/-Reset (drafts <= 06), or x and ietf together",
+    )  # fmt: skip
+    p.add_argument(
+        "--clock-skew", type=float, default=d.clock_skew, metavar="SECONDS",
+        help="the server's Date and UNIX-time resets run this far ahead (negative: behind)",
+    )  # fmt: skip
+    p.add_argument(
+        "--rate-sliding", action="store_true",
+        help="a sliding window (remaining recovers gradually) instead of a fixed one",
+    )  # fmt: skip
     p.add_argument("--latency-ms", type=float, default=d.latency_ms, help="delay before first byte")
     p.add_argument("--token-ttl", type=float, default=d.token_ttl, help="NOBB token life, seconds")
     p.add_argument("--dbk-max-products", type=int, default=d.dbk_max_products)
@@ -72,6 +89,10 @@ def settings_from(args: argparse.Namespace) -> SimSettings:
         dbk_products=args.dbk_products,
         rate_limit=args.rate_limit,
         rate_window=args.rate_window,
+        reset_style=args.reset_style,
+        rate_headers=args.rate_headers,
+        clock_skew=args.clock_skew,
+        rate_sliding=args.rate_sliding,
         latency_ms=args.latency_ms,
         token_ttl=args.token_ttl,
         dbk_max_products=args.dbk_max_products,

@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["FaultProfile", "SimSettings"]
+__all__ = ["FaultProfile", "RateHeaders", "ResetStyle", "SimSettings"]
 
 FaultProfile = Literal["none", "flaky", "hostile"]
+RateHeaders = Literal["x", "ietf", "ietf6", "both"]
+ResetStyle = Literal["epoch", "delta"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -25,6 +27,14 @@ class SimSettings:
     dbk_products: int = 5_000
     rate_limit: int = 600
     rate_window: float = 60.0
+    #: ``x-ratelimit-reset`` as a UNIX time (the NOBB docs) or as seconds from now.
+    reset_style: ResetStyle = "epoch"
+    #: Which rate-limit headers: x-ratelimit-*, IETF drafts 07-08, drafts <= 06, or x + IETF.
+    rate_headers: RateHeaders = "x"
+    #: The server's clock (Date, window alignment, UNIX-time resets) runs this far ahead.
+    clock_skew: float = 0.0
+    #: A sliding window (remaining recovers as requests age out) instead of a fixed one.
+    rate_sliding: bool = False
     latency_ms: float = 0.0
     token_ttl: float = 7200.0
     dbk_max_products: int = 2000
@@ -53,5 +63,11 @@ class SimSettings:
             raise ValueError("rate_window and token_ttl must be > 0, latency_ms >= 0")
         if self.fail_matching == "":
             raise ValueError("fail_matching must not be empty (None: no permanent fault)")
+        if self.reset_style not in ("epoch", "delta"):
+            raise ValueError(f"reset_style must be epoch or delta, not {self.reset_style!r}")
+        if self.rate_headers not in ("x", "ietf", "ietf6", "both"):
+            raise ValueError(
+                f"rate_headers must be x, ietf, ietf6 or both, not {self.rate_headers!r}"
+            )
         if self.faults not in ("none", "flaky", "hostile"):
             raise ValueError(f"faults must be none, flaky or hostile, not {self.faults!r}")

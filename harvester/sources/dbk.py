@@ -84,8 +84,10 @@ class DbkSource:
 
     async def harvest(self, ctx: RunContext) -> None:
         cfg = self.cfg
-        rate, period = cfg.rate
-        self._limiter = RateLimiter(max_rate=rate, time_period=period, clock=self.clock)
+        self._limiter = RateLimiter.from_setting(
+            cfg.rate_limit, clock=self.clock, name="dbk", key="dbk.rate_limit"
+        )
+        ctx.rate_report = self._limiter.report
         ctx.progress.limit = cfg.rate_limit
         settings = HttpSettings(
             concurrency=cfg.concurrency + 1,  # one connection for token renewal

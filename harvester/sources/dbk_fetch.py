@@ -100,7 +100,7 @@ class WindowFetcher:
                     t0 = self.clock.monotonic()  # the request's own time, not the queue's
                     async with self.http.stream(request) as resp:
                         status = resp.status
-                        self.limiter.observe(resp.headers)
+                        self.limiter.observe(resp.headers, resp.status)
                         if resp.status == 401:
                             await self.session.after_401(token)
                         if resp.status >= 400:

@@ -70,7 +70,6 @@ class NobbSource:
 
     async def harvest(self, ctx: RunContext) -> None:
         cfg = self.cfg
-        rate, period = cfg.rate
         settings = HttpSettings(
             concurrency=cfg.concurrency,
             connect_timeout=cfg.connect_timeout,
@@ -79,7 +78,10 @@ class NobbSource:
             max_body_bytes=cfg.max_body_mb << 20,
             accept_encoding=cfg.accept_encoding,
         )
-        self._limiter = RateLimiter(max_rate=rate, time_period=period, clock=self.clock)
+        self._limiter = RateLimiter.from_setting(
+            cfg.rate_limit, clock=self.clock, name="nobb", key="nobb.rate_limit"
+        )
+        ctx.rate_report = self._limiter.report
         ctx.progress.limit = cfg.rate_limit
         assume = self._assume
         edges = self._edges = (

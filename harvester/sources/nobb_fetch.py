@@ -85,7 +85,7 @@ class PageFetcher:
                                 seconds=self.clock.monotonic() - t0)  # fmt: skip
 
         async def page(resp: Response) -> dict[str, str] | None:
-            self.limiter.observe(resp.headers)
+            self.limiter.observe(resp.headers, resp.status)
             if resp.status >= 400:
                 if resp.status == 429:
                     ctx.progress.throttled += 1

@@ -1,0 +1,401 @@
+"""How fast a server's announced policy lets us send: a pure state machine, no I/O, no clock.
+
+``Policy.observe`` takes one answer's ``Reading`` (``rateheaders.py``) with the sequence number,
+send and receive times of the request it answered (our monotonic seconds) and the wall time of
+its receipt; ``next_allowed`` says when the next request may leave, or None for "after the next
+answer"; ``sent`` records one leaving. The rules:
+
+- before any answer, one request at a time;
+- the current window's end is kept as bounds ``[lo, hi]`` in our monotonic time: exact for a
+  UNIX-time reset (measured against the server's clock: the ``Date`` header is used once it
+  shows a skew above its one-second resolution), ``(sent + reset - 1, received + reset]`` for
+  whole seconds from now, narrowed by every later answer of the same window;
+- what is left (``remaining`` of the newest answer, minus every request sent after that one) is
+  spread evenly until ``lo``; with nothing left, nothing leaves before ``hi``; answers to older
+  requests than the newest one seen never raise what is left;
+- the window's length is the one stated (``w=``), else the smallest jump of a UNIX-time reset
+  at a rollover (a reset one window later with ``remaining`` refilled), else the longest
+  time-to-reset seen; when ``hi`` passes, a fixed window refills and its end moves on by that
+  length;
+- a reset that moves later without a refill shows a sliding window: there a passed reset frees
+  one request, and the pace never exceeds ``limit / window``;
+- a configured ceiling (``"N/Ts"``) is a minimum gap of ``T / N`` between requests, always;
+  with no rate headers at all it is the only pace, and ``auto`` (no ceiling configured) then
+  sends one request at a time, at most ``AUTO_RATE`` per second.
+"""
+
+from __future__ import annotations
+
+import collections
+from dataclasses import dataclass
+
+from harvester.rateheaders import Reading, retry_after_seconds
+
+__all__ = ["AUTO_RATE", "Policy", "Snapshot"]
+
+#: Requests per second for ``rate_limit = "auto"`` against a server that sends no rate headers
+#: (DBK's documented sandbox limit, 120/min, the smallest published figure).
+AUTO_RATE = 2.0
+#: A sliding window is paced this much below ``limit / window``.
+SLIDING_MARGIN = 1.0
+_EPS = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """The inferred policy, as logged and written to the manifest."""
+
+    family: str | None
+    limit: int | None
+    window: float | None
+    reset_style: str | None
+    kind: str
+    skew: float
+
+
+class Policy:
+    """One API's inferred rate-limit policy and pace (module docstring)."""
+
+    def __init__(self, *, ceiling: tuple[float, float] | None, auto: bool,
+                 max_wait: float = 3600.0) -> None:  # fmt: skip
+        self.ceiling_gap = ceiling[1] / ceiling[0] if ceiling and ceiling[0] > 0 else 0.0
+        self.auto = auto
+        self.max_wait = max_wait
+        self.family: str | None = None
+        self.limit: int | None = None
+        self.window: float | None = None
+        self._window_stated = False
+        self._window_jump: float | None = None
+        self._max_until = 0.0
+        self.reset_style: str | None = None
+        self.kind = "fixed"
+        self.skew = 0.0
+        self._skew_bound: tuple[float, float] | None = None
+        self.answered = False
+        self.headers_seen = False
+        self.seq = 0
+        self.last_send: float | None = None
+        self.remaining: int | None = None
+        self.info_seq = 0
+        self.lo: float | None = None  # the current window's end, bounds (may be predicted)
+        self.hi: float | None = None
+        self._obs: tuple[float, float] | None = None  # the last window an answer showed
+        self._obs_left: int | None = None  # remaining in that answer
+        self.blocked_until = 0.0
+        self.capped_resets = 0
+        self.rtt: float | None = None  # the shortest round trip seen
+        self._info_at = 0.0  # when the answer behind ``remaining`` arrived
+        #: Our recent requests: seq -> [sent, received or None, allowed] (a sliding window's
+        #: requests age out W seconds after they arrived; this is how we know when).
+        self._log: collections.OrderedDict[int, list[float | bool | None]] = (
+            collections.OrderedDict()
+        )
+        self._slide_w: tuple[float, float] | None = None
+        self._new_window = False  # the answer being observed showed a new window
+        self._floor: int | None = None  # min over this window's answers of remaining + seq
+        self._coarse = (
+            False  # resets come as whole seconds from now  # bounds on a sliding window's length
+        )
+
+    # -- sending -------------------------------------------------------------------------
+    def sent(self, now: float) -> int:
+        """Record one request leaving now; returns its sequence number."""
+        self.seq += 1
+        self.last_send = now
+        self._log[self.seq] = [now, None, True]
+        keep = 2 * max(self.window or 0.0, self._max_until) + 1.0
+        while len(self._log) > 64:
+            first = next(iter(self._log.values()))
+            if first[1] is None or float(first[0]) > now - keep:  # type: ignore[arg-type]
+                break
+            self._log.popitem(last=False)
+        return self.seq
+
+    def finished(self, seq: int, now: float) -> None:
+        """Request ``seq`` is over (answered or not): it no longer counts as in flight."""
+        entry = self._log.get(seq)
+        if entry is not None and entry[1] is None:
+            entry[1] = now
+
+    def left(self, now: float | None = None) -> int | None:
+        """Requests the server still allows in this window, by our count (None: unknown).
+
+        In a sliding window, our requests that aged out since the answer behind
+        ``remaining`` (W seconds after their answer came, W taken at its upper bound) count
+        as free again.
+        """
+        if self.remaining is None:
+            return None
+        left = self.remaining - (self.seq - self.info_seq)
+        # Requests older than the newest answer's but still unanswered may have overtaken by
+        # it on the way (uneven latency): they may not be in its count yet.
+        left -= sum(1 for k, v in self._log.items() if k < self.info_seq and v[1] is None)
+        if self._floor is not None and self.kind == "fixed":
+            left = min(left, self._floor - self.seq)
+        if now is not None:
+            left += sum(1 for t in self._aging() if t <= now)
+        return left
+
+    def _aging(self) -> list[float]:
+        """When our requests not yet free by the newest answer leave a sliding window."""
+        width = self._sliding_width()
+        if width is None:
+            return []
+        return [
+            (float(sent) + float(received)) / 2 + width  # type: ignore[arg-type]
+            for sent, received, allowed in self._log.values()
+            if allowed and received is not None and float(sent) + width > self._info_at  # type: ignore[arg-type]
+        ]
+
+    def _sliding_width(self) -> float | None:
+        if self.kind != "sliding":
+            return None
+        if self._window_stated and self.window:
+            return self.window
+        if self._slide_w is not None:
+            return min(self._slide_w[1], self._max_until or 1e9)
+        return self._max_until or None
+
+    def next_allowed(self, now: float, in_flight: int) -> float | None:
+        """When the next request may leave (>= now), or None: not before another answer."""
+        start = max(now, self.blocked_until)
+        if not self.answered:
+            return start if in_flight == 0 else None
+        last = self.last_send if self.last_send is not None else now - 1e9
+        gap = self.ceiling_gap
+        if not self.headers_seen:
+            if self.auto:
+                if in_flight > 0:
+                    return None
+                gap = max(gap, 1.0 / AUTO_RATE)
+            return max(start, last + gap)
+        self._roll(start)
+        left = self.left(start)
+        sustained = self.window / self.limit if self.window and self.limit else 0.0
+        if self.kind == "sliding":
+            sustained *= SLIDING_MARGIN
+        if left is not None and left <= 0:
+            frees = [t for t in self._aging() if t > start]
+            if frees:
+                return min([min(frees), *([self.hi] if self.hi is not None else [])])
+            if self.hi is not None and self.hi > start:
+                return self.hi
+            if in_flight > 0:
+                return None
+            return max(start, last + max(gap, sustained))  # one request to learn the new state
+        if self.kind == "sliding":
+            spread = sustained  # requests leave one by one: no window end to spread toward
+        elif left is not None and self.lo is not None and self.lo > start:
+            # The last request should arrive before the window's end, not just leave before it.
+            end = self.lo - max(self.rtt or 0.0, 0.01)
+            spread = max(0.0, end - last) / left if last > now - 1e8 else 0.0
+        else:
+            spread = sustained
+        return max(start, last + max(gap, spread))
+
+    def _roll(self, now: float) -> None:
+        """The window's end has surely passed: refill (fixed) or free one (sliding)."""
+        if self.hi is None or now < self.hi:
+            return
+        self._floor = None
+        # A window no longer than the reset's one-second resolution cannot be told fixed from
+        # sliding: there a passed reset frees one request, as in a sliding one.
+        short = self._coarse and (self.window or self._max_until) <= 1.0 + _EPS
+        if self.remaining is not None:
+            if self.kind == "fixed" and self.limit is not None and not short:
+                self.remaining = self.limit
+            else:
+                self.remaining = max(self.remaining, self.seq - self.info_seq) + 1
+        length = self.window or (self._max_until if self.kind == "fixed" else 0.0)
+        if length > 0 and self.kind == "fixed" and self.lo is not None:
+            steps = int((now - self.hi) // length) + 1
+            self.lo += steps * length
+            self.hi += steps * length
+        else:
+            self.lo = self.hi = None
+
+    # -- answers ---------------------------------------------------------------------------
+    def observe(self, r: Reading, *, seq: int, sent_at: float, received: float, wall: float,
+                status: int = 200) -> bool:  # fmt: skip
+        """Take one answer into account; True when the inferred policy changed (to log it)."""
+        before = self.snapshot()
+        self.answered = True
+        self._new_window = False
+        entry = self._log.get(seq)
+        if entry is not None:
+            entry[1], entry[2] = received, status != 429
+        if seq and (self.rtt is None or received - sent_at < self.rtt):
+            self.rtt = received - sent_at
+        if r.date is not None:
+            self._clock_skew(r.date - wall, r.date + 1 - (wall - (received - sent_at)))
+        if r.retry_after is not None and status in (429, 503):
+            after = retry_after_seconds(r.retry_after, wall + self.skew)
+            if after is not None:
+                self.blocked_until = max(self.blocked_until, received + min(after, self.max_wait))
+        if r.family is None:
+            return self.snapshot() != before
+        self.headers_seen = True
+        self.family = r.family
+        if r.limit is not None and r.limit > 0:
+            self.limit = r.limit
+        if r.window is not None and r.window > 0:
+            self.window, self._window_stated = r.window, True
+        fresh = seq > self.info_seq or seq == 0
+        same = True  # the answer belongs to the window we follow
+        if r.reset is not None:
+            same = self._reset(r, seq, sent_at, received, wall, fresh)
+        if r.remaining is not None and seq and same and self.kind == "fixed":
+            # Each answer bounds what is left: its remaining minus everything sent after it;
+            # the lowest bound holds even when requests overtook each other on the way.
+            if self._new_window or self._floor is None:
+                self._floor = r.remaining + seq
+            else:
+                self._floor = min(self._floor, r.remaining + seq)
+        if r.remaining is not None and fresh and self._accept(r.remaining, seq, received):
+            self.remaining, self.info_seq = r.remaining, max(seq, self.info_seq)
+            self._obs_left = r.remaining
+            self._info_at = received
+            if self.kind == "sliding" and self.limit is not None and seq:
+                self._learn_sliding(seq, r.remaining)
+        return self.snapshot() != before
+
+    def _accept(self, remaining: int, seq: int, now: float) -> bool:
+        """Whether an answer's ``remaining`` replaces our count.
+
+        Within one window a later request's answer may show more than we count now only if an
+        earlier request overtook it on the way (its count misses that one): then our count
+        stands. A new window (a rollover) or a first answer always replaces it.
+        """
+        current = self.left(now)
+        if self._new_window or current is None or seq == 0:
+            return True
+        unanswered = sum(1 for k, v in self._log.items() if k < seq and v[1] is None)
+        return remaining - (self.seq - seq) - unanswered <= current
+
+    def _clock_skew(self, low: float, high: float) -> None:
+        # Date is the server's time floored to the second, taken between our send and receipt:
+        # each answer bounds the skew to [Date - received, Date + 1 - sent). The bounds are
+        # intersected, and start again when they contradict (the server's clock jumped).
+        b = self._skew_bound
+        if b is None or max(low, b[0]) > min(high, b[1]):
+            self._skew_bound = (low, high)
+        else:
+            self._skew_bound = (max(low, b[0]), min(high, b[1]))
+        low = self._skew_bound[0]
+        self.skew = low if abs(low) > 1.0 else 0.0
+
+    def _reset(self, r: Reading, seq: int, sent_at: float, received: float, wall: float,
+               fresh: bool) -> bool:  # fmt: skip
+        """Take the answer's reset into the window bounds; False if it shows an older window."""
+        assert r.reset is not None
+        if r.epoch:
+            self.reset_style = "epoch"
+            until = r.reset - (wall + self.skew)
+            o_lo = o_hi = received + until
+            if self.skew and self._skew_bound is not None:  # the skew is known within bounds
+                o_lo -= max(0.0, self._skew_bound[1] - self.skew)
+        else:
+            self.reset_style = "delta"
+            self._coarse = r.coarse
+            until = r.reset
+            o_lo, o_hi = sent_at + r.reset - (1.0 if r.coarse else 0.0), received + r.reset
+        if until > self.max_wait:
+            self.capped_resets += 1
+            o_lo = o_hi = received + self.max_wait
+        else:  # an absurd reset says nothing about the window's length
+            self._max_until = max(self._max_until, until)
+        if not self._window_stated and self._window_jump is None and self._slide_w is None:
+            self.window = self._max_until
+        if not fresh:
+            return self._obs is None or o_hi >= self._obs[0] - _EPS
+        if self._obs is None:
+            self._obs = (o_lo, o_hi)
+            self._new_window = True
+        else:
+            refilled = self._refilled(r, seq)
+            if o_lo > self._obs[1] + _EPS:  # the reset moved later than the window we saw
+                if refilled:
+                    self._rollover(r, o_hi)
+                elif o_lo - self._obs[1] < 0.75 * (self.window or 1e9):
+                    self.kind = "sliding"
+                self._obs = (o_lo, o_hi)
+            elif o_hi < self._obs[0] - _EPS:  # earlier than we thought: the newer answer wins
+                self._obs = (o_lo, o_hi)
+            elif refilled:  # a new window the reset's resolution cannot tell from the last
+                self._rollover(r, None)
+                self._obs = (o_lo, o_hi)
+            else:
+                lo, hi = max(self._obs[0], o_lo), min(self._obs[1], o_hi)
+                self._obs = (lo, hi) if lo <= hi else (o_lo, o_hi)
+        self.lo, self.hi = self._obs
+        return True
+
+    def _refilled(self, r: Reading, seq: int) -> bool:
+        """A fixed window's rollover: (nearly) the whole limit back at once, where a sliding
+        window frees only what left since."""
+        if r.remaining is None or self.limit is None or self._obs_left is None:
+            return False
+        expected = self._obs_left - (seq - self.info_seq)
+        in_flight = sum(1 for v in self._log.values() if v[1] is None)
+        return (
+            r.remaining - expected > self.limit / 2
+            and r.remaining >= self.limit - (self.seq - self.info_seq) - in_flight - 1
+        )
+
+    def _rollover(self, r: Reading, o_hi: float | None) -> None:
+        self.kind = "fixed"
+        self._new_window = True
+        if r.epoch and o_hi is not None and self._obs is not None:
+            jump = o_hi - self._obs[1]
+            self._window_jump = min(self._window_jump or jump, jump)
+            if not self._window_stated:
+                self.window = self._window_jump
+
+    def _learn_sliding(self, seq: int, remaining: int) -> None:
+        """Bound a sliding window's length from which of our requests the server still counts.
+
+        The answer to request ``seq`` counted ``limit - remaining`` requests: if they are our
+        latest allowed ones up to ``seq``, the oldest of them is still inside the window and the
+        one before it has left, so ``sent[seq] - received[oldest] < W <= received[seq] -
+        sent[before]``. Bounds that contradict earlier ones mean the window is not sliding after
+        all (a fixed window as long as the reset's resolution looks alike).
+        """
+        assert self.limit is not None
+        count = self.limit - remaining
+        mine = [(k, v) for k, v in self._log.items() if k <= seq and v[2] and v[1] is not None]
+        if count < 1 or len(mine) <= count:
+            return
+
+        def arrived(v: list[float | bool | None]) -> float:  # half-way, as latency is
+            return (float(v[0]) + float(v[1])) / 2  # type: ignore[arg-type]
+
+        this = arrived(self._log[seq])
+        lo, hi = this - arrived(mine[-count][1]), this - arrived(mine[-count - 1][1])
+        if self._slide_w is not None:
+            lo, hi = max(lo, self._slide_w[0]), min(hi, self._slide_w[1])
+        if lo <= hi:
+            self._slide_w = (lo, hi)
+            if not self._window_stated:
+                self.window = min(hi, self._max_until or hi)
+        else:  # no sliding window explains the counts: a fixed one it is
+            self.kind, self._slide_w = "fixed", None
+            if not self._window_stated:
+                self.window = self._window_jump or self._max_until
+
+    def penalize(self, now: float, retry_after: float | None, strikes: int) -> None:
+        """After a 429: no request before Retry-After, else the window's end, else a backoff."""
+        if retry_after is not None:
+            until = now + min(retry_after, self.max_wait)
+        elif self.hi is not None and self.hi > now:
+            until = self.hi
+        else:
+            base = self.window / self.limit if self.window and self.limit else 1.0
+            until = now + min(self.max_wait, max(base, 1.0) * 2.0 ** min(strikes, 6))
+        if self.remaining is not None:
+            self.remaining, self.info_seq = 0, self.seq
+        self.blocked_until = max(self.blocked_until, until)
+
+    def snapshot(self) -> Snapshot:
+        window = round(self.window, 1) if self.window else None
+        return Snapshot(self.family, self.limit, window, self.reset_style, self.kind,
+                        round(self.skew))  # fmt: skip
