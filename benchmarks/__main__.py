@@ -54,6 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sweep", action="store_true", help="tuning sweep instead of the suite")
     p.add_argument("--rate-limit", default="600/60s", help="sweep: the API's limit, N/S")
     p.add_argument("--latency-ms", type=float, default=0.0, help="sweep: the API's latency")
+    p.add_argument("--rate-headers", choices=("x", "ietf", "ietf6", "both"), default="x",
+                   help="sweep: the API's rate-limit header family")  # fmt: skip
+    p.add_argument("--reset-style", choices=("epoch", "delta"), default="epoch",
+                   help="sweep: x-ratelimit-reset as a UNIX time or seconds")  # fmt: skip
+    p.add_argument("--clock-skew", type=float, default=0.0, help="sweep: the API's clock skew")
+    p.add_argument("--rate-sliding", action="store_true", help="sweep: a sliding window")
     p.add_argument("--results-dir", type=Path, default=RESULTS, help="where the JSON goes")
     return p
 
@@ -65,8 +71,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         from benchmarks.sweep import run_sweep
 
         try:
+            policy = ["--rate-headers", args.rate_headers, "--reset-style", args.reset_style,
+                      "--clock-skew", str(args.clock_skew)]  # fmt: skip
+            if args.rate_sliding:
+                policy.append("--rate-sliding")
             return run_sweep(args.rate_limit, args.latency_ms, quick=args.quick,
-                             directory=args.results_dir)  # fmt: skip
+                             directory=args.results_dir, policy=policy)  # fmt: skip
         except ConfigError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2

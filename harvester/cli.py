@@ -79,7 +79,8 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser (``harvester --help`` lists demo, dump, sync, simulate, bench)."""
+    """The full argument parser (``harvester --help`` lists demo, dump, sync, status, simulate,
+    probe, bench)."""
     parser = _Parser(
         prog="harvester",
         description="Bulk harvests of the NOBB Export API and the DBK ONIX 3.1 export into sharded "
@@ -123,6 +124,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_arguments(simulate)
 
+    probe = sub.add_parser(
+        "probe", help="measure each API's latency and rate-limit policy with 3 requests or fewer"
+    )
+    probe.add_argument("sources", nargs="*", choices=SOURCES, metavar="SOURCE",
+                       help="nobb and/or dbk (default: every configured source)")  # fmt: skip
+    probe.add_argument("--config", type=Path, required=True, help="TOML config file")
+    probe.add_argument("--json", action="store_true", help="print the report as JSON")
+
     bench = sub.add_parser(
         "bench", help="benchmarks beside their baselines, or a tuning sweep (source checkout)"
     )
@@ -136,6 +145,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--sweep", action="store_true", help="tuning sweep instead of the suite")
     bench.add_argument("--rate-limit", metavar="N/S", help="sweep: the API's limit (600/60s)")
     bench.add_argument("--latency-ms", type=float, help="sweep: the API's latency (0)")
+    bench.add_argument("--rate-headers", choices=("x", "ietf", "ietf6", "both"),
+                       help="sweep: the API's rate-limit header family (x)")  # fmt: skip
+    bench.add_argument("--reset-style", choices=("epoch", "delta"),
+                       help="sweep: x-ratelimit-reset as a UNIX time or seconds (epoch)")  # fmt: skip
+    bench.add_argument("--clock-skew", type=float, help="sweep: the API's clock skew, seconds")
+    bench.add_argument("--rate-sliding", action="store_true", help="sweep: a sliding window")
     return parser
 
 
@@ -155,12 +170,26 @@ def _bench(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    argv = [flag for flag in ("--quick", "--sweep") if getattr(args, flag[2:])]
-    for flag in ("--only", "--rounds", "--rate-limit", "--latency-ms"):
+    argv = [flag for flag in ("--quick", "--sweep", "--rate-sliding")
+            if getattr(args, flag[2:].replace("-", "_"))]  # fmt: skip
+    for flag in ("--only", "--rounds", "--rate-limit", "--latency-ms", "--rate-headers",
+                 "--reset-style", "--clock-skew"):  # fmt: skip
         value = getattr(args, flag[2:].replace("-", "_"))
         if value is not None:
             argv += [flag, str(value)]
     return subprocess.run([sys.executable, "-m", "benchmarks", *argv], cwd=root).returncode
+
+
+def _probe(args: argparse.Namespace) -> int:
+    """``harvester probe``: at most 3 requests per source, then the report (``probe.py``)."""
+    from harvester.config_file import load_config
+    from harvester.probe import probe, render
+
+    cfg = load_config(args.config)
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+        found = runner.run(probe(cfg, list(dict.fromkeys(args.sources))))
+    print(render(found, as_json=args.json))
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -183,6 +212,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from harvester.app import run_command
 
     try:
+        if args.command == "probe":
+            return _probe(args)
         with asyncio.Runner(loop_factory=loop_factory()) as runner:
             return runner.run(run_command(args))
     except HarvesterError as exc:

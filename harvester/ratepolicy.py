@@ -141,11 +141,18 @@ class Policy:
         width = self._sliding_width()
         if width is None:
             return []
+        u = self._spread()
         return [
-            (float(sent) + float(received)) / 2 + width  # type: ignore[arg-type]
+            (float(sent) + float(received)) / 2 + width + u  # type: ignore[arg-type]
             for sent, received, allowed in self._log.values()
             if allowed and received is not None and float(sent) + width > self._info_at  # type: ignore[arg-type]
         ]
+
+    def _spread(self) -> float:
+        """How far a request's arrival may lie from its round trip's midpoint: half the spread
+        of recent round trips (0 for an even latency)."""
+        rtts = [float(v[1]) - float(v[0]) for v in self._log.values() if v[1] is not None]  # type: ignore[arg-type]
+        return (max(rtts) - min(rtts)) / 2 if rtts else 0.0
 
     def _sliding_width(self) -> float | None:
         if self.kind != "sliding":
@@ -177,9 +184,9 @@ class Policy:
         if left is not None and left <= 0:
             frees = [t for t in self._aging() if t > start]
             if frees:
-                return min([min(frees), *([self.hi] if self.hi is not None else [])])
+                return max(last + gap, min([min(frees), *([self.hi] if self.hi else [])]))
             if self.hi is not None and self.hi > start:
-                return self.hi
+                return max(last + gap, self.hi)
             if in_flight > 0:
                 return None
             return max(start, last + max(gap, sustained))  # one request to learn the new state
@@ -264,10 +271,11 @@ class Policy:
 
         Within one window a later request's answer may show more than we count now only if an
         earlier request overtook it on the way (its count misses that one): then our count
-        stands. A new window (a rollover) or a first answer always replaces it.
+        stands. A new window (a rollover), a first answer or a sliding window's answer (there
+        requests free one by one) always replaces it.
         """
         current = self.left(now)
-        if self._new_window or current is None or seq == 0:
+        if self._new_window or current is None or seq == 0 or self.kind == "sliding":
             return True
         unanswered = sum(1 for k, v in self._log.items() if k < seq and v[1] is None)
         return remaining - (self.seq - seq) - unanswered <= current
@@ -314,15 +322,18 @@ class Policy:
         else:
             refilled = self._refilled(r, seq)
             if o_lo > self._obs[1] + _EPS:  # the reset moved later than the window we saw
-                if refilled:
+                whole = o_lo - self._obs[1] >= 0.75 * (self.window or 0.0)
+                if refilled or (whole and self._nearly_full(r)):
                     self._rollover(r, o_hi)
-                elif o_lo - self._obs[1] < 0.75 * (self.window or 1e9):
+                elif not whole:
                     self.kind = "sliding"
                 self._obs = (o_lo, o_hi)
             elif o_hi < self._obs[0] - _EPS:  # earlier than we thought: the newer answer wins
                 self._obs = (o_lo, o_hi)
             elif refilled:  # a new window the reset's resolution cannot tell from the last
                 self._rollover(r, None)
+                self._obs = (o_lo, o_hi)
+            elif self.kind == "sliding":  # each answer's reset is its own oldest request's
                 self._obs = (o_lo, o_hi)
             else:
                 lo, hi = max(self._obs[0], o_lo), min(self._obs[1], o_hi)
@@ -337,10 +348,13 @@ class Policy:
             return False
         expected = self._obs_left - (seq - self.info_seq)
         in_flight = sum(1 for v in self._log.values() if v[1] is None)
-        return (
-            r.remaining - expected > self.limit / 2
-            and r.remaining >= self.limit - (self.seq - self.info_seq) - in_flight - 1
-        )
+        return r.remaining - expected > self.limit / 2 and r.remaining >= self.limit - in_flight - 1
+
+    def _nearly_full(self, r: Reading) -> bool:
+        if r.remaining is None or self.limit is None:
+            return False
+        in_flight = sum(1 for v in self._log.values() if v[1] is None)
+        return r.remaining >= self.limit - in_flight - 1
 
     def _rollover(self, r: Reading, o_hi: float | None) -> None:
         self.kind = "fixed"
@@ -369,11 +383,15 @@ class Policy:
         def arrived(v: list[float | bool | None]) -> float:  # half-way, as latency is
             return (float(v[0]) + float(v[1])) / 2  # type: ignore[arg-type]
 
-        this = arrived(self._log[seq])
-        lo, hi = this - arrived(mine[-count][1]), this - arrived(mine[-count - 1][1])
+        this, u = arrived(self._log[seq]), self._spread()
+        lo = this - arrived(mine[-count][1]) - 2 * u
+        hi = this - arrived(mine[-count - 1][1]) + 2 * u
         if self._slide_w is not None:
             lo, hi = max(lo, self._slide_w[0]), min(hi, self._slide_w[1])
-        if lo <= hi:
+        # A sliding window is never shorter than a time-to-reset it announced (less the
+        # reset's resolution).
+        floor = self._max_until - (1.0 if self._coarse or self.reset_style == "epoch" else 0.0)
+        if lo <= hi and hi >= floor - _EPS:
             self._slide_w = (lo, hi)
             if not self._window_stated:
                 self.window = min(hi, self._max_until or hi)
@@ -394,6 +412,16 @@ class Policy:
         if self.remaining is not None:
             self.remaining, self.info_seq = 0, self.seq
         self.blocked_until = max(self.blocked_until, until)
+
+    @property
+    def window_source(self) -> str | None:
+        """How the window's length is known: "stated" (w=), "measured" (a reset's jump or a
+        sliding window's counts) or "at least" (the longest time-to-reset seen)."""
+        if not self.window:
+            return None
+        if self._window_stated:
+            return "stated"
+        return "measured" if self._window_jump is not None or self._slide_w else "at least"
 
     def snapshot(self) -> Snapshot:
         window = round(self.window, 1) if self.window else None
