@@ -157,7 +157,11 @@ def _measure(flags: list[str], run: Callable[[str], Coroutine[Any, Any, Setting]
 
 
 def run_sweep(
-    rate_limit: str, latency_ms: float, *, quick: bool = False, directory: Path = RESULTS,
+    rate_limit: str,
+    latency_ms: float,
+    *,
+    quick: bool = False,
+    directory: Path = RESULTS,
     policy: list[str] | None = None,
 ) -> int:
     """Measure every setting, print them and the recommended snippet; write the JSON; exit 0.

@@ -127,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     probe = sub.add_parser(
         "probe", help="measure each API's latency and rate-limit policy with 3 requests or fewer"
     )
-    probe.add_argument("sources", nargs="*", choices=SOURCES, metavar="SOURCE",
+    probe.add_argument("sources", nargs="*", metavar="SOURCE",
                        help="nobb and/or dbk (default: every configured source)")  # fmt: skip
     probe.add_argument("--config", type=Path, required=True, help="TOML config file")
     probe.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -148,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--rate-headers", choices=("x", "ietf", "ietf6", "both"),
                        help="sweep: the API's rate-limit header family (x)")  # fmt: skip
     bench.add_argument("--reset-style", choices=("epoch", "delta"),
-                       help="sweep: x-ratelimit-reset as a UNIX time or seconds (epoch)")  # fmt: skip
+                       help="sweep: the reset as a UNIX time or seconds (epoch)")  # fmt: skip
     bench.add_argument("--clock-skew", type=float, help="sweep: the API's clock skew, seconds")
     bench.add_argument("--rate-sliding", action="store_true", help="sweep: a sliding window")
     return parser
@@ -185,6 +185,9 @@ def _probe(args: argparse.Namespace) -> int:
     from harvester.config_file import load_config
     from harvester.probe import probe, render
 
+    unknown = [s for s in args.sources if s not in SOURCES]
+    if unknown:
+        raise ConfigError(f"harvester probe: unknown source {unknown[0]!r} (nobb or dbk)")
     cfg = load_config(args.config)
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
         found = runner.run(probe(cfg, list(dict.fromkeys(args.sources))))

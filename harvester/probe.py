@@ -148,7 +148,7 @@ def sweep_command(found: dict[str, Any], fallback: str) -> str:
         parts.append("--reset-style delta")
     if found.get("kind") == "sliding":
         parts.append("--rate-sliding")
-    if found.get("skew"):
+    if found.get("skew") and found.get("family"):
         parts.append(f"--clock-skew {found['skew']}")
     return " ".join(parts)
 
@@ -188,7 +188,9 @@ def render(found: dict[str, Any], *, as_json: bool = False) -> str:
         ]
         if name == "nobb":
             hits = f["x_totalHits"]
-            lines.append(f"  x-totalHits   {hits:,}" if hits is not None else "  x-totalHits   absent")
+            lines.append(
+                f"  x-totalHits   {hits:,}" if hits is not None else "  x-totalHits   absent"
+            )
         lines.append(f"  requests      {f['requests']} (429s: {f['429s']})")
         lines.append(f"  simulate it:  {f['sweep']}")
     return "\n".join(lines)

@@ -302,6 +302,8 @@ class Policy:
             o_lo = o_hi = received + until
             if self.skew and self._skew_bound is not None:  # the skew is known within bounds
                 o_lo -= max(0.0, self._skew_bound[1] - self.skew)
+            elif self._skew_bound is not None:  # a server clock behind ours by under a second
+                o_hi += max(0.0, -self._skew_bound[0])
         else:
             self.reset_style = "delta"
             self._coarse = r.coarse
@@ -324,7 +326,7 @@ class Policy:
             if o_lo > self._obs[1] + _EPS:  # the reset moved later than the window we saw
                 whole = o_lo - self._obs[1] >= 0.75 * (self.window or 0.0)
                 if refilled or (whole and self._nearly_full(r)):
-                    self._rollover(r, o_hi)
+                    self._rollover(r, (o_lo, o_hi))
                 elif not whole:
                     self.kind = "sliding"
                 self._obs = (o_lo, o_hi)
@@ -356,14 +358,23 @@ class Policy:
         in_flight = sum(1 for v in self._log.values() if v[1] is None)
         return r.remaining >= self.limit - in_flight - 1
 
-    def _rollover(self, r: Reading, o_hi: float | None) -> None:
+    def _rollover(self, r: Reading, o: tuple[float, float] | None) -> None:
+        """A fixed window rolled over; its reset's jump measures the window (exact for a UNIX
+        time; for whole seconds, the longest time-to-reset once a jump agrees with it)."""
         self.kind = "fixed"
         self._new_window = True
-        if r.epoch and o_hi is not None and self._obs is not None:
-            jump = o_hi - self._obs[1]
-            self._window_jump = min(self._window_jump or jump, jump)
-            if not self._window_stated:
-                self.window = self._window_jump
+        if o is None or self._obs is None:
+            return
+        if r.epoch:
+            jump = o[1] - self._obs[1]
+        else:
+            jump = (o[0] + o[1] - self._obs[0] - self._obs[1]) / 2
+            if abs(jump - self._max_until) > 1.0:
+                return
+            jump = self._max_until
+        self._window_jump = min(self._window_jump or jump, jump)
+        if not self._window_stated:
+            self.window = self._window_jump
 
     def _learn_sliding(self, seq: int, remaining: int) -> None:
         """Bound a sliding window's length from which of our requests the server still counts.

@@ -2,11 +2,11 @@
 
 The harvester runs with its *default* ``rate_limit`` ("auto"), which was told nothing about the
 policy, and with a deliberately wrong one: far too high (still no 429) or too low (a ceiling it
-obeys). The simulator and the harvester share one ``FakeClock``, moved only while no request is in
-flight (``_driven``): the clock jumps to the next waiter's deadline, so windows of seconds pass
-in milliseconds, the server sees every request at the time the harvester sent it, and nothing
-depends on the machine's speed. Every run must be exact (each item once, as served), draw no 429, and name in
-its manifest the policy it inferred.
+obeys). The simulator and the harvester share one ``FakeClock``, moved only while no request is
+in flight (``_driven``): the clock jumps to the next waiter's deadline, so windows of seconds
+pass in milliseconds, the server sees every request at the time the harvester sent it, and
+nothing depends on the machine's speed. Every run must be exact (each item once, as served),
+draw no 429, and name in its manifest the policy it inferred.
 """
 
 from __future__ import annotations
@@ -15,11 +15,12 @@ import asyncio
 from collections.abc import Awaitable
 from datetime import datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import orjson
 import pytest
 
+from harvester.clock import FakeClock
 from harvester.config import DbkConfig, NobbConfig, OutputConfig, Secret
 from harvester.output import read_lines
 from harvester.progress import Progress
@@ -28,13 +29,12 @@ from harvester.sim.server import Simulator
 from harvester.sim.settings import SimSettings
 from harvester.sources.dbk import DbkSource
 from harvester.sources.nobb import NobbSource
-from harvester.clock import FakeClock
 
 T = TypeVar("T")
 LIMIT, WINDOW = 6, 2.0
 
 #: (label, simulator settings) for each reading of the rate-limit docs.
-POLICIES = {
+POLICIES: dict[str, dict[str, Any]] = {
     "x epoch": {},
     "x delta": {"reset_style": "delta"},
     "ietf 07-08": {"rate_headers": "ietf"},
@@ -50,8 +50,10 @@ FAMILY = {"x": "x-ratelimit", "ietf": "ietf", "ietf6": "ietf6", "both": "ietf"}
 
 
 def _settings(**kw: object) -> SimSettings:
-    base: dict[str, object] = {"nobb_items": 900, "dbk_products": 400, "rate_limit": LIMIT,
-                               "rate_window": WINDOW, "seed": 5, "dbk_bulk_second": False}  # fmt: skip
+    base: dict[str, object] = {
+        "nobb_items": 900, "dbk_products": 400, "rate_limit": LIMIT, "rate_window": WINDOW,
+        "seed": 5, "dbk_bulk_second": False,
+    }  # fmt: skip
     base.update(kw)
     return SimSettings(**base)  # type: ignore[arg-type]
 
@@ -71,7 +73,7 @@ async def _driven(clock: FakeClock, source: NobbSource | DbkSource, run: Awaitab
 
 
 async def _nobb_dump(settings: SimSettings, tmp: Path, rate_limit: str | None
-                     ) -> tuple[Simulator, dict[str, object], list[int]]:  # fmt: skip
+                     ) -> tuple[Simulator, dict[str, Any], list[int]]:  # fmt: skip
     clock = FakeClock(start=1_796_000_000.0)
     extra = {} if rate_limit is None else {"rate_limit": rate_limit}
     async with Simulator(settings, clock=clock.time) as sim:
@@ -137,7 +139,7 @@ async def test_no_rate_headers_auto_goes_slowly(tmp_path: Path) -> None:
     assert took >= (sim.stats["nobb_requests"] - 1) * 0.5 - 1.0
 
 
-def _seconds(iso: object) -> float:
+def _seconds(iso: Any) -> float:
     return datetime.fromisoformat(str(iso)).timestamp()
 
 
