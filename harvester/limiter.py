@@ -134,9 +134,9 @@ class RateLimiter:
         self.throttled += 1
         self._strikes += 1
         now = self._clock.monotonic()
-        if self.policy.blocked_until > now and retry_after is not None:
-            # observe() already read Retry-After, against the server's clock: that one counts.
-            retry_after = self.policy.blocked_until - now
+        if self.policy.retry_hint is not None:
+            # observe() read Retry-After against the server's clock: that one counts, from now.
+            retry_after, self.policy.retry_hint = self.policy.retry_hint, None
         self.policy.penalize(now, retry_after, self._strikes)
         self.policy.blocked_until += self._jitter()
         self._poke()

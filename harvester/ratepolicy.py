@@ -82,6 +82,8 @@ class Policy:
         self._obs: tuple[float, float] | None = None  # the last window an answer showed
         self._obs_left: int | None = None  # remaining in that answer
         self.blocked_until = 0.0
+        #: The last 429's or 503's Retry-After, in seconds, read against the server's clock.
+        self.retry_hint: float | None = None
         self.capped_resets = 0
         self.rtt: float | None = None  # the shortest round trip seen
         self._info_at = 0.0  # when the answer behind ``remaining`` arrived
@@ -93,9 +95,8 @@ class Policy:
         self._slide_w: tuple[float, float] | None = None
         self._new_window = False  # the answer being observed showed a new window
         self._floor: int | None = None  # min over this window's answers of remaining + seq
-        self._coarse = (
-            False  # resets come as whole seconds from now  # bounds on a sliding window's length
-        )
+        self._coarse = False  # resets come as whole seconds from now
+        self._guard = 0.0  # after a predicted refill: a sliding window's length to count by
 
     # -- sending -------------------------------------------------------------------------
     def sent(self, now: float) -> int:
@@ -117,7 +118,7 @@ class Policy:
         if entry is not None and entry[1] is None:
             entry[1] = now
 
-    def left(self, now: float | None = None) -> int | None:
+    def left(self, now: float | None = None, *, guard: bool = True) -> int | None:
         """Requests the server still allows in this window, by our count (None: unknown).
 
         In a sliding window, our requests that aged out since the answer behind
@@ -130,11 +131,19 @@ class Policy:
         # Requests older than the newest answer's but still unanswered may have overtaken by
         # it on the way (uneven latency): they may not be in its count yet.
         left -= sum(1 for k, v in self._log.items() if k < self.info_seq and v[1] is None)
+        if guard and self._guard and self.limit is not None and now is not None:
+            left = min(left, self.limit - sum(1 for t in self._guarded() if t > now))
         if self._floor is not None and self.kind == "fixed":
             left = min(left, self._floor - self.seq)
         if now is not None:
             left += sum(1 for t in self._aging() if t <= now)
         return left
+
+    def _guarded(self) -> list[float]:
+        """When each of our requests surely left any window of the guard's length (answered:
+        its answer's arrival plus that length; in flight: never yet)."""
+        g = self._guard
+        return [1e18 if v[1] is None else float(v[1]) + g for v in self._log.values() if v[2]]
 
     def _aging(self) -> list[float]:
         """When our requests not yet free by the newest answer leave a sliding window."""
@@ -152,6 +161,7 @@ class Policy:
         """How far a request's arrival may lie from its round trip's midpoint: half the spread
         of recent round trips (0 for an even latency)."""
         rtts = [float(v[1]) - float(v[0]) for v in self._log.values() if v[1] is not None]  # type: ignore[arg-type]
+        rtts = rtts[-256:]  # recent ones: a passing spike of latency should not linger
         return (max(rtts) - min(rtts)) / 2 if rtts else 0.0
 
     def _sliding_width(self) -> float | None:
@@ -182,7 +192,8 @@ class Policy:
         if self.kind == "sliding":
             sustained *= SLIDING_MARGIN
         if left is not None and left <= 0:
-            frees = [t for t in self._aging() if t > start]
+            frees = [t for t in [*self._aging(), *(self._guarded() if self._guard else [])]
+                     if start < t < 1e17]  # fmt: skip
             if frees:
                 return max(last + gap, min([min(frees), *([self.hi] if self.hi else [])]))
             if self.hi is not None and self.hi > start:
@@ -193,9 +204,14 @@ class Policy:
         if self.kind == "sliding":
             spread = sustained  # requests leave one by one: no window end to spread toward
         elif left is not None and self.lo is not None and self.lo > start:
-            # The last request should arrive before the window's end, not just leave before it.
-            end = self.lo - max(self.rtt or 0.0, 0.01)
-            spread = max(0.0, end - last) / left if last > now - 1e8 else 0.0
+            # The last request should arrive before the window's end, not just leave before it;
+            # the pace follows the window's count (the guard only holds requests back).
+            # Aim at the middle of the end's bounds: a request that lands past the real end
+            # counts in the next window (which its answer then shows), never as one too many.
+            mid = (self.lo + self.hi) / 2 if self.hi is not None else self.lo
+            end = mid - max(self.rtt or 0.0, 0.01)
+            paced = max(1, self.left(start, guard=False) or 1)
+            spread = max(0.0, end - last) / paced if last > now - 1e8 else 0.0
         else:
             spread = sustained
         return max(start, last + max(gap, spread))
@@ -211,6 +227,9 @@ class Policy:
         if self.remaining is not None:
             if self.kind == "fixed" and self.limit is not None and not short:
                 self.remaining = self.limit
+                # Until an answer confirms the refill, count as a sliding window would: a
+                # sliding window that passed for a fixed one then costs no 429.
+                self._guard = self.window or self._max_until
             else:
                 self.remaining = max(self.remaining, self.seq - self.info_seq) + 1
         length = self.window or (self._max_until if self.kind == "fixed" else 0.0)
@@ -238,7 +257,9 @@ class Policy:
         if r.retry_after is not None and status in (429, 503):
             after = retry_after_seconds(r.retry_after, wall + self.skew)
             if after is not None:
-                self.blocked_until = max(self.blocked_until, received + min(after, self.max_wait))
+                self.retry_hint = min(after, self.max_wait)
+                if status == 503:  # a 429 closes the limiter in penalize(), from then on
+                    self.blocked_until = max(self.blocked_until, received + self.retry_hint)
         if r.family is None:
             return self.snapshot() != before
         self.headers_seen = True
@@ -261,6 +282,7 @@ class Policy:
         if r.remaining is not None and fresh and self._accept(r.remaining, seq, received):
             self.remaining, self.info_seq = r.remaining, max(seq, self.info_seq)
             self._obs_left = r.remaining
+            self._guard = 0.0
             self._info_at = received
             if self.kind == "sliding" and self.limit is not None and seq:
                 self._learn_sliding(seq, r.remaining)

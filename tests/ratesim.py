@@ -40,9 +40,13 @@ async def run(
     *, limit: int, window: float, seconds: float, workers: int = 4, latency: float = 0.05,
     jitter: float = 0.0, sliding: bool = False, headers: HeaderFamily = "x",
     reset_style: ResetStyle = "epoch", skew: float = 0.0, rate_limit: str = "auto",
-    start: float = 1_800_000_000.0, seed: int = 0,
+    start: float = 1_800_000_000.0, seed: int = 0, counted_at: float = 0.5,
 ) -> Outcome:  # fmt: skip
-    """Run ``workers`` request loops for ``seconds`` of fake time; the server's view of it."""
+    """Run ``workers`` request loops for ``seconds`` of fake time; the server's view of it.
+
+    The server counts a request ``counted_at`` of the way through its round trip (0: as it
+    arrives and then takes ``latency`` to answer, as the simulator does; 0.5: half-way).
+    """
     clock = FakeClock(start=start)
     server = RateWindow(limit, window, clock.time, sliding=sliding, headers=headers,
                         reset_style=reset_style, skew=skew)  # fmt: skip
@@ -54,11 +58,11 @@ async def run(
     async def worker() -> None:
         while not stop[0]:
             async with limiter.slot():
-                await clock.sleep(latency / 2 + rnd.random() * jitter)
+                await clock.sleep(latency * counted_at + rnd.random() * jitter)
                 decision = server.check("client")
                 if not decision.allowed:
                     refused.append(clock.time())
-                await clock.sleep(latency / 2 + rnd.random() * jitter)
+                await clock.sleep(latency * (1 - counted_at) + rnd.random() * jitter)
                 limiter.observe(decision.headers, 200 if decision.allowed else 429)
             if not decision.allowed:
                 limiter.penalize(None)
