@@ -143,29 +143,28 @@ class RateLimiter:
 
     def describe(self) -> str:
         """The inferred policy in words, as logged."""
-        s = self.policy.snapshot()
+        family, limit, window_, style, kind, skew = self.policy.snapshot()
         if not self.policy.headers_seen:
             return "no rate headers seen" + (
                 f"; ceiling {self.ceiling[0]:g}/{self.ceiling[1]:g}s" if self.ceiling else ""
             )
-        window = f"{s.window:g}s" if s.window else "unknown"
-        parts = [f"{s.limit if s.limit is not None else '?'} per {window}", f"{s.kind} window",
-                 f"headers {s.family}", f"reset {s.reset_style or 'none'}",
-                 f"skew {s.skew:+d}s"]  # fmt: skip
+        window = f"{window_:g}s" if window_ else "unknown"
+        parts = [f"{limit if limit is not None else '?'} per {window}", f"{kind} window",
+                 f"headers {family}", f"reset {style or 'none'}", f"skew {skew:+d}s"]  # fmt: skip
         if self.ceiling:
             parts.append(f"ceiling {self.ceiling[0]:g}/{self.ceiling[1]:g}s")
         return ", ".join(parts)
 
     def report(self) -> dict[str, object]:
         """The manifest's ``rate_limit`` object: the inferred policy and what it cost."""
-        s = self.policy.snapshot()
+        family, limit, window, style, kind, skew = self.policy.snapshot()
         return {
-            "limit": s.limit,
-            "window": round(s.window, 3) if s.window else None,
-            "family": s.family,
-            "reset_style": s.reset_style,
-            "kind": s.kind if self.policy.headers_seen else None,
-            "skew": s.skew,
+            "limit": limit,
+            "window": window,
+            "family": family,
+            "reset_style": style,
+            "kind": kind if self.policy.headers_seen else None,
+            "skew": skew,
             "ceiling": f"{self.ceiling[0]:g}/{self.ceiling[1]:g}s" if self.ceiling else None,
             "requests": self.sent,
             "429s": self.throttled,

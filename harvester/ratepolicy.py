@@ -1,37 +1,38 @@
 """How fast a server's announced policy lets us send: a pure state machine, no I/O, no clock.
 
 ``Policy.observe`` takes one answer's ``Reading`` (``rateheaders.py``) with the sequence number,
-send and receive times of the request it answered (our monotonic seconds) and the wall time of
-its receipt; ``next_allowed`` says when the next request may leave, or None for "after the next
-answer"; ``sent`` records one leaving. The rules:
+send and receive times of its request (our monotonic seconds) and the wall time of its receipt;
+``next_allowed`` says when the next request may leave (None: after another answer); ``sent``
+records one leaving. Our requests are kept in a ``SendLog`` (``ratelog.py``), the server's clock
+skew in a ``ServerClock`` (``rateskew.py``). The rules:
 
 - before any answer, one request at a time;
-- the current window's end is kept as bounds ``[lo, hi]`` in our monotonic time: exact for a
-  UNIX-time reset (measured against the server's clock: the ``Date`` header is used once it
-  shows a skew above its one-second resolution), ``(sent + reset - 1, received + reset]`` for
-  whole seconds from now, narrowed by every later answer of the same window;
-- what is left (``remaining`` of the newest answer, minus every request sent after that one) is
-  spread evenly until ``lo``; with nothing left, nothing leaves before ``hi``; answers to older
-  requests than the newest one seen never raise what is left;
-- the window's length is the one stated (``w=``), else the smallest jump of a UNIX-time reset
-  at a rollover (a reset one window later with ``remaining`` refilled), else the longest
-  time-to-reset seen; when ``hi`` passes, a fixed window refills and its end moves on by that
-  length;
-- a reset that moves later without a refill shows a sliding window: there a passed reset frees
-  one request, and the pace never exceeds ``limit / window``;
+- the window's end is kept as bounds ``[lo, hi]`` in our monotonic time: exact for a UNIX-time
+  reset (read against the server's clock), ``(sent + reset - 1, received + reset]`` for whole
+  seconds, narrowed by each answer of the same window;
+- what is left (the newest answer's ``remaining``, less every request sent after it or still
+  unanswered before it; never more than any answer of this window allows) is spread evenly
+  until the middle of those bounds; with nothing left, nothing leaves before ``hi``;
+- the window's length is the one stated (``w=``), else the smallest jump of the reset at a
+  rollover (``remaining`` refilled), else the longest time-to-reset seen; when ``hi`` passes, a
+  fixed window refills and moves on, counted as a sliding one would until an answer confirms;
+- a reset that moves later without a refill shows a sliding window: our requests free one by
+  one as they age out of it, and the pace never exceeds ``limit / window``;
 - a configured ceiling (``"N/Ts"``) is a minimum gap of ``T / N`` between requests, always;
-  with no rate headers at all it is the only pace, and ``auto`` (no ceiling configured) then
-  sends one request at a time, at most ``AUTO_RATE`` per second.
+  with no rate headers it is the only pace, and ``auto`` then sends one request at a time, at
+  most ``AUTO_RATE`` per second.
 """
 
 from __future__ import annotations
 
-import collections
-from dataclasses import dataclass
-
 from harvester.rateheaders import Reading, retry_after_seconds
+from harvester.ratelog import SendLog
+from harvester.rateskew import ServerClock
 
 __all__ = ["AUTO_RATE", "Policy", "Snapshot"]
+
+#: (family, limit, window to 0.1 s, reset style, kind, skew in whole seconds).
+Snapshot = tuple[str | None, int | None, float | None, str | None, str, int]
 
 #: Requests per second for ``rate_limit = "auto"`` against a server that sends no rate headers
 #: (DBK's documented sandbox limit, 120/min, the smallest published figure).
@@ -39,18 +40,6 @@ AUTO_RATE = 2.0
 #: A sliding window is paced this much below ``limit / window``.
 SLIDING_MARGIN = 1.0
 _EPS = 0.05
-
-
-@dataclass(frozen=True, slots=True)
-class Snapshot:
-    """The inferred policy, as logged and written to the manifest."""
-
-    family: str | None
-    limit: int | None
-    window: float | None
-    reset_style: str | None
-    kind: str
-    skew: float
 
 
 class Policy:
@@ -69,8 +58,7 @@ class Policy:
         self._max_until = 0.0
         self.reset_style: str | None = None
         self.kind = "fixed"
-        self.skew = 0.0
-        self._skew_bound: tuple[float, float] | None = None
+        self.clock = ServerClock()
         self.answered = False
         self.headers_seen = False
         self.seq = 0
@@ -87,11 +75,9 @@ class Policy:
         self.capped_resets = 0
         self.rtt: float | None = None  # the shortest round trip seen
         self._info_at = 0.0  # when the answer behind ``remaining`` arrived
-        #: Our recent requests: seq -> [sent, received or None, allowed] (a sliding window's
-        #: requests age out W seconds after they arrived; this is how we know when).
-        self._log: collections.OrderedDict[int, list[float | bool | None]] = (
-            collections.OrderedDict()
-        )
+        #: Our recent requests (a sliding window's requests age out W seconds after they
+        #: arrived: this is how we know when).
+        self._log = SendLog()
         self._slide_w: tuple[float, float] | None = None
         self._new_window = False  # the answer being observed showed a new window
         self._floor: int | None = None  # min over this window's answers of remaining + seq
@@ -103,20 +89,12 @@ class Policy:
         """Record one request leaving now; returns its sequence number."""
         self.seq += 1
         self.last_send = now
-        self._log[self.seq] = [now, None, True]
-        keep = 2 * max(self.window or 0.0, self._max_until) + 1.0
-        while len(self._log) > 64:
-            first = next(iter(self._log.values()))
-            if first[1] is None or float(first[0]) > now - keep:  # type: ignore[arg-type]
-                break
-            self._log.popitem(last=False)
+        self._log.add(self.seq, now, keep=2 * max(self.window or 0.0, self._max_until) + 1.0)
         return self.seq
 
     def finished(self, seq: int, now: float) -> None:
         """Request ``seq`` is over (answered or not): it no longer counts as in flight."""
-        entry = self._log.get(seq)
-        if entry is not None and entry[1] is None:
-            entry[1] = now
+        self._log.finished(seq, now)
 
     def left(self, now: float | None = None, *, guard: bool = True) -> int | None:
         """Requests the server still allows in this window, by our count (None: unknown).
@@ -130,39 +108,21 @@ class Policy:
         left = self.remaining - (self.seq - self.info_seq)
         # Requests older than the newest answer's but still unanswered may have overtaken by
         # it on the way (uneven latency): they may not be in its count yet.
-        left -= sum(1 for k, v in self._log.items() if k < self.info_seq and v[1] is None)
+        left -= self._log.in_flight(before=self.info_seq)
         if guard and self._guard and self.limit is not None and now is not None:
-            left = min(left, self.limit - sum(1 for t in self._guarded() if t > now))
+            left = min(
+                left, self.limit - sum(1 for t in self._log.surely_out(self._guard) if t > now)
+            )
         if self._floor is not None and self.kind == "fixed":
             left = min(left, self._floor - self.seq)
         if now is not None:
             left += sum(1 for t in self._aging() if t <= now)
         return left
 
-    def _guarded(self) -> list[float]:
-        """When each of our requests surely left any window of the guard's length (answered:
-        its answer's arrival plus that length; in flight: never yet)."""
-        g = self._guard
-        return [1e18 if v[1] is None else float(v[1]) + g for v in self._log.values() if v[2]]
-
     def _aging(self) -> list[float]:
         """When our requests not yet free by the newest answer leave a sliding window."""
         width = self._sliding_width()
-        if width is None:
-            return []
-        u = self._spread()
-        return [
-            (float(sent) + float(received)) / 2 + width + u  # type: ignore[arg-type]
-            for sent, received, allowed in self._log.values()
-            if allowed and received is not None and float(sent) + width > self._info_at  # type: ignore[arg-type]
-        ]
-
-    def _spread(self) -> float:
-        """How far a request's arrival may lie from its round trip's midpoint: half the spread
-        of recent round trips (0 for an even latency)."""
-        rtts = [float(v[1]) - float(v[0]) for v in self._log.values() if v[1] is not None]  # type: ignore[arg-type]
-        rtts = rtts[-256:]  # recent ones: a passing spike of latency should not linger
-        return (max(rtts) - min(rtts)) / 2 if rtts else 0.0
+        return [] if width is None else self._log.aging(width, self._info_at)
 
     def _sliding_width(self) -> float | None:
         if self.kind != "sliding":
@@ -192,8 +152,8 @@ class Policy:
         if self.kind == "sliding":
             sustained *= SLIDING_MARGIN
         if left is not None and left <= 0:
-            frees = [t for t in [*self._aging(), *(self._guarded() if self._guard else [])]
-                     if start < t < 1e17]  # fmt: skip
+            out = self._log.surely_out(self._guard) if self._guard else []
+            frees = [t for t in [*self._aging(), *out] if start < t < 1e17]
             if frees:
                 return max(last + gap, min([min(frees), *([self.hi] if self.hi else [])]))
             if self.hi is not None and self.hi > start:
@@ -247,15 +207,13 @@ class Policy:
         before = self.snapshot()
         self.answered = True
         self._new_window = False
-        entry = self._log.get(seq)
-        if entry is not None:
-            entry[1], entry[2] = received, status != 429
+        self._log.answered(seq, received, status != 429)
         if seq and (self.rtt is None or received - sent_at < self.rtt):
             self.rtt = received - sent_at
         if r.date is not None:
-            self._clock_skew(r.date - wall, r.date + 1 - (wall - (received - sent_at)))
+            self.clock.observe(r.date, sent_wall=wall - (received - sent_at), received_wall=wall)
         if r.retry_after is not None and status in (429, 503):
-            after = retry_after_seconds(r.retry_after, wall + self.skew)
+            after = retry_after_seconds(r.retry_after, wall + self.clock.skew)
             if after is not None:
                 self.retry_hint = min(after, self.max_wait)
                 if status == 503:  # a 429 closes the limiter in penalize(), from then on
@@ -299,20 +257,8 @@ class Policy:
         current = self.left(now)
         if self._new_window or current is None or seq == 0 or self.kind == "sliding":
             return True
-        unanswered = sum(1 for k, v in self._log.items() if k < seq and v[1] is None)
+        unanswered = self._log.in_flight(before=seq)
         return remaining - (self.seq - seq) - unanswered <= current
-
-    def _clock_skew(self, low: float, high: float) -> None:
-        # Date is the server's time floored to the second, taken between our send and receipt:
-        # each answer bounds the skew to [Date - received, Date + 1 - sent). The bounds are
-        # intersected, and start again when they contradict (the server's clock jumped).
-        b = self._skew_bound
-        if b is None or max(low, b[0]) > min(high, b[1]):
-            self._skew_bound = (low, high)
-        else:
-            self._skew_bound = (max(low, b[0]), min(high, b[1]))
-        low = self._skew_bound[0]
-        self.skew = low if abs(low) > 1.0 else 0.0
 
     def _reset(self, r: Reading, seq: int, sent_at: float, received: float, wall: float,
                fresh: bool) -> bool:  # fmt: skip
@@ -320,12 +266,9 @@ class Policy:
         assert r.reset is not None
         if r.epoch:
             self.reset_style = "epoch"
-            until = r.reset - (wall + self.skew)
+            until = r.reset - (wall + self.clock.skew)
             o_lo = o_hi = received + until
-            if self.skew and self._skew_bound is not None:  # the skew is known within bounds
-                o_lo -= max(0.0, self._skew_bound[1] - self.skew)
-            elif self._skew_bound is not None:  # a server clock behind ours by under a second
-                o_hi += max(0.0, -self._skew_bound[0])
+            o_lo, o_hi = o_lo - self.clock.early(), o_hi + self.clock.late()
         else:
             self.reset_style = "delta"
             self._coarse = r.coarse
@@ -371,14 +314,12 @@ class Policy:
         if r.remaining is None or self.limit is None or self._obs_left is None:
             return False
         expected = self._obs_left - (seq - self.info_seq)
-        in_flight = sum(1 for v in self._log.values() if v[1] is None)
+        in_flight = self._log.in_flight()
         return r.remaining - expected > self.limit / 2 and r.remaining >= self.limit - in_flight - 1
 
     def _nearly_full(self, r: Reading) -> bool:
-        if r.remaining is None or self.limit is None:
-            return False
-        in_flight = sum(1 for v in self._log.values() if v[1] is None)
-        return r.remaining >= self.limit - in_flight - 1
+        full = r.remaining is not None and self.limit is not None
+        return full and r.remaining >= self.limit - self._log.in_flight() - 1  # type: ignore[operator]
 
     def _rollover(self, r: Reading, o: tuple[float, float] | None) -> None:
         """A fixed window rolled over; its reset's jump measures the window (exact for a UNIX
@@ -408,17 +349,10 @@ class Policy:
         all (a fixed window as long as the reset's resolution looks alike).
         """
         assert self.limit is not None
-        count = self.limit - remaining
-        mine = [(k, v) for k, v in self._log.items() if k <= seq and v[2] and v[1] is not None]
-        if count < 1 or len(mine) <= count:
+        span = self._log.counted_span(seq, self.limit - remaining)
+        if span is None:
             return
-
-        def arrived(v: list[float | bool | None]) -> float:  # half-way, as latency is
-            return (float(v[0]) + float(v[1])) / 2  # type: ignore[arg-type]
-
-        this, u = arrived(self._log[seq]), self._spread()
-        lo = this - arrived(mine[-count][1]) - 2 * u
-        hi = this - arrived(mine[-count - 1][1]) + 2 * u
+        lo, hi = span
         if self._slide_w is not None:
             lo, hi = max(lo, self._slide_w[0]), min(hi, self._slide_w[1])
         # A sliding window is never shorter than a time-to-reset it announced (less the
@@ -456,7 +390,11 @@ class Policy:
             return "stated"
         return "measured" if self._window_jump is not None or self._slide_w else "at least"
 
+    @property
+    def skew(self) -> float:
+        return self.clock.skew
+
     def snapshot(self) -> Snapshot:
         window = round(self.window, 1) if self.window else None
-        return Snapshot(self.family, self.limit, window, self.reset_style, self.kind,
-                        round(self.skew))  # fmt: skip
+        return (self.family, self.limit, window, self.reset_style, self.kind,
+                round(self.clock.skew))  # fmt: skip
