@@ -162,7 +162,8 @@ class Policy:
                 return None
             return max(start, last + max(gap, sustained))  # one request to learn the new state
         if self.kind == "sliding":
-            spread = sustained  # requests leave one by one: no window end to spread toward
+            # No window end to spread toward: the sustained pace, quicker while behind it.
+            spread = sustained * max(0.5, 1 - (left or 0) / (self.limit or 1))
         elif left is not None and self.lo is not None and self.lo > start:
             # The last request should arrive before the window's end, not just leave before it;
             # the pace follows the window's count (the guard only holds requests back).
