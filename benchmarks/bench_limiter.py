@@ -192,6 +192,11 @@ async def main() -> None:
         d = await scenario(kind, True)
         print(f"  {kind:9s} utilization {float(d['utilization']):6.1%}  429s {d['429s']:3}  "  # type: ignore[arg-type]
               f"last 429 in window {d['last_429_window']}")  # fmt: skip
+    print("--faults hostile (the simulator halves the limit after its 200th request), 14 windows:")
+    for kind in ("harvester", "plain"):
+        d = await scenario(kind, False, hostile=True)
+        print(f"  {kind:9s} limit dropped in window {d['drop_window']}, 429s {d['429s']:3}, "
+              f"last 429 in window {d['last_429_window']}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -74,9 +74,12 @@ def test_module_help_lists_the_same_flags() -> None:
         [sys.executable, "-m", "harvester.sim.cli", "--help"],
         capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
-    # The fixed flags, and the extensions since: --no-bulk-second, --fail-matching, the readings.
+    # The fixed flags, and the extensions since: --no-bulk-second, --fail-matching, the edge
+    # readings, and the rate-limit readings --reset-style, --rate-headers, --clock-skew,
+    # --rate-sliding.
     extensions = {"--no-bulk-second", "--fail-matching", "--dbk-from-exclusive",
-                  "--dbk-to-inclusive", "--nobb-from-exclusive", "--nobb-to-exclusive"}  # fmt: skip
+                  "--dbk-to-inclusive", "--nobb-from-exclusive", "--nobb-to-exclusive",
+                  "--reset-style", "--rate-headers", "--clock-skew", "--rate-sliding"}  # fmt: skip
     assert set(re.findall(r"--[a-z][a-z-]*", done.stdout)) == {*FLAGS, "--help", *extensions}
 
 
