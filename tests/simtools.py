@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import base64
+import time
+from datetime import datetime
 
 from harvester.sim.settings import SimSettings
+from tests.front import JumpClock
 
 
 class WallClock:
@@ -15,6 +18,22 @@ class WallClock:
 
     def __call__(self) -> float:
         return self.now
+
+
+class RunningWall:
+    """The simulator's wall clock started at ``now``: it reads ``now`` plus real time elapsed."""
+
+    def __init__(self, now: datetime) -> None:
+        self._start = now.timestamp()
+        self._t0 = time.monotonic()
+
+    def __call__(self) -> float:
+        return self._start + time.monotonic() - self._t0
+
+
+def clocks_at(now: datetime) -> tuple[RunningWall, JumpClock]:
+    """The simulator's and the client's clocks, both reading ``now`` at first (never today)."""
+    return RunningWall(now), JumpClock(offset=now.timestamp() - time.time())
 
 
 def basic(settings: SimSettings) -> dict[str, str]:

@@ -100,9 +100,24 @@ async def test_a_second_dump_plans_from_the_learned_windows(tmp_path: Path) -> N
     assert second.manifest.checks["windows"] < first.manifest.checks["windows"]  # type: ignore[operator]
 
 
+async def test_default_world_of_8000_products_dumps_complete(tmp_path: Path) -> None:
+    """The default world (no bulk second) is harvestable: 8,000 products, exit 0, all exact."""
+    settings = SimSettings(nobb_items=0, dbk_products=8000, rate_limit=0)
+    assert settings.dbk_bulk_second is False and settings.dbk_max_products == 2000
+    async with Simulator(settings) as sim:
+        result = await _run(sim, tmp_path)
+        books = sim.ctx.books
+    assert books.bulk_second is None
+    assert result.exit_code == 0 and result.manifest.complete and not result.failed
+    assert result.manifest.checks["unsplittable"] == []
+    assert _written(result) == _expected(books, range(books.size))
+
+
 async def test_more_than_the_cap_in_one_second_is_named_and_incomplete(tmp_path: Path) -> None:
-    """The bulk second (cap + 1 products) is named in the manifest; the run exits 1."""
-    settings = SimSettings(dbk_products=3000, dbk_max_products=400, rate_limit=0, seed=7)
+    """The opt-in bulk second (cap + 1 products) is named in the manifest; the run exits 1."""
+    settings = SimSettings(
+        dbk_products=3000, dbk_max_products=400, rate_limit=0, seed=7, dbk_bulk_second=True
+    )
     async with Simulator(settings) as sim:
         result = await _run(sim, tmp_path)
         bulk = sim.ctx.books.bulk_second

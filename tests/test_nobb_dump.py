@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import orjson
 import pytest
 
 from harvester.cli import main
+from harvester.clock import Clock
 from harvester.config import NobbConfig, OutputConfig, Secret
 from harvester.errors import AuthError
 from harvester.output import read_lines, verify_run
@@ -19,7 +21,8 @@ from harvester.run import RunResult, run_source
 from harvester.sim.server import Simulator
 from harvester.sim.settings import FaultProfile, SimSettings
 from harvester.sources.nobb import NobbSource
-from tests.simtools import WallClock, basic
+from tests.sim.test_sim_now import NOWS
+from tests.simtools import WallClock, basic, clocks_at
 
 
 def _cfg(sim: Simulator, **kw: object) -> NobbConfig:
@@ -31,11 +34,15 @@ def _cfg(sim: Simulator, **kw: object) -> NobbConfig:
     return NobbConfig(**base)  # type: ignore[arg-type]
 
 
-async def _dump(sim: Simulator, out: Path, **kw: object) -> RunResult:
-    source = NobbSource(_cfg(sim, **kw))
+async def _dump(
+    sim: Simulator, out: Path, *, clock: Clock | None = None, **kw: object
+) -> RunResult:
+    """A dump by the client on ``clock``: by default one reading the simulator's "now"."""
+    clock = clock or clocks_at(sim.settings.now)[1]
+    source = NobbSource(_cfg(sim, **kw), clock=clock)
     return await run_source(
         source, mode="dump", output=OutputConfig(shard_max_records=1500), out_dir=out,
-        config_digest="test", progress=Progress(source="nobb"),
+        config_digest="test", progress=Progress(source="nobb"), clock=clock,
     )  # fmt: skip
 
 
@@ -153,27 +160,31 @@ async def _in_thread(argv: list[str]) -> int:
     return await asyncio.to_thread(main, argv)
 
 
-async def test_item_changed_during_the_dump_is_caught_up(tmp_path: Path) -> None:
-    """An item that moves to today's date mid-run is written once, in its latest version."""
-    from datetime import UTC, datetime
+@pytest.mark.parametrize("now", NOWS, ids=lambda n: n.isoformat())
+async def test_item_changed_during_the_dump_is_caught_up(tmp_path: Path, now: datetime) -> None:
+    """An item that moves to the run's day mid-run is written once, in its latest version."""
+    from datetime import UTC
 
-    settings = SimSettings(nobb_items=3000, rate_limit=0, seed=14)
-    async with Simulator(settings) as sim:
+    settings = SimSettings(nobb_items=3000, rate_limit=0, seed=14, now=now)
+    sim_clock, client = clocks_at(now)
+    async with Simulator(settings, clock=sim_clock) as sim:
         # The oldest item: its partition is walked last by the ascending end of the first one.
         cat = sim.ctx.nobb
         oldest = min(range(cat.size), key=lambda p: cat.modified[p])
         moved = cat.keys[oldest]
+        today = max(cat.modified)  # the world's last change day is now's day
+        on_the_day = sum(1 for m in cat.modified if m == today)
         wall = sim.ctx.clock
         done: list[bool] = []
 
         def clock() -> float:
             if sim.stats["nobb_pages"] >= 12 and not done:
                 done.append(True)
-                sim.touch_nobb(moved, datetime.now(UTC).date())
+                sim.touch_nobb(moved, datetime.fromtimestamp(client.time(), UTC).date())
             return wall()
 
         sim.ctx.clock = clock
-        result = await _dump(sim, tmp_path, page_size=100, concurrency=2)
+        result = await _dump(sim, tmp_path, clock=client, page_size=100, concurrency=2)
         assert done
         served = await _served(sim, settings)
     lines = list(read_lines(result.run_dir))
@@ -185,14 +196,20 @@ async def test_item_changed_during_the_dump_is_caught_up(tmp_path: Path) -> None
     assert result.manifest.checks["replaced_by_newer_version"] == 1
     (catch_up,) = [r for p, r in result.manifest.partitions.items() if p.startswith("catch-up")]
     assert isinstance(catch_up, dict)
-    assert catch_up["total_hits"] == 1  # the catch-up walk saw the moved item
+    # The catch-up walk (from the run's day) saw that day's items and the moved one.
+    assert result.manifest.started.date() == now.date()
+    assert catch_up["total_hits"] == on_the_day + 1
 
 
-async def test_failed_partition_makes_the_run_incomplete(tmp_path: Path) -> None:
-    """With no retries, flaky faults fail some walks: exit 1, failures named, the rest written."""
-    settings = SimSettings(nobb_items=3000, rate_limit=0, seed=21, faults="flaky")
-    async with Simulator(settings) as sim:
-        result = await _dump(sim, tmp_path, page_size=100, retries=1)
+@pytest.mark.parametrize("now", NOWS, ids=lambda n: n.isoformat())
+async def test_failed_partition_makes_the_run_incomplete(tmp_path: Path, now: datetime) -> None:
+    """Walks that fail past page 1 (any "now"): exit 1, failures named, the rest written."""
+    settings = SimSettings(nobb_items=3000, rate_limit=0, seed=21, fail_matching="pageToken=",
+                           now=now)  # fmt: skip
+    sim_clock, clock = clocks_at(now)
+    async with Simulator(settings, clock=sim_clock) as sim:
+        result = await _dump(sim, tmp_path, clock=clock, page_size=100, retries=1)
+    assert result.manifest.started.date() == now.date()
     assert result.exit_code == 1
     assert result.failed
     assert result.manifest.complete is False

@@ -17,6 +17,8 @@ from harvester.sim.server import Simulator
 from harvester.sim.settings import SimSettings
 from harvester.sink import ShardInfo
 from harvester.status import collect_status, render_status
+from tests.sim.test_sim_now import NOWS
+from tests.simtools import clocks_at
 from tests.test_nobb_dump import _dump
 
 SHA = "0" * 64
@@ -84,11 +86,14 @@ async def test_complete_dump_is_listed_with_records_and_high_water(tmp_path: Pat
     assert row.split()[1:5] == ["dump", "complete", "2,000", str(len(m.shards))]
 
 
-async def test_incomplete_real_run_is_reported_resumable(tmp_path: Path) -> None:
+@pytest.mark.parametrize("now", NOWS, ids=lambda n: n.isoformat())
+async def test_incomplete_real_run_is_reported_resumable(tmp_path: Path, now: datetime) -> None:
     """A dump whose partitions failed is incomplete, and is the run `dump --resume` continues."""
-    settings = SimSettings(nobb_items=3000, rate_limit=0, seed=21, faults="flaky")
-    async with Simulator(settings) as sim:
-        result = await _dump(sim, tmp_path, page_size=100, retries=1)
+    settings = SimSettings(nobb_items=3000, rate_limit=0, seed=21, fail_matching="pageToken=",
+                           now=now)  # fmt: skip
+    sim_clock, clock = clocks_at(now)
+    async with Simulator(settings, clock=sim_clock) as sim:
+        result = await _dump(sim, tmp_path, clock=clock, page_size=100, retries=1)
     assert result.exit_code == 1
     cp = Checkpoint.load(result.run_dir)
     assert cp.plan is not None

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import base64
 import logging
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import orjson
 
@@ -92,7 +92,7 @@ class NobbSource:
                 start_day=tuple(d.isoformat() for d in {ctx.started.date(),
                                                         edges.since(ctx.started.date())}),
             )  # fmt: skip
-            today = date.fromtimestamp(self.clock.time())
+            today = datetime.fromtimestamp(self.clock.time(), UTC).date()  # the run's clock, UTC
             start_day = ctx.started.date()
             if ctx.mode == "sync":
                 last = ctx.source_state.get("high_water")

@@ -74,9 +74,11 @@ def test_module_help_lists_the_same_flags() -> None:
         [sys.executable, "-m", "harvester.sim.cli", "--help"],
         capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
-    # The fixed flags, and the extensions since: --no-bulk-second, --fail-matching, the readings.
-    extensions = {"--no-bulk-second", "--fail-matching", "--dbk-from-exclusive",
-                  "--dbk-to-inclusive", "--nobb-from-exclusive", "--nobb-to-exclusive"}  # fmt: skip
+    # The fixed flags, and the extensions since: the bulk second, --fail-matching, the readings,
+    # --now.
+    extensions = {"--bulk-second", "--no-bulk-second", "--fail-matching", "--dbk-from-exclusive",
+                  "--dbk-to-inclusive", "--nobb-from-exclusive", "--nobb-to-exclusive",
+                  "--now"}  # fmt: skip
     assert set(re.findall(r"--[a-z][a-z-]*", done.stdout)) == {*FLAGS, "--help", *extensions}
 
 
