@@ -27,6 +27,7 @@ from harvester.config_file import load_config
 from harvester.errors import ConfigError, HarvesterError, Interrupted
 from harvester.logs import setup_logging
 from harvester.manifest import atomic_write
+from harvester.plural import counted
 from harvester.progress import Progress, ProgressMode, Reporter
 from harvester.run import RunResult, run_source
 from harvester.sim.server import Simulator
@@ -131,8 +132,8 @@ async def run_demo(*, out_dir: Path, nobb_items: int, dbk_products: int) -> int:
     )
     async with Simulator(settings) as sim:
         print(
-            f"simulator listening on {sim.url} (NOBB: {nobb_items:,} items, "
-            f"DBK: {dbk_products:,} products)"
+            f"simulator listening on {sim.url} (NOBB: {counted(nobb_items, 'item')}, "
+            f"DBK: {counted(dbk_products, 'product')})"
         )
         user, password = Secret(settings.username), Secret(settings.password)
         cfg = Config(
@@ -150,15 +151,15 @@ async def run_demo(*, out_dir: Path, nobb_items: int, dbk_products: int) -> int:
                                   **common)  # fmt: skip
         results: list[RunResult | HarvesterError | int] = list(found)
         for name, result, expected, what in zip(
-            ("nobb", "dbk"), found, (nobb_items, dbk_products), ("items", "products"), strict=True
+            ("nobb", "dbk"), found, (nobb_items, dbk_products), ("item", "product"), strict=True
         ):
             _report(result)
             if isinstance(result, RunResult):
                 m = result.manifest
                 ok = "all" if m.records == expected else "NOT all"
                 print(
-                    f"{name}: {m.records:,} of {expected:,} {what} written exactly once ({ok}), "
-                    f"{len(m.shards)} shards in {result.run}"
+                    f"{name}: {m.records:,} of {counted(expected, what)} written exactly once "
+                    f"({ok}), {counted(len(m.shards), 'shard')} in {result.run}"
                 )
     return _exit_code(results)
 

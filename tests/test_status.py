@@ -113,9 +113,10 @@ async def test_incomplete_real_run_is_reported_resumable(tmp_path: Path, now: da
         "sync": None,
     }  # fmt: skip
     text = render_status(collect_status(tmp_path))
+    shards = f"{len(cp.shards)} shard" + ("" if len(cp.shards) == 1 else "s")
     assert (
         f"  resumable dump: {result.run_dir.name}: {len(cp.done)} of {len(cp.plan)} partitions "
-        f"done, {len(cp.shards)} shards, {sum(s.records for s in cp.shards):,} records so far "
+        f"done, {shards}, {sum(s.records for s in cp.shards):,} records so far "
         "(harvester dump nobb --resume)\n"
     ) in text
 
@@ -196,7 +197,7 @@ def test_dbk_windows_state_and_checkpoint(tmp_path: Path) -> None:
     }  # fmt: skip
     text = render_status(data)
     assert "  windows: 812 entries\n" in text
-    assert "  resumable sync: 20261122T020000Z: 3 partitions done, 1 shards, 42 records" in text
+    assert "  resumable sync: 20261122T020000Z: 3 partitions done, 1 shard, 42 records" in text
     assert "1000000000" not in text
 
 

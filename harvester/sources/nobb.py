@@ -30,6 +30,7 @@ from harvester.errors import FetchError
 from harvester.http import HttpClient, HttpSettings
 from harvester.limiter import RateLimiter
 from harvester.partitions import plan
+from harvester.plural import counted
 from harvester.positions import Positions
 from harvester.retry import RetryPolicy
 from harvester.scheduler import run_pool
@@ -224,8 +225,9 @@ class NobbSource:
         grain = self.cfg.page_size * len(self._directions())
         found = await plan(probe, first=FIRST_DAY, last=today, parts=wanted,
                            fanout=self.cfg.concurrency, grain=grain)  # fmt: skip
-        log.info("nobb: %d partitions from %d probes in %d levels: %s", len(found.partitions),
-                 found.probes, found.levels, found.counts)  # fmt: skip
+        log.info("nobb: %s from %s in %s: %s", counted(len(found.partitions), "partition"),
+                 counted(found.probes, "probe"), counted(found.levels, "level"),
+                 found.counts)  # fmt: skip
         ranked = sorted(zip(found.counts, found.partitions, strict=True), key=lambda c: -c[0])
         return [p for _, p in ranked], found.total
 
