@@ -6,9 +6,11 @@ inside that life, and a partition whose walk cannot must be cut into smaller one
 date). ``WalkBudget`` holds what the run knows:
 
 - ``cap``: ``nobb.walk_max_seconds``, the longest a chain is planned to run (below ``token_ttl``);
-- ``life``: the tokens' life as learned from expiries: a chain that came back as page 1 was
-  alive when its last good page was asked for, so its age then is a lower bound of the life.
-  The smallest such bound seen is kept; a chain is then planned to run ``SAFETY`` of it;
+- ``life``: the tokens' life as learned from expiries: a chain whose page came back as page 1
+  had died by the time that page was asked for, so its age then bounds the life from above.
+  The smallest bound seen is kept and a chain is planned to run ``SAFETY`` of it; a chain that
+  still dies teaches a smaller bound, so an estimate too high corrects itself, whereas a lower
+  bound (the age at the last good page) can be 0 after one page and would never recover;
 - ``page_seconds``: one page's time within a walk (request sent to the next one), a moving
   average over every walk's pages (limiter waits included: they age the chain too).
 
@@ -30,10 +32,13 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["SAFETY", "WalkBudget"]
+__all__ = ["PIECE_SHARE", "SAFETY", "WalkBudget"]
 
 #: A chain is planned to run at most this share of the learned token life.
 SAFETY = 0.8
+#: A piece of a cut is sized to this share of a walk's pages: planning balances pieces only
+#: roughly, page times vary, and a piece cut again re-reads pages.
+PIECE_SHARE = 0.8
 _ALPHA = 0.2  # weight of a new page time in the moving average
 
 
@@ -72,11 +77,11 @@ class WalkBudget:
         else:
             self.page_seconds += _ALPHA * (seconds - self.page_seconds)
 
-    def observe_expiry(self, alive: float) -> None:
-        """A chain came back as page 1; it was still alive ``alive`` seconds after it began."""
+    def observe_expiry(self, age: float) -> None:
+        """A chain's page came back as page 1, asked for ``age`` seconds after the chain began."""
         self.expiries += 1
-        alive = max(0.0, alive)
-        self.life = alive if self.life is None else min(self.life, alive)
+        age = max(0.0, age)
+        self.life = age if self.life is None else min(self.life, age)
 
     def should_cut(self, *, elapsed: float, pages: int) -> bool:
         """True if a chain ``elapsed`` seconds old after ``pages`` pages should not take another.
@@ -90,8 +95,7 @@ class WalkBudget:
     def pieces(self, items: int, *, page_size: int, ends: int) -> int:
         """Partitions of about equal size that ``items`` need so each walk fits the budget.
 
-        Each piece is sized to ``SAFETY`` of what ``pages`` allow, since planning balances
-        pieces only roughly and items may arrive meanwhile.
+        Each piece is sized to ``PIECE_SHARE`` of what ``pages`` allow (see there).
         """
-        per_piece = max(1.0, page_size * max(1, ends) * self.pages * SAFETY)
+        per_piece = max(1.0, page_size * max(1, ends) * self.pages * PIECE_SHARE)
         return max(1, math.ceil(items / per_piece))

@@ -119,3 +119,32 @@ def test_a_cut_seam_stops_both_ends_at_their_page_end() -> None:
     walk.on_item(2)
     seam.cut = True
     assert walk.on_page_end({"x-forwardToken": "t2"}) is None and walk.done
+
+
+def test_an_end_that_stopped_is_not_counted_on() -> None:
+    """With the other end stopped (done, as for a cut it left to this end), a small gap does
+    not end this walk: it walks on alone until it meets the other's claims."""
+    seam = Seam()
+    asc = Walk(Partition(None, None), "asc", seam, page_size=10)
+    desc = Walk(Partition(None, None), "desc", seam, page_size=10)
+    asc.first_request()
+    desc.first_request()
+    for key in (1, 2, 3):
+        asc.on_item(key)
+    seam.total = 8  # 5 keys left: the ascending end's fresh page would bring them
+    for key in (99, 98, 97):
+        desc.on_item(key)
+    assert desc.on_page_end({"x-forwardToken": "d2", "x-totalHits": "8"}) is None
+    desc2_seam = Seam()
+    asc2 = Walk(Partition(None, None), "asc", desc2_seam, page_size=10)
+    desc2 = Walk(Partition(None, None), "desc", desc2_seam, page_size=10)
+    asc2.first_request()
+    desc2.first_request()
+    for key in (1, 2, 3):
+        asc2.on_item(key)
+    asc2.done = True  # stopped: its next page will never come
+    for key in (99, 98, 97):
+        desc2.on_item(key)
+    assert desc2.on_page_end({"x-forwardToken": "d2", "x-totalHits": "8"}) == {
+        "pageSize": "10", "sortField": "NobbNo", "sortOrder": "desc", "pageToken": "d2",
+    }  # fmt: skip

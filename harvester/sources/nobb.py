@@ -276,29 +276,33 @@ class NobbSource:
         date; True if this end is to stop (cut, by this end or the other), False to walk on."""
         pid, ends = part.id, len(self._directions())
         if seam.cut or pid in self._splitting:
-            return True  # the other end cuts (if it cannot, it walks on alone: still exact)
+            # The other end cuts; if it cannot, it walks on alone (still exact), so it must not
+            # count on this end's next page (Walk._other_end_finishes): this end is done.
+            walk.done = True
+            return True
         if seam.closed or pid in self._uncuttable:
             return False
         total = seam.total or walk.total_hits or 0
         pieces = self._budget.pieces(total, page_size=self.cfg.page_size, ends=ends)
         self._splitting.add(pid)
         try:
+            pieces = min(MAX_PIECES, max(2, pieces))
+            # Probes two a piece per round trip: a cut needs points inside its own few days.
             found = await split(
-                self._probe(ctx), part, first=FIRST_DAY, today=self._today,
-                pieces=min(MAX_PIECES, max(2, pieces)), fanout=self.cfg.concurrency,
-                grain=self.cfg.page_size * ends,
+                self._probe(ctx), part, first=FIRST_DAY, today=self._today, pieces=pieces,
+                fanout=max(self.cfg.concurrency, 2 * pieces), grain=self.cfg.page_size * ends,
             )  # fmt: skip
         finally:
             self._splitting.discard(pid)
         if found is None:
             self._uncuttable.add(pid)
-            log.warning("%s: its walk outlives the tokens (%.1fs), but its items all changed "
-                        "on one day: it cannot be cut by date", walk.label,
-                        self._budget.seconds)  # fmt: skip
+            log.warning("%s: its walk outlives the tokens (%.1fs), but it cannot be cut by "
+                        "date (its items changed on one day, or the probes found no cut)",
+                        walk.label, self._budget.seconds)  # fmt: skip
             return False
         if _met(seam):
             return False  # the ends met while the pieces were planned: nothing left to cut
-        seam.cut = True
+        seam.cut = walk.done = True
         ctx.partitions[pid]["split_into"] = [p.id for p in found]
         self._positions.drop(pid)
         at = self._parts.index(part)
@@ -351,7 +355,7 @@ class NobbSource:
                 walk.resume_from(saved.key)
             params = walk.first_request()
         written = 0
-        budget, chain_pages, last_sent = self._budget, 0, began
+        budget, chain_pages = self._budget, 0
         try:
             while params is not None:
                 # Cut before a page that would outlive the budget (``walk_budget.py``).
@@ -364,18 +368,17 @@ class NobbSource:
                 headers = await self._fetcher.fetch(ctx, params, walk, counter,
                                                     label=walk.label)  # fmt: skip
                 written += counter[0]
-                if headers is None:  # page 1 came back: the chain died
-                    if chain_pages:  # it was alive when its last good page was asked for
-                        budget.observe_expiry(last_sent - began)
+                if headers is None:  # page 1 came back: the chain had died when this was sent
+                    if chain_pages:
+                        budget.observe_expiry(sent - began)
                     if add is not None and await self._cut(ctx, part, seam, walk, add):
                         break
                     if seam.closed:
                         break
                     params, began, chain_pages = walk.restart(), self.clock.time(), 0
-                    last_sent = began
                     continue
                 budget.observe_page(self.clock.time() - sent)
-                chain_pages, last_sent = chain_pages + 1, sent
+                chain_pages += 1
                 params = walk.on_page_end(headers)
                 if params is not None and not catch_up and walk.position is not None:
                     self._positions.update(pid, direction, walk.position,

@@ -32,11 +32,13 @@ async def split(
     pieces: int,
     fanout: int,
     grain: int,
+    max_levels: int = 4,
 ) -> list[Partition] | None:
     """``pieces`` (at most) sub-partitions of ``part`` in date order, or None if it cannot be cut.
 
     ``first`` and ``today`` stand for an open lower and upper bound (items dated after
     ``today`` stay in the last piece). ``probe(lo, hi)`` counts items changed in ``[lo, hi]``.
+    A piece that still comes out too big is simply cut again.
     """
     lo = date.fromisoformat(part.date_from) if part.date_from else None
     hi = date.fromisoformat(part.date_to) if part.date_to else None
@@ -50,7 +52,7 @@ async def split(
         return await probe(lo, b if b is not None else hi)
 
     found = await plan(inside, first=span_lo, last=span_hi, parts=pieces, fanout=fanout,
-                       grain=grain)  # fmt: skip
+                       grain=grain, max_levels=max_levels)  # fmt: skip
     if len(found.partitions) < 2:
         return None
     out = [Partition(p.date_from, p.date_to) for p in found.partitions]
