@@ -155,3 +155,35 @@ async def test_a_cut_partition_resumes_from_its_pieces(tmp_path: Path) -> None:
         served = _served(sim)
     assert resumed.run_dir == run_dir and resumed.exit_code == 0 and resumed.manifest.complete
     _exact(resumed, served)
+
+
+async def test_a_sync_walk_longer_than_its_tokens_is_cut_too(tmp_path: Path) -> None:
+    """A first sync (one partition from 1990 on) against 2 s tokens is cut and ends exact; an
+    interrupted one resumes from the pieces its checkpoint lists."""
+    clock = PagedClock(per_request=0.25 / 4)
+    settings = SimSettings(nobb_items=6000, rate_limit=0, seed=9, token_ttl=2)
+    async with await _simulator(settings, clock) as sim:
+        task = asyncio.create_task(_sync(sim, tmp_path, clock))
+        for _ in range(20_000):
+            await asyncio.sleep(0.005)
+            runs = list((tmp_path / "nobb").glob("2*"))
+            if runs and (runs[0] / "checkpoint.json").exists():
+                cp = Checkpoint.load(runs[0])
+                if cp.plan is not None and cp.done:
+                    break
+        task.cancel()
+        with pytest.raises(Interrupted):
+            await task
+        resumed = await _sync(sim, tmp_path, clock, resume=True)
+        served = _served(sim)
+    assert resumed.exit_code == 0 and resumed.manifest.complete and resumed.mode == "sync"
+    _exact(resumed, served)
+    assert resumed.manifest.checks["x_totalHits_sum"] == 6000
+
+
+async def _sync(sim: Simulator, out: Path, clock: PagedClock, *, resume: bool = False) -> RunResult:
+    return await run_source(
+        NobbSource(_cfg(sim), clock=clock), mode="sync", out_dir=out, resume=resume,
+        output=OutputConfig(shard_max_records=2000), config_digest="test",
+        progress=Progress(source="nobb"), clock=clock,
+    )  # fmt: skip

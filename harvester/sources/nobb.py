@@ -106,7 +106,7 @@ class NobbSource:
             self._splitting: set[str] = set()
             self._uncuttable: set[str] = set()
             start_day = ctx.started.date()
-            if ctx.mode == "sync":
+            if ctx.mode == "sync" and ctx.plan is None:  # (a resumed sync that was cut: its plan)
                 last = ctx.source_state.get("high_water")
                 since = (
                     date.fromisoformat(str(last)) - timedelta(days=cfg.sync_overlap_days)
