@@ -241,8 +241,10 @@ class NobbSource:
             log.info("nobb: %s to keep each walk within walk_max_seconds (%gs)",
                      counted(min(need, MAX_PIECES), "partition"),
                      self.cfg.walk_max_seconds)  # fmt: skip
-            found = await plan(probe, first=FIRST_DAY, last=today, parts=min(need, MAX_PIECES),
-                               fanout=self.cfg.concurrency, grain=grain)  # fmt: skip
+            parts = min(need, MAX_PIECES)
+            fanout = max(self.cfg.concurrency, 2 * parts)
+            found = await plan(probe, first=FIRST_DAY, last=today, parts=parts, fanout=fanout,
+                               grain=grain)  # fmt: skip
         log.info("nobb: %s from %s in %s: %s", counted(len(found.partitions), "partition"),
                  counted(found.probes, "probe"), counted(found.levels, "level"),
                  found.counts)  # fmt: skip
