@@ -13,6 +13,12 @@ the last complete run's date minus ``sync_overlap_days``. Items stream from the 
 into the sink (``parse/nobb.py``); a page retried after a failure part-way re-reads only what the
 sink already has, and its key set drops the repeats. Walk positions are checkpointed
 (``positions.py``).
+
+A walk must finish inside its tokens' life. ``walk_budget.py`` holds how long a walk may run
+(``walk_max_seconds``, lowered to what expiries teach) and the page time measured; planning makes
+enough partitions for it, and a walk about to pass it, or whose tokens died, has its partition
+cut by change date (``nobb_split.py``): both ends stop, the pieces join the pool starting from
+the seam, and the checkpoint's plan lists the pieces, so ``--resume`` walks them.
 """
 
 from __future__ import annotations
