@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import time
+from dataclasses import dataclass
 from datetime import datetime
 
 from harvester.sim.settings import SimSettings
@@ -31,9 +32,20 @@ class RunningWall:
         return self._start + time.monotonic() - self._t0
 
 
-def clocks_at(now: datetime) -> tuple[RunningWall, JumpClock]:
+@dataclass(slots=True)
+class NowClock(JumpClock):
+    """A ``JumpClock`` whose wall time starts at another moment (``shift`` from the real one);
+    its monotonic time is JumpClock's own, never shifted (waits are measured on it)."""
+
+    shift: float = 0.0
+
+    def time(self) -> float:
+        return time.time() + self.shift + self.offset
+
+
+def clocks_at(now: datetime) -> tuple[RunningWall, NowClock]:
     """The simulator's and the client's clocks, both reading ``now`` at first (never today)."""
-    return RunningWall(now), JumpClock(offset=now.timestamp() - time.time())
+    return RunningWall(now), NowClock(shift=now.timestamp() - time.time())
 
 
 def basic(settings: SimSettings) -> dict[str, str]:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import statistics
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
 
@@ -239,8 +240,9 @@ class NobbSource:
                            fanout=self.cfg.concurrency, grain=grain)  # fmt: skip
         # walk_max_seconds: no partition planned longer than that, at the probes' page time
         # (a lower bound: a page of many items takes longer; running walks are cut as well).
+        # The median: one probe that waited out a 429 does not make every page look slow.
         planned = WalkBudget(self.cfg.walk_max_seconds)
-        planned.observe_page(sum(times) / max(1, len(times)))
+        planned.observe_page(statistics.median(times) if times else 0.0)
         need = planned.pieces(found.total, page_size=self.cfg.page_size,
                               ends=len(self._directions()))  # fmt: skip
         if need > wanted and wanted < MAX_PIECES:
