@@ -10,6 +10,7 @@ from harvester.plural import counted
 from harvester.run import RunResult
 from harvester.sink import ShardInfo
 from harvester.status import render_status
+from harvester.storage import location
 
 SHA = "0" * 64
 
@@ -23,7 +24,7 @@ def _result(shards: int, records: int, failed: tuple[str, ...]) -> RunResult:
         finished=datetime(2026, 11, 22, 2, 0, 12, 400000, tzinfo=UTC),
         config_digest="test", run_id="20261122T020000Z",
     )  # fmt: skip
-    return RunResult(source="nobb", mode="sync", run_dir=Path("out/nobb/20261122T020000Z"),
+    return RunResult(source="nobb", mode="sync", run=location(Path("out/nobb/20261122T020000Z")),
                      manifest=manifest, exit_code=1 if failed else 0, duration=12.4,
                      failed=failed)  # fmt: skip
 
