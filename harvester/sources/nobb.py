@@ -113,7 +113,7 @@ class NobbSource:
             self._splitting: set[str] = set()
             self._uncuttable: set[str] = set()
             start_day = ctx.started.date()
-            if ctx.mode == "sync" and ctx.plan is None:  # (a resumed sync that was cut: its plan)
+            if ctx.mode == "sync":
                 last = ctx.source_state.get("high_water")
                 since = (
                     date.fromisoformat(str(last)) - timedelta(days=cfg.sync_overlap_days)
@@ -121,6 +121,8 @@ class NobbSource:
                     else FIRST_DAY
                 )
                 parts = [Partition(edges.since(since).isoformat(), None)]
+                if ctx.plan is not None:  # a resumed sync that was cut: the pieces it listed
+                    parts = [Partition(lo, hi) for lo, hi in ctx.plan]
                 self._fetcher.floor = since.isoformat()
                 expected = None
             elif ctx.plan is not None:
