@@ -78,6 +78,54 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     verbosity.add_argument("-v", "--verbose", action="store_true", help="request-level detail")
 
 
+_SOURCES_HELP = (
+    "SOURCE: nobb, dbk, both (in any order), or all; none means every source configured "
+    "(every [nobb] or [dbk] section in the config). They run at once, each under its own lock "
+    "and rate limit."
+)
+
+
+def _source(text: str) -> str:
+    if text not in (*SOURCES, "all"):
+        choices = ", ".join(repr(c) for c in (*SOURCES, "all"))
+        raise argparse.ArgumentTypeError(f"invalid choice: {text!r} (choose from {choices})")
+    return text
+
+
+def _add_sources(p: argparse.ArgumentParser) -> None:
+    """``[nobb] [dbk] [all]``: zero or more sources (``app.picked_sources`` resolves them).
+
+    Checked by ``type``, not ``choices``: argparse checks an empty ``nargs="*"`` list against
+    ``choices`` and refuses it. Sources after options are collected by ``parse_args``.
+    """
+    p.add_argument(
+        "source",
+        nargs="*",
+        type=_source,
+        metavar="SOURCE",
+        help="nobb, dbk or all, several at once; none: every source in the config",
+    )
+
+
+def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """``parser.parse_args``, except that dump's and sync's sources may also follow options
+    (``dump nobb --resume dbk``): argparse fills a ``nargs="*"`` positional once."""
+    args, extra = parser.parse_known_args(argv)
+    if extra and getattr(args, "command", None) in ("dump", "sync"):
+        args.source = [*args.source, *(_checked_source(parser, x) for x in extra)]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
+def _checked_source(parser: argparse.ArgumentParser, text: str) -> str:
+    try:
+        return _source(text)
+    except argparse.ArgumentTypeError as exc:
+        parser.error(f"unrecognized arguments: {text}" if text.startswith("-") else str(exc))
+        raise  # unreachable: error() raises
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (``harvester --help`` lists demo, dump, sync, status, simulate,
     probe, bench)."""
@@ -97,13 +145,23 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--nobb-items", type=int, default=20_000)
     demo.add_argument("--dbk-products", type=int, default=5_000)
 
-    dump = sub.add_parser("dump", help="full catalogue dump of a source")
-    dump.add_argument("source", choices=(*SOURCES, "all"))
+    dump = sub.add_parser(
+        "dump",
+        help="full catalogue dump of some or all sources",
+        description=_SOURCES_HELP,
+        usage="harvester dump [nobb] [dbk] [all] --config FILE [--resume] [options]",
+    )
+    _add_sources(dump)
     dump.add_argument("--resume", action="store_true", help="continue the newest unfinished dump")
     _add_run_options(dump)
 
-    sync = sub.add_parser("sync", help="pull what changed since the last complete run")
-    sync.add_argument("source", choices=(*SOURCES, "all"))
+    sync = sub.add_parser(
+        "sync",
+        help="pull what changed since the last complete run",
+        description=_SOURCES_HELP,
+        usage="harvester sync [nobb] [dbk] [all] --config FILE [--resume] [options]",
+    )
+    _add_sources(sync)
     sync.add_argument("--resume", action="store_true", help="continue the newest unfinished sync")
     _add_run_options(sync)
 
@@ -198,7 +256,7 @@ def _probe(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the process exit code."""
     try:
-        args = build_parser().parse_args(argv)
+        args = parse_args(build_parser(), argv)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -133,7 +133,7 @@ async def test_nobb_permanent_fault_then_resume(tmp_path: Path) -> None:
         manifest = orjson.loads((run_dir / "manifest.json").read_bytes())
         resumed, err2 = await _cli("dump", "nobb", "--config", str(cfg), "--resume")
     assert code == 1, err
-    assert "nobb dump: INCOMPLETE (1 partitions failed)" in err
+    assert "nobb dump: INCOMPLETE (1 partition failed)" in err
     assert manifest["complete"] is False
     failure = manifest["partitions"][pid]
     assert failure["ok"] is False
@@ -183,7 +183,7 @@ async def test_dbk_permanent_fault_then_resume(tmp_path: Path) -> None:
     finally:
         _stop(sim)
     assert code == 1, err
-    assert "dbk dump: INCOMPLETE (1 partitions failed)" in err
+    assert "dbk dump: INCOMPLETE (1 partition failed)" in err
     failed = [p for p, r in manifest["partitions"].items() if not r["ok"]]
     assert len(failed) == 1 and failed[0].startswith("20000101T000000Z..")
     assert manifest["complete"] is False

@@ -11,12 +11,32 @@ import asyncio
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from harvester.sim.server import Simulator
 from harvester.sim.settings import SimSettings
 
-__all__ = ["add_arguments", "main", "run", "settings_from"]
+__all__ = ["add_arguments", "main", "parse_now", "run", "settings_from"]
+
+
+def parse_now(text: str) -> datetime:
+    """``--now``: an ISO 8601 date or date-time (no offset means UTC), or ``now`` for this moment.
+
+    >>> parse_now("2028-02-29").isoformat()
+    '2028-02-29T00:00:00+00:00'
+    >>> parse_now("2026-12-31T23:59:30Z").isoformat()
+    '2026-12-31T23:59:30+00:00'
+    """
+    if text == "now":
+        return datetime.now(UTC).replace(microsecond=0)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not an ISO date or date-time: {text!r} (e.g. 2026-11-20 or 2026-12-31T23:59:30Z)"
+        ) from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -52,10 +72,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--token-ttl", type=float, default=d.token_ttl, help="NOBB token life, seconds")
     p.add_argument("--dbk-max-products", type=int, default=d.dbk_max_products)
     p.add_argument(
+        "--bulk-second",
+        dest="dbk_bulk_second",
+        action="store_true",
+        default=d.dbk_bulk_second,
+        help="opt-in: one DBK second holds --dbk-max-products + 1 products, more than one "
+        "response may carry (a window no client can harvest exactly)",
+    )
+    p.add_argument(
         "--no-bulk-second",
         dest="dbk_bulk_second",
         action="store_false",
-        help="no DBK second holding more products than one response may carry",
+        help="no DBK second holding more products than one response may carry (the default)",
     )
     p.add_argument("--faults", choices=("none", "flaky", "hostile"), default=d.faults)
     p.add_argument(
@@ -75,6 +103,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         ("--nobb-to-exclusive", "NOBB to exclusive (items changed on the to day left out)"),
     ):
         p.add_argument(flag, action="store_true", help=what)
+    p.add_argument(
+        "--now",
+        type=parse_now,
+        default=d.now,
+        metavar="WHEN",
+        help="the moment the world is built for: an ISO date or date-time (no offset: UTC), or "
+        "'now'; both catalogues' changes end at it, so seed and now fix the world "
+        f"(default {d.now.isoformat().replace('+00:00', 'Z')}, never today's date)",
+    )
     p.add_argument("--username", default=d.username)
     p.add_argument("--password", default=d.password)
 
@@ -105,6 +142,7 @@ def settings_from(args: argparse.Namespace) -> SimSettings:
         nobb_to_exclusive=args.nobb_to_exclusive,
         username=args.username,
         password=args.password,
+        now=args.now,
     )
 
 

@@ -95,12 +95,13 @@ class Simulator:
         self.ctx = SimContext(
             settings=settings,
             clock=clock,
-            nobb=NobbCatalogue(settings.nobb_items, settings.seed),
+            nobb=NobbCatalogue(settings.nobb_items, settings.seed, now=settings.now),
             books=BookCatalogue(
                 settings.dbk_products,
                 settings.seed,
                 cap=settings.dbk_max_products,
                 bulk_second=settings.dbk_bulk_second,
+                now=settings.now,
             ),
             faults=FaultPlan(profile=settings.faults, seed=settings.seed),
             limits={

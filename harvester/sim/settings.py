@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Literal
 
-__all__ = ["FaultProfile", "RateHeaders", "ResetStyle", "SimSettings"]
+__all__ = ["DEFAULT_NOW", "FaultProfile", "RateHeaders", "ResetStyle", "SimSettings"]
 
 FaultProfile = Literal["none", "flaky", "hostile"]
 RateHeaders = Literal["x", "ietf", "ietf6", "both"]
 ResetStyle = Literal["epoch", "delta"]
+#: The "now" a world is built for unless one is injected (never today's date, so that a world
+#: and every fault fingerprint in it are the same on any day).
+DEFAULT_NOW = datetime(2026, 11, 20, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -38,8 +42,9 @@ class SimSettings:
     latency_ms: float = 0.0
     token_ttl: float = 7200.0
     dbk_max_products: int = 2000
-    #: A catalogue of 3,000+ products has one second holding ``dbk_max_products + 1`` products.
-    dbk_bulk_second: bool = True
+    #: Opt-in: a catalogue of 3,000+ products has one second holding ``dbk_max_products + 1``
+    #: products, which no client can harvest exactly (the default world is harvestable).
+    dbk_bulk_second: bool = False
     faults: FaultProfile = "none"
     #: A permanent fault: every request whose path and query (or JSON body) contain this text
     #: answers 500, however often it is retried (NOBB and DBK exports; never authentication).
@@ -52,6 +57,8 @@ class SimSettings:
     nobb_to_exclusive: bool = False
     username: str = "harvester"
     password: str = "harvester"
+    #: The moment the world is built for (timezone-aware): both catalogues' changes end at it.
+    now: datetime = DEFAULT_NOW
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -69,5 +76,7 @@ class SimSettings:
             raise ValueError(
                 f"rate_headers must be x, ietf, ietf6 or both, not {self.rate_headers!r}"
             )
+        if self.now.tzinfo is None:
+            raise ValueError(f"now must carry a timezone (e.g. Z), not {self.now.isoformat()}")
         if self.faults not in ("none", "flaky", "hostile"):
             raise ValueError(f"faults must be none, flaky or hostile, not {self.faults!r}")

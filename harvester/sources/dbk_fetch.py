@@ -32,6 +32,7 @@ from harvester.logs import log_request
 from harvester.parse.onix import Converted, Src, product_times
 from harvester.parse.onix_pool import OnixConverter
 from harvester.parse.onix_split import Batch, OnixSplitter, Prologue
+from harvester.plural import counted
 from harvester.retry import RetryPolicy, call_with_retries
 from harvester.sources.base import Key, RunContext
 from harvester.sources.dbk_auth import DbkSession
@@ -123,7 +124,7 @@ class WindowFetcher:
                 log_request(log, source="dbk", partition=w.id, request=request.label,
                             status=status, seconds=self.clock.monotonic() - t0,
                             attempt=attempts[0],
-                            detail=f"{splitter.products} products")  # fmt: skip
+                            detail=counted(splitter.products, "product"))  # fmt: skip
             return out
 
         def on_retry(n: int, exc: FetchError, delay: float) -> None:

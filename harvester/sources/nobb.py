@@ -13,13 +13,21 @@ the last complete run's date minus ``sync_overlap_days``. Items stream from the 
 into the sink (``parse/nobb.py``); a page retried after a failure part-way re-reads only what the
 sink already has, and its key set drops the repeats. Walk positions are checkpointed
 (``positions.py``).
+
+A walk must finish inside its tokens' life. ``walk_budget.py`` holds how long a walk may run
+(``walk_max_seconds``, lowered to what expiries teach) and the page time measured; planning makes
+enough partitions for it, and a walk about to pass it, or whose tokens died, has its partition
+cut by change date (``nobb_split.py``): both ends stop, the pieces join the pool starting from
+the seam, and the checkpoint's plan lists the pieces, so ``--resume`` walks them.
 """
 
 from __future__ import annotations
 
 import base64
 import logging
-from datetime import date, timedelta
+import statistics
+from collections.abc import Awaitable, Callable
+from datetime import UTC, date, datetime, timedelta
 
 import orjson
 
@@ -30,17 +38,24 @@ from harvester.errors import FetchError
 from harvester.http import HttpClient, HttpSettings
 from harvester.limiter import RateLimiter
 from harvester.partitions import plan
+from harvester.plural import counted
 from harvester.positions import Positions
 from harvester.retry import RetryPolicy
 from harvester.scheduler import run_pool
 from harvester.sources.base import RunContext
 from harvester.sources.nobb_fetch import PageFetcher
+from harvester.sources.nobb_split import child_seam, split
 from harvester.walk import TOTAL, Partition, Seam, Walk, header
+from harvester.walk_budget import WalkBudget
 
 __all__ = ["NobbSource"]
 
 log = logging.getLogger("harvester.nobb")
 FIRST_DAY = date(1990, 1, 1)
+#: Most pieces one cut (or the first plan, for walk_max_seconds) makes; a piece that still does
+#: not fit is cut again.
+MAX_PIECES = 64
+Work = tuple[Partition, str, Seam]
 
 
 class NobbSource:
@@ -94,7 +109,11 @@ class NobbSource:
                 start_day=tuple(d.isoformat() for d in {ctx.started.date(),
                                                         edges.since(ctx.started.date())}),
             )  # fmt: skip
-            today = date.fromtimestamp(self.clock.time())
+            today = datetime.fromtimestamp(self.clock.time(), UTC).date()  # the run's clock, UTC
+            self._today = today
+            self._budget = WalkBudget(cfg.walk_max_seconds)
+            self._splitting: set[str] = set()
+            self._uncuttable: set[str] = set()
             start_day = ctx.started.date()
             if ctx.mode == "sync":
                 last = ctx.source_state.get("high_water")
@@ -104,6 +123,8 @@ class NobbSource:
                     else FIRST_DAY
                 )
                 parts = [Partition(edges.since(since).isoformat(), None)]
+                if ctx.plan is not None:  # a resumed sync that was cut: the pieces it listed
+                    parts = [Partition(lo, hi) for lo, hi in ctx.plan]
                 self._fetcher.floor = since.isoformat()
                 expected = None
             elif ctx.plan is not None:
@@ -121,23 +142,24 @@ class NobbSource:
             for pid, result in ctx.done.items():
                 ctx.partitions[pid] = dict(result)
                 ctx.progress.partitions_done += 1
+            self._parts = list(parts)  # the plan as it stands (cut partitions replaced)
             parts_left = [p for p in parts if p.id not in ctx.done]
             ctx.progress.partitions_total = len(parts) + 1
             ctx.progress.expected = expected
-            work = [(p, d) for p in parts_left for d in self._directions()]
             self._positions = Positions(ctx.positions)
             self._last_save = self.clock.monotonic()
             seams = {p.id: Seam() for p in parts_left}
             for pid, seam in seams.items():
                 self._positions.restore(pid, seam)
+            work: list[Work] = [(p, d, seams[p.id]) for p in parts_left for d in self._directions()]
             self._ends: dict[str, int] = {}
             await run_pool(
                 work,
-                lambda item, add: self._walk(ctx, item[0], item[1], seams[item[0].id]),
+                lambda item, add: self._walk(ctx, item[0], item[1], item[2], add=add),
                 concurrency=cfg.concurrency,
             )
-            if ctx.mode == "dump":
-                await self._fill_boundaries(ctx, parts)
+            # Every boundary, the pieces' of cut partitions too (a sync has some only when cut).
+            await self._fill_boundaries(ctx, self._parts)
             catch_up = Partition(edges.since(start_day).isoformat(), None)
             fetcher = self._fetcher
             fetcher.latest = fetcher.prints  # start-day fingerprints, then the catch-up's finds
@@ -171,7 +193,9 @@ class NobbSource:
     def _account(self, ctx: RunContext, planned: int | None) -> None:
         """The cross-checks: every record written is accounted for, or the difference named."""
         results = ctx.partitions.values()
-        main = [r for r in results if not r.get("catch_up") and not r.get("edge_fill")]
+        # A cut partition's items are counted by its pieces.
+        main = [r for r in results if not any(r.get(k) for k in ("catch_up", "edge_fill",
+                                                                  "split_into"))]  # fmt: skip
         hits = sum(int(str(r.get("total_hits", 0))) for r in main)
         only = {kind: sum(int(str(r.get("asc_written", 0))) for r in results if r.get(kind))
                 for kind in ("catch_up", "edge_fill")}  # fmt: skip
@@ -212,24 +236,106 @@ class NobbSource:
         """Balanced partitions, largest first: with more partitions than walks at once, a big one
         started last would be walked while the other connections sit idle."""
 
+        times: list[float] = []
+        probe = self._probe(ctx, times)
+        # Imbalance below one page per end is not worth another round trip of probes.
+        grain = self.cfg.page_size * len(self._directions())
+        found = await plan(probe, first=FIRST_DAY, last=today, parts=wanted,
+                           fanout=self.cfg.concurrency, grain=grain)  # fmt: skip
+        # walk_max_seconds: no partition planned longer than that, at the probes' page time
+        # (a lower bound: a page of many items takes longer; running walks are cut as well).
+        # The median: one probe that waited out a 429 does not make every page look slow.
+        planned = WalkBudget(self.cfg.walk_max_seconds)
+        planned.observe_page(statistics.median(times) if times else 0.0)
+        need = planned.pieces(found.total, page_size=self.cfg.page_size,
+                              ends=len(self._directions()))  # fmt: skip
+        if need > wanted and wanted < MAX_PIECES:
+            log.info("nobb: %s to keep each walk within walk_max_seconds (%gs)",
+                     counted(min(need, MAX_PIECES), "partition"),
+                     self.cfg.walk_max_seconds)  # fmt: skip
+            parts = min(need, MAX_PIECES)
+            fanout = max(self.cfg.concurrency, 2 * parts)
+            found = await plan(probe, first=FIRST_DAY, last=today, parts=parts, fanout=fanout,
+                               grain=grain)  # fmt: skip
+        log.info("nobb: %s from %s in %s: %s", counted(len(found.partitions), "partition"),
+                 counted(found.probes, "probe"), counted(found.levels, "level"),
+                 found.counts)  # fmt: skip
+        ranked = sorted(zip(found.counts, found.partitions, strict=True), key=lambda c: -c[0])
+        return [p for _, p in ranked], found.total
+
+    def _probe(
+        self, ctx: RunContext, times: list[float] | None = None
+    ) -> Callable[[date | None, date | None], Awaitable[int]]:
+        """A planning probe: how many items changed in ``[lo, hi]`` (one 1-item page)."""
+
         async def probe(lo: date | None, hi: date | None) -> int:
             params = {"pageSize": "1"}
             if lo is not None:
                 params["from"] = lo.isoformat()
             if hi is not None:
                 params["to"] = hi.isoformat()
+            t0 = self.clock.monotonic()
             headers = await self._fetcher.fetch(ctx, params, None, None, label="nobb probe")
+            if times is not None:
+                times.append(self.clock.monotonic() - t0)
             assert headers is not None  # only walks can see page 1 come back
             return int(header(headers, TOTAL) or 0)
 
-        # Imbalance below one page per end is not worth another round trip of probes.
-        grain = self.cfg.page_size * len(self._directions())
-        found = await plan(probe, first=FIRST_DAY, last=today, parts=wanted,
-                           fanout=self.cfg.concurrency, grain=grain)  # fmt: skip
-        log.info("nobb: %d partitions from %d probes in %d levels: %s", len(found.partitions),
-                 found.probes, found.levels, found.counts)  # fmt: skip
-        ranked = sorted(zip(found.counts, found.partitions, strict=True), key=lambda c: -c[0])
-        return [p for _, p in ranked], found.total
+        return probe
+
+    async def _cut(
+        self, ctx: RunContext, part: Partition, seam: Seam, walk: Walk, add: Callable[[Work], None]
+    ) -> bool:
+        """Cut ``part`` into pieces whose walks fit the budget (``walk_budget.py``), by change
+        date; True if this end is to stop (cut, by this end or the other), False to walk on."""
+        pid, ends = part.id, len(self._directions())
+        if seam.cut or pid in self._splitting:
+            # The other end cuts; if it cannot, it walks on alone (still exact), so it must not
+            # count on this end's next page (Walk._other_end_finishes): this end is done.
+            walk.done = True
+            return True
+        if seam.closed or pid in self._uncuttable:
+            return False
+        total = seam.total or walk.total_hits or 0
+        pieces = self._budget.pieces(total, page_size=self.cfg.page_size, ends=ends)
+        self._splitting.add(pid)
+        try:
+            pieces = min(MAX_PIECES, max(2, pieces))
+            # Probes two a piece per round trip: a cut needs points inside its own few days.
+            found = await split(
+                self._probe(ctx), part, first=FIRST_DAY, today=self._today, pieces=pieces,
+                fanout=max(self.cfg.concurrency, 2 * pieces), grain=self.cfg.page_size * ends,
+            )  # fmt: skip
+        finally:
+            self._splitting.discard(pid)
+        if found is None:
+            self._uncuttable.add(pid)
+            log.warning("%s: its walk outlives the tokens (%.1fs), but it cannot be cut by "
+                        "date (its items changed on one day, or the probes found no cut)",
+                        walk.label, self._budget.seconds)  # fmt: skip
+            return False
+        if _met(seam):
+            return False  # the ends met while the pieces were planned: nothing left to cut
+        seam.cut = walk.done = True
+        ctx.partitions[pid]["split_into"] = [p.id for p in found]
+        self._positions.drop(pid)
+        at = self._parts.index(part)
+        self._parts[at : at + 1] = found
+        if ctx.save_plan is not None:  # a resume walks the pieces, not the partition
+            ctx.save_plan([[p.date_from, p.date_to] for p in self._parts])
+        ctx.progress.partitions_total += len(found)
+        log.info("%s: cut into %s by change date (a walk may run %.1fs, %s)", walk.label,
+                 counted(len(found), "partition"), self._budget.seconds,
+                 counted(self._budget.pages, "page"))  # fmt: skip
+        for piece in found:
+            if piece.id in ctx.done:  # finished before a crash: kept
+                ctx.partitions[piece.id] = dict(ctx.done[piece.id])
+                ctx.progress.partitions_done += 1
+                continue
+            piece_seam = child_seam(seam)
+            for direction in self._directions():
+                add((piece, direction, piece_seam))
+        return True
 
     async def _walk(
         self,
@@ -240,6 +346,7 @@ class NobbSource:
         *,
         catch_up: bool = False,
         fill: bool = False,
+        add: Callable[[Work], None] | None = None,
     ) -> None:
         walk = Walk(
             part,
@@ -262,15 +369,30 @@ class NobbSource:
                 walk.resume_from(saved.key)
             params = walk.first_request()
         written = 0
+        budget, chain_pages = self._budget, 0
         try:
             while params is not None:
+                # Cut before a page that would outlive the budget (``walk_budget.py``).
+                if (add is not None and chain_pages and not seam.closed
+                        and budget.should_cut(elapsed=self.clock.time() - began, pages=chain_pages)
+                        and await self._cut(ctx, part, seam, walk, add)):  # fmt: skip
+                    break
                 counter = [0]
+                sent = self.clock.time()
                 headers = await self._fetcher.fetch(ctx, params, walk, counter,
                                                     label=walk.label)  # fmt: skip
                 written += counter[0]
-                if headers is None:
-                    params, began = walk.restart(), self.clock.time()
+                if headers is None:  # page 1 came back: the chain had died when this was sent
+                    if chain_pages:
+                        budget.observe_expiry(sent - began)
+                    if add is not None and await self._cut(ctx, part, seam, walk, add):
+                        break
+                    if seam.closed:
+                        break
+                    params, began, chain_pages = walk.restart(), self.clock.time(), 0
                     continue
+                budget.observe_page(self.clock.time() - sent)
+                chain_pages += 1
                 params = walk.on_page_end(headers)
                 if params is not None and not catch_up and walk.position is not None:
                     self._positions.update(pid, direction, walk.position,
@@ -289,7 +411,9 @@ class NobbSource:
         ends = self._ends[pid] = self._ends.get(pid, 0) + 1
         if ends == (1 if fill else len(self._directions())) and not catch_up:
             ctx.progress.partitions_done += 1
-            if result.get("ok"):
+            if result.get("split_into"):
+                self._positions.drop(pid)  # its pieces hold its items; never checkpointed done
+            elif result.get("ok"):
                 self._positions.drop(pid)
                 if ctx.checkpoint is not None:
                     await ctx.checkpoint({pid: result})
@@ -301,3 +425,8 @@ class NobbSource:
             return
         self._last_save = now  # first, so the walks that reach here meanwhile do not save too
         await ctx.save_positions(self._positions.snapshot())
+
+
+def _met(seam: Seam) -> bool:
+    """Whether the ends have met by now (read after an await, where it may have changed)."""
+    return seam.closed
