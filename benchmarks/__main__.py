@@ -1,8 +1,8 @@
 """``python -m benchmarks``: every benchmark against the embedded simulator, one table, one JSON.
 
 Runs each scenario (``nobb``, ``latency``, ``dbk``, ``limiter``, ``scaling``, ``peers``,
-``s3``) with its baseline in the same run, interleaved, medians of ``--rounds`` rounds; prints
-one table (the notes under it name each baseline) and writes everything to
+``s3``, ``edges``) with its baseline in the same run, interleaved, medians of ``--rounds``
+rounds; prints one table (the notes under it name each baseline) and writes everything to
 ``benchmarks/results/<UTC start time>.json``. Run it from the repository root (``harvester bench``
 does that for you in a source checkout). The simulator runs on the same machine as the clients,
 so on a 2-core machine the figures include that contention.
@@ -29,17 +29,19 @@ from benchmarks.suite import RESULTS, Row, machine, render_table, write_results
 from harvester.errors import ConfigError
 
 Scenario = Callable[[bool, int], tuple[list[Row], dict[str, Any]]]
-NAMES = ("nobb", "latency", "dbk", "limiter", "scaling", "peers", "s3")
+NAMES = ("nobb", "latency", "dbk", "limiter", "scaling", "peers", "s3", "edges")
 
 
 def _scenarios() -> dict[str, Scenario]:
     from benchmarks.peers import peers
+    from benchmarks.scen_edges import edges
     from benchmarks.scen_nobb import latency, nobb, scaling
     from benchmarks.scen_other import dbk, limiter
     from benchmarks.scen_s3 import s3
 
     return {"nobb": nobb, "latency": latency, "dbk": dbk, "limiter": limiter,
-            "scaling": scaling, "peers": peers, "s3": s3}  # fmt: skip
+            "scaling": scaling, "peers": peers, "s3": s3,
+            "edges": edges}  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,6 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sweep", action="store_true", help="tuning sweep instead of the suite")
     p.add_argument("--rate-limit", default="600/60s", help="sweep: the API's limit, N/S")
     p.add_argument("--latency-ms", type=float, default=0.0, help="sweep: the API's latency")
+    p.add_argument("--rate-headers", choices=("x", "ietf", "ietf6", "both"), default="x",
+                   help="sweep: the API's rate-limit header family")  # fmt: skip
+    p.add_argument("--reset-style", choices=("epoch", "delta"), default="epoch",
+                   help="sweep: x-ratelimit-reset as a UNIX time or seconds")  # fmt: skip
+    p.add_argument("--clock-skew", type=float, default=0.0, help="sweep: the API's clock skew")
+    p.add_argument("--rate-sliding", action="store_true", help="sweep: a sliding window")
     p.add_argument("--results-dir", type=Path, default=RESULTS, help="where the JSON goes")
     return p
 
@@ -63,8 +71,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         from benchmarks.sweep import run_sweep
 
         try:
+            policy = ["--rate-headers", args.rate_headers, "--reset-style", args.reset_style,
+                      "--clock-skew", str(args.clock_skew)]  # fmt: skip
+            if args.rate_sliding:
+                policy.append("--rate-sliding")
             return run_sweep(args.rate_limit, args.latency_ms, quick=args.quick,
-                             directory=args.results_dir)  # fmt: skip
+                             directory=args.results_dir, policy=policy)  # fmt: skip
         except ConfigError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2

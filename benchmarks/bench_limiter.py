@@ -1,10 +1,21 @@
-"""Rate-limit behaviour against the simulator: harvester's RateLimiter vs a plain AsyncLimiter.
+"""Rate-limit behaviour over real sockets: harvester's RateLimiter beside a plain AsyncLimiter.
 
-The simulator enforces a fixed window of 20 requests per 2 s with 50 ms latency; 4 workers send
-small NOBB requests for 7 windows. Printed for each limiter, measured in the same run:
-utilization (requests served / requests allowed, over full windows), 429s in total and after the
-first window. A second scenario drops the limit to 10 per 2 s after the third window (a limit
-change) and prints the last window in which 429s were still seen.
+The matrix: {fixed 2 s, fixed 5 s, sliding 2 s} windows × {x-ratelimit-* with the reset as a
+UNIX time, x-ratelimit-* with the reset in seconds, IETF RateLimit + RateLimit-Policy} headers,
+plus a fixed 2 s window whose server clock runs 40 s ahead. The simulator allows 10 requests per
+second (20 per 2 s, 50 per 5 s), answers after 50 ms, and 4 workers send small NOBB requests for
+8 windows (6 of 5 s). harvester's limiter is built from the config default (``rate_limit =
+"auto"``); the plain ``aiolimiter.AsyncLimiter(600, 60)`` is what a user would set from the
+documented 600/min without reading headers (the configured default before "auto"). Both run at
+the same time, each against its own simulator, so they share the machine's conditions.
+
+Printed per row and limiter: utilization (requests the server allowed in the full windows after
+the first / what the limit allows in them) and 429s after the first window. Target for every
+harvester row: utilization >= 95 %, no 429 after the first window.
+
+A second scenario (``scenario``, also used by the suite) drops the limit to 10 per 2 s after the
+third window and prints the last window in which 429s were still seen; its plain limiter is
+``AsyncLimiter(20, 2)``, the server's exact limit.
 
     python -m benchmarks.bench_limiter
 """
@@ -15,54 +26,82 @@ import asyncio
 import base64
 import time
 from collections import Counter
+from dataclasses import dataclass
 
 from aiolimiter import AsyncLimiter
 
+from harvester.config import NobbConfig, Secret
 from harvester.http import HttpClient, HttpSettings, Request
 from harvester.limiter import RateLimiter
 from harvester.sim.server import Simulator
-from harvester.sim.settings import SimSettings
+from harvester.sim.settings import RateHeaders, ResetStyle, SimSettings
+
+__all__ = ["ROWS", "Policy", "main", "run_row", "scenario"]
 
 LIMIT, WINDOW, WINDOWS, WORKERS = 20, 2.0, 7, 4
 AUTH = (("Authorization", "Basic " + base64.b64encode(b"harvester:harvester").decode()),)
+PLAIN = (600, 60.0)  # what a user writes from the docs' "600/min"
+DEFAULT_RATE = NobbConfig(username=Secret("u"), password=Secret("p")).rate_limit
 
 
-async def scenario(kind: str, drop: bool, hostile: bool = False) -> dict[str, object]:
-    windows = 14 if hostile else WINDOWS
-    settings = SimSettings(
-        nobb_items=500, rate_limit=LIMIT, rate_window=WINDOW, latency_ms=50,
-        faults="hostile" if hostile else "none",
-    )  # fmt: skip
-    async with Simulator(settings) as sim, HttpClient(HttpSettings(), base_url=sim.url) as http:
-        window = sim.ctx.limits["nobb"]
-        # Start on a window boundary so "full windows" are whole.
-        await asyncio.sleep(WINDOW - time.time() % WINDOW)
-        t0 = time.time()
-        ours = RateLimiter(max_rate=LIMIT, time_period=WINDOW)
-        plain = AsyncLimiter(LIMIT, WINDOW)
-        throttled: Counter[int] = Counter()
-        end = t0 + windows * WINDOW
-        dropped_in: list[int] = []
-        request = Request(method="GET", url="/api/v2/items", params=(("pageSize", "5"),),
-                          headers=AUTH, label="bench")  # fmt: skip
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """One server policy of the matrix."""
+
+    label: str
+    window: float
+    sliding: bool = False
+    headers: RateHeaders = "x"
+    reset_style: ResetStyle = "epoch"
+    skew: float = 0.0
+
+    @property
+    def limit(self) -> int:
+        return int(10 * self.window)
+
+
+def _rows() -> list[Policy]:
+    rows = []
+    for kind, window, sliding in (("fixed", 2.0, False), ("fixed", 5.0, False),
+                                  ("sliding", 2.0, True)):  # fmt: skip
+        for name, headers, style in (("x epoch", "x", "epoch"), ("x delta", "x", "delta"),
+                                     ("IETF", "ietf", "epoch")):  # fmt: skip
+            rows.append(Policy(f"{kind} {window:g}s, {name}", window, sliding, headers, style))  # type: ignore[arg-type]
+    rows.append(Policy("fixed 2s, x epoch, clock +40s", 2.0, skew=40.0))
+    return rows
+
+
+ROWS = _rows()
+
+
+async def _drive(sim: Simulator, kind: str, p: Policy, t0: float, windows: int,
+                 drop: bool = False, plain_rate: tuple[float, float] = PLAIN,
+                 ) -> tuple[dict[int, int], Counter[int], RateLimiter | None]:  # fmt: skip
+    """Run WORKERS loops until ``windows`` windows after t0; served per window, 429s per window."""
+    ours = RateLimiter.from_setting(DEFAULT_RATE, name="bench") if kind == "harvester" else None
+    plain = AsyncLimiter(*plain_rate)
+    throttled: Counter[int] = Counter()
+    end = t0 + windows * p.window
+    request = Request(method="GET", url="/api/v2/items", params=(("pageSize", "5"),),
+                      headers=AUTH, label="bench")  # fmt: skip
+    window = sim.ctx.limits["nobb"]
+    async with HttpClient(HttpSettings(), base_url=sim.url) as http:
 
         async def one() -> None:
             async with http.stream(request) as resp:
                 await resp.read()
-                if kind == "harvester":
-                    ours.observe(resp.headers)
+                if ours is not None:
+                    ours.observe(resp.headers, resp.status)
                 if resp.status == 429:
-                    throttled[int((time.time() - t0) // WINDOW)] += 1
-                    if kind == "harvester":
+                    throttled[int((time.time() - t0) // p.window)] += 1
+                    if ours is not None:
                         ours.penalize(None)
 
         async def worker() -> None:
             while time.time() < end:
-                if drop and time.time() - t0 >= 3 * WINDOW:
-                    window.limit = LIMIT // 2
-                if hostile and not dropped_in and sim.ctx.faults.limit_dropped():
-                    dropped_in.append(int((time.time() - t0) // WINDOW))
-                if kind == "harvester":
+                if drop and time.time() - t0 >= 3 * p.window:
+                    window.limit = p.limit // 2
+                if ours is not None:
                     async with ours.slot():
                         await one()
                 else:
@@ -70,13 +109,61 @@ async def scenario(kind: str, drop: bool, hostile: bool = False) -> dict[str, ob
                         await one()
 
         await asyncio.gather(*(worker() for _ in range(WORKERS)))
-        served = {round((s - t0) / WINDOW): n for s, n in window.served.items()}
-    full = range(1, windows)  # window 0 is the start-up window
+    served = {round((s - t0) / p.window): n for s, n in window.served.items()}
+    return served, throttled, ours
+
+
+def _settings(p: Policy) -> SimSettings:
+    return SimSettings(nobb_items=500, rate_limit=p.limit, rate_window=p.window, latency_ms=50,
+                       rate_sliding=p.sliding, rate_headers=p.headers,
+                       reset_style=p.reset_style, clock_skew=p.skew)  # fmt: skip
+
+
+async def run_row(p: Policy, windows: int) -> dict[str, dict[str, object]]:
+    """harvester and plain side by side, each against its own simulator, from one boundary."""
+    async with Simulator(_settings(p)) as a, Simulator(_settings(p)) as b:
+        await asyncio.sleep(p.window - time.time() % p.window)  # start on a window boundary
+        t0 = time.time()
+        results = await asyncio.gather(_drive(a, "harvester", p, t0, windows),
+                                       _drive(b, "plain", p, t0, windows))  # fmt: skip
+    out: dict[str, dict[str, object]] = {}
+    for kind, (served, throttled, ours) in zip(("harvester", "plain"), results, strict=True):
+        full = range(1, windows)
+        out[kind] = {
+            "utilization": sum(served.get(w, 0) for w in full) / (p.limit * len(full)),
+            "429s": sum(throttled.values()),
+            "429s_after_first": sum(n for w, n in throttled.items() if w >= 1),
+            "policy": ours.describe() if ours is not None else "",
+        }
+    return out
+
+
+async def scenario(kind: str, drop: bool, hostile: bool = False) -> dict[str, object]:
+    """A fixed 20/2 s window (limit halved after window 3 with ``drop``), one limiter; the plain
+    one is ``AsyncLimiter(20, 2)``, set to the server's exact limit."""
+    windows = 14 if hostile else WINDOWS
+    p = Policy("fixed 2s, x epoch", WINDOW)
+    settings = SimSettings(nobb_items=500, rate_limit=LIMIT, rate_window=WINDOW, latency_ms=50,
+                           faults="hostile" if hostile else "none")  # fmt: skip
+    async with Simulator(settings) as sim:
+        await asyncio.sleep(WINDOW - time.time() % WINDOW)
+        t0 = time.time()
+        dropped_in: list[int] = []
+
+        async def watch() -> None:
+            while time.time() < t0 + windows * WINDOW and not dropped_in:
+                if hostile and sim.ctx.faults.limit_dropped():
+                    dropped_in.append(int((time.time() - t0) // WINDOW))
+                await asyncio.sleep(0.05)
+
+        (served, throttled, _), _ = await asyncio.gather(
+            _drive(sim, kind, p, t0, windows, drop, (LIMIT, WINDOW)), watch()
+        )
+    full = range(1, windows)
     allowed = sum((LIMIT // 2 if drop and w >= 3 else LIMIT) for w in full)
-    used = sum(served.get(w, 0) for w in full)
     return {
         "drop_window": dropped_in[0] if dropped_in else None,
-        "utilization": used / allowed,
+        "utilization": sum(served.get(w, 0) for w in full) / allowed,
         "429s": sum(throttled.values()),
         "429s_after_first": sum(n for w, n in throttled.items() if w >= 1),
         "last_429_window": max(throttled) if throttled else None,
@@ -84,23 +171,32 @@ async def scenario(kind: str, drop: bool, hostile: bool = False) -> dict[str, ob
 
 
 async def main() -> None:
-    print(f"fixed window {LIMIT}/{WINDOW:g}s, 50 ms latency, {WORKERS} workers, {WINDOWS} windows")
-    for drop in (False, True):
-        label = "limit drops to 10/2s after window 3" if drop else "steady limit"
-        print(f"{label}:")
-        for kind in ("harvester", "plain AsyncLimiter"):
-            r = await scenario(kind.split()[0], drop)
-            util = float(r["utilization"])  # type: ignore[arg-type]
-            print(f"  {kind:18s} utilization {util:6.1%}  429s {r['429s']:3}  "
-                  f"after window 1 {r['429s_after_first']:3}  last 429 in window "
-                  f"{r['last_429_window']}")  # fmt: skip
+    print(f"rate_limit = {DEFAULT_RATE!r} (the config default) beside a plain "
+          f"AsyncLimiter({PLAIN[0]}, {PLAIN[1]:g}); 10 requests/s allowed, 50 ms latency, "
+          f"{WORKERS} workers")  # fmt: skip
+    print(f"{'server policy':32s} {'harvester':>9s} {'429s*':>5s} {'429s':>5s}   {'plain':>6s} "
+          f"{'429s*':>5s} {'429s':>5s}   harvester inferred")  # fmt: skip
+    ok = True
+    for p in ROWS:
+        r = await run_row(p, 8 if p.window < 5 else 6)
+        h, q = r["harvester"], r["plain"]
+        hu, qu = float(h["utilization"]), float(q["utilization"])  # type: ignore[arg-type]
+        ok = ok and hu >= 0.95 and h["429s_after_first"] == 0
+        print(f"{p.label:32s} {hu:9.1%} {h['429s_after_first']:5} {h['429s']:5}   {qu:6.1%} "
+              f"{q['429s_after_first']:5} {q['429s']:5}   {h['policy']}", flush=True)  # fmt: skip
+    print("utilization: allowed requests in the full windows after the first / the limit; "
+          "429s*: 429 answers after the first window; 429s: all of them")  # fmt: skip
+    print(f"target (every harvester row: >= 95 %, 0 429s*): {'met' if ok else 'NOT met'}")
+    print("limit drops to 10/2s after window 3 (fixed 20/2s, x epoch):")
+    for kind in ("harvester", "plain"):
+        d = await scenario(kind, True)
+        print(f"  {kind:9s} utilization {float(d['utilization']):6.1%}  429s {d['429s']:3}  "  # type: ignore[arg-type]
+              f"last 429 in window {d['last_429_window']}")  # fmt: skip
     print("--faults hostile (the simulator halves the limit after its 200th request), 14 windows:")
-    for kind in ("harvester", "plain AsyncLimiter"):
-        r = await scenario(kind.split()[0], False, hostile=True)
-        print(f"  {kind:18s} limit dropped in window {r['drop_window']}, 429s {r['429s']:3}, "
-              f"last 429 in window {r['last_429_window']}")  # fmt: skip
-    print("targets: utilization >= 95 %, no 429 after the first window, "
-          "429s stop within one window of a drop")  # fmt: skip
+    for kind in ("harvester", "plain"):
+        d = await scenario(kind, False, hostile=True)
+        print(f"  {kind:9s} limit dropped in window {d['drop_window']}, 429s {d['429s']:3}, "
+              f"last 429 in window {d['last_429_window']}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -44,13 +44,16 @@ AUTH = {
     "Authorization": "Basic " + base64.b64encode(b"harvester:harvester").decode(),
     "Accept-Encoding": "identity",
 }
+#: The simulated world's "now": injected, so a benchmark measures the same world on any day.
+NOW = "2026-11-20T00:00:00Z"
 #: Part 2's layouts: (partitions, ends); the first is the sequential baseline.
 LAYOUTS = [(1, 1), (1, 2), (2, 1), (2, 2), (4, 1), (4, 2), (8, 1), (8, 2)]
 
 
 def start(*flags: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "harvester", "simulate", "--port", "0", "--rate-limit", "0", *flags],
+        [sys.executable, "-m", "harvester", "simulate", "--port", "0", "--rate-limit", "0",
+         "--now", NOW, *flags],
         stdout=subprocess.PIPE, text=True, env=env,
     )  # fmt: skip
     assert proc.stdout is not None

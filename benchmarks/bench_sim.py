@@ -44,7 +44,8 @@ class Started:
 def start(*flags: str) -> Started:
     """Start the simulator with ``flags`` and wait for its one ``listening on URL`` line."""
     t = time.perf_counter()
-    cmd = [sys.executable, "-m", "harvester.sim.cli", "--port", "0", "--rate-limit", "0", *flags]
+    cmd = [sys.executable, "-m", "harvester.sim.cli", "--port", "0", "--rate-limit", "0",
+           "--now", "2026-11-20T00:00:00Z", *flags]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     line = proc.stdout.readline()

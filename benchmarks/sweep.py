@@ -157,11 +157,18 @@ def _measure(flags: list[str], run: Callable[[str], Coroutine[Any, Any, Setting]
 
 
 def run_sweep(
-    rate_limit: str, latency_ms: float, *, quick: bool = False, directory: Path = RESULTS
+    rate_limit: str,
+    latency_ms: float,
+    *,
+    quick: bool = False,
+    directory: Path = RESULTS,
+    policy: list[str] | None = None,
 ) -> int:
     """Measure every setting, print them and the recommended snippet; write the JSON; exit 0.
 
-    A malformed ``rate_limit`` raises ``ConfigError`` before anything starts.
+    A malformed ``rate_limit`` raises ``ConfigError`` before anything starts. ``policy`` are
+    further simulator flags for how the limit is announced (``--rate-headers``, ``--reset-style``,
+    ``--clock-skew``, ``--rate-sliding``), as ``harvester probe`` prints them.
     """
     started = datetime.now(UTC)
     max_rate, period = parse_rate(rate_limit, key="--rate-limit")
@@ -172,7 +179,7 @@ def run_sweep(
     items = int(min(120_000, max(20_000, per_s * CAP * 1000)))
     products = 3_000 if quick else 15_000
     base = ["--rate-limit", str(limit), "--rate-window", str(window),
-            "--latency-ms", str(latency_ms)]  # fmt: skip
+            "--latency-ms", str(latency_ms), *(policy or [])]  # fmt: skip
     print(
         f"sweep: limit {rate_limit} (simulated as {sim_rate}), {latency_ms:g} ms latency; "
         f"NOBB {items:,} items, DBK {products:,} products; each run capped at {CAP:g} s"

@@ -4,7 +4,8 @@ Each command validates the config before any network I/O, runs its sources side 
 API's 429 never stalls another), prints a one-line summary per source on stderr and returns the
 worst exit code of the sources (interrupted 130 > auth 3 > locked 75 > incomplete 1 > 0).
 
-Both sources (NOBB, DBK) support dump, sync and ``--resume``; with ``all`` they run at once,
+Both sources (NOBB, DBK) support dump, sync and ``--resume``; named together (``nobb dbk``),
+as ``all``, or not named at all (every source the config has a section for), they run at once,
 each under its own lock and rate limit.
 """
 
@@ -26,6 +27,7 @@ from harvester.config_file import load_config
 from harvester.errors import ConfigError, HarvesterError, Interrupted
 from harvester.logs import setup_logging
 from harvester.manifest import atomic_write
+from harvester.plural import counted
 from harvester.progress import Progress, ProgressMode, Reporter
 from harvester.run import RunResult, run_source
 from harvester.sim.server import Simulator
@@ -34,9 +36,22 @@ from harvester.sources.base import Mode, Source
 from harvester.sources.dbk import DbkSource
 from harvester.sources.nobb import NobbSource
 
-__all__ = ["harvest_all", "run_command", "run_demo"]
+__all__ = ["harvest_all", "picked_sources", "run_command", "run_demo"]
 
 log = logging.getLogger("harvester")
+SOURCES = ("nobb", "dbk")
+
+
+def picked_sources(named: Sequence[str]) -> tuple[str, ...] | None:
+    """The sources a command line names, each once, in the fixed order; None for every source
+    the config has a section for (no source named, or ``all``).
+
+    >>> picked_sources(["dbk", "nobb", "dbk"]), picked_sources([]), picked_sources(["all"])
+    (('nobb', 'dbk'), None, None)
+    """
+    if not named or "all" in named:
+        return None
+    return tuple(name for name in SOURCES if name in named)
 
 
 async def harvest_all(
@@ -117,8 +132,8 @@ async def run_demo(*, out_dir: Path, nobb_items: int, dbk_products: int) -> int:
     )
     async with Simulator(settings) as sim:
         print(
-            f"simulator listening on {sim.url} (NOBB: {nobb_items:,} items, "
-            f"DBK: {dbk_products:,} products)"
+            f"simulator listening on {sim.url} (NOBB: {counted(nobb_items, 'item')}, "
+            f"DBK: {counted(dbk_products, 'product')})"
         )
         user, password = Secret(settings.username), Secret(settings.password)
         cfg = Config(
@@ -136,15 +151,15 @@ async def run_demo(*, out_dir: Path, nobb_items: int, dbk_products: int) -> int:
                                   **common)  # fmt: skip
         results: list[RunResult | HarvesterError | int] = list(found)
         for name, result, expected, what in zip(
-            ("nobb", "dbk"), found, (nobb_items, dbk_products), ("items", "products"), strict=True
+            ("nobb", "dbk"), found, (nobb_items, dbk_products), ("item", "product"), strict=True
         ):
             _report(result)
             if isinstance(result, RunResult):
                 m = result.manifest
                 ok = "all" if m.records == expected else "NOT all"
                 print(
-                    f"{name}: {m.records:,} of {expected:,} {what} written exactly once ({ok}), "
-                    f"{len(m.shards)} shards in {result.run}"
+                    f"{name}: {m.records:,} of {counted(expected, what)} written exactly once "
+                    f"({ok}), {counted(len(m.shards), 'shard')} in {result.run}"
                 )
     return _exit_code(results)
 
@@ -162,12 +177,15 @@ async def run_command(args: argparse.Namespace) -> int:
         "nobb": NobbSource(cfg.nobb) if cfg.nobb is not None else None,
         "dbk": DbkSource(cfg.dbk) if cfg.dbk is not None else None,
     }
-    if args.source != "all" and configured[args.source] is None:
-        raise ConfigError(f"no [{args.source}] section in the config")
+    named = picked_sources(args.source)
+    missing = [name for name in named or () if configured[name] is None]
+    if missing:
+        sections = " or ".join(f"[{name}]" for name in missing)
+        raise ConfigError(f"no {sections} section in the config {args.config}")
     picked = [src for name, src in configured.items()
-              if src is not None and args.source in (name, "all")]  # fmt: skip
+              if src is not None and (named is None or name in named)]  # fmt: skip
     if not picked:
-        raise ConfigError("no [nobb] or [dbk] section in the config")
+        raise ConfigError(f"no [nobb] or [dbk] section in the config {args.config}")
     found = await harvest_all(
         picked, cfg.output, mode=args.command, out_dir=out_dir, digest=cfg.digest(),
         progress=args.progress, resume=args.resume,

@@ -78,8 +78,57 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     verbosity.add_argument("-v", "--verbose", action="store_true", help="request-level detail")
 
 
+_SOURCES_HELP = (
+    "SOURCE: nobb, dbk, both (in any order), or all; none means every source configured "
+    "(every [nobb] or [dbk] section in the config). They run at once, each under its own lock "
+    "and rate limit."
+)
+
+
+def _source(text: str) -> str:
+    if text not in (*SOURCES, "all"):
+        choices = ", ".join(repr(c) for c in (*SOURCES, "all"))
+        raise argparse.ArgumentTypeError(f"invalid choice: {text!r} (choose from {choices})")
+    return text
+
+
+def _add_sources(p: argparse.ArgumentParser) -> None:
+    """``[nobb] [dbk] [all]``: zero or more sources (``app.picked_sources`` resolves them).
+
+    Checked by ``type``, not ``choices``: argparse checks an empty ``nargs="*"`` list against
+    ``choices`` and refuses it. Sources after options are collected by ``parse_args``.
+    """
+    p.add_argument(
+        "source",
+        nargs="*",
+        type=_source,
+        metavar="SOURCE",
+        help="nobb, dbk or all, several at once; none: every source in the config",
+    )
+
+
+def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """``parser.parse_args``, except that dump's and sync's sources may also follow options
+    (``dump nobb --resume dbk``): argparse fills a ``nargs="*"`` positional once."""
+    args, extra = parser.parse_known_args(argv)
+    if extra and getattr(args, "command", None) in ("dump", "sync"):
+        args.source = [*args.source, *(_checked_source(parser, x) for x in extra)]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
+def _checked_source(parser: argparse.ArgumentParser, text: str) -> str:
+    try:
+        return _source(text)
+    except argparse.ArgumentTypeError as exc:
+        parser.error(f"unrecognized arguments: {text}" if text.startswith("-") else str(exc))
+        raise  # unreachable: error() raises
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser (``harvester --help`` lists demo, dump, sync, simulate, bench)."""
+    """The full argument parser (``harvester --help`` lists demo, dump, sync, status, simulate,
+    probe, bench)."""
     parser = _Parser(
         prog="harvester",
         description="Bulk harvests of the NOBB Export API and the DBK ONIX 3.1 export into sharded "
@@ -96,13 +145,23 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--nobb-items", type=int, default=20_000)
     demo.add_argument("--dbk-products", type=int, default=5_000)
 
-    dump = sub.add_parser("dump", help="full catalogue dump of a source")
-    dump.add_argument("source", choices=(*SOURCES, "all"))
+    dump = sub.add_parser(
+        "dump",
+        help="full catalogue dump of some or all sources",
+        description=_SOURCES_HELP,
+        usage="harvester dump [nobb] [dbk] [all] --config FILE [--resume] [options]",
+    )
+    _add_sources(dump)
     dump.add_argument("--resume", action="store_true", help="continue the newest unfinished dump")
     _add_run_options(dump)
 
-    sync = sub.add_parser("sync", help="pull what changed since the last complete run")
-    sync.add_argument("source", choices=(*SOURCES, "all"))
+    sync = sub.add_parser(
+        "sync",
+        help="pull what changed since the last complete run",
+        description=_SOURCES_HELP,
+        usage="harvester sync [nobb] [dbk] [all] --config FILE [--resume] [options]",
+    )
+    _add_sources(sync)
     sync.add_argument("--resume", action="store_true", help="continue the newest unfinished sync")
     _add_run_options(sync)
 
@@ -123,6 +182,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_arguments(simulate)
 
+    probe = sub.add_parser(
+        "probe", help="measure each API's latency and rate-limit policy with 3 requests or fewer"
+    )
+    probe.add_argument("sources", nargs="*", metavar="SOURCE",
+                       help="nobb and/or dbk (default: every configured source)")  # fmt: skip
+    probe.add_argument("--config", type=Path, required=True, help="TOML config file")
+    probe.add_argument("--json", action="store_true", help="print the report as JSON")
+
     bench = sub.add_parser(
         "bench", help="benchmarks beside their baselines, or a tuning sweep (source checkout)"
     )
@@ -136,6 +203,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--sweep", action="store_true", help="tuning sweep instead of the suite")
     bench.add_argument("--rate-limit", metavar="N/S", help="sweep: the API's limit (600/60s)")
     bench.add_argument("--latency-ms", type=float, help="sweep: the API's latency (0)")
+    bench.add_argument("--rate-headers", choices=("x", "ietf", "ietf6", "both"),
+                       help="sweep: the API's rate-limit header family (x)")  # fmt: skip
+    bench.add_argument("--reset-style", choices=("epoch", "delta"),
+                       help="sweep: the reset as a UNIX time or seconds (epoch)")  # fmt: skip
+    bench.add_argument("--clock-skew", type=float, help="sweep: the API's clock skew, seconds")
+    bench.add_argument("--rate-sliding", action="store_true", help="sweep: a sliding window")
     return parser
 
 
@@ -155,18 +228,35 @@ def _bench(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    argv = [flag for flag in ("--quick", "--sweep") if getattr(args, flag[2:])]
-    for flag in ("--only", "--rounds", "--rate-limit", "--latency-ms"):
+    argv = [flag for flag in ("--quick", "--sweep", "--rate-sliding")
+            if getattr(args, flag[2:].replace("-", "_"))]  # fmt: skip
+    for flag in ("--only", "--rounds", "--rate-limit", "--latency-ms", "--rate-headers",
+                 "--reset-style", "--clock-skew"):  # fmt: skip
         value = getattr(args, flag[2:].replace("-", "_"))
         if value is not None:
             argv += [flag, str(value)]
     return subprocess.run([sys.executable, "-m", "benchmarks", *argv], cwd=root).returncode
 
 
+def _probe(args: argparse.Namespace) -> int:
+    """``harvester probe``: at most 3 requests per source, then the report (``probe.py``)."""
+    from harvester.config_file import load_config
+    from harvester.probe import probe, render
+
+    unknown = [s for s in args.sources if s not in SOURCES]
+    if unknown:
+        raise ConfigError(f"harvester probe: unknown source {unknown[0]!r} (nobb or dbk)")
+    cfg = load_config(args.config)
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+        found = runner.run(probe(cfg, list(dict.fromkeys(args.sources))))
+    print(render(found, as_json=args.json))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the process exit code."""
     try:
-        args = build_parser().parse_args(argv)
+        args = parse_args(build_parser(), argv)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -183,6 +273,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from harvester.app import run_command
 
     try:
+        if args.command == "probe":
+            return _probe(args)
         with asyncio.Runner(loop_factory=loop_factory()) as runner:
             return runner.run(run_command(args))
     except HarvesterError as exc:

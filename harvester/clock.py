@@ -67,6 +67,12 @@ class FakeClock:
         heapq.heappush(self._sleepers, (self._now + max(0.0, seconds), next(self._counter), fut))
         await fut
 
+    def next_deadline(self) -> float | None:
+        """The earliest time a sleeper waits for, or None when nobody sleeps."""
+        while self._sleepers and self._sleepers[0][2].done():
+            heapq.heappop(self._sleepers)
+        return self._sleepers[0][0] if self._sleepers else None
+
     @property
     def sleepers(self) -> int:
         """How many tasks are sleeping on this clock right now."""

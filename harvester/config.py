@@ -67,7 +67,9 @@ def parse_rate(text: str, *, key: str) -> tuple[float, float]:
         return (0.0, 1.0)
     m = _RATE.match(text)
     if not m:
-        raise ConfigError(f'{key}: expected a rate like "600/60s" or "10/s", not {text!r}')
+        raise ConfigError(
+            f'{key}: expected "auto", "0" or a rate like "600/60s" or "10/s", not {text!r}'
+        )
     rate = float(m.group(1))
     amount = float(m.group(2) or 1)
     unit = {"s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}[m.group(3) or "s"]
@@ -125,7 +127,8 @@ class _ApiConfig:
     base_url: str
     username: Secret
     password: Secret
-    rate_limit: str = "600/60s"
+    #: "auto" follows the server's headers; "N/Ts" is also a ceiling; "0" no ceiling.
+    rate_limit: str = "auto"
     concurrency: int = 4
     connect_timeout: float = 10.0
     first_byte_timeout: float = 120.0
@@ -152,7 +155,8 @@ class _ApiConfig:
                 f"{section}.base_url: plain http is allowed only to loopback; use https for "
                 f"{parts.hostname}"
             )
-        parse_rate(self.rate_limit, key=f"{section}.rate_limit")
+        if self.rate_limit.strip().lower() != "auto":
+            parse_rate(self.rate_limit, key=f"{section}.rate_limit")
         if not 1 <= self.concurrency <= 64:
             raise ConfigError(f"{section}.concurrency: expected 1..64")
         for name in ("connect_timeout", "first_byte_timeout", "read_timeout"):
@@ -168,8 +172,12 @@ class _ApiConfig:
             raise ConfigError(f"{section}: max_body_mb >= 1, retries >= 0, sync_overlap_days >= 0")
 
     @property
-    def rate(self) -> tuple[float, float]:
-        return parse_rate(self.rate_limit, key="rate_limit")
+    def rate(self) -> tuple[float, float] | None:
+        """The configured ceiling (max_rate, period); None for "auto" or "0"."""
+        if self.rate_limit.strip().lower() == "auto":
+            return None
+        rate, period = parse_rate(self.rate_limit, key="rate_limit")
+        return (rate, period) if rate > 0 else None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -199,7 +207,6 @@ class DbkConfig(_ApiConfig):
     """``[dbk]``: the DBK / Bogportalen ONIX 3.1 export."""
 
     base_url: str = "https://dbk-dw10.ditnyewebsite.dk"
-    rate_limit: str = "120/60s"
     publisher: str | None = None
     product_ids: tuple[str, ...] = ()
     start: datetime = datetime(2000, 1, 1, tzinfo=UTC)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 
+from harvester.plural import counted
 from harvester.sources.base import Key
 
 __all__ = ["NEWER_MAX", "LatestVersions"]
@@ -61,6 +62,7 @@ class LatestVersions:
         if not self.dropped:
             return None
         return (
-            f"{self.dropped} records changed during the run beyond the first {self.limit:,}: "
+            f"{counted(self.dropped, 'record')} changed during the run beyond the first "
+            f"{self.limit:,}: "
             "they keep the version first seen; the next sync carries them"
         )

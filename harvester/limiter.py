@@ -1,167 +1,172 @@
-"""One rate limiter per API: smooth pacing on aiolimiter, kept in step with the server's headers.
+"""One rate limiter per API: the one place that waits for quota, following the server's policy.
 
-``RateLimiter.slot()`` waits for permission to send one request and counts it as in flight until
-the block ends. Two gates:
+``RateLimiter.slot()`` waits until the request may leave and counts it as in flight until the
+block ends; inside the block, ``observe(headers, status)`` hands the answer's headers over. The
+policy itself (what the headers say, the window's end and length, skew, sliding or fixed, the
+pace) is inferred by the pure state machine in ``ratepolicy.py`` from ``rateheaders.py``'s
+readings; this module adds the waiting, the per-request bookkeeping and the report.
 
-1. **Pacing** (aiolimiter): requests leave at ``limit / period``, evenly, with no start-up burst
-   (``AsyncLimiter(1, period / limit)``). The rate starts at the configured ceiling and follows
-   the server's ``x-ratelimit-limit`` up as well as down.
-2. **The server's window**: after each answer, ``observe`` reads ``x-ratelimit-limit``,
-   ``-remaining`` and ``-reset`` in any letter case (reset as a UNIX time when above 10**9,
-   else as seconds from now). A new request is allowed only while ``remaining`` minus the
-   requests sent since exceeds zero; otherwise it waits for the reset (plus jitter), when the
-   budget becomes ``limit`` again. A reset in the past means "now"; one further away than
-   ``max_wait`` is capped (and counted in ``capped_resets``).
+``rate_limit`` (config) maps onto it: ``"auto"`` follows the server with no ceiling (and, with no
+rate headers at all, one request at a time at most ``AUTO_RATE`` per second); ``"N/Ts"`` is a
+ceiling never exceeded, and the only pace where the server sends no headers; ``"0"`` is no
+ceiling at all.
 
-``penalize`` (after a 429) closes this limiter until the reset or ``Retry-After``, plus jitter;
-other APIs' limiters are separate objects and keep going. All waiting goes through the ``Clock``,
-so tests run on a fake one.
+``penalize`` (after a 429) closes this limiter until Retry-After, else the window's end, else a
+doubling backoff; a 503 with Retry-After closes it the same way (seen in ``observe``). Other
+APIs' limiters are separate objects and keep going. All waiting goes through the ``Clock``, so
+tests run on a fake one. The first policy inferred and every change of it is logged at INFO
+(``-v``).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 
-from aiolimiter import AsyncLimiter
-
 from harvester.clock import Clock, SystemClock
+from harvester.config import parse_rate
+from harvester.rateheaders import read
+from harvester.ratepolicy import Policy
 
-__all__ = ["RateLimiter", "parse_headers"]
+__all__ = ["RateLimiter"]
 
-_EPOCH_THRESHOLD = 1_000_000_000
-
-
-def parse_headers(
-    headers: Mapping[str, str], now: float
-) -> tuple[int | None, int | None, float | None]:
-    """(limit, remaining, seconds until reset) from x-ratelimit-* headers, any case, any form."""
-    lower = {k.lower(): v for k, v in headers.items() if k.lower().startswith("x-ratelimit-")}
-
-    def number(name: str) -> float | None:
-        try:
-            return float(lower[name])
-        except (KeyError, ValueError):
-            return None
-
-    limit, remaining, reset = (
-        number("x-ratelimit-limit"),
-        number("x-ratelimit-remaining"),
-        number("x-ratelimit-reset"),
-    )
-    until = None
-    if reset is not None:
-        until = reset - now if reset > _EPOCH_THRESHOLD else reset
-    return (
-        int(limit) if limit is not None else None,
-        int(remaining) if remaining is not None else None,
-        until,
-    )
+log = logging.getLogger("harvester.limiter")
+_TICKET: contextvars.ContextVar[tuple[int, float] | None] = contextvars.ContextVar(
+    "harvester_rate_ticket", default=None
+)
 
 
 class RateLimiter:
-    """Paces one API's requests and keeps them inside the server's announced window."""
+    """Paces one API's requests by the policy its server announces (module docstring)."""
 
     def __init__(
         self,
         *,
-        max_rate: float,
-        time_period: float,
+        ceiling: tuple[float, float] | None = None,
+        auto: bool = True,
         clock: Clock | None = None,
         jitter: Callable[[], float] | None = None,
         max_wait: float = 3600.0,
         name: str = "",
     ) -> None:
         self.name = name
-        self.limit = max_rate
-        self.period = time_period
+        self.ceiling = ceiling if ceiling and ceiling[0] > 0 else None
+        self.policy = Policy(ceiling=self.ceiling, auto=auto, max_wait=max_wait)
         self._clock = clock or SystemClock()
         self._jitter = jitter or (lambda: 0.0)
-        self._max_wait = max_wait
-        self._pace: AsyncLimiter | None = None
-        self._pace_rate = 0.0
-        self.remaining: int | None = None
-        self.reset_at: float | None = None  # monotonic time of the server window's end
-        self.blocked_until = 0.0
+        self._changed: asyncio.Event | None = None
         self.in_flight = 0
         self.sent = 0
-        self.waits = 0
-        self.capped_resets = 0
+        self.throttled = 0
+        self.waited = 0.0
+        self._strikes = 0
 
-    def _pacer(self) -> AsyncLimiter | None:
-        if self.limit <= 0:
-            return None
-        rate = self.limit / self.period
-        if self._pace is None or rate != self._pace_rate:
-            # aiolimiter binds to the running loop; built lazily, inside it.
-            self._pace = AsyncLimiter(1, 1 / rate)
-            self._pace_rate = rate
-        return self._pace
+    @classmethod
+    def from_setting(cls, text: str, *, clock: Clock | None = None, name: str = "",
+                     key: str = "rate_limit") -> RateLimiter:  # fmt: skip
+        """From a ``rate_limit`` value: ``"auto"``, ``"N/Ts"`` (a ceiling) or ``"0"``."""
+        if text.strip().lower() == "auto":
+            return cls(ceiling=None, auto=True, clock=clock, name=name)
+        rate, period = parse_rate(text, key=key)
+        return cls(ceiling=(rate, period) if rate > 0 else None, auto=False, clock=clock,
+                   name=name)  # fmt: skip
+
+    @property
+    def capped_resets(self) -> int:
+        return self.policy.capped_resets
+
+    def _event(self) -> asyncio.Event:
+        if self._changed is None:  # bound to the running loop: built lazily, inside it
+            self._changed = asyncio.Event()
+        return self._changed
+
+    def _poke(self) -> None:
+        if self._changed is not None:
+            self._changed.set()
+            self._changed = None
 
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
         """Wait for permission; the request counts as in flight until the block ends."""
-        await self._wait_window()
-        pacer = self._pacer()
-        if pacer is not None:
-            await pacer.acquire()
-        await self._wait_window()  # the window may have closed while we were paced
+        began = self._clock.monotonic()
+        while True:
+            now = self._clock.monotonic()
+            when = self.policy.next_allowed(now, self.in_flight)
+            if when is None:
+                await self._event().wait()
+                continue
+            if when > now:
+                await self._clock.sleep(when - now + self._jitter())
+                continue
+            break
+        now = self._clock.monotonic()
+        self.waited += now - began
+        seq = self.policy.sent(now)
         self.in_flight += 1
         self.sent += 1
-        if self.remaining is not None:
-            self.remaining -= 1
+        token = _TICKET.set((seq, now))
         try:
             yield
         finally:
+            _TICKET.reset(token)
+            self.policy.finished(seq, self._clock.monotonic())
             self.in_flight -= 1
+            self._poke()
 
-    async def _wait_window(self) -> None:
-        while True:
-            now = self._clock.monotonic()
-            if now < self.blocked_until:
-                self.waits += 1
-                await self._clock.sleep(self.blocked_until - now)
-                continue
-            if self.remaining is not None and self.remaining <= 0 and self.reset_at is not None:
-                if now < self.reset_at:
-                    self.waits += 1
-                    await self._clock.sleep(self.reset_at - now + self._jitter())
-                    continue
-                # A new window: the whole limit is available again.
-                self.remaining = int(self.limit) if self.limit > 0 else None
-                self.reset_at = None
-            return
-
-    def observe(self, headers: Mapping[str, str]) -> None:
-        """Take the server's x-ratelimit-* headers from an answer into account."""
-        limit, remaining, until = parse_headers(headers, self._clock.time())
-        if limit is not None and limit > 0:
-            self.limit = float(limit)
-        if until is not None:
-            if until > self._max_wait:
-                self.capped_resets += 1
-                until = self._max_wait
-            reset_at = self._clock.monotonic() + max(0.0, until)
-            new_window = self.reset_at is None or abs(reset_at - self.reset_at) > 0.5
-            self.reset_at = reset_at
-            if remaining is not None:
-                # Requests still in flight were sent after the server counted this answer's.
-                estimate = remaining - max(0, self.in_flight - 1)
-                if new_window or self.remaining is None:
-                    self.remaining = estimate
-                else:
-                    self.remaining = min(self.remaining, estimate)
-        elif remaining is not None:
-            self.remaining = remaining
+    def observe(self, headers: Mapping[str, str], status: int = 200) -> None:
+        """Take an answer's rate-limit headers (any family, any case) into account."""
+        ticket = _TICKET.get()
+        now = self._clock.monotonic()
+        seq, sent_at = ticket if ticket is not None else (0, now)
+        if status < 400:
+            self._strikes = 0
+        changed = self.policy.observe(read(headers), seq=seq, sent_at=sent_at, received=now,
+                                      wall=self._clock.time(), status=status)  # fmt: skip
+        if changed and self.policy.headers_seen:
+            log.info("%s rate limit: %s", self.name or "api", self.describe())
+        self._poke()
 
     def penalize(self, retry_after: float | None) -> None:
-        """After a 429: no request until Retry-After, else the known reset, else one period."""
+        """After a 429: no request until Retry-After, else the known reset, else a backoff."""
+        self.throttled += 1
+        self._strikes += 1
         now = self._clock.monotonic()
-        if retry_after is not None:
-            wait = min(retry_after, self._max_wait)
-        elif self.reset_at is not None and self.reset_at > now:
-            wait = self.reset_at - now
-        else:
-            wait = self.period / max(1.0, self.limit) * 2
-        self.remaining = 0 if self.reset_at is not None else self.remaining
-        self.blocked_until = max(self.blocked_until, now + wait + self._jitter())
+        if self.policy.retry_hint is not None:
+            # observe() read Retry-After against the server's clock: that one counts, from now.
+            retry_after, self.policy.retry_hint = self.policy.retry_hint, None
+        self.policy.penalize(now, retry_after, self._strikes)
+        self.policy.blocked_until += self._jitter()
+        self._poke()
+
+    def describe(self) -> str:
+        """The inferred policy in words, as logged."""
+        family, limit, window_, style, kind, skew = self.policy.snapshot()
+        if not self.policy.headers_seen:
+            return "no rate headers seen" + (
+                f"; ceiling {self.ceiling[0]:g}/{self.ceiling[1]:g}s" if self.ceiling else ""
+            )
+        window = f"{window_:g}s" if window_ else "unknown"
+        parts = [f"{limit if limit is not None else '?'} per {window}", f"{kind} window",
+                 f"headers {family}", f"reset {style or 'none'}", f"skew {skew:+d}s"]  # fmt: skip
+        if self.ceiling:
+            parts.append(f"ceiling {self.ceiling[0]:g}/{self.ceiling[1]:g}s")
+        return ", ".join(parts)
+
+    def report(self) -> dict[str, object]:
+        """The manifest's ``rate_limit`` object: the inferred policy and what it cost."""
+        family, limit, window, style, kind, skew = self.policy.snapshot()
+        return {
+            "limit": limit,
+            "window": window,
+            "family": family,
+            "reset_style": style,
+            "kind": kind if self.policy.headers_seen else None,
+            "skew": skew,
+            "ceiling": f"{self.ceiling[0]:g}/{self.ceiling[1]:g}s" if self.ceiling else None,
+            "requests": self.sent,
+            "429s": self.throttled,
+            "waited_seconds": round(self.waited, 3),
+        }

@@ -45,6 +45,8 @@ class Manifest:
     checks: Mapping[str, object] = field(default_factory=dict)
     #: How the source reached its API: connections opened, scheme, proxy (no credentials).
     transport: Mapping[str, object] = field(default_factory=dict)
+    #: The API's rate limit as inferred, and what it cost (``RateLimiter.report``).
+    rate_limit: Mapping[str, object] = field(default_factory=dict)
 
     @property
     def records(self) -> int:
@@ -65,6 +67,7 @@ class Manifest:
             "partitions": dict(self.partitions),
             "checks": dict(self.checks),
             "transport": dict(self.transport),
+            "rate_limit": dict(self.rate_limit),
             "harvester_version": __version__,
         }
 

@@ -23,6 +23,7 @@ import orjson
 
 from harvester.errors import OutputError
 from harvester.manifest import read_manifest
+from harvester.plural import counted
 from harvester.storage import Location, location
 
 __all__ = ["latest_run", "read_lines", "read_run", "verify_run"]
@@ -73,7 +74,8 @@ def verify_run(run_dir: Location | Path | str) -> dict[str, object]:
         except (OSError, EOFError) as exc:
             raise OutputError(f"{shown}: cannot decompress: {exc}") from exc
         if records != shard["records"]:
-            raise OutputError(f"{shown}: {records} records, the manifest says {shard['records']}")
+            found = counted(records, "record")
+            raise OutputError(f"{shown}: {found}, the manifest says {shard['records']}")
     extra = sorted(n for n in run.entries()[1] if n.startswith("part-") and n not in listed)
     if extra:
         raise OutputError(f"{run}: shards not in the manifest: {', '.join(extra)}")

@@ -14,8 +14,10 @@ levels of ``fanout`` at once (the connection budget), each level one round trip:
 
 at most ``max_levels`` levels and ``max_probes`` probes. A day cannot be cut, so one heavy day
 can leave a partition above ``total / parts``; empty partitions are never made.
-The partitions cover all days with no gap and no overlap: the first is open below, the last
-open above; the caller adds an open catch-up partition for items changed during the run.
+The partitions cover all days with no gap and no overlap when ``from`` and ``to`` are both
+inclusive: the first is open below, the last open above; the caller adds an open catch-up
+partition for items changed during the run, and walks the boundaries again unless that reading
+is proven (``edges.py``).
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Literal, TextIO
 
 from harvester.logs import set_live
+from harvester.plural import counted
 
 __all__ = ["Progress", "ProgressMode", "Reporter"]
 
@@ -44,7 +45,7 @@ class Progress:
         """One human line: records, partitions, MB/s, requests/s, 429s, retries, ETA."""
         elapsed = max(1e-6, (time.monotonic() if now is None else now) - self.started)
         parts = [
-            f"{self.source}: {self.records:,} records",
+            f"{self.source}: {counted(self.records, 'record')}",
             f"partitions {self.partitions_done}/{self.partitions_total or '?'}",
             f"{self.bytes_in / elapsed / 1e6:.1f} MB/s",
             f"{self.requests / elapsed:.1f} req/s"

@@ -39,6 +39,7 @@ from harvester.errors import HarvesterError, Interrupted, OutputError
 from harvester.keyset import KeySet
 from harvester.lock import run_lock
 from harvester.manifest import Manifest, new_run_id, write_manifest
+from harvester.plural import counted
 from harvester.progress import Progress
 from harvester.sink import ShardSink
 from harvester.sources.base import Key, Mode, RunContext, Source
@@ -72,10 +73,14 @@ class RunResult:
 
     def summary_line(self) -> str:
         m = self.manifest
-        state = "complete" if m.complete else f"INCOMPLETE ({len(self.failed)} partitions failed)"
+        failed = counted(len(self.failed), "partition")
+        state = "complete" if m.complete else f"INCOMPLETE ({failed} failed)"
+        if m.checks.get("unaccounted"):  # never complete silently: say what is not accounted for
+            lost = m.checks["unaccounted"]
+            state += f" but {counted(lost, 'record')} unaccounted (see the manifest)"
         return (
-            f"{self.source} {self.mode}: {state}, {m.records:,} records in {len(m.shards)} "
-            f"shards, {self.duration:.1f}s -> {self.run}"
+            f"{self.source} {self.mode}: {state}, {counted(m.records, 'record')} in "
+            f"{counted(len(m.shards), 'shard')}, {self.duration:.1f}s -> {self.run}"
         )
 
 
@@ -136,7 +141,8 @@ async def run_source(
             _check_resumable(run_dir)
             cp, keys = prepare_resume(run_dir, source.key_of)
             started = datetime.fromisoformat(cp.started)
-            log.info("%s: resuming %s (%d shards kept)", source.name, run_dir, len(cp.shards))
+            log.info("%s: resuming %s (%s kept)", source.name, run_dir,
+                     counted(len(cp.shards), "shard"))  # fmt: skip
         else:
             if unfinished is not None:
                 log.warning("%s: %s is unfinished and left as it is; --resume continues it",
@@ -235,6 +241,7 @@ async def run_source(
             partitions=ctx.partitions,
             checks=ctx.checks,
             transport=ctx.transport,
+            rate_limit=ctx.rate_report() if ctx.rate_report is not None else {},
         )
         write_manifest(run_dir, manifest)
         if ctx.transport:

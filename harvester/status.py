@@ -47,6 +47,7 @@ from harvester.errors import HarvesterError, OutputError
 from harvester.lease import LOCK, lease_holder
 from harvester.lock import RunLock
 from harvester.manifest import MANIFEST
+from harvester.plural import counted
 from harvester.run import STATE
 from harvester.storage import BucketDir, Location, location
 
@@ -224,9 +225,9 @@ def render_status(data: dict[str, Any]) -> str:
         lcr = src["last_complete_run"]
         if lcr is not None:
             lines.append(f"  last complete run: {lcr.get('run_id')} ({lcr.get('mode')}, "
-                         f"{_num(lcr.get('records'))} records)")  # fmt: skip
+                         f"{counted(lcr.get('records'), 'record')})")  # fmt: skip
         for key, size in src["state_other"].items():
-            lines.append(f"  {key}: {size:,} entries")
+            lines.append(f"  {key}: {counted(size, 'entry', 'entries')}")
         table = [("run", "mode", "status", "records", "shards", "started", "finished", "took")]
         for r in src["runs"]:
             took = r["duration_seconds"]
@@ -244,9 +245,12 @@ def render_status(data: dict[str, Any]) -> str:
             if res is None:
                 continue
             planned = res["partitions_planned"]
-            parts = f"{res['partitions_done']} of {planned}" if planned else res["partitions_done"]
-            lines.append(f"  resumable {mode}: {res['run_id']}: {parts} partitions done, "
-                         f"{_num(res['shards'])} shards, {_num(res['records'])} records so far "
+            done = res["partitions_done"]
+            parts = f"{done} of {counted(planned, 'partition')}" if planned else counted(
+                done, "partition")  # fmt: skip
+            lines.append(f"  resumable {mode}: {res['run_id']}: {parts} done, "
+                         f"{counted(res['shards'], 'shard')}, "
+                         f"{counted(res['records'], 'record')} so far "
                          f"(harvester {mode} {src['source']} --resume)")  # fmt: skip
         lines += [f"  problem: {p}" for p in src["problems"]]
     return "\n".join(line.rstrip() for line in lines) + "\n"

@@ -28,6 +28,10 @@ parameters or None. Rules:
   if its token died, page 1 comes back and the walk restarts as above; ``resume_from(key)``
   alone starts at page 1 and treats every key up to ``key`` (in walk order) as SEEN.
 
+A partition whose walk would outlive its tokens is cut (``Seam.cut``): both ends stop at their
+next page end and smaller partitions by change date take over, starting from the seam
+(``sources/nobb_split.py``, ``walk_budget.py``).
+
 Items whose change date moves during a dump leave their window. The caller walks a last catch-up
 partition ``from`` = the run's start date after all others, so an item that moved before its walk
 reached it is still written; the sink's key set drops the second copy of one that moved after
@@ -91,7 +95,7 @@ class Partition:
 class Seam:
     """Who owns which key of one partition; shared by its ascending and descending walks."""
 
-    __slots__ = ("asc_high", "claimed", "closed", "desc_low", "ends", "total")
+    __slots__ = ("asc_high", "claimed", "closed", "cut", "desc_low", "ends", "total")
 
     def __init__(self) -> None:
         self.asc_high: int | None = None
@@ -102,6 +106,9 @@ class Seam:
         self.claimed = 0  # keys claimed by either end in this process
         self.total: int | None = None  # the partition's latest x-totalHits
         self.ends: dict[str, Walk] = {}
+        #: Set when the partition is being cut into smaller ones (its walk would outlive its
+        #: tokens): each end stops at its next page end; the pieces take over from the seam.
+        self.cut = False
 
     def claim(self, direction: Direction, key: int) -> Claim:
         if direction == "asc":
@@ -253,7 +260,7 @@ class Walk:
             self.seam.total = int(total)
             if self.total_hits is None:
                 self.total_hits = int(total)
-        if self.done or self.seam.closed or self._other_end_finishes():
+        if self.done or self.seam.closed or self.seam.cut or self._other_end_finishes():
             self.done = True
             return None
         token = header(headers, FORWARD)

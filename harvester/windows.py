@@ -21,6 +21,8 @@ seconds with windows so that no response is cut off, in close to the fewest requ
 
 Edges: ``start`` inclusive, ``end`` exclusive, and adjacent windows share their edge, so every
 second belongs to exactly one window (tested with literal responses in tests/test_windows.py).
+These are the planner's terms; what is sent for a window, whichever way the server reads its
+ends, is ``edges.py``'s.
 ``covered`` lists the complete windows: the learned density for the next run, and with
 ``done`` the resume state.
 """

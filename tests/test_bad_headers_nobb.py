@@ -65,4 +65,5 @@ async def test_a_429_with_an_absurd_retry_after(tmp_path: Path, retry_after: str
     assert len(front.spoiled) == 1 and result.exit_code == 0
     assert _written(result.run_dir) == served
     slept = source.clock.slept  # type: ignore[attr-defined]
-    assert max(slept) == pytest.approx(3600.0) and math.fsum(slept) <= 3600 + 1
+    # The wait is read on a real clock: a loaded machine takes a few ms off it.
+    assert max(slept) == pytest.approx(3600.0, abs=1) and math.fsum(slept) <= 3600 + 1

@@ -234,8 +234,9 @@ async def test_a_token_that_never_changes(tmp_path: Path) -> None:
     await _fails_then_resumes(tmp_path, spoil, error)
 
 
-async def test_the_same_page_forever(tmp_path: Path) -> None:
-    """Page 1 again for every token, each time with a new token: bounded restarts, then it stops."""
+async def test_the_same_page_forever_is_cut_around(tmp_path: Path) -> None:
+    """Page 1 again for every token of one partition's ascending walk: the partition is cut by
+    change date until its pieces need no token there; the dump ends exact, in bounded requests."""
 
     async def spoil(front: Front, request: web.Request, up: Upstream) -> web.Response | None:
         if not _later_asc_page(request):
@@ -245,11 +246,50 @@ async def test_the_same_page_forever(tmp_path: Path) -> None:
         token = f"same-page-{len(front.spoiled)}"
         return web.Response(body=first.body, headers={**first.headers, "x-forwardToken": token})
 
-    def error(pid: str, label: str) -> str:
-        return f"page 1 came back 4 times (tokens keep expiring) [{label}]"
+    async with Simulator(SETTINGS) as sim:
+        served = await _served(sim, SETTINGS)
+        async with Front(sim) as front:
+            front.spoil = lambda request, up: spoil(front, request, up)
+            result, _ = await _run(front.url, tmp_path)
+    assert result.exit_code == 0 and result.manifest.complete
+    assert _written(result.run_dir) == served
+    cut = [r for r in result.manifest.partitions.values() if isinstance(r, dict)
+           and r.get("split_into")]  # fmt: skip
+    assert cut and 0 < len(front.spoiled) <= 40
 
-    front = await _fails_then_resumes(tmp_path, spoil, error)
-    assert len(front.spoiled) == 4
+
+async def test_the_same_page_forever_on_one_day(tmp_path: Path) -> None:
+    """Every item on one day (no cut by date can help) and page 1 for every ascending token:
+    bounded restarts, then that partition fails by name (exit 1); --resume ends exact."""
+
+    async def spoil(request: web.Request, up: Upstream) -> web.Response | None:
+        q = request.query
+        if q.get("sortOrder") != "asc" or "pageToken" not in q:
+            return None
+        query = [(k, v) for k, v in q.items() if k != "pageToken"]
+        first = await front.fetch(request, f"{request.path}?{urlencode(query)}")
+        token = f"same-page-{len(front.spoiled)}"
+        return web.Response(body=first.body, headers={**first.headers, "x-forwardToken": token})
+
+    from datetime import date
+
+    async with Simulator(SETTINGS) as sim:
+        for key in sim.nobb_keys():
+            sim.touch_nobb(key, date(2026, 11, 2))
+        served = await _served(sim, SETTINGS)
+        async with Front(sim, spoil) as front:
+            result, _ = await _run(front.url, tmp_path)
+            assert result.exit_code == 1 and not result.manifest.complete
+            (pid,) = result.failed
+            entry = result.manifest.partitions[pid]
+            assert isinstance(entry, dict) and entry["error"] == (
+                f"page 1 came back 4 times (tokens keep expiring) [nobb partition {pid} (asc)]"
+            )
+            assert len(front.spoiled) == 4
+            front.spoil = None
+            resumed, _ = await _run(front.url, tmp_path, resume=True)
+    assert resumed.exit_code == 0 and resumed.run_dir == result.run_dir
+    assert _written(resumed.run_dir) == served
 
 
 async def test_a_401_in_the_middle_of_a_run(tmp_path: Path) -> None:

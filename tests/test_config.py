@@ -68,7 +68,7 @@ def test_missing_env_variable_is_named() -> None:
         (_minimal(concurrency=True), r"nobb.concurrency: expected an integer, got a boolean"),
         (_minimal(base_url="http://example.com"), r"nobb.base_url: plain http is allowed only"),
         (_minimal(base_url="https://u:p@example.com"), r"nobb.base_url: put credentials"),
-        (_minimal(rate_limit="fast"), r"nobb.rate_limit: expected a rate"),
+        (_minimal(rate_limit="fast"), r"nobb.rate_limit: expected \"auto\", \"0\" or a rate"),
         ({"nobb": {"username": "u"}}, r"nobb.password: required"),
         ({"output": {"compression": "lz4"}}, r"output.compression: expected gzip, none or zstd"),
         ({"extra": {}}, r"unknown section\(s\): extra"),
@@ -132,3 +132,12 @@ def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
     """A config path that does not exist is a ConfigError naming the path."""
     with pytest.raises(ConfigError, match="config file not found"):
         load_config(tmp_path / "nope.toml")
+
+
+def test_rate_limit_auto_is_the_default_and_rates_stay_ceilings() -> None:
+    """rate_limit defaults to "auto" (no ceiling); "N/Ts" is a ceiling, "0" none."""
+    assert NobbConfig(username=Secret("u"), password=Secret("p")).rate is None
+    assert DbkConfig(username=Secret("u"), password=Secret("p")).rate_limit == "auto"
+    cfg = NobbConfig(username=Secret("u"), password=Secret("p"), rate_limit="600/60s")
+    assert cfg.rate == (600.0, 60.0)
+    assert NobbConfig(username=Secret("u"), password=Secret("p"), rate_limit="0").rate is None

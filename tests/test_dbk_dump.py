@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,8 @@ from harvester.sim.server import Simulator
 from harvester.sim.settings import FaultProfile, SimSettings
 from harvester.sources.base import Mode
 from harvester.sources.dbk import DbkSource
-from tests.simtools import WallClock
+from tests.sim.test_sim_now import NOWS
+from tests.simtools import WallClock, clocks_at
 
 
 def _cfg(sim: Simulator, **kw: object) -> DbkConfig:
@@ -39,12 +41,18 @@ def _cfg(sim: Simulator, **kw: object) -> DbkConfig:
 
 
 async def _run(
-    sim: Simulator, out: Path, mode: Mode = "dump", clock: Clock | None = None, **kw: object
+    sim: Simulator,
+    out: Path,
+    mode: Mode = "dump",
+    clock: Clock | None = None,
+    run_clock: Clock | None = None,
+    **kw: object,
 ) -> RunResult:
+    """A run of the DBK source on ``clock``; ``run_clock`` times the run itself (its start)."""
     return await run_source(
         DbkSource(_cfg(sim, **kw), clock=clock), mode=mode,
         output=OutputConfig(shard_max_records=700), out_dir=out, config_digest="test",
-        progress=Progress(source="dbk"),
+        progress=Progress(source="dbk"), clock=run_clock,
     )  # fmt: skip
 
 
@@ -73,12 +81,16 @@ def _written(result: RunResult) -> dict[str, bytes]:
     return dict(zip(keys, lines, strict=True))
 
 
-async def test_dump_writes_every_product_once_as_converted(tmp_path: Path) -> None:
-    """A dump writes exactly the catalogue, each line equal to converting the served ONIX."""
-    settings = SimSettings(dbk_products=2500, dbk_max_products=300, rate_limit=0, seed=5)
-    async with Simulator(settings) as sim:
-        result = await _run(sim, tmp_path)
+@pytest.mark.parametrize("now", NOWS, ids=lambda n: n.isoformat())
+async def test_dump_writes_every_product_once_as_converted(tmp_path: Path, now: datetime) -> None:
+    """A dump writes exactly the catalogue, each line equal to converting the served ONIX, on
+    any "now" (the simulator's world and both clocks read it; a leap day and a year end too)."""
+    settings = SimSettings(dbk_products=2500, dbk_max_products=300, rate_limit=0, seed=5, now=now)
+    sim_clock, clock = clocks_at(now)
+    async with Simulator(settings, clock=sim_clock) as sim:
+        result = await _run(sim, tmp_path, clock=clock, run_clock=clock)
         books = sim.ctx.books
+    assert result.manifest.started.date() == now.date()
     assert result.exit_code == 0 and result.manifest.complete
     assert _written(result) == _expected(books, range(books.size))
     checks = result.manifest.checks
@@ -100,9 +112,24 @@ async def test_a_second_dump_plans_from_the_learned_windows(tmp_path: Path) -> N
     assert second.manifest.checks["windows"] < first.manifest.checks["windows"]  # type: ignore[operator]
 
 
+async def test_default_world_of_8000_products_dumps_complete(tmp_path: Path) -> None:
+    """The default world (no bulk second) is harvestable: 8,000 products, exit 0, all exact."""
+    settings = SimSettings(nobb_items=0, dbk_products=8000, rate_limit=0)
+    assert settings.dbk_bulk_second is False and settings.dbk_max_products == 2000
+    async with Simulator(settings) as sim:
+        result = await _run(sim, tmp_path)
+        books = sim.ctx.books
+    assert books.bulk_second is None
+    assert result.exit_code == 0 and result.manifest.complete and not result.failed
+    assert result.manifest.checks["unsplittable"] == []
+    assert _written(result) == _expected(books, range(books.size))
+
+
 async def test_more_than_the_cap_in_one_second_is_named_and_incomplete(tmp_path: Path) -> None:
-    """The bulk second (cap + 1 products) is named in the manifest; the run exits 1."""
-    settings = SimSettings(dbk_products=3000, dbk_max_products=400, rate_limit=0, seed=7)
+    """The opt-in bulk second (cap + 1 products) is named in the manifest; the run exits 1."""
+    settings = SimSettings(
+        dbk_products=3000, dbk_max_products=400, rate_limit=0, seed=7, dbk_bulk_second=True
+    )
     async with Simulator(settings) as sim:
         result = await _run(sim, tmp_path)
         bulk = sim.ctx.books.bulk_second

@@ -133,7 +133,7 @@ async def test_nobb_permanent_fault_then_resume(tmp_path: Path) -> None:
         manifest = orjson.loads((run_dir / "manifest.json").read_bytes())
         resumed, err2 = await _cli("dump", "nobb", "--config", str(cfg), "--resume")
     assert code == 1, err
-    assert "nobb dump: INCOMPLETE (1 partitions failed)" in err
+    assert "nobb dump: INCOMPLETE (1 partition failed)" in err
     assert manifest["complete"] is False
     failure = manifest["partitions"][pid]
     assert failure["ok"] is False
@@ -166,7 +166,7 @@ def _stop(proc: subprocess.Popen[str]) -> None:
 
 async def test_dbk_permanent_fault_then_resume(tmp_path: Path) -> None:
     """`simulate --fail-matching` fails the first DBK window: exit 1 names it, --resume is exact."""
-    first = "updatedFrom=20000101T000000Z"  # dbk.start: the first window of the first lane
+    first = "updatedFrom=19991231T235959Z"  # dbk.start a second early (edges.py): first window
     sim, url = _simulate("--port", "0", "--fail-matching", first)
     try:
         cfg = _config(tmp_path, url, "dbk", "workers = 0\nmax_products_per_response = 150\n")
@@ -183,7 +183,7 @@ async def test_dbk_permanent_fault_then_resume(tmp_path: Path) -> None:
     finally:
         _stop(sim)
     assert code == 1, err
-    assert "dbk dump: INCOMPLETE (1 partitions failed)" in err
+    assert "dbk dump: INCOMPLETE (1 partition failed)" in err
     failed = [p for p, r in manifest["partitions"].items() if not r["ok"]]
     assert len(failed) == 1 and failed[0].startswith("20000101T000000Z..")
     assert manifest["complete"] is False

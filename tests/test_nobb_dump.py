@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import orjson
 import pytest
 
 from harvester.cli import main
+from harvester.clock import Clock
 from harvester.config import NobbConfig, OutputConfig, Secret
 from harvester.errors import AuthError
 from harvester.output import read_lines, verify_run
@@ -19,7 +21,10 @@ from harvester.run import RunResult, run_source
 from harvester.sim.server import Simulator
 from harvester.sim.settings import FaultProfile, SimSettings
 from harvester.sources.nobb import NobbSource
-from tests.simtools import WallClock, basic
+from tests.sim.test_sim_now import NOWS
+from tests.simtools import WallClock, basic, clocks_at
+
+_EPOCH = date(1970, 1, 1)
 
 
 def _cfg(sim: Simulator, **kw: object) -> NobbConfig:
@@ -31,11 +36,15 @@ def _cfg(sim: Simulator, **kw: object) -> NobbConfig:
     return NobbConfig(**base)  # type: ignore[arg-type]
 
 
-async def _dump(sim: Simulator, out: Path, **kw: object) -> RunResult:
-    source = NobbSource(_cfg(sim, **kw))
+async def _dump(
+    sim: Simulator, out: Path, *, clock: Clock | None = None, **kw: object
+) -> RunResult:
+    """A dump by the client on ``clock``: by default one reading the simulator's "now"."""
+    clock = clock or clocks_at(sim.settings.now)[1]
+    source = NobbSource(_cfg(sim, **kw), clock=clock)
     return await run_source(
         source, mode="dump", output=OutputConfig(shard_max_records=1500), out_dir=out,
-        config_digest="test", progress=Progress(source="nobb"),
+        config_digest="test", progress=Progress(source="nobb"), clock=clock,
     )  # fmt: skip
 
 
@@ -84,11 +93,14 @@ async def test_expired_tokens_are_recovered_without_loss(tmp_path: Path) -> None
         assert sim.stats["expired_tokens"] >= 1
     keys = [orjson.loads(line)["nobbNumber"] for line in read_lines(result.run_dir)]
     assert sorted(keys) == expected
-    restarts = 0
+    # Each dead chain was restarted or its partition cut into pieces by change date.
+    recovered = 0
     for r in result.manifest.partitions.values():
         assert isinstance(r, dict)
-        restarts += int(r.get("asc_restarts", 0)) + int(r.get("desc_restarts", 0))
-    assert restarts >= 1
+        recovered += int(r.get("asc_restarts", 0)) + int(r.get("desc_restarts", 0))
+        recovered += bool(r.get("split_into"))
+    assert recovered >= 1
+    assert result.exit_code == 0 and result.manifest.checks["x_totalHits_sum"] == 4000
 
 
 @pytest.mark.parametrize("profile", ["flaky", "hostile"])
@@ -153,27 +165,30 @@ async def _in_thread(argv: list[str]) -> int:
     return await asyncio.to_thread(main, argv)
 
 
-async def test_item_changed_during_the_dump_is_caught_up(tmp_path: Path) -> None:
-    """An item that moves to today's date mid-run is written once, in its latest version."""
-    from datetime import UTC, datetime
+@pytest.mark.parametrize("now", NOWS, ids=lambda n: n.isoformat())
+async def test_item_changed_during_the_dump_is_caught_up(tmp_path: Path, now: datetime) -> None:
+    """An item that moves to the run's day mid-run is written once, in its latest version."""
+    from datetime import UTC
 
-    settings = SimSettings(nobb_items=3000, rate_limit=0, seed=14)
-    async with Simulator(settings) as sim:
+    settings = SimSettings(nobb_items=3000, rate_limit=0, seed=14, now=now)
+    sim_clock, client = clocks_at(now)
+    async with Simulator(settings, clock=sim_clock) as sim:
         # The oldest item: its partition is walked last by the ascending end of the first one.
         cat = sim.ctx.nobb
         oldest = min(range(cat.size), key=lambda p: cat.modified[p])
         moved = cat.keys[oldest]
+        before = list(cat.modified)
         wall = sim.ctx.clock
         done: list[bool] = []
 
         def clock() -> float:
             if sim.stats["nobb_pages"] >= 12 and not done:
                 done.append(True)
-                sim.touch_nobb(moved, datetime.now(UTC).date())
+                sim.touch_nobb(moved, datetime.fromtimestamp(client.time(), UTC).date())
             return wall()
 
         sim.ctx.clock = clock
-        result = await _dump(sim, tmp_path, page_size=100, concurrency=2)
+        result = await _dump(sim, tmp_path, clock=client, page_size=100, concurrency=2)
         assert done
         served = await _served(sim, settings)
     lines = list(read_lines(result.run_dir))
@@ -183,16 +198,26 @@ async def test_item_changed_during_the_dump_is_caught_up(tmp_path: Path) -> None
     # Every item as served now: the moved one in its new version (its old line was replaced).
     assert dict(zip(keys, lines, strict=True)) == served
     assert result.manifest.checks["replaced_by_newer_version"] == 1
-    (catch_up,) = [r for p, r in result.manifest.partitions.items() if p.startswith("catch-up")]
+    ((pid, catch_up),) = [(p, r) for p, r in result.manifest.partitions.items()
+                          if p.startswith("catch-up")]  # fmt: skip
     assert isinstance(catch_up, dict)
-    assert catch_up["total_hits"] == 1  # the catch-up walk saw the moved item
+    # The catch-up walk (from the run's day, or the day before until from is proven inclusive)
+    # saw those days' items and the moved one.
+    assert result.manifest.started.date() == now.date()
+    first = (date.fromisoformat(pid.removeprefix("catch-up:").split("..")[0]) - _EPOCH).days
+    assert first in ((now.date() - _EPOCH).days, (now.date() - _EPOCH).days - 1)
+    assert catch_up["total_hits"] == sum(1 for m in before if m >= first) + 1
 
 
-async def test_failed_partition_makes_the_run_incomplete(tmp_path: Path) -> None:
-    """With no retries, flaky faults fail some walks: exit 1, failures named, the rest written."""
-    settings = SimSettings(nobb_items=3000, rate_limit=0, seed=21, faults="flaky")
-    async with Simulator(settings) as sim:
-        result = await _dump(sim, tmp_path, page_size=100, retries=1)
+@pytest.mark.parametrize("now", NOWS, ids=lambda n: n.isoformat())
+async def test_failed_partition_makes_the_run_incomplete(tmp_path: Path, now: datetime) -> None:
+    """Walks that fail past page 1 (any "now"): exit 1, failures named, the rest written."""
+    settings = SimSettings(nobb_items=3000, rate_limit=0, seed=21, fail_matching="pageToken=",
+                           now=now)  # fmt: skip
+    sim_clock, clock = clocks_at(now)
+    async with Simulator(settings, clock=sim_clock) as sim:
+        result = await _dump(sim, tmp_path, clock=clock, page_size=100, retries=1)
+    assert result.manifest.started.date() == now.date()
     assert result.exit_code == 1
     assert result.failed
     assert result.manifest.complete is False

@@ -87,7 +87,7 @@ async def test_404_is_not_retried() -> None:
 async def test_429_penalizes_the_limiter_without_using_attempts() -> None:
     """429s close the limiter for Retry-After and do not count as failed attempts."""
     clock = _instant()
-    limiter = RateLimiter(max_rate=1e9, time_period=1, clock=clock)
+    limiter = RateLimiter(ceiling=None, auto=False, clock=clock)
     calls = 0
 
     async def attempt() -> str:
@@ -103,7 +103,7 @@ async def test_429_penalizes_the_limiter_without_using_attempts() -> None:
         )
         == "ok"
     )
-    assert limiter.blocked_until == 2.0
+    assert limiter.policy.blocked_until == 2.0
 
 
 class _Instant(FakeClock):

@@ -17,6 +17,8 @@ from harvester.sim.server import Simulator
 from harvester.sim.settings import SimSettings
 from harvester.sink import ShardInfo
 from harvester.status import collect_status, render_status
+from tests.sim.test_sim_now import NOWS
+from tests.simtools import clocks_at
 from tests.test_nobb_dump import _dump
 
 SHA = "0" * 64
@@ -84,11 +86,14 @@ async def test_complete_dump_is_listed_with_records_and_high_water(tmp_path: Pat
     assert row.split()[1:5] == ["dump", "complete", "2,000", str(len(m.shards))]
 
 
-async def test_incomplete_real_run_is_reported_resumable(tmp_path: Path) -> None:
+@pytest.mark.parametrize("now", NOWS, ids=lambda n: n.isoformat())
+async def test_incomplete_real_run_is_reported_resumable(tmp_path: Path, now: datetime) -> None:
     """A dump whose partitions failed is incomplete, and is the run `dump --resume` continues."""
-    settings = SimSettings(nobb_items=3000, rate_limit=0, seed=21, faults="flaky")
-    async with Simulator(settings) as sim:
-        result = await _dump(sim, tmp_path, page_size=100, retries=1)
+    settings = SimSettings(nobb_items=3000, rate_limit=0, seed=21, fail_matching="pageToken=",
+                           now=now)  # fmt: skip
+    sim_clock, clock = clocks_at(now)
+    async with Simulator(settings, clock=sim_clock) as sim:
+        result = await _dump(sim, tmp_path, clock=clock, page_size=100, retries=1)
     assert result.exit_code == 1
     cp = Checkpoint.load(result.run_dir)
     assert cp.plan is not None
@@ -108,9 +113,10 @@ async def test_incomplete_real_run_is_reported_resumable(tmp_path: Path) -> None
         "sync": None,
     }  # fmt: skip
     text = render_status(collect_status(tmp_path))
+    shards = f"{len(cp.shards)} shard" + ("" if len(cp.shards) == 1 else "s")
     assert (
         f"  resumable dump: {result.run_dir.name}: {len(cp.done)} of {len(cp.plan)} partitions "
-        f"done, {len(cp.shards)} shards, {sum(s.records for s in cp.shards):,} records so far "
+        f"done, {shards}, {sum(s.records for s in cp.shards):,} records so far "
         "(harvester dump nobb --resume)\n"
     ) in text
 
@@ -191,7 +197,7 @@ def test_dbk_windows_state_and_checkpoint(tmp_path: Path) -> None:
     }  # fmt: skip
     text = render_status(data)
     assert "  windows: 812 entries\n" in text
-    assert "  resumable sync: 20261122T020000Z: 3 partitions done, 1 shards, 42 records" in text
+    assert "  resumable sync: 20261122T020000Z: 3 partitions done, 1 shard, 42 records" in text
     assert "1000000000" not in text
 
 

@@ -2,10 +2,12 @@
 
 Kept in memory: the update time (UNIX seconds, ascending) and the publisher of each product,
 in ``array`` columns; a product's ONIX is rendered from (seed, position) by string templates
-(escaped), which is far faster than any client can parse. Update times spread over 2000–2026,
-denser in recent years, with a few dense minutes; a catalogue of 3,000 products or more also has
-one bulk-import second holding ``cap + 1`` products, more than one response may carry, so a
-client meets a window it cannot split.
+(escaped), which is far faster than any client can parse. Update times spread over the 27 years
+up to ``now`` (2000–2026 for the default 2026-11-20), denser in recent years, with a few dense
+minutes. With ``bulk_second`` (opt-in), a catalogue of 3,000 products or more also has one
+bulk-import second holding ``cap + 1`` products, more than one response may carry, so a client
+meets a window it cannot split; without it no second is made that crowded (the busy minutes
+spread 5 % of the products over 360 seconds).
 """
 
 from __future__ import annotations
@@ -17,11 +19,14 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from xml.sax.saxutils import escape
 
+from harvester.sim.settings import DEFAULT_NOW
+
 __all__ = ["NAMESPACE", "BookCatalogue", "isbn13"]
 
 NAMESPACE = "http://ns.editeur.org/onix/3.1/reference"
-START = int(datetime(2000, 1, 1, tzinfo=UTC).timestamp())
-END = int(datetime(2026, 11, 20, tzinfo=UTC).timestamp())
+_END = int(DEFAULT_NOW.timestamp())
+#: Update times spread over this many seconds up to ``now`` (2000-01-01..2026-11-20 by default).
+SPAN = _END - int(datetime(2000, 1, 1, tzinfo=UTC).timestamp())
 PUBLISHERS = [170864 + 13 * k for k in range(40)]
 _PUBLISHER_NAMES = [
     "Gyldendal",
@@ -71,7 +76,8 @@ _WORDS = [
 ]
 _THEMA = ["FBA", "FF", "FFP", "FYT", "YFB", "DNB", "WBA", "JBSF", "FJ", "NHD"]
 _FORMS = ["BB", "BC", "BC", "BB", "ED", "AJ"]
-_Y1990 = int(datetime(1990, 1, 1, tzinfo=UTC).timestamp())
+#: Publication dates are never earlier than this many seconds before ``now`` (1990 by default).
+_PUBLISHED_SPAN = _END - int(datetime(1990, 1, 1, tzinfo=UTC).timestamp())
 TEMPLATES = 509
 
 
@@ -88,20 +94,35 @@ def basic(ts: int) -> str:
 
 
 class BookCatalogue:
-    """``size`` products in ascending update time; ``times[i]``, ``publisher[i]``."""
+    """``size`` products in ascending update time; ``times[i]``, ``publisher[i]``.
 
-    def __init__(self, size: int, seed: int, *, cap: int = 2000, bulk_second: bool = True) -> None:
+    A function of its arguments alone: update times are never later than ``now`` (UTC, whole
+    seconds), and another ``now`` shifts every time by the same number of seconds.
+    """
+
+    def __init__(
+        self,
+        size: int,
+        seed: int,
+        *,
+        cap: int = 2000,
+        bulk_second: bool = False,
+        now: datetime = DEFAULT_NOW,
+    ) -> None:
         self.size = size
         self.seed = seed
+        #: The latest possible update time: ``now`` in whole seconds (products never postdate it).
+        self.end = end = int(now.timestamp())
+        self._oldest_published = end - _PUBLISHED_SPAN
         rng = random.Random(seed * 31 + 7)
-        span = END - START
-        times = [END - int(span * rng.random() ** 2) for _ in range(size)]
+        span = SPAN
+        times = [end - int(span * rng.random() ** 2) for _ in range(size)]
         # A few dense minutes: 5 % of products are re-stamped into 6 busy minutes.
-        busy = [END - rng.randrange(span // 2) for _ in range(6)]
+        busy = [end - rng.randrange(span // 2) for _ in range(6)]
         for i in rng.sample(range(size), size // 20):
             times[i] = rng.choice(busy) + rng.randrange(60)
         if size >= 3000 and bulk_second:
-            bulk = END - span // 3
+            bulk = end - span // 3
             for i in rng.sample(range(size), cap + 1):
                 times[i] = bulk
             self.bulk_second: int | None = bulk
@@ -180,7 +201,9 @@ class BookCatalogue:
         parts = self._templates.get(t)
         if parts is None:
             parts = self._templates[t] = self._template(t).split("@@")
-        published = datetime.fromtimestamp(max(ts - (serial * 7919) % 10**8, _Y1990), UTC)
+        published = datetime.fromtimestamp(
+            max(ts - (serial * 7919) % 10**8, self._oldest_published), UTC
+        )
         fill = {
             "ISBN": isbn13(serial),
             "TS": basic(ts),

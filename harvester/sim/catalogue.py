@@ -12,14 +12,16 @@ import bisect
 import random
 from array import array
 from collections.abc import Sequence
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import orjson
 
-__all__ = ["NobbCatalogue"]
+from harvester.sim.settings import DEFAULT_NOW
 
-FIRST_DAY = date(2005, 1, 1)
-LAST_DAY = date(2026, 11, 20)
+__all__ = ["SPAN_DAYS", "NobbCatalogue"]
+
+#: Change dates spread over this many days up to ``now``'s day (2005-01-01..2026-11-20 by default).
+SPAN_DAYS = (date(2026, 11, 20) - date(2005, 1, 1)).days
 _EPOCH = date(1970, 1, 1)
 
 _NOUNS = [
@@ -123,9 +125,13 @@ def _day(d: date) -> int:
 
 
 class NobbCatalogue:
-    """``size`` items: ``keys``, ``modified`` and ``created`` (days since 1970), ``owner``."""
+    """``size`` items: ``keys``, ``modified`` and ``created`` (days since 1970), ``owner``.
 
-    def __init__(self, size: int, seed: int) -> None:
+    A function of ``size``, ``seed`` and ``now`` (UTC) alone: items change on days up to and
+    including ``now``'s day, never later; another ``now`` shifts every date by the same days.
+    """
+
+    def __init__(self, size: int, seed: int, *, now: datetime = DEFAULT_NOW) -> None:
         self.size = size
         self.seed = seed
         rng = random.Random(seed)
@@ -133,8 +139,8 @@ class NobbCatalogue:
         self.keys = array(
             "i", (10_000_000 + i * stride + rng.randrange(stride) for i in range(size))
         )
-        first, last = _day(FIRST_DAY), _day(LAST_DAY)
-        span = last - first
+        last = _day(now.astimezone(UTC).date())
+        span = SPAN_DAYS
         # Skewed towards recent days: many items change often, old days are sparse.
         self.modified = array("i", (last - int(span * rng.random() ** 2.5) for _ in range(size)))
         self.created = array("i", (m - rng.randrange(0, 2000) for m in self.modified))

@@ -13,12 +13,32 @@ import signal
 import ssl
 import sys
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from harvester.sim.server import Simulator, server_context
 from harvester.sim.settings import SimSettings
 
-__all__ = ["add_arguments", "main", "run", "settings_from"]
+__all__ = ["add_arguments", "main", "parse_now", "run", "settings_from"]
+
+
+def parse_now(text: str) -> datetime:
+    """``--now``: an ISO 8601 date or date-time (no offset means UTC), or ``now`` for this moment.
+
+    >>> parse_now("2028-02-29").isoformat()
+    '2028-02-29T00:00:00+00:00'
+    >>> parse_now("2026-12-31T23:59:30Z").isoformat()
+    '2026-12-31T23:59:30+00:00'
+    """
+    if text == "now":
+        return datetime.now(UTC).replace(microsecond=0)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not an ISO date or date-time: {text!r} (e.g. 2026-11-20 or 2026-12-31T23:59:30Z)"
+        ) from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -33,14 +53,39 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--rate-limit", type=int, default=d.rate_limit, help="requests per window; 0: none"
     )
     p.add_argument("--rate-window", type=float, default=d.rate_window, help="seconds")
+    p.add_argument(
+        "--reset-style", choices=("epoch", "delta"), default=d.reset_style,
+        help="x-ratelimit-reset as a UNIX time (default) or as seconds from now",
+    )  # fmt: skip
+    p.add_argument(
+        "--rate-headers", choices=("x", "ietf", "ietf6", "both"), default=d.rate_headers,
+        help="x-ratelimit-* (default), IETF RateLimit + RateLimit-Policy (drafts 07-08), "
+        "RateLimit-Limit/-Remaining/-Reset (drafts <= 06), or x and ietf together",
+    )  # fmt: skip
+    p.add_argument(
+        "--clock-skew", type=float, default=d.clock_skew, metavar="SECONDS",
+        help="the server's Date and UNIX-time resets run this far ahead (negative: behind)",
+    )  # fmt: skip
+    p.add_argument(
+        "--rate-sliding", action="store_true",
+        help="a sliding window (remaining recovers gradually) instead of a fixed one",
+    )  # fmt: skip
     p.add_argument("--latency-ms", type=float, default=d.latency_ms, help="delay before first byte")
     p.add_argument("--token-ttl", type=float, default=d.token_ttl, help="NOBB token life, seconds")
     p.add_argument("--dbk-max-products", type=int, default=d.dbk_max_products)
     p.add_argument(
+        "--bulk-second",
+        dest="dbk_bulk_second",
+        action="store_true",
+        default=d.dbk_bulk_second,
+        help="opt-in: one DBK second holds --dbk-max-products + 1 products, more than one "
+        "response may carry (a window no client can harvest exactly)",
+    )
+    p.add_argument(
         "--no-bulk-second",
         dest="dbk_bulk_second",
         action="store_false",
-        help="no DBK second holding more products than one response may carry",
+        help="no DBK second holding more products than one response may carry (the default)",
     )
     p.add_argument("--faults", choices=("none", "flaky", "hostile"), default=d.faults)
     p.add_argument(
@@ -49,6 +94,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="TEXT",
         help="a permanent fault: answer 500 to every export request whose path, query or body "
         "contains TEXT",
+    )
+    for flag, what in (
+        (
+            "--dbk-from-exclusive",
+            "DBK updatedFrom exclusive (a product at updatedFrom left out)",
+        ),
+        ("--dbk-to-inclusive", "DBK updatedTo inclusive (a product at updatedTo is sent)"),
+        ("--nobb-from-exclusive", "NOBB from exclusive (items changed on the from day left out)"),
+        ("--nobb-to-exclusive", "NOBB to exclusive (items changed on the to day left out)"),
+    ):
+        p.add_argument(flag, action="store_true", help=what)
+    p.add_argument(
+        "--now",
+        type=parse_now,
+        default=d.now,
+        metavar="WHEN",
+        help="the moment the world is built for: an ISO date or date-time (no offset: UTC), or "
+        "'now'; both catalogues' changes end at it, so seed and now fix the world "
+        f"(default {d.now.isoformat().replace('+00:00', 'Z')}, never today's date)",
     )
     p.add_argument("--username", default=d.username)
     p.add_argument("--password", default=d.password)
@@ -66,14 +130,23 @@ def settings_from(args: argparse.Namespace) -> SimSettings:
         dbk_products=args.dbk_products,
         rate_limit=args.rate_limit,
         rate_window=args.rate_window,
+        reset_style=args.reset_style,
+        rate_headers=args.rate_headers,
+        clock_skew=args.clock_skew,
+        rate_sliding=args.rate_sliding,
         latency_ms=args.latency_ms,
         token_ttl=args.token_ttl,
         dbk_max_products=args.dbk_max_products,
         dbk_bulk_second=args.dbk_bulk_second,
         faults=args.faults,
         fail_matching=args.fail_matching,
+        dbk_from_exclusive=args.dbk_from_exclusive,
+        dbk_to_inclusive=args.dbk_to_inclusive,
+        nobb_from_exclusive=args.nobb_from_exclusive,
+        nobb_to_exclusive=args.nobb_to_exclusive,
         username=args.username,
         password=args.password,
+        now=args.now,
     )
 
 

@@ -8,8 +8,9 @@
   or invalid one answers 403 "Token could not be authorized or Token expired".
 - ``GET`` (query parameters) and ``POST`` (JSON body) ``/onix/document/export/v3.1`` with
   ``productIds``, ``publisher``, ``updatedFrom``, ``updatedTo``. ``updatedFrom`` is inclusive and
-  ``updatedTo`` exclusive, on each product's update time (its ``datestamp``). Times may be ISO 8601
-  basic (``20250204T0930-0400``, ``20250204T093000Z``, ``20250204``) or extended
+  ``updatedTo`` exclusive, on each product's update time (its ``datestamp``), unless
+  ``dbk_from_exclusive`` / ``dbk_to_inclusive`` pick another reading of the docs. Times may be
+  ISO 8601 basic (``20250204T0930-0400``, ``20250204T093000Z``, ``20250204``) or extended
   (``2025-02-04T09:30:00+00:00``); no zone means UTC. Products come in update-time order, at most
   ``dbk_max_products`` per answer: the rest is silently cut off. Nothing matching: 204.
 - A missing, expired or invalid token: 401 ``application/problem+json`` (type, title, status,
@@ -210,6 +211,11 @@ class DbkApi:
             resp.headers.update(headers)
             return resp
         start, end, publisher, isbns = params
+        # The other readings of "updated after" / "before" (open-points.md), on whole seconds.
+        if start is not None and ctx.settings.dbk_from_exclusive:
+            start += 1
+        if end is not None and ctx.settings.dbk_to_inclusive:
+            end += 1
         if publisher is not None and publisher not in PUBLISHERS:
             resp = problem(
                 401,

@@ -1,7 +1,8 @@
 """The simulated NOBB Export API: ``GET`` and ``POST /api/v2/items``.
 
 Follows the published pagination page: HTTP Basic auth (401 otherwise); filters ``from``/``to``
-(yyyy-mm-dd, inclusive, on the item's last-modified date), ``nobbnos``, ``suppliers``; ``pageSize``
+(yyyy-mm-dd, inclusive unless ``nobb_from_exclusive`` / ``nobb_to_exclusive`` pick another reading,
+on the item's last-modified date), ``nobbnos``, ``suppliers``; ``pageSize``
 (default 1000, at most 10000, else 400), ``pageToken``, ``sortField`` (NobbNo, OwnerParticipantNo,
 Created) and ``sortOrder`` (asc, desc). POST takes the NOBB numbers as a JSON array or as
 ``{"nobbNos": [...]}``, and the other filters as query parameters.
@@ -205,9 +206,16 @@ class NobbApi:
         order = q.get("sortOrder", "asc").lower()
         if order not in ("asc", "desc"):
             raise BadRequest("sortOrder must be asc or desc")
+        day_from = _day(q["from"], "from") if "from" in q else None
+        day_to = _day(q["to"], "to") if "to" in q else None
+        # The other readings of ``from`` / ``to`` (open-points.md), on whole days.
+        if day_from is not None and self.ctx.settings.nobb_from_exclusive:
+            day_from += 1
+        if day_to is not None and self.ctx.settings.nobb_to_exclusive:
+            day_to -= 1
         filters = (
-            _day(q["from"], "from") if "from" in q else None,
-            _day(q["to"], "to") if "to" in q else None,
+            day_from,
+            day_to,
             tuple(sorted(nobbnos)) if nobbnos is not None else None,
             tuple(_int_list(q["suppliers"], "suppliers")) if "suppliers" in q else None,
         )

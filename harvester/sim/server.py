@@ -8,7 +8,8 @@ With an ``ssl_context`` (or ``tls_cert`` and ``tls_key``, PEM files) it serves H
 
 ``SimContext`` is what the API modules share: the settings, the wall clock (injectable, so tests
 move time without sleeping), both catalogues, one fixed-window rate limit per API, the fault plan
-and counters (``stats``) that tests and benchmarks read.
+and counters (``stats``) that tests and benchmarks read. The rate limit's window kind, header
+family, reset style and clock skew come from the settings (``sim/ratelimit.py``).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from harvester.sim import dbk, nobb
 from harvester.sim.books import BookCatalogue
 from harvester.sim.catalogue import NobbCatalogue
 from harvester.sim.faults import FaultPlan
-from harvester.sim.ratelimit import Decision, FixedWindow
+from harvester.sim.ratelimit import Decision, RateWindow
 from harvester.sim.settings import SimSettings
 
 __all__ = ["SimContext", "Simulator", "server_context"]
@@ -49,7 +50,7 @@ class SimContext:
     nobb: NobbCatalogue
     books: BookCatalogue
     faults: FaultPlan
-    limits: dict[str, FixedWindow]
+    limits: dict[str, RateWindow]
     nobb_headers: tuple[str, str, str]
     stats: collections.Counter[str] = field(default_factory=collections.Counter)
     nobb_generation: int = 0
@@ -108,16 +109,25 @@ class Simulator:
         self.ctx = SimContext(
             settings=settings,
             clock=clock,
-            nobb=NobbCatalogue(settings.nobb_items, settings.seed),
+            nobb=NobbCatalogue(settings.nobb_items, settings.seed, now=settings.now),
             books=BookCatalogue(
                 settings.dbk_products,
                 settings.seed,
                 cap=settings.dbk_max_products,
                 bulk_second=settings.dbk_bulk_second,
+                now=settings.now,
             ),
             faults=FaultPlan(profile=settings.faults, seed=settings.seed),
             limits={
-                api: FixedWindow(settings.rate_limit, settings.rate_window, clock)
+                api: RateWindow(
+                    settings.rate_limit,
+                    settings.rate_window,
+                    clock,
+                    sliding=settings.rate_sliding,
+                    headers=settings.rate_headers,
+                    reset_style=settings.reset_style,
+                    skew=settings.clock_skew,
+                )
                 for api in ("nobb", "dbk")
             },
             nobb_headers=HEADER_STYLES[nobb_header_style],

@@ -65,6 +65,8 @@ class RunContext:
     partitions: dict[str, dict[str, object]] = field(default_factory=dict)
     #: Filled by the source: cross-checks for the manifest (e.g. x-totalHits vs written).
     checks: dict[str, object] = field(default_factory=dict)
+    #: Set by the source: its limiter's report, the manifest's ``rate_limit`` object.
+    rate_report: Callable[[], dict[str, object]] | None = None
     #: Filled by the source: the state a complete run leaves for the next sync.
     next_state: dict[str, object] = field(default_factory=dict)
     #: Filled by the source's HTTP client: connections opened, scheme, proxy (no credentials).

@@ -1,13 +1,15 @@
 """The DBK / Bogportalen ONIX 3.1 export source: time windows, streamed ONIX → JSON.
 
-The export has no pagination, so a run covers ``[start, end)`` with ``updatedFrom`` (inclusive)
-/ ``updatedTo`` (exclusive) windows from ``windows.py``: a response holding
+The export has no pagination, so a run covers ``[start, end)`` with windows from ``windows.py``,
+each asked as ``updatedFrom`` / ``updatedTo`` by the edge rule (``edges.py``: one second early
+until the reading is proven, so every reading is exact): a response holding
 ``max_products_per_response`` products may have been cut off and is split; a one-second
 window still that full is named in the manifest and makes the run incomplete. A dump runs from
-``dbk.start`` to the run's start ``T0``, then a catch-up from ``T0`` to now for products that
-changed meanwhile; a sync runs from the last complete run's high-water mark minus
-``sync_overlap_days``. The windows a complete run saw are kept in ``state.json`` as the learned
-density the next run plans from.
+``dbk.start`` to the run's start ``T0`` (whole seconds), then a catch-up from ``T0`` to now for
+products that changed in ``T0``'s second or later; a sync runs from the last complete run's
+high-water mark (its ``T0``) minus ``sync_overlap_days``, and catches up the same way. The
+windows a complete run saw are kept in ``state.json`` as the learned density the next run plans
+from.
 
 One window's request, retries and body → records are ``dbk_fetch.py``'s. A window's records
 are final when the window is; finished windows are checkpointed in groups (every
@@ -31,6 +33,7 @@ import orjson
 
 from harvester.clock import Clock, SystemClock
 from harvester.config import DbkConfig
+from harvester.edges import SecondEdges
 from harvester.errors import FetchError
 from harvester.http import HttpClient
 from harvester.latest import LatestVersions
@@ -56,10 +59,19 @@ class DbkSource:
 
     name = "dbk"
 
-    def __init__(self, cfg: DbkConfig, *, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        cfg: DbkConfig,
+        *,
+        clock: Clock | None = None,
+        assume_edges: tuple[bool, bool] | None = None,
+    ) -> None:
+        """``assume_edges`` (``updatedFrom`` inclusive, ``updatedTo`` inclusive) takes a reading
+        as known instead of measuring it: only a benchmark's baseline does (edges.py)."""
         self.cfg = cfg
         self.clock = clock or SystemClock()
         self._policy = RetryPolicy(attempts=max(1, cfg.retries))
+        self._assume = assume_edges
 
     def key_of(self, line: bytes) -> str:
         # Records start with their key (parse/onix.py writes it first): slice it out, and
@@ -76,8 +88,10 @@ class DbkSource:
 
     async def harvest(self, ctx: RunContext) -> None:
         cfg = self.cfg
-        rate, period = cfg.rate
-        self._limiter = RateLimiter(max_rate=rate, time_period=period, clock=self.clock)
+        self._limiter = RateLimiter.from_setting(
+            cfg.rate_limit, clock=self.clock, name="dbk", key="dbk.rate_limit"
+        )
+        ctx.rate_report = self._limiter.report
         ctx.progress.limit = cfg.rate_limit
         settings = http_settings(cfg, self.name, extra=1)  # one connection for token renewal
         t0 = int(ctx.started.timestamp())
@@ -101,6 +115,11 @@ class DbkSource:
         self._changed = 0
         self._latest: LatestVersions | None = None  # during the catch-up only
         self._replaced = 0
+        self._extra = 0
+        self._edges = (
+            SecondEdges() if self._assume is None
+            else SecondEdges(self._assume[0], self._assume[1], fixed=True)
+        )  # fmt: skip
         async with (
             HttpClient(settings, base_url=cfg.base_url, report=ctx.transport) as http,
             OnixConverter(cfg.workers) as conv,
@@ -108,7 +127,7 @@ class DbkSource:
             self._session = DbkSession(cfg, http, self.clock, policy=self._policy)
             self._fetcher = WindowFetcher(
                 cfg=cfg, http=http, limiter=self._limiter, session=self._session, conv=conv,
-                clock=self.clock, policy=self._policy, on_record=self._on_record,
+                clock=self.clock, policy=self._policy, on_record=self._on_record, floor=start,
             )  # fmt: skip
             await self._session.bearer()  # bad credentials stop the source before any window
             main = WindowPlanner(
@@ -118,7 +137,9 @@ class DbkSource:
             await self._run(ctx, main, catch_up=False)
             await self._flush_checkpoints(ctx)
             covered = list(main.covered)
-            if ctx.mode == "dump" and not main.failed and not main.unsplittable:
+            # Dump and sync alike catch up from the run's start second to now: what changed
+            # in the very second the run started, and while it ran.
+            if not main.failed and not main.unsplittable:
                 now = int(self.clock.time()) + 1
                 late = WindowPlanner(
                     end, max(end, now), cap=cfg.max_products_per_response, lanes=cfg.concurrency,
@@ -137,6 +158,8 @@ class DbkSource:
             "written": ctx.records_before + ctx.progress.records,
             "changed_during_run": self._changed,
             "replaced_by_newer_version": self._replaced,
+            "overlap_repeats": self._extra,
+            "edges": self._edges.describe(),
             "authentications": self._session.authentications,
             "token_refreshes": self._session.refreshes,
         })  # fmt: skip
@@ -186,7 +209,16 @@ class DbkSource:
     ) -> None:
         full = w.width > 1  # a full one-second window is read whole: it cannot be split
         try:
-            got = await self._fetcher.fetch(ctx, w, stop_when_full=full)
+            while True:
+                bounds = self._edges.bounds(w.start, w.end)
+                got = await self._fetcher.fetch(ctx, w, stop_when_full=full, bounds=bounds)
+                self._edges.observe(bounds, got.at_edges, seconds=got.seconds)
+                if got.count < planner.cap or self._edges.bounds(w.start, w.end) == bounds:
+                    break
+                # Full, and asked with an overlap second the reading now known (from this
+                # response or another) leaves out: ask again exactly before splitting, so a
+                # dense neighbour never makes a window look full. At most twice (two ends).
+                log.info("dbk edges now %s; window %s again", self._edges.describe(), w.id)
         except FetchError as exc:
             log.error("dbk window %s failed: %s", w.id, exc)
             planner.fail(w, str(exc))
@@ -202,13 +234,15 @@ class DbkSource:
                 log.error("dbk window %s: %s", w.id, why)
                 ctx.partitions[w.id] = {"ok": False, "start": w.start, "end": w.end, "error": why}
             return
-        planner.complete(w, got.count)
+        planner.complete(w, got.count - got.extra)
         ctx.progress.partitions_done += 1
         result: dict[str, object] = {"ok": True, "start": w.start, "end": w.end,
-                                     "count": got.count, "written": got.written}  # fmt: skip
+                                     "count": got.count - got.extra,
+                                     "written": got.written}  # fmt: skip
+        self._extra += got.extra
         if catch_up:
             result["catch_up"] = True
-            self._changed += got.count - got.written
+            self._changed += max(0, got.count - got.extra - got.written)
         ctx.partitions[w.id] = result
         self._since_checkpoint.append((w.id, result))
         self._pending_records += got.written

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +32,7 @@ from harvester.logs import log_request
 from harvester.parse.onix import Converted, Src, product_times
 from harvester.parse.onix_pool import OnixConverter
 from harvester.parse.onix_split import Batch, OnixSplitter, Prologue
+from harvester.plural import counted
 from harvester.retry import RetryPolicy, call_with_retries
 from harvester.sources.base import Key, RunContext
 from harvester.sources.dbk_auth import DbkSession
@@ -54,6 +55,10 @@ class Fetched:
     count: int = 0  #: products in the response (at least the cap when it was cut off)
     written: int = 0  #: records the sink did not have yet
     seen: list[int] = field(default_factory=list)  #: datestamps of a cut-off response
+    #: Datestamps equal to the ``updatedFrom`` / ``updatedTo`` sent (proof of the edge reading).
+    at_edges: list[int] = field(default_factory=list)
+    seconds: bool = False  #: some datestamp was not on a whole minute
+    extra: int = 0  #: products from the one-second overlap outside the window (edges.py)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -68,18 +73,24 @@ class WindowFetcher:
     clock: Clock
     policy: RetryPolicy
     on_record: Callable[[Key, bytes, bool], None]
+    #: The run's first second: an overlap second below it is the previous run's (not written).
+    floor: int | None = None
 
-    async def fetch(self, ctx: RunContext, w: Window, *, stop_when_full: bool) -> Fetched:
-        """One window, retried as a whole; ``FetchError`` when the retries run out."""
+    async def fetch(
+        self, ctx: RunContext, w: Window, *, stop_when_full: bool, bounds: tuple[int, int]
+    ) -> Fetched:
+        """One window, asked as ``bounds`` (``updatedFrom``, ``updatedTo``: edges.py), retried
+        as a whole; ``FetchError`` when the retries run out."""
         out = Fetched()
         attempts = [0]
 
         async def attempt() -> Fetched:
-            out.count = 0
+            out.count = out.extra = 0
             out.seen.clear()
+            out.at_edges.clear()
             attempts[0] += 1
             token = await self.session.bearer()
-            request = self._request(w, token)
+            request = self._request(w, bounds, token)
             ctx.progress.requests += 1
             splitter = OnixSplitter(label=request.label)
             converted = [0]
@@ -90,7 +101,7 @@ class WindowFetcher:
                     t0 = self.clock.monotonic()  # the request's own time, not the queue's
                     async with self.http.stream(request) as resp:
                         status = resp.status
-                        self.limiter.observe(resp.headers)
+                        self.limiter.observe(resp.headers, resp.status)
                         if resp.status == 401:
                             await self.session.after_401(token)
                         if resp.status >= 400:
@@ -102,9 +113,10 @@ class WindowFetcher:
                             return out
                         cap = self.cfg.max_products_per_response if stop_when_full else None
                         await self._stream(ctx, resp.chunks(), splitter, request.label, out,
-                                           converted, cap)  # fmt: skip
+                                           converted, cap, w, bounds)  # fmt: skip
             except _Full:
                 out.count = splitter.products
+                _edge_times(out, out.seen, bounds)
             else:
                 # The workers' count guards the splitter's (a product end it did not see).
                 out.count = max(splitter.products, converted[0])
@@ -112,7 +124,7 @@ class WindowFetcher:
                 log_request(log, source="dbk", partition=w.id, request=request.label,
                             status=status, seconds=self.clock.monotonic() - t0,
                             attempt=attempts[0],
-                            detail=f"{splitter.products} products")  # fmt: skip
+                            detail=counted(splitter.products, "product"))  # fmt: skip
             return out
 
         def on_retry(n: int, exc: FetchError, delay: float) -> None:
@@ -128,9 +140,9 @@ class WindowFetcher:
             except Unauthorized:
                 continue  # the session authenticated again (after_401); a second refusal raised
 
-    def _request(self, w: Window, token: str) -> Request:
+    def _request(self, w: Window, bounds: tuple[int, int], token: str) -> Request:
         cfg = self.cfg
-        filters: dict[str, Any] = {"updatedFrom": stamp(w.start), "updatedTo": stamp(w.end)}
+        filters: dict[str, Any] = {"updatedFrom": stamp(bounds[0]), "updatedTo": stamp(bounds[1])}
         if cfg.publisher:
             filters["publisher"] = cfg.publisher
         if cfg.product_ids:
@@ -153,6 +165,8 @@ class WindowFetcher:
         out: Fetched,
         converted: list[int],
         cap: int | None,
+        w: Window,
+        bounds: tuple[int, int],
     ) -> None:
         """Read one body: hold its batches until it is known not to be cut off, then convert.
 
@@ -165,17 +179,26 @@ class WindowFetcher:
         prologue: Prologue | None = None
         src: Src = {}
         limit = max(2, 2 * self.cfg.workers)
+        # The seconds asked for beyond the window itself (edges.py): the neighbours' records.
+        overlap = {t for t in bounds if not w.start <= t < w.end}
 
         async def drain(keep: int) -> None:
             while len(pending) > keep:
                 records = await self.conv.result(pending.popleft(), label=label)
                 converted[0] += len(records)
-                for key, line, _ in records:
+                _edge_times(out, (t for _, _, t in records if t is not None), bounds)
+                for key, line, t in records:
+                    if t is not None and t in overlap and self.floor is not None and t < self.floor:
+                        out.extra += 1  # asked for only as the overlap below the whole run
+                        continue
                     new = await ctx.sink.write(key, line)
                     if new:
                         ctx.progress.records += 1
                         out.written += 1
-                    self.on_record(key, line, new)
+                    if t is not None and t in overlap:
+                        out.extra += 1  # the overlap's: a neighbour's record, not a newer one
+                    else:
+                        self.on_record(key, line, new)
 
         try:
             async for chunk in chunks:
@@ -207,3 +230,13 @@ class WindowFetcher:
         finally:
             for fut in pending:
                 fut.cancel()
+
+
+def _edge_times(out: Fetched, times: Iterable[int], bounds: tuple[int, int]) -> None:
+    """Note the datestamps at the edges sent, and whether any stamp carries seconds."""
+    lo, hi = bounds
+    for t in times:
+        if t in (lo, hi):
+            out.at_edges.append(t)
+        if t % 60:
+            out.seconds = True

@@ -14,6 +14,7 @@ import logging
 from dataclasses import dataclass, field
 
 from harvester.clock import Clock
+from harvester.edges import DayEdges
 from harvester.errors import AuthError, FetchError, Unauthorized
 from harvester.http import HttpClient, Request, Response, raise_for_status
 from harvester.latest import LatestVersions
@@ -39,9 +40,14 @@ class PageFetcher:
     auth: tuple[tuple[str, str], ...]
     policy: RetryPolicy
     clock: Clock
-    start_day: str
+    #: The days the catch-up walks again (the run's start day, and the day before while
+    #: ``from`` may be exclusive): items changed on them are fingerprinted when written.
+    start_day: tuple[str, ...]
     prints: LatestVersions = field(default_factory=LatestVersions)
     latest: LatestVersions | None = None
+    edges: DayEdges | None = None  #: learns the reading of from/to from the items' dates
+    #: A sync's first day: an item changed before it came only with the day asked early.
+    floor: str | None = None
 
     async def fetch(
         self,
@@ -79,7 +85,7 @@ class PageFetcher:
                                 seconds=self.clock.monotonic() - t0)  # fmt: skip
 
         async def page(resp: Response) -> dict[str, str] | None:
-            self.limiter.observe(resp.headers)
+            self.limiter.observe(resp.headers, resp.status)
             if resp.status >= 400:
                 if resp.status == 429:
                     ctx.progress.throttled += 1
@@ -128,9 +134,14 @@ class PageFetcher:
         a newer version (``latest.py``); before it, items changed on the start day are
         fingerprinted so the catch-up can tell them unchanged.
         """
+        if self.edges is not None and item.modified:
+            part = walk.partition
+            self.edges.observe(part.date_from, part.date_to, item.modified)
         claim = walk.on_item(item.key)
         if claim is not Claim.CLAIMED:
             return claim
+        if self.floor and item.modified and item.modified[:10] < self.floor:
+            return claim  # asked for only as the day early below a sync's range (edges.py)
         latest = self.latest
         if await ctx.sink.write(item.key, item.line):
             ctx.progress.records += 1

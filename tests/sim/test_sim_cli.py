@@ -74,8 +74,13 @@ def test_module_help_lists_the_same_flags() -> None:
         [sys.executable, "-m", "harvester.sim.cli", "--help"],
         capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
-    # The fixed flags, and the extensions since: --no-bulk-second, --fail-matching, TLS.
-    extensions = {"--no-bulk-second", "--fail-matching", "--tls-cert", "--tls-key"}
+    # The fixed flags, and the extensions since: the bulk second, --fail-matching, the edge
+    # readings, --now, the rate-limit readings --reset-style, --rate-headers, --clock-skew,
+    # --rate-sliding, and TLS.
+    extensions = {"--bulk-second", "--no-bulk-second", "--fail-matching", "--dbk-from-exclusive",
+                  "--dbk-to-inclusive", "--nobb-from-exclusive", "--nobb-to-exclusive",
+                  "--now", "--reset-style", "--rate-headers", "--clock-skew",
+                  "--rate-sliding", "--tls-cert", "--tls-key"}  # fmt: skip
     assert set(re.findall(r"--[a-z][a-z-]*", done.stdout)) == {*FLAGS, "--help", *extensions}
 
 

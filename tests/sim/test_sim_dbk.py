@@ -18,7 +18,14 @@ from harvester.sim.server import Simulator
 from harvester.sim.settings import SimSettings
 from tests.sim.conftest import DBK_AUTH, DBK_EXPORT, DBK_REFRESH, ONIX_NS, FakeWall, bearer
 
-S = SimSettings(nobb_items=0, dbk_products=3500, dbk_max_products=300, rate_limit=0, seed=5)
+S = SimSettings(
+    nobb_items=0,
+    dbk_products=3500,
+    dbk_max_products=300,
+    rate_limit=0,
+    seed=5,
+    dbk_bulk_second=True,
+)
 CREDENTIALS = {"username": S.username, "password": S.password}
 TRACE = re.compile(r"^00-[0-9a-f]{32}-[0-9a-f]{16}-00$")
 UNAUTHORIZED = {

@@ -15,10 +15,17 @@ from harvester.sim.server import Simulator
 from harvester.sim.settings import SimSettings
 from tests.sim.conftest import DBK_AUTH, DBK_EXPORT, ONIX_NS, FakeWall, bearer
 
-#: Below 3,000 products there is no bulk second, so no window is capped.
+#: No bulk second (the default), so no window is capped.
 S = SimSettings(nobb_items=0, dbk_products=2900, rate_limit=0, seed=8)
-#: With a bulk second holding cap + 1 products.
-S_BULK = SimSettings(nobb_items=0, dbk_products=3200, dbk_max_products=400, rate_limit=0, seed=8)
+#: With the opt-in bulk second holding cap + 1 products.
+S_BULK = SimSettings(
+    nobb_items=0,
+    dbk_products=3200,
+    dbk_max_products=400,
+    rate_limit=0,
+    seed=8,
+    dbk_bulk_second=True,
+)
 NS = f"{{{ONIX_NS}}}"
 
 

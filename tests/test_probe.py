@@ -1,0 +1,119 @@
+"""harvester probe against the simulator: latency, inferred policy, x-totalHits, sweep line."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from typing import Any
+
+import orjson
+import pytest
+
+from harvester.cli import build_parser
+from harvester.clock import FakeClock
+from harvester.config import Config, DbkConfig, NobbConfig, Secret
+from harvester.errors import ConfigError
+from harvester.probe import probe, render
+from harvester.sim.server import Simulator
+from harvester.sim.settings import SimSettings
+
+
+async def _driven(clock: FakeClock, run: Awaitable[Any]) -> Any:
+    """Run ``run``, moving the fake clock to each deadline (the probe waits between requests)."""
+    task = asyncio.ensure_future(run)
+    while not task.done():
+        await asyncio.sleep(0.002)
+        deadline = clock.next_deadline()
+        if deadline is not None:
+            await clock.advance(max(0.0, deadline - clock.monotonic()))
+    return task.result()
+
+
+def _config(url: str) -> Config:
+    creds: dict[str, Any] = {"base_url": url, "username": Secret("harvester"),
+                             "password": Secret("harvester")}  # fmt: skip
+    return Config(nobb=NobbConfig(**creds), dbk=DbkConfig(**creds))
+
+
+@pytest.mark.parametrize(
+    ("flags", "family", "style", "sweep"),
+    [
+        ({}, "x-ratelimit", "epoch", "--rate-limit 30/10s --latency-ms 0"),
+        (
+            {"reset_style": "delta"},
+            "x-ratelimit",
+            "delta",
+            "--rate-limit 30/10s --latency-ms 0 --reset-style delta",
+        ),
+        (
+            {"rate_headers": "ietf"},
+            "ietf",
+            "delta",
+            "--rate-limit 30/10s --latency-ms 0 --rate-headers ietf",
+        ),
+        (
+            {"rate_headers": "ietf6"},
+            "ietf6",
+            "delta",
+            "--rate-limit 30/10s --latency-ms 0 --rate-headers ietf6",
+        ),
+        (
+            {"clock_skew": 40.0},
+            "x-ratelimit",
+            "epoch",
+            "--rate-limit 30/10s --latency-ms 0 --clock-skew 40",
+        ),
+    ],
+)
+async def test_probe_names_each_policy(flags: dict[str, Any], family: str, style: str,
+                                       sweep: str) -> None:  # fmt: skip
+    """Three requests per source at most; the limit, window, family, reset style and skew."""
+    clock = FakeClock(start=1_796_000_003.0)
+    settings = SimSettings(nobb_items=700, dbk_products=50, rate_limit=30, rate_window=10.0,
+                           **flags)  # fmt: skip
+    async with Simulator(settings, clock=clock.time) as sim:
+        found = await _driven(clock, probe(_config(sim.url), [], clock=clock))
+        assert sim.stats["nobb_requests"] == 3 and sim.stats["dbk_requests"] == 2
+    for name in ("nobb", "dbk"):
+        f = found[name]
+        assert (f["limit"], f["window"], f["family"], f["reset_style"], f["kind"]) == (
+            30, 10.0, family, style, "fixed")  # fmt: skip
+        assert f["skew"] == int(settings.clock_skew) and f["429s"] == 0
+        assert f["sweep"] == f"harvester bench --sweep {sweep}"
+    assert found["nobb"]["x_totalHits"] == 700
+    assert found["nobb"]["window_from"] in ("measured", "stated")
+    text = render(found)
+    assert "x-totalHits   700" in text and f"simulate it:  harvester bench --sweep {sweep}" in text
+    assert orjson.loads(render(found, as_json=True))["nobb"]["limit"] == 30
+
+
+async def test_probe_without_rate_headers_uses_the_configured_rate() -> None:
+    """No rate headers: none announced, and the sweep line keeps the configured rate ("0")."""
+    clock = FakeClock(start=1_796_000_003.0)
+    async with Simulator(SimSettings(nobb_items=50, rate_limit=0), clock=clock.time) as sim:
+        found = await _driven(clock, probe(_config(sim.url), ["nobb"], clock=clock))
+    f = found["nobb"]
+    assert (f["limit"], f["family"], f["requests"]) == (None, None, 3)
+    assert f["sweep"] == "harvester bench --sweep --rate-limit 0 --latency-ms 0"
+    assert "none announced" in render(found)
+
+
+async def test_probe_of_an_absent_section_is_a_config_error() -> None:
+    """probe dbk with no [dbk] section names the missing section."""
+    with pytest.raises(ConfigError, match=r"no \[dbk\] section"):
+        await probe(Config(nobb=None, dbk=None), ["dbk"])
+
+
+def test_probe_command_line() -> None:
+    """harvester probe [nobb] [dbk] --config FILE [--json]."""
+    args = build_parser().parse_args(["probe", "nobb", "dbk", "--config", "c.toml", "--json"])
+    assert (args.command, args.sources, args.json) == ("probe", ["nobb", "dbk"], True)
+    assert build_parser().parse_args(["probe", "--config", "c.toml"]).sources == []
+
+
+def test_probe_of_an_unknown_source_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    """harvester probe ftp: exit 2 naming the source, nothing fetched."""
+    from harvester.cli import main
+
+    assert main(["probe", "ftp", "--config", "c.toml"]) == 2
+    assert "unknown source 'ftp'" in capsys.readouterr().err
