@@ -126,7 +126,10 @@ async def test_walk_max_seconds_cuts_before_tokens_die(tmp_path: Path) -> None:
     # at 2 ends x 50 x 6 x 0.8, 13 partitions for 6,000 items (cuts, if any, make more).
     walked = [p for p in result.manifest.partitions if not p.startswith("catch-up")]
     assert len(walked) - len(_cut(result)) >= 12
-    assert requests < 6000 / 50 * 2  # one pass is 120 pages; probes and re-reads stay below it
+    # One pass is 120 pages. On this clock a probe's time is the requests served beside it, so the
+    # limiter's lone first request (before any answer) makes probes look quicker and the plan
+    # coarser; the cuts then make up for it: at most three passes' worth in all.
+    assert requests < 6000 / 50 * 3
 
 
 async def test_a_cut_partition_resumes_from_its_pieces(tmp_path: Path) -> None:
