@@ -145,25 +145,19 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--nobb-items", type=int, default=20_000)
     demo.add_argument("--dbk-products", type=int, default=5_000)
 
-    dump = sub.add_parser(
-        "dump",
-        help="full catalogue dump of some or all sources",
-        description=_SOURCES_HELP,
-        usage="harvester dump [nobb] [dbk] [all] --config FILE [--resume] [options]",
-    )
-    _add_sources(dump)
-    dump.add_argument("--resume", action="store_true", help="continue the newest unfinished dump")
-    _add_run_options(dump)
-
-    sync = sub.add_parser(
-        "sync",
-        help="pull what changed since the last complete run",
-        description=_SOURCES_HELP,
-        usage="harvester sync [nobb] [dbk] [all] --config FILE [--resume] [options]",
-    )
-    _add_sources(sync)
-    sync.add_argument("--resume", action="store_true", help="continue the newest unfinished sync")
-    _add_run_options(sync)
+    for mode, what in (("dump", "full catalogue dump of some or all sources"),
+                       ("sync", "pull what changed since the last complete run")):  # fmt: skip
+        run = sub.add_parser(
+            mode,
+            help=what,
+            description=_SOURCES_HELP,
+            usage=f"harvester {mode} [nobb] [dbk] [all] --config FILE [--resume] [options]",
+        )
+        _add_sources(run)
+        run.add_argument(
+            "--resume", action="store_true", help=f"continue the newest unfinished {mode}"
+        )
+        _add_run_options(run)
 
     status = sub.add_parser("status", help="runs, high-water marks and resumable runs under OUT")
     status.add_argument(
