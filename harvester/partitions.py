@@ -22,17 +22,18 @@ is proven (``edges.py``).
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import date, timedelta
 from itertools import pairwise
+from typing import Any
 
+from harvester.scheduler import gather_all
 from harvester.walk import Partition
 
 __all__ = ["Plan", "Probe", "plan"]
 
-Probe = Callable[[date | None, date | None], Awaitable[int]]
+Probe = Callable[[date | None, date | None], Coroutine[Any, Any, int]]
 _DAY = timedelta(days=1)
 
 
@@ -65,7 +66,7 @@ async def plan(
     # sentinels stand for "before everything" and "after everything" (items dated after
     # ``last`` belong to the last, open partition).
     low, high = first - _DAY, last + _DAY
-    counts = await asyncio.gather(probe(None, None), *(probe(None, d) for d in days))
+    counts = await gather_all([probe(None, None), *(probe(None, d) for d in days)])
     total = counts[0]
     known = {low: 0, high: total, **dict(zip(days, counts[1:], strict=True))}
     probes, levels = len(counts), 1
@@ -82,7 +83,7 @@ async def plan(
         wanted = _refinements(points, total, parts, min(fanout, max_probes - probes))
         if not wanted:
             break
-        found = await asyncio.gather(*(probe(None, d) for d in wanted))
+        found = await gather_all(probe(None, d) for d in wanted)
         known.update(zip(wanted, found, strict=True))
         probes += len(wanted)
         levels += 1

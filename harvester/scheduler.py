@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from typing import Any, TypeVar
 
-__all__ = ["Handler", "run_pool"]
+__all__ = ["Handler", "gather_all", "run_pool"]
 
 T = TypeVar("T")
 Handler = Callable[[T, Callable[[T], None]], Awaitable[None]]
@@ -66,3 +66,18 @@ async def run_pool(initial: Iterable[T], handler: Handler[T], *, concurrency: in
     async with asyncio.TaskGroup() as tg:
         for _ in range(concurrency):
             tg.create_task(worker())
+
+
+async def gather_all(coros: Iterable[Coroutine[Any, Any, T]]) -> list[T]:
+    """Every result in order, run at once under one TaskGroup.
+
+    Unlike ``asyncio.gather``, the first failure cancels the others and waits for them (none
+    outlives the call, so none is left mid-connect when the loop closes); it is raised as is,
+    not wrapped in an ``ExceptionGroup``.
+    """
+    try:
+        async with asyncio.TaskGroup() as tg:
+            tasks = [tg.create_task(c) for c in coros]
+    except BaseExceptionGroup as group:
+        raise group.exceptions[0] from None
+    return [t.result() for t in tasks]

@@ -124,10 +124,7 @@ async def test_wrong_password_is_an_auth_error(tmp_path: Path) -> None:
     """A 401 stops the source with AuthError (exit 3) naming the keys, not the values."""
     async with Simulator(SimSettings(nobb_items=100, rate_limit=0)) as sim:
         with pytest.raises(AuthError, match=r"nobb.username / nobb.password") as info:
-            # One connection: requests released together by the first (401) answer are cancelled
-            # just after connecting, and aiohttp's server then leaves those accepted sockets
-            # unclosed (a ResourceWarning in a later test).
-            await _dump(sim, tmp_path, password=Secret("marker-wrong-password"), concurrency=1)
+            await _dump(sim, tmp_path, password=Secret("marker-wrong-password"))
     assert info.value.exit_code == 3
     assert "marker-wrong-password" not in str(info.value)
 

@@ -1,4 +1,4 @@
-"""run_pool: bounded concurrency, items added while running, errors propagate, cancellation."""
+"""run_pool and gather_all: bounded concurrency, items added while running, errors, cancellation."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from collections.abc import Callable
 
 import pytest
 
-from harvester.scheduler import run_pool
+from harvester.errors import ConnectError
+from harvester.scheduler import gather_all, run_pool
 
 
 async def test_runs_every_item_including_added_ones() -> None:
@@ -83,3 +84,38 @@ async def test_empty_pool_returns() -> None:
         raise AssertionError("never called")
 
     await run_pool([], handler, concurrency=2)
+
+
+async def test_gather_all_returns_results_in_order() -> None:
+    """Results come back in the order the coroutines were given, whatever order they finish in."""
+
+    async def after(n: int) -> int:
+        for _ in range(5 - n):
+            await asyncio.sleep(0)
+        return n * 10
+
+    assert await gather_all(after(n) for n in range(5)) == [0, 10, 20, 30, 40]
+
+
+async def test_gather_all_leaves_no_task_behind_a_failure() -> None:
+    """The first failure is raised as is, and every sibling was cancelled before the call ends."""
+    gate = asyncio.Event()
+    cancelled: list[int] = []
+
+    async def waits(n: int) -> int:
+        try:
+            await gate.wait()
+        except asyncio.CancelledError:
+            cancelled.append(n)
+            raise
+        return n
+
+    async def fails() -> int:
+        await asyncio.sleep(0)
+        raise ConnectError("refused", request="probe")
+
+    before = asyncio.all_tasks()
+    with pytest.raises(ConnectError, match="refused"):
+        await gather_all([waits(1), fails(), waits(2)])
+    assert sorted(cancelled) == [1, 2]
+    assert asyncio.all_tasks() == before

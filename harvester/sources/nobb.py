@@ -26,7 +26,7 @@ from __future__ import annotations
 import base64
 import logging
 import statistics
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 
 import orjson
@@ -37,7 +37,7 @@ from harvester.edges import DayEdges
 from harvester.errors import FetchError
 from harvester.http import HttpClient
 from harvester.limiter import RateLimiter
-from harvester.partitions import plan
+from harvester.partitions import Probe, plan
 from harvester.plural import counted
 from harvester.positions import Positions
 from harvester.retry import RetryPolicy
@@ -260,9 +260,7 @@ class NobbSource:
         ranked = sorted(zip(found.counts, found.partitions, strict=True), key=lambda c: -c[0])
         return [p for _, p in ranked], found.total
 
-    def _probe(
-        self, ctx: RunContext, times: list[float] | None = None
-    ) -> Callable[[date | None, date | None], Awaitable[int]]:
+    def _probe(self, ctx: RunContext, times: list[float] | None = None) -> Probe:
         """A planning probe: how many items changed in ``[lo, hi]`` (one 1-item page)."""
 
         async def probe(lo: date | None, hi: date | None) -> int:
