@@ -83,3 +83,42 @@ def test_dbk_with_workers_drains_on_a_signal_to_the_group(
     manifest = verify_run(run_dir)
     assert manifest["complete"] is False
     assert not list(run_dir.glob(".*.tmp"))
+
+
+_STARTING = """
+import asyncio, os, signal
+from harvester.parse.onix import read_header
+from harvester.parse.onix_pool import OnixConverter
+from harvester.parse.onix_split import Batch, OnixSplitter, Prologue
+from harvester.sim.books import BookCatalogue
+
+caught = []
+signal.signal(signal.SIGINT, lambda *_: caught.append("SIGINT"))
+
+
+async def main():
+    splitter = OnixSplitter()
+    pieces = [*splitter.feed(b"".join(BookCatalogue(3000, 3).message(list(range(3000)), sent=0,
+                                                                     number=1))),
+              *splitter.close()]
+    prologue = next(p for p in pieces if isinstance(p, Prologue))
+    batches = [p for p in pieces if isinstance(p, Batch)]
+    src = read_header(prologue.document)
+    async with OnixConverter(2) as conv:
+        futs = [conv.submit(prologue, src, b) for b in batches[:2]]  # each spawns a worker
+        os.killpg(0, signal.SIGINT)  # while both are still starting up
+        rows = [r for f in futs for r in await conv.result(f, label="t")]
+    print(len(rows), len(futs), caught)
+
+
+asyncio.run(main())
+"""
+
+
+def test_a_signal_while_workers_start_is_held_for_them() -> None:
+    """Ctrl-C to the group while ONIX workers are still importing: they convert, no traceback."""
+    proc = subprocess.run([sys.executable, "-c", _STARTING], capture_output=True, text=True,
+                          timeout=60, start_new_session=True)  # fmt: skip
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    rows, batches, caught = proc.stdout.split(maxsplit=2)
+    assert int(rows) > 0 and int(batches) == 2 and caught.strip() == "['SIGINT']"

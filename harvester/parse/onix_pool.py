@@ -16,8 +16,10 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import signal
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from types import TracebackType
 
 from harvester.errors import MalformedBody, TruncatedBody
@@ -25,6 +27,8 @@ from harvester.parse.onix import Converted, ProductError, Src, convert_batch, re
 from harvester.parse.onix_split import Batch, Prologue
 
 __all__ = ["OnixConverter"]
+
+_HELD = {signal.SIGINT, signal.SIGTERM}
 
 
 def _warm() -> None:
@@ -36,7 +40,28 @@ def _warm() -> None:
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):  # held since the spawn (_held): now ignored, let go
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _HELD)
     from harvester.parse import onix  # noqa: F401
+
+
+@contextmanager
+def _held() -> Iterator[None]:
+    """SIGINT and SIGTERM held back in this thread while the pool may start a worker.
+
+    A worker inherits the signal mask of the thread that spawned it, so a signal sent to the
+    process group while the worker is still importing (before ``_warm`` ignores it) waits,
+    instead of killing the worker with a traceback. Here the signal is only delayed: it reaches
+    this process as soon as the mask is restored.
+    """
+    if not hasattr(signal, "pthread_sigmask"):  # pragma: no cover - not on POSIX
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 class OnixConverter:
@@ -95,11 +120,13 @@ class OnixConverter:
             except ProductError as exc:
                 fut.set_exception(exc)
             return fut
-        try:
-            return loop.run_in_executor(self._pool, convert_batch, *args)
-        except BrokenProcessPool:  # a worker died since the last call: one new pool
-            self._restart()
-            return loop.run_in_executor(self._pool, convert_batch, *args)
+        # The pool spawns its workers on demand, inside submit: hence the held signals.
+        with _held():
+            try:
+                return loop.run_in_executor(self._pool, convert_batch, *args)
+            except BrokenProcessPool:  # a worker died since the last call: one new pool
+                self._restart()
+                return loop.run_in_executor(self._pool, convert_batch, *args)
 
     def _restart(self) -> None:
         if self._pool is not None and not self._closed:
