@@ -6,7 +6,8 @@ ended without one) and whether the server allowed it. From that it answers what 
 how uneven the round trips are, when each request surely leaves a sliding window of a given
 length, and which of our requests an answer's count covers (to bound a sliding window's length).
 A request's arrival at the server is taken half-way through its round trip, give or take half
-the spread of recent round trips.
+the spread of recent round trips; when one may take a sliding window's place of an older one is
+reckoned from send times, where the unknown one-way delay cancels out.
 """
 
 from __future__ import annotations
@@ -14,7 +15,11 @@ from __future__ import annotations
 import collections
 from dataclasses import dataclass
 
-__all__ = ["Entry", "SendLog"]
+__all__ = ["EDGE", "Entry", "SendLog"]
+
+#: Seconds kept clear of an edge computed to the last digit: a request sent exactly as an old
+#: one leaves a sliding window (or as a fixed one ends) is a race the server's clock decides.
+EDGE = 0.001
 
 
 @dataclass(slots=True)
@@ -68,12 +73,23 @@ class SendLog:
         rtts = rtts[-256:]  # recent ones: a passing spike of latency should not linger
         return (max(rtts) - min(rtts)) / 2 if rtts else 0.0
 
-    def aging(self, width: float, since: float) -> list[float]:
-        """When each allowed, answered request not yet out at ``since`` leaves a sliding window
-        ``width`` long."""
-        u = self.spread()
-        return [e.arrived + width + u for e in self._entries.values()
-                if e.allowed and e.received is not None and e.sent + width > since]  # fmt: skip
+    def aging(self, shortest: float, longest: float, since: float) -> list[float]:
+        """When a request may leave in the place of each allowed, answered one that a sliding
+        window (``shortest`` to ``longest`` seconds long) surely still held for the answer to
+        the request sent at ``since``.
+
+        All in send times: a request reaches the server as long after it leaves as another
+        one does, give or take the spread of round trips, so the one-way delay (which no answer
+        tells) cancels out. An old request leaves the window ``longest`` at most after its
+        arrival; a new one arrives after that if it leaves ``longest`` plus that spread after
+        the old one. One that may have left before the request sent at ``since`` arrived may be
+        in that answer's count already: it is not freed twice.
+        """
+        # Twice the spread seen: a few round trips need not have shown the whole of it yet.
+        u = 4 * self.spread() + EDGE
+        return [e.sent + longest + u for e in self._entries.values()
+                if e.allowed and e.received is not None
+                and e.sent + shortest > since + u]  # fmt: skip
 
     def surely_out(self, width: float) -> list[float]:
         """When each allowed request is surely out of any window ``width`` long (its answer

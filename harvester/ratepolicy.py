@@ -16,8 +16,11 @@ skew in a ``ServerClock`` (``rateskew.py``). The rules:
 - the window's length is the one stated (``w=``), else the smallest jump of the reset at a
   rollover (``remaining`` refilled), else the longest time-to-reset seen; when ``hi`` passes, a
   fixed window refills and moves on, counted as a sliding one would until an answer confirms;
-- a reset that moves later without a refill shows a sliding window: our requests free one by
-  one as they age out of it, and the pace never exceeds ``limit / window``;
+- a reset that moves later by less than a window (whatever the bounds' width), or a request
+  sent after the window's end that finds no refill, shows a sliding window: our requests free
+  one by one as they age out of it (reckoned by send times, once its length is measured and
+  longer than the reset's resolution; until then at the announced reset), and the pace never
+  exceeds ``limit / window``;
 - a configured ceiling (``"N/Ts"``) is a minimum gap of ``T / N`` between requests, always;
   with no rate headers it is the only pace, and ``auto`` then sends one request at a time, at
   most ``AUTO_RATE`` per second.
@@ -74,7 +77,7 @@ class Policy:
         self.retry_hint: float | None = None
         self.capped_resets = 0
         self.rtt: float | None = None  # the shortest round trip seen
-        self._info_at = 0.0  # when the answer behind ``remaining`` arrived
+        self._info_sent = 0.0  # when the request whose answer gave ``remaining`` left
         #: Our recent requests (a sliding window's requests age out W seconds after they
         #: arrived: this is how we know when).
         self._log = SendLog()
@@ -122,16 +125,23 @@ class Policy:
     def _aging(self) -> list[float]:
         """When our requests not yet free by the newest answer leave a sliding window."""
         width = self._sliding_width()
-        return [] if width is None else self._log.aging(width, self._info_at)
+        return [] if width is None else self._log.aging(*width, self._info_sent)
 
-    def _sliding_width(self) -> float | None:
+    def _sliding_width(self) -> tuple[float, float] | None:
+        """Bounds on a sliding window's length, or None while they are not measured."""
         if self.kind != "sliding":
             return None
         if self._window_stated and self.window:
-            return self.window
-        if self._slide_w is not None:
-            return min(self._slide_w[1], self._max_until or 1e9)
-        return self._max_until or None
+            return self.window, self.window
+        # Only measured bounds will do: a time-to-reset counts from its answer, not from the
+        # request's arrival, and rounds up, so it may be shorter than the window. Until the
+        # counts bound it (``_learn_sliding``), requests free only at the announced reset; so
+        # too where it may be no longer than the reset's resolution (whole seconds), as then a
+        # fixed window fits the same answers.
+        resolution = 1.0 if self._coarse or self.reset_style == "epoch" else 0.0
+        if self._slide_w is None or self._slide_w[1] <= resolution + _EPS:
+            return None
+        return self._slide_w
 
     def next_allowed(self, now: float, in_flight: int) -> float | None:
         """When the next request may leave (>= now), or None: not before another answer."""
@@ -191,7 +201,9 @@ class Policy:
                 # Until an answer confirms the refill, count as a sliding window would: a
                 # sliding window that passed for a fixed one then costs no 429.
                 self._guard = self.window or self._max_until
-            else:
+            elif self._sliding_width() is None:
+                # Only the reset tells when a request leaves: the oldest one did, now. (Where
+                # the window's length is measured, ``_aging`` frees that one already.)
                 self.remaining = max(self.remaining, self.seq - self.info_seq) + 1
         length = self.window or (self._max_until if self.kind == "fixed" else 0.0)
         if length > 0 and self.kind == "fixed" and self.lo is not None:
@@ -242,7 +254,7 @@ class Policy:
             self.remaining, self.info_seq = r.remaining, max(seq, self.info_seq)
             self._obs_left = r.remaining
             self._guard = 0.0
-            self._info_at = received
+            self._info_sent = sent_at
             if self.kind == "sliding" and self.limit is not None and seq:
                 self._learn_sliding(seq, r.remaining)
         return self.snapshot() != before
@@ -289,11 +301,21 @@ class Policy:
             self._new_window = True
         else:
             refilled = self._refilled(r, seq)
-            if o_lo > self._obs[1] + _EPS:  # the reset moved later than the window we saw
+            # Sent once the window we saw had surely ended (its end's upper bound, with the
+            # server clock's uncertainty for a UNIX time), yet not refilled: no fixed window
+            # does that, a sliding one does (its oldest request left, only that one is free).
+            after = sent_at >= self._obs[1] + (_EPS if r.epoch else 0.0)
+            if after and not refilled and self.kind == "fixed" and self._drained(r):
+                self.kind = "sliding"
+                self._obs = (o_lo, o_hi)
+            elif o_lo > self._obs[1] + _EPS:  # the reset moved later than the window we saw
                 whole = o_lo - self._obs[1] >= 0.75 * (self.window or 0.0)
+                # Only a move shorter than a window whatever the bounds' width shows a sliding
+                # one (wide bounds, from whole seconds and long round trips, hide a rollover).
+                short = o_hi - self._obs[0] < 0.75 * (self.window or 0.0)
                 if refilled or (whole and self._nearly_full(r)):
                     self._rollover(r, (o_lo, o_hi))
-                elif not whole:
+                elif short:
                     self.kind = "sliding"
                 self._obs = (o_lo, o_hi)
             elif o_hi < self._obs[0] - _EPS:  # earlier than we thought: the newer answer wins
@@ -317,6 +339,10 @@ class Policy:
         expected = self._obs_left - (seq - self.info_seq)
         in_flight = self._log.in_flight()
         return r.remaining - expected > self.limit / 2 and r.remaining >= self.limit - in_flight - 1
+
+    def _drained(self, r: Reading) -> bool:
+        """Less than half the limit left: what a fixed window never shows just after a refill."""
+        return r.remaining is not None and self.limit is not None and r.remaining < self.limit / 2
 
     def _nearly_full(self, r: Reading) -> bool:
         full = r.remaining is not None and self.limit is not None
