@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol
 
-from harvester.clock import Clock
+from harvester.engine.clock import Clock
 from harvester.progress import Progress
 
 __all__ = ["Key", "Mode", "RecordSink", "RunContext", "Source"]

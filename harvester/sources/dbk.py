@@ -31,20 +31,20 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 
-from harvester.clock import Clock, SystemClock
 from harvester.config import DbkConfig
-from harvester.edges import SecondEdges
+from harvester.engine.clock import Clock, SystemClock
+from harvester.engine.http import HttpClient
+from harvester.engine.limiter import RateLimiter
+from harvester.engine.retry import RetryPolicy
 from harvester.errors import FetchError
-from harvester.http import HttpClient
-from harvester.latest import LatestVersions
-from harvester.limiter import RateLimiter
 from harvester.parse.onix_pool import OnixConverter
-from harvester.retry import RetryPolicy
+from harvester.plan.edges import SecondEdges
+from harvester.plan.windows import Window, WindowPlanner, estimate
 from harvester.sources.base import Key, RunContext
 from harvester.sources.dbk_auth import DbkSession
 from harvester.sources.dbk_fetch import EXPORT, WindowFetcher
 from harvester.sources.endpoint import check_certificate, http_settings
-from harvester.windows import Window, WindowPlanner, estimate
+from harvester.store.latest import LatestVersions
 
 __all__ = ["EXPORT", "DbkSource"]
 

@@ -20,8 +20,8 @@ import orjson
 
 from harvester import __version__
 from harvester.errors import OutputError
-from harvester.sink import ShardInfo
-from harvester.storage import Location, atomic_write, location
+from harvester.store.sink import ShardInfo
+from harvester.store.storage import Location, atomic_write, location
 
 __all__ = ["MANIFEST", "Manifest", "atomic_write", "new_run_id", "read_manifest", "write_manifest"]
 

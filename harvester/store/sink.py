@@ -34,10 +34,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from harvester.compress import Compression, Compressor, Plain, compressor
 from harvester.errors import OutputError
-from harvester.keyset import KeySet
-from harvester.storage import Location, fsync_dir, location
+from harvester.store.compress import Compression, Compressor, Plain, compressor
+from harvester.store.keyset import KeySet
+from harvester.store.storage import Location, fsync_dir, location
 
 __all__ = ["ShardInfo", "ShardSink", "fsync_dir", "shard_name"]
 
@@ -289,7 +289,7 @@ class ShardSink:
             return await asyncio.to_thread(self._rewrite, edit)
 
     def _rewrite(self, edit: Callable[[list[bytes]], list[bytes] | None]) -> list[str]:
-        from harvester.output import decompress_shard  # output imports this module
+        from harvester.store.output import decompress_shard  # output imports this module
 
         old: list[str] = []
         shards: list[ShardInfo] = []
