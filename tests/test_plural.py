@@ -8,8 +8,7 @@ from pathlib import Path
 from harvester.plural import counted
 from harvester.run import RunResult
 from harvester.status import render_status
-from harvester.store.manifest import Manifest
-from harvester.store.sink import ShardInfo
+from harvester.store.manifest import Manifest, ShardInfo
 from harvester.store.storage import location
 
 SHA = "0" * 64

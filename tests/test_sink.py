@@ -15,7 +15,8 @@ import pytest
 from harvester.errors import OutputError
 from harvester.store import compress
 from harvester.store.keyset import KeySet
-from harvester.store.sink import ShardInfo, ShardSink
+from harvester.store.manifest import ShardInfo
+from harvester.store.sink import ShardSink
 
 
 def _line(i: int) -> bytes:

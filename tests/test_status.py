@@ -15,8 +15,7 @@ from harvester.sim.settings import SimSettings
 from harvester.status import collect_status, render_status
 from harvester.store.checkpoint import Checkpoint
 from harvester.store.lock import RunLock
-from harvester.store.manifest import Manifest, write_manifest
-from harvester.store.sink import ShardInfo
+from harvester.store.manifest import Manifest, ShardInfo, write_manifest
 from tests.sim.test_sim_now import NOWS
 from tests.simtools import clocks_at
 from tests.test_nobb_dump import _dump

@@ -25,10 +25,9 @@ from pathlib import Path
 import orjson
 
 from harvester.errors import OutputError
+from harvester.store.compress import decompress_shard
 from harvester.store.keyset import KeySet
-from harvester.store.manifest import MANIFEST
-from harvester.store.output import decompress_shard
-from harvester.store.sink import ShardInfo
+from harvester.store.manifest import MANIFEST, ShardInfo
 from harvester.store.storage import Location, location
 
 __all__ = ["CHECKPOINT", "Checkpoint", "find_resumable", "prepare_resume"]

@@ -13,7 +13,6 @@ record count, and that no unlisted ``part-*`` file sits beside them; any mismatc
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +22,7 @@ import orjson
 
 from harvester.errors import OutputError
 from harvester.plural import counted
+from harvester.store.compress import decompress_shard
 from harvester.store.manifest import read_manifest
 from harvester.store.storage import Location, location
 
@@ -34,18 +34,6 @@ def _shards(manifest: dict[str, object]) -> list[dict[str, Any]]:
     if not isinstance(shards, list):
         raise OutputError("manifest has no shard list")
     return shards
-
-
-def decompress_shard(path: Path | str, data: bytes) -> bytes:
-    """A shard's NDJSON bytes, whatever its compression (by file name)."""
-    name = str(path)
-    if name.endswith(".gz"):
-        return gzip.decompress(data)
-    if name.endswith(".zst"):
-        import zstandard
-
-        return bytes(zstandard.ZstdDecompressor().decompressobj().decompress(data))
-    return data
 
 
 def _shard_bytes(run: Location, name: str, why: str) -> bytes:
