@@ -37,9 +37,9 @@ from harvester.engine.clock import Clock, SystemClock
 from harvester.errors import HarvesterError, Interrupted, OutputError
 from harvester.plural import counted
 from harvester.progress import Progress
-from harvester.sources.base import Key, Mode, RunContext, Source
+from harvester.sources.base import Mode, RunContext, Source
 from harvester.store.checkpoint import CHECKPOINT, Checkpoint, find_resumable, prepare_resume
-from harvester.store.keyset import KeySet
+from harvester.store.keyset import Key, KeySet
 from harvester.store.lock import run_lock
 from harvester.store.manifest import Manifest, new_run_id, write_manifest
 from harvester.store.sink import ShardSink

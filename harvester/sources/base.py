@@ -15,10 +15,11 @@ from typing import Literal, Protocol
 
 from harvester.engine.clock import Clock
 from harvester.progress import Progress
+from harvester.store.keyset import Key
 
+# Key belongs to the key set (store/keyset.py); re-exported here for the sources.
 __all__ = ["Key", "Mode", "RecordSink", "RunContext", "Source"]
 
-Key = int | str
 Mode = Literal["dump", "sync"]
 
 
