@@ -46,7 +46,7 @@ def _naive_dict(el: Any) -> Any:
 
 
 async def naive(url: str, out: Path, windows: list[list[int]]) -> tuple[int, int]:
-    from harvester.windows import stamp
+    from harvester.plan.windows import stamp
 
     n = size = 0
     async with aiohttp.ClientSession() as http:

@@ -9,7 +9,7 @@ import resource
 import sys
 import time
 
-from harvester.keyset import KeySet
+from harvester.store.keyset import KeySet
 
 
 def main(n: int = 10_000_000) -> None:

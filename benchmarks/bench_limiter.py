@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from aiolimiter import AsyncLimiter
 
 from harvester.config import NobbConfig, Secret
-from harvester.http import HttpClient, HttpSettings, Request
-from harvester.limiter import RateLimiter
+from harvester.engine.http import HttpClient, HttpSettings, Request
+from harvester.engine.limiter import RateLimiter
 from harvester.sim.server import Simulator
 from harvester.sim.settings import RateHeaders, ResetStyle, SimSettings
 

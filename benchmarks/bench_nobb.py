@@ -112,7 +112,7 @@ def child(variant: str, url: str, page_size: int, partitions: int, ends: int, wi
         else:
             compression = variant.split("-")[1]
             if variant.endswith("-zlib"):
-                from harvester import compress as sink
+                from harvester.store import compress as sink
 
                 sink.ISAL_LEVELS = ()  # the fallback, for the side-by-side figure
             dump = harvester(url, Path(tmp), page_size, partitions * ends, partitions, ends,

@@ -1,4 +1,4 @@
-"""``edges``: what the window-edge rules (harvester/edges.py) cost under the default reading.
+"""``edges``: what the window-edge rules (harvester/plan/edges.py) cost under the default reading.
 
 A cold DBK dump (no learned windows; 30k products, cap 2000) and a NOBB dump (200k items,
 pageSize 10000, the default config) against the simulator's default reading, each run with the

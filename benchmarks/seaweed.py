@@ -94,7 +94,7 @@ class SeaweedFS:
         self._wait_ready(timeout)
 
     def _wait_ready(self, timeout: float) -> None:
-        from harvester.objstore import Bucket
+        from harvester.store.objstore import Bucket
 
         bucket = Bucket(f"s3://{BUCKET}/.ready", retry_seconds=0.5, env=self.env)
         deadline = time.monotonic() + timeout

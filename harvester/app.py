@@ -26,7 +26,6 @@ from harvester.config import Config, DbkConfig, NobbConfig, OutputConfig, Secret
 from harvester.config_file import load_config
 from harvester.errors import ConfigError, HarvesterError, Interrupted
 from harvester.logs import setup_logging
-from harvester.manifest import atomic_write
 from harvester.plural import counted
 from harvester.progress import Progress, ProgressMode, Reporter
 from harvester.run import RunResult, run_source
@@ -35,6 +34,7 @@ from harvester.sim.settings import SimSettings
 from harvester.sources.base import Mode, Source
 from harvester.sources.dbk import DbkSource
 from harvester.sources.nobb import NobbSource
+from harvester.store.manifest import atomic_write
 
 __all__ = ["harvest_all", "picked_sources", "run_command", "run_demo"]
 

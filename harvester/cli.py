@@ -24,7 +24,7 @@ from pathlib import Path
 
 from harvester import __version__
 from harvester.errors import ConfigError, HarvesterError
-from harvester.storage import out_dir
+from harvester.store.storage import out_dir
 
 __all__ = ["build_parser", "loop_factory", "main"]
 

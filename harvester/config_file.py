@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from harvester.config import Config, DbkConfig, NobbConfig, OutputConfig, Secret
+from harvester.engine.tls import client_context
 from harvester.errors import ConfigError
 from harvester.proxies import ProxyUrl
-from harvester.storage import out_dir
-from harvester.tls import client_context
+from harvester.store.storage import out_dir
 
 __all__ = ["load_config", "parse_config"]
 

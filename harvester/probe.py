@@ -25,14 +25,14 @@ from typing import Any
 
 import orjson
 
-from harvester.clock import Clock, SystemClock
 from harvester.config import Config, DbkConfig, NobbConfig
+from harvester.engine.clock import Clock, SystemClock
+from harvester.engine.http import HttpClient, HttpSettings, Request, raise_for_status
+from harvester.engine.limiter import RateLimiter
+from harvester.engine.retry import RetryPolicy
 from harvester.errors import AuthError, ConfigError
-from harvester.http import HttpClient, HttpSettings, Request, raise_for_status
-from harvester.limiter import RateLimiter
-from harvester.retry import RetryPolicy
+from harvester.plan.walk import TOTAL
 from harvester.sources.endpoint import http_settings
-from harvester.walk import TOTAL
 
 __all__ = ["JUMP_WAIT", "probe", "render", "sweep_command"]
 

@@ -32,18 +32,18 @@ from pathlib import Path
 
 import orjson
 
-from harvester.checkpoint import CHECKPOINT, Checkpoint, find_resumable, prepare_resume
-from harvester.clock import Clock, SystemClock
 from harvester.config import OutputConfig
+from harvester.engine.clock import Clock, SystemClock
 from harvester.errors import HarvesterError, Interrupted, OutputError
-from harvester.keyset import KeySet
-from harvester.lock import run_lock
-from harvester.manifest import Manifest, new_run_id, write_manifest
 from harvester.plural import counted
 from harvester.progress import Progress
-from harvester.sink import ShardSink
-from harvester.sources.base import Key, Mode, RunContext, Source
-from harvester.storage import Location, location
+from harvester.sources.base import Mode, RunContext, Source
+from harvester.store.checkpoint import CHECKPOINT, Checkpoint, find_resumable, prepare_resume
+from harvester.store.keyset import Key, KeySet
+from harvester.store.lock import run_lock
+from harvester.store.manifest import Manifest, new_run_id, write_manifest
+from harvester.store.sink import ShardSink
+from harvester.store.storage import Location, location
 
 __all__ = ["RunResult", "load_source_state", "run_source"]
 

@@ -42,14 +42,14 @@ from typing import Any
 
 import orjson
 
-from harvester.checkpoint import CHECKPOINT, Checkpoint, find_resumable
 from harvester.errors import HarvesterError, OutputError
-from harvester.lease import LOCK, lease_holder
-from harvester.lock import RunLock
-from harvester.manifest import MANIFEST
 from harvester.plural import counted
 from harvester.run import STATE
-from harvester.storage import BucketDir, Location, location
+from harvester.store.checkpoint import CHECKPOINT, Checkpoint, find_resumable
+from harvester.store.lease import LOCK, lease_holder
+from harvester.store.lock import RunLock
+from harvester.store.manifest import MANIFEST
+from harvester.store.storage import BucketDir, Location, location
 
 __all__ = ["collect_status", "render_status", "run"]
 

@@ -12,8 +12,8 @@ import asyncio
 import random
 from dataclasses import dataclass
 
-from harvester.clock import FakeClock
-from harvester.limiter import RateLimiter
+from harvester.engine.clock import FakeClock
+from harvester.engine.limiter import RateLimiter
 from harvester.sim.ratelimit import HeaderFamily, RateWindow, ResetStyle
 
 HeaderFamily = HeaderFamily

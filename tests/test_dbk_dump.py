@@ -13,8 +13,8 @@ import orjson
 import pytest
 
 from harvester.cli import main
-from harvester.clock import Clock, SystemClock
 from harvester.config import DbkConfig, OutputConfig, Secret
+from harvester.engine.clock import Clock, SystemClock
 from harvester.errors import AuthError
 from harvester.output import read_lines, verify_run
 from harvester.parse.onix import convert_batch, read_header
@@ -134,7 +134,7 @@ async def test_more_than_the_cap_in_one_second_is_named_and_incomplete(tmp_path:
         result = await _run(sim, tmp_path)
         bulk = sim.ctx.books.bulk_second
     assert bulk is not None and result.exit_code == 1 and not result.manifest.complete
-    from harvester.windows import Window
+    from harvester.plan.windows import Window
 
     bad = Window(bulk, bulk + 1).id
     assert result.manifest.checks["unsplittable"] == [bad]

@@ -27,10 +27,10 @@ import orjson
 import pytest
 from aiohttp import web
 
-from harvester.checkpoint import Checkpoint
 from harvester.output import read_lines, verify_run
 from harvester.sim.server import Simulator
 from harvester.sim.settings import SimSettings
+from harvester.store.checkpoint import Checkpoint
 from tests.front import Front, Upstream
 from tests.test_dbk_dump import _expected
 from tests.test_nobb_dump import _served
@@ -163,7 +163,7 @@ def test_a_manifest_that_does_not_fit_leaves_the_old_one_whole(tmp_path: Path) -
     code = (
         "import resource, signal, sys\n"
         "from pathlib import Path\n"
-        "from harvester.manifest import atomic_write\n"
+        "from harvester.store.manifest import atomic_write\n"
         "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
         "resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))\n"
         "try:\n"

@@ -17,8 +17,8 @@ import pytest
 from aiohttp import web
 
 from harvester.config import DbkConfig, OutputConfig, Secret
-from harvester.edges import SecondEdges
 from harvester.output import read_lines, verify_run
+from harvester.plan.edges import SecondEdges
 from harvester.progress import Progress
 from harvester.run import RunResult, run_source
 from harvester.sim.books import PUBLISHERS, BookCatalogue, isbn13

@@ -10,6 +10,7 @@ import brotli
 import pytest
 from aiohttp import web
 
+from harvester.engine.http import HttpClient, HttpSettings, Request, raise_for_status
 from harvester.errors import (
     BodyTooLarge,
     ClientError,
@@ -21,7 +22,6 @@ from harvester.errors import (
     TruncatedBody,
     Unauthorized,
 )
-from harvester.http import HttpClient, HttpSettings, Request, raise_for_status
 
 PLAIN = b'{"nobbNumber": 1, "text": "\xc3\xa6\xc3\xb8\xc3\xa5"}\n' * 5000
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

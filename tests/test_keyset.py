@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harvester.keyset import KeySet, encode_key
+from harvester.store.keyset import KeySet, encode_key
 
 keys = st.one_of(st.integers(min_value=-(2**70), max_value=2**70), st.text(max_size=20))
 

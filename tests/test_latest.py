@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harvester.latest import LatestVersions
+from harvester.store.latest import LatestVersions
 
 
 def test_a_changed_record_is_kept_as_newer() -> None:

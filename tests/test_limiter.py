@@ -9,9 +9,9 @@ import itertools
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from harvester.clock import FakeClock
-from harvester.limiter import RateLimiter
-from harvester.ratepolicy import AUTO_RATE
+from harvester.engine.clock import FakeClock
+from harvester.engine.limiter import RateLimiter
+from harvester.engine.ratepolicy import AUTO_RATE
 from tests import ratesim
 
 START = 1_790_000_000.0
@@ -213,7 +213,7 @@ async def test_an_older_answer_never_raises_what_is_left() -> None:
 
 
 def _read(headers: dict[str, str]):  # type: ignore[no-untyped-def]
-    from harvester.rateheaders import read
+    from harvester.engine.rateheaders import read
 
     return read(headers)
 

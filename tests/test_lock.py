@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 
 from harvester.errors import LockedError
-from harvester.lock import RunLock
+from harvester.store.lock import RunLock
 
 
 def test_second_holder_fails_at_once(tmp_path: Path) -> None:
     """While one process holds the lock, another gets LockedError naming the holder's pid."""
     code = (
-        "import sys, time; from pathlib import Path; from harvester.lock import RunLock\n"
+        "import sys, time; from pathlib import Path; from harvester.store.lock import RunLock\n"
         "with RunLock(Path(sys.argv[1])):\n    print('held', flush=True); sys.stdin.read()\n"
     )
     with subprocess.Popen(

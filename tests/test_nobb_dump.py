@@ -12,8 +12,8 @@ import orjson
 import pytest
 
 from harvester.cli import main
-from harvester.clock import Clock
 from harvester.config import NobbConfig, OutputConfig, Secret
+from harvester.engine.clock import Clock
 from harvester.errors import AuthError
 from harvester.output import read_lines, verify_run
 from harvester.progress import Progress

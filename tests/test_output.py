@@ -9,10 +9,10 @@ import orjson
 import pytest
 
 from harvester.errors import OutputError
-from harvester.keyset import KeySet
-from harvester.manifest import Manifest, new_run_id, write_manifest
 from harvester.output import latest_run, read_run, verify_run
-from harvester.sink import ShardSink
+from harvester.store.keyset import KeySet
+from harvester.store.manifest import Manifest, new_run_id, write_manifest
+from harvester.store.sink import ShardSink
 
 T0 = datetime(2026, 11, 22, 2, 0, tzinfo=UTC)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import random
 from datetime import date, timedelta
 
-from harvester.partitions import Probe, plan
-from harvester.walk import Partition
+from harvester.plan.partitions import Probe, plan
+from harvester.plan.walk import Partition
 
 FIRST, LAST = date(1990, 1, 1), date(2026, 11, 20)
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from harvester.manifest import Manifest
 from harvester.plural import counted
 from harvester.run import RunResult
-from harvester.sink import ShardInfo
 from harvester.status import render_status
-from harvester.storage import location
+from harvester.store.manifest import Manifest, ShardInfo
+from harvester.store.storage import location
 
 SHA = "0" * 64
 

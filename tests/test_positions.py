@@ -10,13 +10,13 @@ import orjson
 
 from harvester.config import NobbConfig, OutputConfig, Secret
 from harvester.output import read_lines
-from harvester.positions import Position, Positions
+from harvester.plan.positions import Position, Positions
+from harvester.plan.walk import Claim, Partition, Seam, Walk
 from harvester.progress import Progress
 from harvester.run import RunResult, run_source
 from harvester.sim.server import Simulator
 from harvester.sim.settings import SimSettings
 from harvester.sources.nobb import NobbSource
-from harvester.walk import Claim, Partition, Seam, Walk
 from tests.test_nobb_dump import _served
 
 

@@ -10,8 +10,8 @@ import orjson
 import pytest
 
 from harvester.cli import build_parser
-from harvester.clock import FakeClock
 from harvester.config import Config, DbkConfig, NobbConfig, Secret
+from harvester.engine.clock import FakeClock
 from harvester.errors import ConfigError
 from harvester.probe import probe, render
 from harvester.sim.server import Simulator

@@ -20,8 +20,8 @@ from typing import Any, TypeVar
 import orjson
 import pytest
 
-from harvester.clock import FakeClock
 from harvester.config import DbkConfig, NobbConfig, OutputConfig, Secret
+from harvester.engine.clock import FakeClock
 from harvester.output import read_lines
 from harvester.progress import Progress
 from harvester.run import run_source

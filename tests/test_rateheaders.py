@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harvester.rateheaders import Reading, parse_sf_list, read, retry_after_seconds
+from harvester.engine.rateheaders import Reading, parse_sf_list, read, retry_after_seconds
 
 
 def test_x_ratelimit_any_case_epoch_or_delta() -> None:

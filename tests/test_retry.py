@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from harvester.clock import FakeClock
+from harvester.engine.clock import FakeClock
+from harvester.engine.limiter import RateLimiter
+from harvester.engine.retry import RetryPolicy, backoff, call_with_retries, classify
 from harvester.errors import (
     BodyTooLarge,
     ClientError,
@@ -13,8 +15,6 @@ from harvester.errors import (
     ServerError,
     TruncatedBody,
 )
-from harvester.limiter import RateLimiter
-from harvester.retry import RetryPolicy, backoff, call_with_retries, classify
 
 
 def test_classify() -> None:

@@ -21,12 +21,12 @@ from harvester.cli import main
 from harvester.config_file import load_config
 from harvester.errors import ConfigError, LockedError, OutputError
 from harvester.output import latest_run, read_lines, verify_run
-from harvester.storage import BucketDir, location, out_dir
+from harvester.store.storage import BucketDir, location, out_dir
 
 pytest.importorskip("obstore", reason="obstore not installed: pip install 'harvester[s3]'")
 
-from harvester.lease import LeaseLock
-from harvester.objstore import Bucket
+from harvester.store.lease import LeaseLock
+from harvester.store.objstore import Bucket
 
 NEEDLES = (ACCESS_KEY, SECRET_KEY)
 

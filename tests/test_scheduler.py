@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 import pytest
 
+from harvester.engine.scheduler import gather_all, run_pool
 from harvester.errors import ConnectError
-from harvester.scheduler import gather_all, run_pool
 
 
 async def test_runs_every_item_including_added_ones() -> None:

@@ -27,9 +27,9 @@ from harvester.cli import build_parser, main, out_arg
 from harvester.config import DbkConfig, NobbConfig, OutputConfig
 from harvester.config_file import parse_config
 from harvester.errors import ConfigError, OutputError
-from harvester.manifest import new_run_id
 from harvester.sim.server import Simulator
 from harvester.sim.settings import SimSettings
+from harvester.store.manifest import new_run_id
 from tests.test_nobb_dump import _dump
 
 MARKER = "pw-MARKER-123"

@@ -12,10 +12,11 @@ from typing import IO
 
 import pytest
 
-from harvester import compress
 from harvester.errors import OutputError
-from harvester.keyset import KeySet
-from harvester.sink import ShardInfo, ShardSink
+from harvester.store import compress
+from harvester.store.keyset import KeySet
+from harvester.store.manifest import ShardInfo
+from harvester.store.sink import ShardSink
 
 
 def _line(i: int) -> bytes:

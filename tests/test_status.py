@@ -9,14 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from harvester.checkpoint import Checkpoint
 from harvester.cli import main
-from harvester.lock import RunLock
-from harvester.manifest import Manifest, write_manifest
 from harvester.sim.server import Simulator
 from harvester.sim.settings import SimSettings
-from harvester.sink import ShardInfo
 from harvester.status import collect_status, render_status
+from harvester.store.checkpoint import Checkpoint
+from harvester.store.lock import RunLock
+from harvester.store.manifest import Manifest, ShardInfo, write_manifest
 from tests.sim.test_sim_now import NOWS
 from tests.simtools import clocks_at
 from tests.test_nobb_dump import _dump

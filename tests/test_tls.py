@@ -18,12 +18,12 @@ import trustme
 
 from harvester.cli import main
 from harvester.config_file import parse_config
+from harvester.engine.http import HttpClient, HttpSettings, Request
+from harvester.engine.tls import client_context
 from harvester.errors import CertificateError, ConfigError, ConnectError
-from harvester.http import HttpClient, HttpSettings, Request
 from harvester.output import read_lines, verify_run
 from harvester.sim.server import Simulator
 from harvester.sim.settings import SimSettings
-from harvester.tls import client_context
 from tests.simtools import basic
 from tests.test_dbk_dump import _expected, _written
 from tests.test_dbk_dump import _run as _dbk_run

@@ -13,7 +13,6 @@ from pathlib import Path
 import orjson
 import pytest
 
-from harvester.checkpoint import Checkpoint
 from harvester.config import NobbConfig, OutputConfig, Secret
 from harvester.errors import Interrupted
 from harvester.output import read_lines, verify_run
@@ -22,6 +21,7 @@ from harvester.run import RunResult, run_source
 from harvester.sim.server import Simulator
 from harvester.sim.settings import DEFAULT_NOW, SimSettings
 from harvester.sources.nobb import NobbSource
+from harvester.store.checkpoint import Checkpoint
 
 
 class PagedClock:

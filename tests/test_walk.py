@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from harvester.errors import PaginationError
-from harvester.walk import Claim, Partition, Seam, Walk, header
+from harvester.plan.walk import Claim, Partition, Seam, Walk, header
 
 P = Partition("2020-01-01", "2020-12-31")
 

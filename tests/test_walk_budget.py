@@ -6,10 +6,10 @@ from datetime import date, timedelta
 
 import pytest
 
-from harvester.partitions import Probe
+from harvester.plan.partitions import Probe
+from harvester.plan.walk import Claim, Partition, Seam, Walk
+from harvester.plan.walk_budget import WalkBudget
 from harvester.sources.nobb_split import child_seam, split
-from harvester.walk import Claim, Partition, Seam, Walk
-from harvester.walk_budget import WalkBudget
 
 
 def test_budget_before_and_after_an_expiry() -> None:

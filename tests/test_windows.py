@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harvester.windows import Window, WindowPlanner, estimate, stamp
+from harvester.plan.windows import Window, WindowPlanner, estimate, stamp
 
 
 def count_in(times: list[int], w: Window) -> int:
@@ -218,7 +218,7 @@ def test_cumulative_density_equals_the_direct_estimate(
     counts: list[int], widths: list[int], a: int, b: int
 ) -> None:
     """The planner's O(log n) density agrees with summing the learned windows one by one."""
-    from harvester.windows import _Density
+    from harvester.plan.windows import _Density
 
     learned, at = [], 0
     for n, w in zip(counts, widths, strict=False):

@@ -26,17 +26,14 @@ import hashlib
 import hmac
 import re
 from datetime import UTC, datetime, timedelta, timezone
-from typing import TYPE_CHECKING
 
 import orjson
 from aiohttp import web
 
 from harvester.sim.books import PUBLISHERS
+from harvester.sim.context import SimContext
 from harvester.sim.faults import fails_always
 from harvester.sim.wire import send
-
-if TYPE_CHECKING:
-    from harvester.sim.server import SimContext
 
 __all__ = ["parse_time", "routes"]
 

@@ -25,16 +25,13 @@ from array import array
 from collections import OrderedDict
 from collections.abc import Iterator
 from datetime import date
-from typing import TYPE_CHECKING
 
 import orjson
 from aiohttp import web
 
+from harvester.sim.context import SimContext
 from harvester.sim.faults import fails_always
 from harvester.sim.wire import json_error, send
-
-if TYPE_CHECKING:
-    from harvester.sim.server import SimContext
 
 __all__ = ["routes"]
 

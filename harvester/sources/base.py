@@ -13,12 +13,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol
 
-from harvester.clock import Clock
+from harvester.engine.clock import Clock
 from harvester.progress import Progress
+from harvester.store.keyset import Key
 
+# Key belongs to the key set (store/keyset.py); re-exported here for the sources.
 __all__ = ["Key", "Mode", "RecordSink", "RunContext", "Source"]
 
-Key = int | str
 Mode = Literal["dump", "sync"]
 
 

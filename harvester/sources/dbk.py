@@ -25,26 +25,27 @@ first version, the manifest says so, and the next sync carries them).
 
 from __future__ import annotations
 
-import asyncio
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import orjson
 
-from harvester.clock import Clock, SystemClock
 from harvester.config import DbkConfig
-from harvester.edges import SecondEdges
+from harvester.engine.clock import Clock, SystemClock
+from harvester.engine.http import HttpClient
+from harvester.engine.limiter import RateLimiter
+from harvester.engine.retry import RetryPolicy
+from harvester.engine.scheduler import run_pool
 from harvester.errors import FetchError
-from harvester.http import HttpClient
-from harvester.latest import LatestVersions
-from harvester.limiter import RateLimiter
 from harvester.parse.onix_pool import OnixConverter
-from harvester.retry import RetryPolicy
+from harvester.plan.edges import SecondEdges
+from harvester.plan.windows import Window, WindowPlanner, estimate
 from harvester.sources.base import Key, RunContext
 from harvester.sources.dbk_auth import DbkSession
 from harvester.sources.dbk_fetch import EXPORT, WindowFetcher
 from harvester.sources.endpoint import check_certificate, http_settings
-from harvester.windows import Window, WindowPlanner, estimate
+from harvester.store.latest import LatestVersions
 
 __all__ = ["EXPORT", "DbkSource"]
 
@@ -177,28 +178,29 @@ class DbkSource:
         return int(self.cfg.start.timestamp())
 
     async def _run(self, ctx: RunContext, planner: WindowPlanner, *, catch_up: bool) -> None:
-        """Fetch windows until the planner is finished, ``concurrency`` at once."""
-        changed = asyncio.Event()
+        """Fetch windows until the planner is finished, ``concurrency`` at once (``run_pool``).
 
-        async def worker() -> None:
-            while True:
-                w = planner.take()
-                if w is None:
-                    if planner.finished:
-                        changed.set()
-                        return
-                    changed.clear()
-                    await changed.wait()
-                    continue
-                try:
-                    await self._one(ctx, planner, w, catch_up=catch_up)
-                finally:
-                    changed.set()
+        The planner knows the next windows (a cut window's parts first) only once earlier ones
+        come back, so they are taken at the start and after each window, whose handler ``add``s
+        them. The pool ends with nothing queued or running: the planner is finished then.
+        """
+        lanes = self.cfg.concurrency
+
+        def ready() -> list[Window]:
+            # Taken windows count as in flight in the planner, queued or running: at most
+            # ``lanes`` of them, one a worker.
+            out: list[Window] = []
+            while planner.in_flight < lanes and (w := planner.take()) is not None:
+                out.append(w)
+            return out
+
+        async def fetch(w: Window, add: Callable[[Window], None]) -> None:
+            await self._one(ctx, planner, w, catch_up=catch_up)
+            for nxt in ready():
+                add(nxt)
 
         try:
-            async with asyncio.TaskGroup() as tg:
-                for _ in range(self.cfg.concurrency):
-                    tg.create_task(worker())
+            await run_pool(ready(), fetch, concurrency=lanes)
         except BaseExceptionGroup as group:
             # One window's fatal error (AuthError, a disk error) stops the source: report it
             # as itself, not wrapped in a group.

@@ -23,11 +23,11 @@ import logging
 
 import orjson
 
-from harvester.clock import Clock
 from harvester.config import DbkConfig
+from harvester.engine.clock import Clock
+from harvester.engine.http import HttpClient, Request, raise_for_status
+from harvester.engine.retry import RetryPolicy, call_with_retries
 from harvester.errors import AuthError, FetchError, StatusError
-from harvester.http import HttpClient, Request, raise_for_status
-from harvester.retry import RetryPolicy, call_with_retries
 
 __all__ = ["AUTH", "REFRESH", "DbkSession", "jwt_expiry"]
 

@@ -23,20 +23,20 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from harvester.clock import Clock
 from harvester.config import DbkConfig
+from harvester.engine.clock import Clock
+from harvester.engine.http import HttpClient, Request, raise_for_status
+from harvester.engine.limiter import RateLimiter
+from harvester.engine.retry import RetryPolicy, call_with_retries
 from harvester.errors import FetchError, Unauthorized
-from harvester.http import HttpClient, Request, raise_for_status
-from harvester.limiter import RateLimiter
 from harvester.logs import log_request
 from harvester.parse.onix import Converted, Src, product_times
 from harvester.parse.onix_pool import OnixConverter
 from harvester.parse.onix_split import Batch, OnixSplitter, Prologue
+from harvester.plan.windows import Window, stamp
 from harvester.plural import counted
-from harvester.retry import RetryPolicy, call_with_retries
 from harvester.sources.base import Key, RunContext
 from harvester.sources.dbk_auth import DbkSession
-from harvester.windows import Window, stamp
 
 __all__ = ["EXPORT", "Fetched", "WindowFetcher"]
 

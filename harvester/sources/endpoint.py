@@ -13,8 +13,8 @@ import logging
 from dataclasses import replace
 
 from harvester.config import DbkConfig, NobbConfig
+from harvester.engine.http import HttpClient, HttpSettings
 from harvester.errors import FetchError
-from harvester.http import HttpClient, HttpSettings
 
 __all__ = ["check_certificate", "http_settings"]
 

@@ -31,23 +31,23 @@ from datetime import UTC, date, datetime, timedelta
 
 import orjson
 
-from harvester.clock import Clock, SystemClock
 from harvester.config import NobbConfig
-from harvester.edges import DayEdges
+from harvester.engine.clock import Clock, SystemClock
+from harvester.engine.http import HttpClient
+from harvester.engine.limiter import RateLimiter
+from harvester.engine.retry import RetryPolicy
+from harvester.engine.scheduler import run_pool
 from harvester.errors import FetchError
-from harvester.http import HttpClient
-from harvester.limiter import RateLimiter
-from harvester.partitions import Probe, plan
+from harvester.plan.edges import DayEdges
+from harvester.plan.partitions import Probe, plan
+from harvester.plan.positions import Positions
+from harvester.plan.walk import TOTAL, Partition, Seam, Walk, header
+from harvester.plan.walk_budget import WalkBudget
 from harvester.plural import counted
-from harvester.positions import Positions
-from harvester.retry import RetryPolicy
-from harvester.scheduler import run_pool
 from harvester.sources.base import RunContext
 from harvester.sources.endpoint import check_certificate, http_settings
 from harvester.sources.nobb_fetch import PageFetcher
 from harvester.sources.nobb_split import child_seam, split
-from harvester.walk import TOTAL, Partition, Seam, Walk, header
-from harvester.walk_budget import WalkBudget
 
 __all__ = ["NobbSource"]
 

@@ -13,17 +13,17 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from harvester.clock import Clock
-from harvester.edges import DayEdges
+from harvester.engine.clock import Clock
+from harvester.engine.http import HttpClient, Request, Response, raise_for_status
+from harvester.engine.limiter import RateLimiter
+from harvester.engine.retry import RetryPolicy, call_with_retries
 from harvester.errors import AuthError, FetchError, Unauthorized
-from harvester.http import HttpClient, Request, Response, raise_for_status
-from harvester.latest import LatestVersions
-from harvester.limiter import RateLimiter
 from harvester.logs import log_request
 from harvester.parse.nobb import ItemSplitter, NobbItem
-from harvester.retry import RetryPolicy, call_with_retries
+from harvester.plan.edges import DayEdges
+from harvester.plan.walk import Claim, Walk
 from harvester.sources.base import RunContext
-from harvester.walk import Claim, Walk
+from harvester.store.latest import LatestVersions
 
 __all__ = ["PATH", "PageFetcher"]
 

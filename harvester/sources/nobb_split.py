@@ -17,8 +17,8 @@ from __future__ import annotations
 from datetime import date, timedelta
 from itertools import pairwise
 
-from harvester.partitions import Probe, plan
-from harvester.walk import Partition, Seam
+from harvester.plan.partitions import Probe, plan
+from harvester.plan.walk import Partition, Seam
 
 __all__ = ["child_seam", "split"]
 

@@ -9,10 +9,10 @@ import orjson
 import pytest
 
 from harvester.parse.onix import product_times
+from harvester.plan.windows import stamp
 from harvester.sim.cli import add_arguments, settings_from
 from harvester.sim.server import Simulator
 from harvester.sim.settings import SimSettings
-from harvester.windows import stamp
 from tests.sim.conftest import DBK_AUTH, DBK_EXPORT, NOBB, FakeWall, basic_auth, bearer
 
 READINGS = [(False, False), (True, False), (False, True), (True, True)]

@@ -25,11 +25,10 @@ from pathlib import Path
 import orjson
 
 from harvester.errors import OutputError
-from harvester.keyset import KeySet
-from harvester.manifest import MANIFEST
-from harvester.output import decompress_shard
-from harvester.sink import ShardInfo
-from harvester.storage import Location, location
+from harvester.store.compress import decompress_shard
+from harvester.store.keyset import KeySet
+from harvester.store.manifest import MANIFEST, ShardInfo
+from harvester.store.storage import Location, location
 
 __all__ = ["CHECKPOINT", "Checkpoint", "find_resumable", "prepare_resume"]
 

@@ -3,16 +3,21 @@
 Each returns a streaming compressor whose output is one standard stream (RFC 1952 gzip, or a
 zstd frame) that gzip, zcat, DuckDB and Spark read. They release the GIL, so the sink's writer
 thread compresses on the second core while the event loop parses.
+
+``decompress_shard`` is the way back, for every reader of a finished shard (the output reader,
+a resume's checks, the sink rewriting a shard): the compression is known from the file name.
 """
 
 from __future__ import annotations
 
+import gzip
 import zlib
+from pathlib import Path
 from typing import Literal, Protocol
 
 from harvester.errors import ConfigError
 
-__all__ = ["ISAL_LEVELS", "Compression", "Compressor", "Plain", "compressor"]
+__all__ = ["ISAL_LEVELS", "Compression", "Compressor", "Plain", "compressor", "decompress_shard"]
 
 Compression = Literal["gzip", "none", "zstd"]
 
@@ -69,3 +74,15 @@ def compressor(compression: Compression, level: int) -> Compressor:
         compressor: Compressor = zstandard.ZstdCompressor(level=1).compressobj()
         return compressor
     return Plain()
+
+
+def decompress_shard(path: Path | str, data: bytes) -> bytes:
+    """A shard's NDJSON bytes, whatever its compression (by file name)."""
+    name = str(path)
+    if name.endswith(".gz"):
+        return gzip.decompress(data)
+    if name.endswith(".zst"):
+        import zstandard
+
+        return bytes(zstandard.ZstdDecompressor().decompressobj().decompress(data))
+    return data

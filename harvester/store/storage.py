@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 from harvester.errors import ConfigError, OutputError
 
 if TYPE_CHECKING:
-    from harvester.objstore import Bucket
+    from harvester.store.objstore import Bucket
 
 __all__ = ["SCHEME", "BucketDir", "LocalDir", "Location", "atomic_write", "fsync_dir",
            "location", "out_dir", "split_url"]  # fmt: skip
@@ -244,7 +244,7 @@ def location(where: Location | Path | str, *, retry_seconds: float = 30.0) -> Lo
         return where
     if isinstance(where, str) and "://" in where:
         try:
-            from harvester.objstore import Bucket
+            from harvester.store.objstore import Bucket
         except ImportError as exc:
             if exc.name is None or not exc.name.startswith("obstore"):
                 raise

@@ -15,9 +15,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from harvester.clock import Clock
+from harvester.engine.clock import Clock
+from harvester.engine.limiter import RateLimiter
 from harvester.errors import FetchError, RateLimited
-from harvester.limiter import RateLimiter
 
 __all__ = ["RetryPolicy", "backoff", "call_with_retries", "classify"]
 

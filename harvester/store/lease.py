@@ -38,7 +38,7 @@ from datetime import UTC, datetime
 import orjson
 
 from harvester.errors import LockedError, OutputError
-from harvester.storage import BucketDir
+from harvester.store.storage import BucketDir
 
 __all__ = ["LeaseLock", "lease_holder"]
 

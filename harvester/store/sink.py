@@ -30,36 +30,24 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from harvester.compress import Compression, Compressor, Plain, compressor
 from harvester.errors import OutputError
-from harvester.keyset import KeySet
-from harvester.storage import Location, fsync_dir, location
+from harvester.store.compress import (
+    Compression,
+    Compressor,
+    Plain,
+    compressor,
+    decompress_shard,
+)
+from harvester.store.keyset import KeySet
+from harvester.store.manifest import ShardInfo
+from harvester.store.storage import Location, location
 
-__all__ = ["ShardInfo", "ShardSink", "fsync_dir", "shard_name"]
+__all__ = ["ShardSink", "shard_name"]
 
 _SUFFIX = {"gzip": ".ndjson.gz", "none": ".ndjson", "zstd": ".ndjson.zst"}
-
-
-@dataclass(frozen=True, slots=True)
-class ShardInfo:
-    """One finalized shard, as listed in the state and the manifest."""
-
-    path: str
-    records: int
-    bytes: int
-    sha256: str
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "path": self.path,
-            "records": self.records,
-            "bytes": self.bytes,
-            "sha256": self.sha256,
-        }
 
 
 def shard_name(index: int, compression: Compression) -> str:
@@ -289,8 +277,6 @@ class ShardSink:
             return await asyncio.to_thread(self._rewrite, edit)
 
     def _rewrite(self, edit: Callable[[list[bytes]], list[bytes] | None]) -> list[str]:
-        from harvester.output import decompress_shard  # output imports this module
-
         old: list[str] = []
         shards: list[ShardInfo] = []
         run_dir = self._writer.run_dir

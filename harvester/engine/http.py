@@ -36,7 +36,8 @@ import orjson
 from multidict import CIMultiDictProxy
 
 from harvester.config import is_loopback
-from harvester.decoders import decoder_for
+from harvester.engine.decoders import decoder_for
+from harvester.engine.tls import client_context, verify_reason
 from harvester.errors import (
     BodyTooLarge,
     CertificateError,
@@ -50,7 +51,6 @@ from harvester.errors import (
     Unauthorized,
 )
 from harvester.proxies import ProxyChoice, ProxyUrl, choose
-from harvester.tls import client_context, verify_reason
 
 __all__ = ["HttpClient", "HttpSettings", "Request", "Response", "raise_for_status"]
 

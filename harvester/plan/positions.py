@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from harvester.walk import Seam
+from harvester.plan.walk import Seam
 
 __all__ = ["Position", "Positions"]
 

@@ -19,12 +19,15 @@ import heapq
 from array import array
 from collections.abc import Iterable
 
-__all__ = ["KeySet", "encode_key"]
+__all__ = ["Key", "KeySet", "encode_key"]
+
+#: A record's exactly-once key: a NOBB number or a DBK record reference.
+Key = int | str
 
 _NUMERIC_LIMIT = 1 << 62
 
 
-def encode_key(key: int | str) -> int:
+def encode_key(key: Key) -> int:
     """The 64-bit form of a record key (see the module docstring)."""
     if isinstance(key, int) and 0 <= key < _NUMERIC_LIMIT:
         return key
@@ -44,7 +47,7 @@ class KeySet:
 
     __slots__ = ("_merge_at", "_recent", "_sorted")
 
-    def __init__(self, keys: Iterable[int | str] = (), *, merge_at: int = 65_536) -> None:
+    def __init__(self, keys: Iterable[Key] = (), *, merge_at: int = 65_536) -> None:
         self._sorted = array("q")
         self._recent: set[int] = set()
         self._merge_at = merge_at
@@ -60,7 +63,7 @@ class KeySet:
         code = encode_key(key)
         return code in self._recent or self._in_sorted(code)
 
-    def add(self, key: int | str) -> bool:
+    def add(self, key: Key) -> bool:
         """Add ``key``; True if it was new, False if it was already there."""
         code = encode_key(key)
         if code in self._recent or self._in_sorted(code):

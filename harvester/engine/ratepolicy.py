@@ -28,9 +28,9 @@ skew in a ``ServerClock`` (``rateskew.py``). The rules:
 
 from __future__ import annotations
 
-from harvester.rateheaders import Reading, retry_after_seconds
-from harvester.ratelog import SendLog
-from harvester.rateskew import ServerClock
+from harvester.engine.rateheaders import Reading, retry_after_seconds
+from harvester.engine.ratelog import SendLog
+from harvester.engine.rateskew import ServerClock
 
 __all__ = ["AUTO_RATE", "Policy", "Snapshot"]
 

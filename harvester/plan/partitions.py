@@ -28,8 +28,8 @@ from datetime import date, timedelta
 from itertools import pairwise
 from typing import Any
 
-from harvester.scheduler import gather_all
-from harvester.walk import Partition
+from harvester.engine.scheduler import gather_all
+from harvester.plan.walk import Partition
 
 __all__ = ["Plan", "Probe", "plan"]
 

@@ -26,10 +26,10 @@ import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 
-from harvester.clock import Clock, SystemClock
 from harvester.config import parse_rate
-from harvester.rateheaders import read
-from harvester.ratepolicy import Policy
+from harvester.engine.clock import Clock, SystemClock
+from harvester.engine.rateheaders import read
+from harvester.engine.ratepolicy import Policy
 
 __all__ = ["RateLimiter"]
 

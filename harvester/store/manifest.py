@@ -5,6 +5,9 @@ the run is complete, when it started and finished, the config digest (no secrets
 results and cross-checks. It is written to a temp file, fsynced and renamed, so a reader sees the
 old manifest, none, or the new one: never half of one.
 
+``ShardInfo`` is one listed shard; this module owns it (the sink makes them, checkpoints and
+manifests list them), so nothing here imports the sink.
+
 ``transport`` says how the source reached its API: connections opened, scheme, proxy (its URL
 without credentials, or null).
 """
@@ -20,12 +23,37 @@ import orjson
 
 from harvester import __version__
 from harvester.errors import OutputError
-from harvester.sink import ShardInfo
-from harvester.storage import Location, atomic_write, location
+from harvester.store.storage import Location, atomic_write, location
 
-__all__ = ["MANIFEST", "Manifest", "atomic_write", "new_run_id", "read_manifest", "write_manifest"]
+__all__ = [
+    "MANIFEST",
+    "Manifest",
+    "ShardInfo",
+    "atomic_write",
+    "new_run_id",
+    "read_manifest",
+    "write_manifest",
+]
 
 MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True, slots=True)
+class ShardInfo:
+    """One finalized shard, as listed in the state and the manifest."""
+
+    path: str
+    records: int
+    bytes: int
+    sha256: str
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "path": self.path,
+            "records": self.records,
+            "bytes": self.bytes,
+            "sha256": self.sha256,
+        }
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

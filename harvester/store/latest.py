@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 
 from harvester.plural import counted
-from harvester.sources.base import Key
+from harvester.store.keyset import Key
 
 __all__ = ["NEWER_MAX", "LatestVersions"]
 

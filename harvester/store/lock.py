@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import IO
 
 from harvester.errors import LockedError, OutputError
-from harvester.lease import LeaseLock
-from harvester.storage import BucketDir, Location
+from harvester.store.lease import LeaseLock
+from harvester.store.storage import BucketDir, Location
 
 __all__ = ["RunLock", "run_lock"]
 

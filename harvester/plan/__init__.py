@@ -1,0 +1,11 @@
+"""Planning: how a harvest is cut into pieces and walked, as pure rules and data, no I/O.
+
+Owns NOBB's token-chain pagination (``walk``: pages, seams, claims), the positions a resume
+continues from (``positions``), NOBB's date partitions (``partitions``) and how long one token
+chain may run (``walk_budget``), DBK's time windows that split when full (``windows``), and how
+each API reads the ends of a range (``edges``).
+
+May import: itself, ``harvester.errors`` and ``harvester.engine.scheduler`` (partition probes run
+under one TaskGroup). Never ``store``, ``sources``, ``parse``, ``sim`` or the run layer (``app``,
+``run``, ``status``, ``cli``).
+"""
