@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import ast
 import re
 import tomllib
 from pathlib import Path
+
+from benchmarks.layout_stats import cycles, graph
 
 PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"
 
@@ -24,67 +25,9 @@ LOWER = ("harvester.engine", "harvester.store", "harvester.plan")
 UPPER = ("harvester.sources", "harvester.app", "harvester.run", "harvester.cli", "harvester.status")
 
 
-def _modules() -> dict[str, Path]:
-    out = {}
-    for path in sorted(HARVESTER.rglob("*.py")):
-        parts = path.with_suffix("").relative_to(HARVESTER.parent).parts
-        out[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
-    return out
-
-
-def _imported(name: str, path: Path, nodes: list[ast.stmt | ast.expr], known: set[str]) -> set[str]:
-    """The harvester modules that these import statements name (``from pkg import mod`` too)."""
-    found = set()
-    for node in nodes:
-        if isinstance(node, ast.Import):
-            targets = [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:  # relative: from the module's package, up level - 1 packages
-                package = name.split(".")[: None if path.name == "__init__.py" else -1]
-                package = package[: len(package) - node.level + 1]
-                base = ".".join([*package, base] if base else package)
-            targets = [
-                f"{base}.{a.name}" if f"{base}.{a.name}" in known else base for a in node.names
-            ]
-        else:
-            continue
-        for target in targets:
-            while target not in known and "." in target:
-                target = target.rsplit(".", 1)[0]
-            if target in known and target != name:
-                found.add(target)
-    return found
-
-
-def _module_level(tree: ast.Module) -> list[ast.stmt | ast.expr]:
-    """Statements that run on import: module body, into if/try, not ``if TYPE_CHECKING:``."""
-    out: list[ast.stmt | ast.expr] = []
-    stack: list[ast.stmt] = list(tree.body)
-    while stack:
-        node = stack.pop()
-        out.append(node)
-        if isinstance(node, ast.If):
-            typing_only = "TYPE_CHECKING" in ast.unparse(node.test)
-            stack += node.orelse if typing_only else [*node.body, *node.orelse]
-        elif isinstance(node, ast.Try):
-            stack += [*node.body, *node.orelse, *node.finalbody]
-            stack += [s for h in node.handlers for s in h.body]
-    return out
-
-
 def _graph(*, module_level: bool) -> dict[str, set[str]]:
-    mods = _modules()
-    graph = {}
-    for name, path in mods.items():
-        tree = ast.parse(path.read_text())
-        nodes: list[ast.stmt | ast.expr] = (
-            _module_level(tree)
-            if module_level
-            else [n for n in ast.walk(tree) if isinstance(n, ast.stmt)]
-        )
-        graph[name] = _imported(name, path, nodes, set(mods))
-    return graph
+    """Module → the harvester modules it imports, counted from the source by layout_stats."""
+    return graph(HARVESTER, module_level=module_level)
 
 
 def test_public_names_import_from_their_documented_paths() -> None:
@@ -124,44 +67,15 @@ def test_the_simulator_imports_only_itself_and_its_api_modules_not_the_server() 
     assert "harvester.sim.server" not in sim["harvester.sim.nobb"] | sim["harvester.sim.dbk"]
 
 
-def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
-    """Strongly connected groups of more than one module (Tarjan), each sorted."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    found = []
-
-    def visit(v: str) -> None:
-        index[v] = low[v] = len(index)
-        stack.append(v)
-        for w in sorted(graph[v]):
-            if w not in index:
-                visit(w)
-                low[v] = min(low[v], low[w])
-            elif w in stack:
-                low[v] = min(low[v], index[w])
-        if low[v] == index[v]:
-            group = [stack.pop()]
-            while group[-1] != v:
-                group.append(stack.pop())
-            if len(group) > 1:
-                found.append(sorted(group))
-
-    for v in sorted(graph):
-        if v not in index:
-            visit(v)
-    return found
-
-
 def test_no_import_cycles_among_harvester_modules() -> None:
     """Imports that run on import (not in functions, not under TYPE_CHECKING) form no cycle."""
-    assert _cycles(_graph(module_level=True)) == []
+    assert cycles(_graph(module_level=True)) == []
 
 
 def test_the_only_cycle_counting_every_import_is_storage_and_its_lazy_objstore() -> None:
     """With function-level and TYPE_CHECKING imports too, only storage <-> objstore is a cycle."""
     # storage.py imports objstore.py inside a function (obstore is an optional extra) and for
     # type hints; objstore.py imports storage.py's URL helpers. No other circle is allowed back.
-    assert _cycles(_graph(module_level=False)) == [
+    assert cycles(_graph(module_level=False)) == [
         ["harvester.store.objstore", "harvester.store.storage"]
     ]
