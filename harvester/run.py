@@ -164,11 +164,19 @@ async def run_source(
             shard_max_records=output.shard_max_records,
             shard_max_bytes=output.shard_max_bytes,
         ) as sink:
+            saving = asyncio.Lock()
+
+            async def save() -> None:
+                # The write (an fsync, or a PUT to a bucket) runs off the event loop, so the
+                # walks go on meanwhile; the lock keeps the snapshots in order: each is taken
+                # once the previous one is written, so the last written is the newest.
+                async with saving:
+                    await asyncio.to_thread(run_dir.write, CHECKPOINT, cp.encode())
 
             async def checkpoint(done: Mapping[str, dict[str, object]]) -> None:
                 cp.shards = await sink.commit()
                 cp.done.update(done)
-                cp.save(run_dir)
+                await save()
 
             async def supersede(newer: Mapping[Key, bytes]) -> int:
                 replaced = 0
@@ -182,20 +190,20 @@ async def run_source(
 
                 old = await sink.rewrite(edit)
                 cp.shards = list(sink.shards)
-                cp.save(run_dir)
+                await save()
                 for name in old:  # only now: the checkpoint no longer lists them
-                    run_dir.delete(name)
+                    await asyncio.to_thread(run_dir.delete, name)
                 return replaced
 
             async def save_positions(positions: dict[str, object]) -> None:
                 shards = await sink.commit()
                 cp.shards = shards
                 cp.positions = positions
-                cp.save(run_dir)
+                await save()
 
-            def save_plan(plan: list[list[str | None]]) -> None:
+            async def save_plan(plan: list[list[str | None]]) -> None:
                 cp.plan = plan
-                cp.save(run_dir)
+                await save()
 
             ctx = RunContext(
                 source=source.name,
@@ -243,7 +251,7 @@ async def run_source(
             transport=ctx.transport,
             rate_limit=ctx.rate_report() if ctx.rate_report is not None else {},
         )
-        write_manifest(run_dir, manifest)
+        await asyncio.to_thread(write_manifest, run_dir, manifest)
         if ctx.transport:
             t = ctx.transport
             via = f"via proxy {t['proxy']}" if t.get("proxy") else "direct"
@@ -253,7 +261,8 @@ async def run_source(
             state.update(ctx.next_state)
             state["last_complete_run"] = {"run_id": run_dir.name, "mode": mode,
                                           "records": manifest.records}  # fmt: skip
-            source_dir.write(STATE, orjson.dumps(state, option=orjson.OPT_INDENT_2))
+            data = orjson.dumps(state, option=orjson.OPT_INDENT_2)
+            await asyncio.to_thread(source_dir.write, STATE, data)
     if interrupted:
         raise Interrupted(f"{source.name}: interrupted; what was whole is in {run_dir}")
     return RunResult(

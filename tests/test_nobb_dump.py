@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gzip
+import itertools
+import threading
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ from harvester.run import RunResult, run_source
 from harvester.sim.server import Simulator
 from harvester.sim.settings import FaultProfile, SimSettings
 from harvester.sources.nobb import NobbSource
+from harvester.store.storage import LocalDir
 from tests.sim.test_sim_now import NOWS
 from tests.simtools import WallClock, basic, clocks_at
 
@@ -276,3 +279,29 @@ async def test_failed_planning_leaves_an_incomplete_manifest(tmp_path: Path) -> 
     assert result.manifest.complete is False and result.manifest.records == 0
     plan: Any = result.manifest.partitions["plan"]
     assert plan["error"].startswith("HTTP 500") and "nobb probe" in plan["error"]
+
+
+async def test_checkpoints_are_written_off_the_event_loop_in_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Mid-run checkpoints are written in a worker thread, each listing every shard before it."""
+    written: list[tuple[bool, dict[str, Any]]] = []
+    real = LocalDir.write
+
+    def spy(self: LocalDir, name: str, data: bytes) -> None:
+        real(self, name, data)
+        if name == "checkpoint.json":
+            on_loop = threading.current_thread() is threading.main_thread()
+            written.append((on_loop, orjson.loads(data)))
+
+    monkeypatch.setattr(LocalDir, "write", spy)
+    settings = SimSettings(nobb_items=6000, rate_limit=0, seed=11)
+    async with Simulator(settings) as sim:
+        result = await _dump(sim, tmp_path)
+    assert result.exit_code == 0
+    first, *rest = written
+    assert first[0] and first[1]["shards"] == []  # the new run's empty one, before any walk
+    assert len(rest) >= 2 and not any(on_loop for on_loop, _ in rest)
+    listed = [[s["path"] for s in cp["shards"]] for _, cp in rest]
+    assert all(a == b[: len(a)] for a, b in itertools.pairwise(listed))
+    assert listed[-1] == [s.path for s in result.manifest.shards]

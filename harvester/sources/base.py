@@ -55,7 +55,7 @@ class RunContext:
     #: At most this many seconds between checkpoints (``output.checkpoint_seconds``).
     checkpoint_every: float = 60.0
     #: Called once with a new run's partition plan, so a resume walks the same partitions.
-    save_plan: Callable[[list[list[str | None]]], None] | None = None
+    save_plan: Callable[[list[list[str | None]]], Awaitable[None]] | None = None
     #: Called with {key: newer line} for records already written: their old lines are
     #: replaced in the committed shards (a record changed during a dump ends in its latest
     #: version, still once). Returns how many lines were replaced.

@@ -102,7 +102,7 @@ class DbkSource:
             start = self._start(ctx)
             end = t0
             if ctx.save_plan is not None:
-                ctx.save_plan([[_iso(start), _iso(end)]])
+                await ctx.save_plan([[_iso(start), _iso(end)]])
         learned = [(int(a), int(b), int(n)) for a, b, n in _list(ctx.source_state.get("windows"))]
         done = []
         for pid, result in ctx.done.items():

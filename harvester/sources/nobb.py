@@ -135,7 +135,7 @@ class NobbSource:
                     ctx.partitions["plan"] = {"ok": False, "error": str(exc)}
                     return
                 if ctx.save_plan is not None:
-                    ctx.save_plan([[p.date_from, p.date_to] for p in parts])
+                    await ctx.save_plan([[p.date_from, p.date_to] for p in parts])
             for pid, result in ctx.done.items():
                 ctx.partitions[pid] = dict(result)
                 ctx.progress.partitions_done += 1
@@ -317,7 +317,7 @@ class NobbSource:
         at = self._parts.index(part)
         self._parts[at : at + 1] = found
         if ctx.save_plan is not None:  # a resume walks the pieces, not the partition
-            ctx.save_plan([[p.date_from, p.date_to] for p in self._parts])
+            await ctx.save_plan([[p.date_from, p.date_to] for p in self._parts])
         ctx.progress.partitions_total += len(found)
         log.info("%s: cut into %s by change date (a walk may run %.1fs, %s)", walk.label,
                  counted(len(found), "partition"), self._budget.seconds,

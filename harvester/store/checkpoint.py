@@ -47,12 +47,16 @@ class Checkpoint:
     #: Unfinished walks' positions (source-defined JSON), true as of the listed shards.
     positions: dict[str, object] = field(default_factory=dict)
 
-    def save(self, run_dir: Location | Path) -> None:
+    def encode(self) -> bytes:
+        """The checkpoint's bytes as of now (what ``save`` writes)."""
         data = {
             "started": self.started, "mode": self.mode, "plan": self.plan, "done": self.done,
             "shards": [s.to_json() for s in self.shards], "positions": self.positions,
         }  # fmt: skip
-        location(run_dir).write(CHECKPOINT, orjson.dumps(data, option=orjson.OPT_INDENT_2))
+        return orjson.dumps(data, option=orjson.OPT_INDENT_2)
+
+    def save(self, run_dir: Location | Path) -> None:
+        location(run_dir).write(CHECKPOINT, self.encode())
 
     @classmethod
     def load(cls, run_dir: Location | Path) -> Checkpoint:
