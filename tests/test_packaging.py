@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 import tomllib
 from pathlib import Path
@@ -65,6 +66,25 @@ def test_the_simulator_imports_only_itself_and_its_api_modules_not_the_server() 
     sim = {m: deps for m, deps in graph.items() if m.startswith("harvester.sim")}
     assert {t for deps in sim.values() for t in deps} <= set(sim)
     assert "harvester.sim.server" not in sim["harvester.sim.nobb"] | sim["harvester.sim.dbk"]
+
+
+def test_parse_imports_only_itself_and_the_error_tree() -> None:
+    """harvester.parse imports nothing of harvester but itself and harvester.errors."""
+    graph = _graph(module_level=False)
+    parse = {m: deps for m, deps in graph.items() if m.startswith("harvester.parse")}
+    assert {t for deps in parse.values() for t in deps} <= set(parse) | {"harvester.errors"}
+
+
+def test_every_package_docstring_names_each_of_its_modules_and_only_re_exports() -> None:
+    """Each package's __init__ has a docstring naming each module in it, and only imports."""
+    for init in sorted(HARVESTER.glob("*/__init__.py")):
+        tree = ast.parse(init.read_text())
+        doc = ast.get_docstring(tree) or ""
+        mods = sorted(p.stem for p in init.parent.glob("*.py") if p.stem != "__init__")
+        assert [m for m in mods if f"``{m}" not in doc] == [], init
+        code = [n for n in tree.body[1:] if not isinstance(n, ast.Import | ast.ImportFrom)]
+        assert all(isinstance(n, ast.Assign) and ast.unparse(n.targets[0]) == "__all__"
+                   for n in code), init  # fmt: skip
 
 
 def test_no_import_cycles_among_harvester_modules() -> None:
