@@ -3,18 +3,21 @@
 It automates ``docs/tuning.md`` §1 with at most three requests per source, all through the
 source's own limiter (``rate_limit`` as configured), so the probe itself never outruns a limit:
 
-- NOBB: three ``GET /api/v2/items?pageSize=1``. The first two go back to back; the third waits
-  for the window's reset when that is at most ``JUMP_WAIT`` seconds away, so the reset's jump
-  shows the window's length.
-- DBK: one authentication, then two exports of an empty window (``2099-01-01``, 1 s).
+- NOBB: three ``GET /api/v2/items?pageSize=1``. When the first answer's reset is at most
+  ``JUMP_WAIT`` seconds away, the second goes half-way to it and the third just after it: the
+  reset's jump shows the window's length, and what the third answer still counts tells the
+  kind (a fixed window refilled: only the third; a sliding one let the first go alone: the
+  second and the third, and its reset moved by half a window). Otherwise they go back to back.
+- DBK: one authentication, then two exports of an empty window (``2099-01-01``, 1 s), back to
+  back: two requests cannot tell a fixed window from a sliding one, so its kind is assumed.
 
 Printed per source: latency (``first_byte``: the time to the answer's headers on a warm
 connection; ``connect``: what the first request took longer, the connection's set-up), the
 inferred policy (limit, window and whether it was stated, measured from a reset's jump or only
-bounded below by the longest time-to-reset seen, header family, reset style, window kind, clock
-skew), the NOBB catalogue size (``x-totalHits``) and the ``harvester bench --sweep`` command
-that runs the simulator with that limit, latency and header style. ``--json`` prints the same
-as one JSON object keyed by source.
+bounded below by the longest time-to-reset seen, header family, reset style, window kind and
+whether the answers showed it or it is assumed, clock skew), the NOBB catalogue size
+(``x-totalHits``) and the ``harvester bench --sweep`` command that runs the simulator with that
+limit, latency and header style. ``--json`` prints the same as one JSON object keyed by source.
 """
 
 from __future__ import annotations
@@ -69,12 +72,18 @@ async def _nobb(cfg: NobbConfig, clock: Clock) -> dict[str, Any]:
     times: list[float] = []
     hits: int | None = None
     async with HttpClient(_settings(cfg), base_url=cfg.base_url) as http:
+        reset_at: float | None = None
         for n in range(3):
-            if n == 2:
+            if n == 1:
                 hi = limiter.policy.hi
-                wait = hi - clock.monotonic() if hi is not None else None
-                if wait is not None and 0 < wait <= JUMP_WAIT:
-                    await clock.sleep(wait + 0.05)
+                until = hi - clock.monotonic() if hi is not None else None
+                if until is not None and 0 < until <= JUMP_WAIT:
+                    reset_at = hi
+                    await clock.sleep(until / 2)
+            elif n == 2 and reset_at is not None:
+                # The window's end as the second answer narrowed it (never before the first's).
+                end = max(reset_at, limiter.policy.hi or reset_at)
+                await clock.sleep(max(0.0, end - clock.monotonic()) + 0.05)
             request = Request(method="GET", url="/api/v2/items", params=(("pageSize", "1"),),
                               headers=auth, label=f"nobb probe {n + 1}")  # fmt: skip
             took, status, headers = await _timed(http, limiter, request, clock)
@@ -128,6 +137,7 @@ def _policy(limiter: RateLimiter) -> dict[str, Any]:
         "family": report["family"],
         "reset_style": report["reset_style"],
         "kind": report["kind"],
+        "kind_seen": p.kind_seen,
         "skew": report["skew"],
         "remaining": p.left(),
         "requests": report["requests"],
@@ -172,6 +182,12 @@ async def probe(cfg: Config, sources: list[str], clock: Clock | None = None) -> 
     return out
 
 
+def _kind(f: dict[str, Any]) -> str:
+    if not f["kind"]:
+        return "no"
+    return f["kind"] if f.get("kind_seen") else f"{f['kind']} (assumed)"
+
+
 def render(found: dict[str, Any], *, as_json: bool = False) -> str:
     """The report: one block per source, or JSON."""
     if as_json:
@@ -185,7 +201,7 @@ def render(found: dict[str, Any], *, as_json: bool = False) -> str:
             f"  limit         {f['limit'] if f['limit'] is not None else 'none announced'}"
             f" per {window}",
             f"  headers       {f['family'] or 'none'}, reset {f['reset_style'] or 'none'}, "
-            f"{f['kind'] or 'no'} window, clock skew {f['skew']:+d} s",
+            f"{_kind(f)} window, clock skew {f['skew']:+d} s",
         ]
         if name == "nobb":
             hits = f["x_totalHits"]

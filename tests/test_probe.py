@@ -63,27 +63,58 @@ def _config(url: str) -> Config:
             "epoch",
             "--rate-limit 30/10s --latency-ms 0 --clock-skew 40",
         ),
+        (
+            {"rate_sliding": True},
+            "x-ratelimit",
+            "epoch",
+            "--rate-limit 30/10s --latency-ms 0",
+        ),
+        (
+            {"rate_sliding": True, "reset_style": "delta"},
+            "x-ratelimit",
+            "delta",
+            "--rate-limit 30/10s --latency-ms 0 --reset-style delta",
+        ),
+        (
+            {"rate_sliding": True, "rate_headers": "ietf"},
+            "ietf",
+            "delta",
+            "--rate-limit 30/10s --latency-ms 0 --rate-headers ietf",
+        ),
     ],
 )
 async def test_probe_names_each_policy(flags: dict[str, Any], family: str, style: str,
                                        sweep: str) -> None:  # fmt: skip
-    """Three requests per source at most; the limit, window, family, reset style and skew."""
+    """Three requests per source at most; the limit, window, family, reset style, kind and skew."""
     clock = FakeClock(start=1_796_000_003.0)
     settings = SimSettings(nobb_items=700, dbk_products=50, rate_limit=30, rate_window=10.0,
                            **flags)  # fmt: skip
     async with Simulator(settings, clock=clock.time) as sim:
         found = await _driven(clock, probe(_config(sim.url), [], clock=clock))
         assert sim.stats["nobb_requests"] == 3 and sim.stats["dbk_requests"] == 2
+    sliding = settings.rate_sliding
     for name in ("nobb", "dbk"):
         f = found[name]
-        assert (f["limit"], f["window"], f["family"], f["reset_style"], f["kind"]) == (
-            30, 10.0, family, style, "fixed")  # fmt: skip
-        assert f["skew"] == int(settings.clock_skew) and f["429s"] == 0
-        assert f["sweep"] == f"harvester bench --sweep {sweep}"
-    assert found["nobb"]["x_totalHits"] == 700
-    assert found["nobb"]["window_from"] in ("measured", "stated")
+        assert (f["limit"], f["family"], f["reset_style"], f["skew"], f["429s"]) == (
+            30, family, style, int(settings.clock_skew), 0)  # fmt: skip
+    # NOBB's three requests show the kind; DBK's two exports cannot, so it is assumed fixed.
+    nobb, dbk = found["nobb"], found["dbk"]
+    assert nobb["window"] == 10.0
+    # DBK's window is its longest time-to-reset; a sliding window's UNIX-time reset (its
+    # oldest request's arrival plus 10 s) is rounded up to the whole second: up to 1 s more.
+    assert 10.0 <= dbk["window"] <= (11.0 if sliding and style == "epoch" else 10.0)
+    assert (nobb["kind"], nobb["kind_seen"]) == ("sliding" if sliding else "fixed", True)
+    assert (dbk["kind"], dbk["kind_seen"]) == ("fixed", False)
+    assert nobb["sweep"] == f"harvester bench --sweep {sweep}" + (" --rate-sliding" * sliding)
+    rate = f"30/{dbk['window']:g}s"
+    assert dbk["sweep"] == f"harvester bench --sweep {sweep}".replace("30/10s", rate)
+    assert nobb["x_totalHits"] == 700
+    assert nobb["window_from"] in ("measured", "stated")
     text = render(found)
-    assert "x-totalHits   700" in text and f"simulate it:  harvester bench --sweep {sweep}" in text
+    assert "x-totalHits   700" in text
+    assert f"simulate it:  {nobb['sweep']}" in text and f"simulate it:  {dbk['sweep']}" in text
+    kinds = "sliding window" if sliding else "fixed window"
+    assert f", {kinds}, clock skew" in text and ", fixed (assumed) window, clock skew" in text
     assert orjson.loads(render(found, as_json=True))["nobb"]["limit"] == 30
 
 

@@ -34,6 +34,9 @@ class WindowReading:
         self.limit: int | None = None
         self.window: float | None = None
         self.kind = "fixed"
+        #: Whether the answers showed the kind: a refill (fixed) or a request freed alone
+        #: (sliding). Until then ``kind`` is "fixed" by assumption.
+        self.kind_seen = False
         self.reset_style: str | None = None
         self.clock = ServerClock()
         self.capped_resets = 0
@@ -101,7 +104,7 @@ class WindowReading:
             # does that, a sliding one does (its oldest request left, only that one is free).
             after = sent_at >= self._obs[1] + (EPS if r.epoch else 0.0)
             if after and not refilled and self.kind == "fixed" and self._drained(r):
-                self.kind = "sliding"
+                self.kind, self.kind_seen = "sliding", True
                 self._obs = (o_lo, o_hi)
             elif o_lo > self._obs[1] + EPS:  # the reset moved later than the window we saw
                 whole = o_lo - self._obs[1] >= 0.75 * (self.window or 0.0)
@@ -111,7 +114,7 @@ class WindowReading:
                 if refilled or (whole and self._nearly_full(r)):
                     self._rollover(r, (o_lo, o_hi))
                 elif short:
-                    self.kind = "sliding"
+                    self.kind, self.kind_seen = "sliding", True
                 self._obs = (o_lo, o_hi)
             elif o_hi < self._obs[0] - EPS:  # earlier than we thought: the newer answer wins
                 self._obs = (o_lo, o_hi)
@@ -146,7 +149,7 @@ class WindowReading:
     def _rollover(self, r: Reading, o: tuple[float, float] | None) -> None:
         """A fixed window rolled over; its reset's jump measures the window (exact for a UNIX
         time; for whole seconds, the longest time-to-reset once a jump agrees with it)."""
-        self.kind = "fixed"
+        self.kind, self.kind_seen = "fixed", True
         self._new_window = True
         if o is None or self._obs is None:
             return
