@@ -30,7 +30,7 @@ parameters or None. Rules:
 
 A partition whose walk would outlive its tokens is cut (``Seam.cut``): both ends stop at their
 next page end and smaller partitions by change date take over, starting from the seam
-(``sources/nobb_split.py``, ``walk_budget.py``).
+(``sources/nobb_plan.py``, ``sources/nobb_split.py``, ``walk_budget.py``).
 
 Items whose change date moves during a dump leave their window. The caller walks a last catch-up
 partition ``from`` = the run's start date after all others, so an item that moved before its walk

@@ -1,10 +1,11 @@
 """The simulator: both APIs served on loopback, deterministic from a seed and an injected now.
 
 Owns the server (``server.Simulator``, plain HTTP or TLS) and the state its routes share
-(``context``), NOBB's routes (``nobb``) and catalogue (``catalogue``), DBK's routes (``dbk``)
-and books (``books``), rate limits under every policy the docs leave open (``ratelimit``),
-opt-in faults (``faults``), answers on the wire (``wire``: latency, encodings, faults in the
-body), its settings (``settings``) and the ``harvester simulate`` command line (``cli``).
+(``context``), NOBB's routes (``nobb``), catalogue (``catalogue``) and what one item holds
+(``items``), DBK's routes (``dbk``) and books (``books``), rate limits under every policy the
+docs leave open (``ratelimit``), opt-in faults (``faults``), answers on the wire (``wire``:
+latency, encodings, faults in the body), its settings (``settings``) and the
+``harvester simulate`` command line (``cli``).
 
 May import: itself only; never the client side (checked by ``tests/test_packaging.py``).
 """

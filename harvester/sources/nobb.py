@@ -15,19 +15,19 @@ sink already has, and its key set drops the repeats. Walk positions are checkpoi
 (``positions.py``).
 
 A walk must finish inside its tokens' life. ``walk_budget.py`` holds how long a walk may run
-(``walk_max_seconds``, lowered to what expiries teach) and the page time measured; planning makes
-enough partitions for it, and a walk about to pass it, or whose tokens died, has its partition
-cut by change date (``nobb_split.py``): both ends stop, the pieces join the pool starting from
-the seam, and the checkpoint's plan lists the pieces, so ``--resume`` walks them.
+(``walk_max_seconds``, lowered to what expiries teach) and the page time measured; planning
+(``nobb_plan.py``) makes enough partitions for it, and a walk about to pass it, or whose tokens
+died, has its partition cut by change date (``nobb_split.py``): both ends stop, the pieces join
+the pool starting from the seam, and the checkpoint's plan lists the pieces, so ``--resume``
+walks them.
 """
 
 from __future__ import annotations
 
 import base64
 import logging
-import statistics
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 
 import orjson
 
@@ -39,23 +39,18 @@ from harvester.engine.retry import RetryPolicy
 from harvester.engine.scheduler import run_pool
 from harvester.errors import FetchError
 from harvester.plan.edges import DayEdges
-from harvester.plan.partitions import Probe, plan
 from harvester.plan.positions import Positions
-from harvester.plan.walk import TOTAL, Partition, Seam, Walk, header
+from harvester.plan.walk import Partition, Seam, Walk
 from harvester.plan.walk_budget import WalkBudget
-from harvester.plural import counted
 from harvester.sources.base import RunContext
 from harvester.sources.endpoint import check_certificate, http_settings
 from harvester.sources.nobb_fetch import PageFetcher
-from harvester.sources.nobb_split import child_seam, split
+from harvester.sources.nobb_plan import PartitionPlanner
+from harvester.sources.nobb_split import child_seam
 
 __all__ = ["NobbSource"]
 
 log = logging.getLogger("harvester.nobb")
-FIRST_DAY = date(1990, 1, 1)
-#: Most pieces one cut (or the first plan, for walk_max_seconds) makes; a piece that still does
-#: not fit is cut again.
-MAX_PIECES = 64
 Work = tuple[Partition, str, Seam]
 
 
@@ -107,39 +102,19 @@ class NobbSource:
                                                         edges.since(ctx.started.date())}),
             )  # fmt: skip
             today = datetime.fromtimestamp(self.clock.time(), UTC).date()  # the run's clock, UTC
-            self._today = today
             self._budget = WalkBudget(cfg.walk_max_seconds)
-            self._splitting: set[str] = set()
-            self._uncuttable: set[str] = set()
+            planner = self._planner = PartitionPlanner(
+                cfg=cfg, fetcher=self._fetcher, clock=self.clock, edges=edges,
+                ends=len(self._directions()), today=today, budget=self._budget,
+            )  # fmt: skip
             start_day = ctx.started.date()
-            if ctx.mode == "sync":
-                last = ctx.source_state.get("high_water")
-                since = (
-                    date.fromisoformat(str(last)) - timedelta(days=cfg.sync_overlap_days)
-                    if last
-                    else FIRST_DAY
-                )
-                parts = [Partition(edges.since(since).isoformat(), None)]
-                if ctx.plan is not None:  # a resumed sync that was cut: the pieces it listed
-                    parts = [Partition(lo, hi) for lo, hi in ctx.plan]
-                self._fetcher.floor = since.isoformat()
-                expected = None
-            elif ctx.plan is not None:
-                parts, expected = [Partition(lo, hi) for lo, hi in ctx.plan], None
-            else:
-                wanted = cfg.partitions or max(1, cfg.concurrency // len(self._directions()))
-                try:
-                    parts, expected = await self._plan(ctx, today, wanted)
-                except FetchError as exc:  # no plan, no walks: incomplete, --resume re-plans
-                    log.error("nobb planning failed: %s", exc)
-                    ctx.partitions["plan"] = {"ok": False, "error": str(exc)}
-                    return
-                if ctx.save_plan is not None:
-                    await ctx.save_plan([[p.date_from, p.date_to] for p in parts])
+            planned = await planner.start(ctx)
+            if planned is None:  # no plan, no walks: incomplete, --resume re-plans
+                return
+            parts, expected = planned
             for pid, result in ctx.done.items():
                 ctx.partitions[pid] = dict(result)
                 ctx.progress.partitions_done += 1
-            self._parts = list(parts)  # the plan as it stands (cut partitions replaced)
             parts_left = [p for p in parts if p.id not in ctx.done]
             ctx.progress.partitions_total = len(parts) + 1
             ctx.progress.expected = expected
@@ -156,7 +131,7 @@ class NobbSource:
                 concurrency=cfg.concurrency,
             )
             # Every boundary, the pieces' of cut partitions too (a sync has some only when cut).
-            await self._fill_boundaries(ctx, self._parts)
+            await self._fill_boundaries(ctx)
             catch_up = Partition(edges.since(start_day).isoformat(), None)
             fetcher = self._fetcher
             fetcher.latest = fetcher.prints  # start-day fingerprints, then the catch-up's finds
@@ -170,17 +145,12 @@ class NobbSource:
         self._account(ctx, expected)
         ctx.next_state["high_water"] = start_day.isoformat()
 
-    async def _fill_boundaries(self, ctx: RunContext, parts: list[Partition]) -> None:
-        """Walk each boundary ``x`` again as ``x-1..x+2`` unless the reading is proven to tile.
-
-        Partitions ``..x`` and ``x+1..`` miss day ``x``, ``x+1`` or both when an end is
-        exclusive; ``from = x-1``, ``to = x+2`` holds both days under every reading (edges.py).
-        """
+    async def _fill_boundaries(self, ctx: RunContext) -> None:
+        """Walk each boundary of the plan again (``PartitionPlanner.fills``) unless the reading
+        of ``from`` / ``to`` is proven to tile (edges.py)."""
         if self._edges.tiles:
             return
-        day = timedelta(days=1)
-        bounds = sorted({date.fromisoformat(p.date_to) for p in parts if p.date_to})
-        fills = [Partition((x - day).isoformat(), (x + 2 * day).isoformat()) for x in bounds]
+        fills = self._planner.fills()
         self._edges.fills = len(fills)
         ctx.progress.partitions_total += len(fills)
         todo = [p for p in fills if f"edge:{p.id}" not in ctx.done]
@@ -229,104 +199,15 @@ class NobbSource:
     def _directions(self) -> tuple[str, ...]:
         return ("asc", "desc") if self.cfg.two_ended else ("asc",)
 
-    async def _plan(self, ctx: RunContext, today: date, wanted: int) -> tuple[list[Partition], int]:
-        """Balanced partitions, largest first: with more partitions than walks at once, a big one
-        started last would be walked while the other connections sit idle."""
-
-        times: list[float] = []
-        probe = self._probe(ctx, times)
-        # Imbalance below one page per end is not worth another round trip of probes.
-        grain = self.cfg.page_size * len(self._directions())
-        found = await plan(probe, first=FIRST_DAY, last=today, parts=wanted,
-                           fanout=self.cfg.concurrency, grain=grain)  # fmt: skip
-        # walk_max_seconds: no partition planned longer than that, at the probes' page time
-        # (a lower bound: a page of many items takes longer; running walks are cut as well).
-        # The median: one probe that waited out a 429 does not make every page look slow.
-        planned = WalkBudget(self.cfg.walk_max_seconds)
-        planned.observe_page(statistics.median(times) if times else 0.0)
-        need = planned.pieces(found.total, page_size=self.cfg.page_size,
-                              ends=len(self._directions()))  # fmt: skip
-        if need > wanted and wanted < MAX_PIECES:
-            log.info("nobb: %s to keep each walk within walk_max_seconds (%gs)",
-                     counted(min(need, MAX_PIECES), "partition"),
-                     self.cfg.walk_max_seconds)  # fmt: skip
-            parts = min(need, MAX_PIECES)
-            fanout = max(self.cfg.concurrency, 2 * parts)
-            found = await plan(probe, first=FIRST_DAY, last=today, parts=parts, fanout=fanout,
-                               grain=grain)  # fmt: skip
-        log.info("nobb: %s from %s in %s: %s", counted(len(found.partitions), "partition"),
-                 counted(found.probes, "probe"), counted(found.levels, "level"),
-                 found.counts)  # fmt: skip
-        ranked = sorted(zip(found.counts, found.partitions, strict=True), key=lambda c: -c[0])
-        return [p for _, p in ranked], found.total
-
-    def _probe(self, ctx: RunContext, times: list[float] | None = None) -> Probe:
-        """A planning probe: how many items changed in ``[lo, hi]`` (one 1-item page)."""
-
-        async def probe(lo: date | None, hi: date | None) -> int:
-            params = {"pageSize": "1"}
-            if lo is not None:
-                params["from"] = lo.isoformat()
-            if hi is not None:
-                params["to"] = hi.isoformat()
-            t0 = self.clock.monotonic()
-            headers = await self._fetcher.fetch(ctx, params, None, None, label="nobb probe")
-            if times is not None:
-                times.append(self.clock.monotonic() - t0)
-            assert headers is not None  # only walks can see page 1 come back
-            return int(header(headers, TOTAL) or 0)
-
-        return probe
-
     async def _cut(
         self, ctx: RunContext, part: Partition, seam: Seam, walk: Walk, add: Callable[[Work], None]
     ) -> bool:
-        """Cut ``part`` into pieces whose walks fit the budget (``walk_budget.py``), by change
-        date; True if this end is to stop (cut, by this end or the other), False to walk on."""
-        pid, ends = part.id, len(self._directions())
-        if seam.cut or pid in self._splitting:
-            # The other end cuts; if it cannot, it walks on alone (still exact), so it must not
-            # count on this end's next page (Walk._other_end_finishes): this end is done.
-            walk.done = True
-            return True
-        if seam.closed or pid in self._uncuttable:
+        """Cut ``part`` if it can be (``PartitionPlanner.cut``) and queue its pieces' walks;
+        True if this end is to stop (cut, by this end or the other), False to walk on."""
+        pieces = await self._planner.cut(ctx, part, seam, walk, self._positions)
+        if pieces is None:
             return False
-        total = seam.total or walk.total_hits or 0
-        pieces = self._budget.pieces(total, page_size=self.cfg.page_size, ends=ends)
-        self._splitting.add(pid)
-        try:
-            pieces = min(MAX_PIECES, max(2, pieces))
-            # Probes two a piece per round trip: a cut needs points inside its own few days.
-            found = await split(
-                self._probe(ctx), part, first=FIRST_DAY, today=self._today, pieces=pieces,
-                fanout=max(self.cfg.concurrency, 2 * pieces), grain=self.cfg.page_size * ends,
-            )  # fmt: skip
-        finally:
-            self._splitting.discard(pid)
-        if found is None:
-            self._uncuttable.add(pid)
-            log.warning("%s: its walk outlives the tokens (%.1fs), but it cannot be cut by "
-                        "date (its items changed on one day, or the probes found no cut)",
-                        walk.label, self._budget.seconds)  # fmt: skip
-            return False
-        if _met(seam):
-            return False  # the ends met while the pieces were planned: nothing left to cut
-        seam.cut = walk.done = True
-        ctx.partitions[pid]["split_into"] = [p.id for p in found]
-        self._positions.drop(pid)
-        at = self._parts.index(part)
-        self._parts[at : at + 1] = found
-        if ctx.save_plan is not None:  # a resume walks the pieces, not the partition
-            await ctx.save_plan([[p.date_from, p.date_to] for p in self._parts])
-        ctx.progress.partitions_total += len(found)
-        log.info("%s: cut into %s by change date (a walk may run %.1fs, %s)", walk.label,
-                 counted(len(found), "partition"), self._budget.seconds,
-                 counted(self._budget.pages, "page"))  # fmt: skip
-        for piece in found:
-            if piece.id in ctx.done:  # finished before a crash: kept
-                ctx.partitions[piece.id] = dict(ctx.done[piece.id])
-                ctx.progress.partitions_done += 1
-                continue
+        for piece in pieces:
             piece_seam = child_seam(seam)
             for direction in self._directions():
                 add((piece, direction, piece_seam))
@@ -420,8 +301,3 @@ class NobbSource:
             return
         self._last_save = now  # first, so the walks that reach here meanwhile do not save too
         await ctx.save_positions(self._positions.snapshot())
-
-
-def _met(seam: Seam) -> bool:
-    """Whether the ends have met by now (read after an await, where it may have changed)."""
-    return seam.closed
