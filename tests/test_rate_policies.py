@@ -101,7 +101,7 @@ async def test_default_config_follows_every_policy(tmp_path: Path, label: str) -
     rl = manifest["rate_limit"]
     assert rl["limit"] == LIMIT
     assert rl["family"] == FAMILY[settings.rate_headers]
-    assert rl["kind"] == ("sliding" if settings.rate_sliding else "fixed")
+    assert (rl["kind"], rl["kind_seen"]) == ("sliding" if settings.rate_sliding else "fixed", True)
     assert rl["skew"] == int(settings.clock_skew)
     assert rl["429s"] == 0 and rl["requests"] == sim.stats["nobb_requests"]
     if not settings.rate_sliding:

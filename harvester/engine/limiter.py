@@ -164,6 +164,7 @@ class RateLimiter:
             "family": family,
             "reset_style": style,
             "kind": kind if self.policy.headers_seen else None,
+            "kind_seen": self.policy.kind_seen,
             "skew": skew,
             "ceiling": f"{self.ceiling[0]:g}/{self.ceiling[1]:g}s" if self.ceiling else None,
             "requests": self.sent,
