@@ -106,6 +106,10 @@ async def test_tokens_living_2s_with_250ms_pages_dump_exact(tmp_path: Path, seed
     assert checks["x_totalHits_sum"] == checks["written"] == 12_000
     for pid, r in result.manifest.partitions.items():
         assert isinstance(r, dict) and r["ok"], pid
+    # The learned life is an upper bound: never below the tokens' 2 s, so no runaway of cuts.
+    tokens = checks["tokens"]
+    assert isinstance(tokens, dict) and tokens["expired"] == expired
+    assert isinstance(tokens["life_at_most"], float) and tokens["life_at_most"] >= 2
     # Cuts re-read some pages and probe: well under three times the 240 pages one pass takes.
     assert requests < 3 * 240
 

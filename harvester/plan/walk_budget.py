@@ -7,7 +7,9 @@ date). ``WalkBudget`` holds what the run knows:
 
 - ``cap``: ``nobb.walk_max_seconds``, the longest a chain is planned to run (below ``token_ttl``);
 - ``life``: the tokens' life as learned from expiries: a chain whose page came back as page 1
-  had died by the time that page was asked for, so its age then bounds the life from above.
+  had died by the time the server served that page, so its age when the answer arrived (from
+  before page 1 was asked for) bounds the life from above; its age when the page was asked for
+  does not, as the request may have waited for a connection while the chain aged.
   The smallest bound seen is kept and a chain is planned to run ``SAFETY`` of it; a chain that
   still dies teaches a smaller bound, so an estimate too high corrects itself, whereas a lower
   bound (the age at the last good page) can be 0 after one page and would never recover;
@@ -78,10 +80,18 @@ class WalkBudget:
             self.page_seconds += _ALPHA * (seconds - self.page_seconds)
 
     def observe_expiry(self, age: float) -> None:
-        """A chain's page came back as page 1, asked for ``age`` seconds after the chain began."""
+        """A chain's page came back as page 1, answered ``age`` seconds after the chain began."""
         self.expiries += 1
         age = max(0.0, age)
         self.life = age if self.life is None else min(self.life, age)
+
+    def describe(self) -> dict[str, object]:
+        """What was learned, for the manifest's ``checks.tokens``: expiries seen, the token life
+        they bound (None: none seen), the seconds a chain may run and a page's average seconds."""
+        page = None if self.page_seconds is None else round(self.page_seconds, 6)
+        life = None if self.life is None else round(self.life, 6)
+        return {"expired": self.expiries, "life_at_most": life, "walk_seconds": self.seconds,
+                "page_seconds": page}  # fmt: skip
 
     def should_cut(self, *, elapsed: float, pages: int) -> bool:
         """True if a chain ``elapsed`` seconds old after ``pages`` pages should not take another.

@@ -174,6 +174,7 @@ class NobbSource:
         checks["catch_up_written"] = only["catch_up"]
         checks["edge_fill_written"] = only["edge_fill"]
         checks["edges"] = self._edges.describe()
+        checks["tokens"] = self._budget.describe()
         notes = [str(checks["note"])] if checks.get("note") else []  # e.g. newer versions kept
         if only["edge_fill"]:
             notes.append(f"{only['edge_fill']} items only the boundary walks found (an end of "
@@ -258,9 +259,12 @@ class NobbSource:
                 headers = await self._fetcher.fetch(ctx, params, walk, counter,
                                                     label=walk.label)  # fmt: skip
                 written += counter[0]
-                if headers is None:  # page 1 came back: the chain had died when this was sent
+                if headers is None:  # page 1 came back: the chain had died when this was served
                     if chain_pages:
-                        budget.observe_expiry(sent - began)
+                        # Bounded by now, not by ``sent``: the request may have queued for a
+                        # connection (or a retry) while the chain aged, so only the answer's
+                        # arrival is surely no earlier than the moment the server saw it dead.
+                        budget.observe_expiry(self.clock.time() - began)
                     if add is not None and await self._cut(ctx, part, seam, walk, add):
                         break
                     if seam.closed:
