@@ -17,14 +17,18 @@ date). ``WalkBudget`` holds what the run knows:
   average over every walk's pages (limiter waits included: they age the chain too).
 
 From those: ``seconds`` a chain may run, ``pages`` it may take, ``should_cut`` a running chain
-before its next page would outlive the budget, and ``pieces`` a partition of ``n`` items needs
-so that each piece's walk fits.
+before its next page would outlive the budget, ``finishes`` when that page is better taken past
+the budget (it ends the partition), and ``pieces`` a partition of ``n`` items needs so that
+each piece's walk fits.
 
 >>> b = WalkBudget(cap=5400.0)
 >>> b.observe_page(0.25); b.observe_expiry(1.75)
 >>> b.seconds, b.pages
 (1.4, 5)
 >>> b.should_cut(elapsed=1.2, pages=5), b.should_cut(elapsed=1.0, pages=5)
+(True, False)
+>>> b.finishes(elapsed=1.2, pages=5, left=80, per_page=100), b.finishes(elapsed=1.2, pages=5,
+...                                                                   left=120, per_page=100)
 (True, False)
 >>> b.pieces(6000, page_size=50, ends=2)
 15
@@ -47,12 +51,14 @@ _ALPHA = 0.2  # weight of a new page time in the moving average
 class WalkBudget:
     """What the run knows about token life and page time (module docstring)."""
 
-    __slots__ = ("cap", "expiries", "life", "page_seconds")
+    __slots__ = ("cap", "expiries", "life", "page_seconds", "ttl")
 
-    def __init__(self, cap: float) -> None:
+    def __init__(self, cap: float, ttl: float | None = None) -> None:
         if cap <= 0:
             raise ValueError("cap must be > 0")
         self.cap = cap
+        #: The configured token life (``nobb.token_ttl``), above ``cap``: no page past it.
+        self.ttl = max(cap, ttl) if ttl is not None else cap
         self.life: float | None = None
         self.page_seconds: float | None = None
         self.expiries = 0
@@ -101,6 +107,23 @@ class WalkBudget:
         """
         per = elapsed / pages if pages > 0 else (self.page_seconds or 0.0)
         return elapsed + per > self.seconds
+
+    def finishes(self, *, elapsed: float, pages: int, left: int | None, per_page: int) -> bool:
+        """True if a chain that ``should_cut`` may take its next page anyway: that page ends the
+        partition (``left`` items unclaimed by its latest x-totalHits, at most ``per_page``: what
+        the ends' next pages may bring) and still falls inside the tokens' life (``ttl``, or the
+        life learned if shorter).
+
+        A cut costs probes and re-reads the partition's pages (its pieces are cut by change date,
+        a walk goes by key); a last page past the budget costs at worst that page, if the tokens
+        die on it after all, which teaches the life, and the cut follows then. Each such page
+        shrinks ``left`` by what it brings (x-totalHits is re-read with every page), and none is
+        taken past the tokens' life, so a walk cannot run on this way.
+        """
+        if left is None or left > per_page:
+            return False
+        per = elapsed / pages if pages > 0 else (self.page_seconds or 0.0)
+        return elapsed + per <= (self.ttl if self.life is None else min(self.ttl, self.life))
 
     def pieces(self, items: int, *, page_size: int, ends: int) -> int:
         """Partitions of about equal size that ``items`` need so each walk fits the budget.

@@ -102,7 +102,7 @@ class NobbSource:
                                                         edges.since(ctx.started.date())}),
             )  # fmt: skip
             today = datetime.fromtimestamp(self.clock.time(), UTC).date()  # the run's clock, UTC
-            self._budget = WalkBudget(cfg.walk_max_seconds)
+            self._budget = WalkBudget(cfg.walk_max_seconds, ttl=cfg.token_ttl)
             planner = self._planner = PartitionPlanner(
                 cfg=cfg, fetcher=self._fetcher, clock=self.clock, edges=edges,
                 ends=len(self._directions()), today=today, budget=self._budget,
@@ -251,7 +251,8 @@ class NobbSource:
             while params is not None:
                 # Cut before a page that would outlive the budget (``walk_budget.py``).
                 if (add is not None and chain_pages and not seam.closed
-                        and budget.should_cut(elapsed=self.clock.time() - began, pages=chain_pages)
+                        and self._planner.must_cut(seam, walk, elapsed=self.clock.time() - began,
+                                                   pages=chain_pages)
                         and await self._cut(ctx, part, seam, walk, add)):  # fmt: skip
                     break
                 counter = [0]

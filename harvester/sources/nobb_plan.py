@@ -103,6 +103,19 @@ class PartitionPlanner:
         bounds = sorted({date.fromisoformat(p.date_to) for p in self.parts if p.date_to})
         return [Partition((x - day).isoformat(), (x + 2 * day).isoformat()) for x in bounds]
 
+    def must_cut(self, seam: Seam, walk: Walk, *, elapsed: float, pages: int) -> bool:
+        """Whether ``walk``, a chain ``elapsed`` seconds old after ``pages`` pages, is to be cut
+        before its next page: that page would outlive the budget and the partition's last pages
+        are not near (``WalkBudget.finishes``)."""
+        if not self.budget.should_cut(elapsed=elapsed, pages=pages):
+            return False
+        # What the next pages may bring: this end's, and the other end's page in flight and its
+        # next. Generous: a page taken in vain costs that page, a cut re-reads the partition.
+        others = sum(not w.done for w in seam.ends.values() if w is not walk)
+        near = self.cfg.page_size * (1 + 2 * others)
+        return not self.budget.finishes(elapsed=elapsed, pages=pages, left=seam.gap(),
+                                        per_page=near)  # fmt: skip
+
     async def cut(
         self, ctx: RunContext, part: Partition, seam: Seam, walk: Walk, positions: Positions
     ) -> list[Partition] | None:
