@@ -195,9 +195,10 @@ async def test_a_sync_walk_longer_than_its_tokens_is_cut_too(tmp_path: Path) -> 
     assert resumed.manifest.checks["x_totalHits_sum"] == 6000
 
 
-async def _sync(sim: Simulator, out: Path, clock: PagedClock, *, resume: bool = False) -> RunResult:
+async def _sync(sim: Simulator, out: Path, clock: PagedClock, *, resume: bool = False,
+                **kw: object) -> RunResult:  # fmt: skip
     return await run_source(
-        NobbSource(_cfg(sim), clock=clock), mode="sync", out_dir=out, resume=resume,
+        NobbSource(_cfg(sim, **kw), clock=clock), mode="sync", out_dir=out, resume=resume,
         output=OutputConfig(shard_max_records=2000), config_digest="test",
         progress=Progress(source="nobb"), clock=clock,
     )  # fmt: skip
@@ -213,11 +214,7 @@ async def test_a_last_page_past_walk_max_seconds_is_taken_not_cut(
     clock = PagedClock(per_request=0.25 / 2)  # two requests in flight: 250 ms each
     settings = SimSettings(nobb_items=items, rate_limit=0, seed=3)
     async with await _simulator(settings, clock) as sim:
-        result = await run_source(
-            NobbSource(_cfg(sim, walk_max_seconds=2.3, token_ttl=3), clock=clock), mode="sync",
-            out_dir=tmp_path, output=OutputConfig(), config_digest="test",
-            progress=Progress(source="nobb"), clock=clock,
-        )  # fmt: skip
+        result = await _sync(sim, tmp_path, clock, walk_max_seconds=2.3, token_ttl=3)
         expired = sim.stats["expired_tokens"]
         served = _served(sim)
     assert expired == 0 and result.exit_code == 0 and result.manifest.complete

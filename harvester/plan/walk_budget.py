@@ -105,8 +105,7 @@ class WalkBudget:
         The next page is expected to take this chain's own average page time (or the run's,
         before its first page).
         """
-        per = elapsed / pages if pages > 0 else (self.page_seconds or 0.0)
-        return elapsed + per > self.seconds
+        return self._after_next(elapsed, pages) > self.seconds
 
     def finishes(self, *, elapsed: float, pages: int, left: int | None, per_page: int) -> bool:
         """True if a chain that ``should_cut`` may take its next page anyway: that page ends the
@@ -122,8 +121,13 @@ class WalkBudget:
         """
         if left is None or left > per_page:
             return False
-        per = elapsed / pages if pages > 0 else (self.page_seconds or 0.0)
-        return elapsed + per <= (self.ttl if self.life is None else min(self.ttl, self.life))
+        life = self.ttl if self.life is None else min(self.ttl, self.life)
+        return self._after_next(elapsed, pages) <= life
+
+    def _after_next(self, elapsed: float, pages: int) -> float:
+        """A chain's age after its next page: its own average page time on (the run's before
+        its first page)."""
+        return elapsed + (elapsed / pages if pages > 0 else (self.page_seconds or 0.0))
 
     def pieces(self, items: int, *, page_size: int, ends: int) -> int:
         """Partitions of about equal size that ``items`` need so each walk fits the budget.
