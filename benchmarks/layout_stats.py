@@ -11,7 +11,10 @@ Counted from the source with ``ast``, nothing imported:
 - room pairs: the same with each module folded into its room (``harvester.engine.http`` into
   ``engine``), pairs inside one room not counted;
 - cycles: strongly connected groups of modules, under any import, and under module-level
-  imports only (function bodies and ``if TYPE_CHECKING:`` blocks left out: what runs on import).
+  imports only (function bodies and ``if TYPE_CHECKING:`` blocks left out: what runs on import);
+- the ten longest functions: ``file:line``, qualified name (``Class.method``, a nested function
+  as ``outer.inner``) and lines from ``def`` to the last line of its body (decorators and the
+  blank lines after it not counted; a nested function counts in its outer one too).
 """
 
 from __future__ import annotations
@@ -122,6 +125,26 @@ def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
+def functions(root: Path) -> list[tuple[int, str, str]]:
+    """(lines, ``file:line``, qualified name) of every function under ``root``, longest first."""
+    found: list[tuple[int, str, str]] = []
+
+    def visit(node: ast.AST, prefix: str, where: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                name = f"{prefix}{child.name}"
+                if not isinstance(child, ast.ClassDef):
+                    lines = (child.end_lineno or child.lineno) - child.lineno + 1
+                    found.append((lines, f"{where}:{child.lineno}", name))
+                visit(child, f"{name}.", where)
+            else:
+                visit(child, prefix, where)
+
+    for path in sorted(root.rglob("*.py")):
+        visit(ast.parse(path.read_text()), "", str(path.relative_to(root.parent)))
+    return sorted(found, key=lambda f: (-f[0], f[1]))
+
+
 def _room(module: str) -> str:
     parts = module.split(".")
     return parts[1] if len(parts) > 1 else parts[0]
@@ -142,6 +165,9 @@ def main(argv: list[str]) -> None:
         print("cycle (any import):", " ".join(group))
     for group in cycles(graph(root, module_level=True)):
         print("cycle (module level):", " ".join(group))
+    print("ten longest functions (file:line, name, lines):")
+    for lines, where, name in functions(root)[:10]:
+        print(f"  {where:<36} {name:<32} {lines:4d}")
 
 
 if __name__ == "__main__":
