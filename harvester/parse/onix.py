@@ -19,7 +19,7 @@ happens to occur (``to_xml`` in ``onix_xml.py`` rebuilds the XML from it):
    and text, are their inner markup as a string, the ONIX default namespace removed.
 
 Derived fields (``isbn13``, ``title``, ``contributors``, ``prices``, ``updated``…) are read from
-that tree by ``onix_fields.py``; README "DBK records" lists their rules.
+that tree by ``onix_fields.py``; docs/design.md, "DBK records", lists their rules.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The derived fields of a DBK record, read from a Product's lossless ``onix`` tree.
 
-Rules (README "DBK records"): ``isbn13`` is ProductIDType 15, else a 978/979 GTIN (type 03);
-``title`` is TitleType 01 / TitleElementLevel 01, prefix + title without prefix, else
+Rules (docs/design.md, "DBK records"): ``isbn13`` is ProductIDType 15, else a 978/979 GTIN
+(type 03); ``title`` is TitleType 01 / TitleElementLevel 01, prefix + title without prefix, else
 TitleText; contributors' names are PersonName, else NamesBeforeKey + KeyNames, else
 CorporateName; ``publisher`` is PublishingRole 01; dates (``dt.DateOrDateTime``) become ISO 8601
 extended; ``updated`` is the Product's ``datestamp``, else its newest inner one, else the
