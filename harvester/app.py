@@ -2,7 +2,7 @@
 
 Each command validates the config before any network I/O, runs its sources side by side (one
 API's 429 never stalls another), prints a one-line summary per source on stderr and returns the
-worst exit code of the sources (interrupted 130 > auth 3 > locked 75 > incomplete 1 > 0).
+most serious exit code of the sources (the order is in ``docs/exit-codes.md``).
 
 Both sources (NOBB, DBK) support dump, sync and ``--resume``; named together (``nobb dbk``),
 as ``all``, or not named at all (every source the config has a section for), they run at once,

@@ -1,13 +1,7 @@
 """The ``harvester`` command: argv in, exit code out.
 
-Exit codes (a contract; cron jobs depend on them)::
-
-    0    complete
-    1    incomplete: some partition failed; ``--resume`` finishes it
-    2    usage or configuration error (nothing was fetched)
-    3    authentication failed
-    75   another run holds the lock on this output directory (nothing was done)
-    130  interrupted by SIGINT or SIGTERM after a clean drain (``--resume`` continues)
+The exit codes are a contract (cron jobs depend on them), described in one table:
+``docs/exit-codes.md``. Each comes from the ``exit_code`` of a class in ``harvester.errors``.
 
 This module picks the event loop (uvloop where available) and maps ``HarvesterError`` to those
 codes; everything else lives behind ``harvester.app``.
@@ -132,8 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="harvester",
         description="Bulk harvests of the NOBB Export API and the DBK ONIX 3.1 export into sharded "
-        "NDJSON with manifests. Exit codes: 0 complete, 1 incomplete (resumable), 2 usage or "
-        "config error, 3 authentication failed, 75 locked, 130 interrupted.",
+        "NDJSON with manifests. Exit codes: docs/exit-codes.md.",
     )
     parser.add_argument("--version", action="version", version=f"harvester {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

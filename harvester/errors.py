@@ -1,10 +1,16 @@
 """harvester's one error tree.
 
-Every failure the harvester reports is one of these. Foreign exceptions (aiohttp, OSError, lxml,
-orjson, tomllib, obstore) are translated once, where they enter: ``http.py`` for the network,
-``parse/`` for bodies, ``config_file.py`` for configuration, ``sink.py`` for the disk,
-``objstore.py`` for the object store. ``raise ... from exc`` keeps the cause for debugging;
-messages never carry a credential.
+Every failure the harvester reports is one of these. A foreign exception (aiohttp, OSError, lxml,
+msgspec, orjson, tomllib, obstore) is translated where it is raised, by the module that makes the
+call (for the disk: or by its caller in ``store/``): ``engine/http.py`` for the network,
+``engine/tls.py`` for reading ``ca_file``, ``parse/`` for bodies (``sources/dbk_auth.py`` for the
+token answer), ``config_file.py`` for the configuration, ``objstore.py`` for the object store, and
+for the disk each ``store/`` module that touches a file (``sink.py``, ``storage.py``, ``lock.py``,
+``checkpoint.py``, ``output.py``, ``manifest.py``, ``lease.py``) and ``run.py`` for ``state.json``.
+Two gaps in that rule: ``LocalDir.entries`` and ``LocalDir.delete`` (``storage.py``) let an
+``OSError`` other than a missing file through untranslated. ``status.py`` reports an unreadable file
+as a line of its report instead. ``raise ... from exc`` keeps the cause for debugging; messages
+never carry a credential. The exit codes below are described for users in ``docs/exit-codes.md``.
 
 ::
 
@@ -26,15 +32,17 @@ messages never carry a credential.
         │   ├── RateLimited             429: retryable after ``retry_after`` seconds (may be None)
         │   ├── Unauthorized            401: handed to the source to re-authenticate
         │   └── ClientError             400, 404, other 4xx: not retried
-        ├── BodyError                   the body arrived whole but is unusable
+        ├── BodyError                   the body arrived whole but is unusable; not retried...
         │   ├── BodyTooLarge            decompressed size over the cap (compression bomb)
-        │   └── MalformedBody           retried: bad JSON / XML / UTF-8, an HTML error page,
+        │   └── MalformedBody           ...except this one: bad JSON / XML / UTF-8, an HTML page,
         │                               DTD or entity declaration, record without its key
         └── PaginationError             a token that does not change, a page that repeats, a walk
                                         that restarts too often: never loop forever
 
-``FetchError`` subclasses are failures of one request; the scheduler decides whether the partition
-that made it is retried, failed (exit 1, resumable) or, for ``AuthError``, whether the source stops.
+``FetchError`` subclasses are failures of one request. ``engine/retry.py`` tries a request again
+while its error is ``retryable`` and attempts remain; an error that outlasts them fails the
+partition or window that made the request (the source records it and goes on; the run ends
+incomplete, exit 1, resumable). ``AuthError`` is no ``FetchError``: it stops its source.
 """
 
 from __future__ import annotations
@@ -175,7 +183,7 @@ class ClientError(StatusError):
 
 
 class BodyError(FetchError):
-    """The body arrived but cannot be used; retrying the same request would not help."""
+    """The body arrived but cannot be used. Not retried, except ``MalformedBody`` (below)."""
 
 
 class BodyTooLarge(BodyError):

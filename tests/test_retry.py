@@ -18,7 +18,7 @@ from harvester.errors import (
 
 
 def test_classify() -> None:
-    """Transport errors and 5xx retry; 4xx and bad bodies do not."""
+    """Transport errors, 5xx and malformed bodies retry; 4xx, oversized bodies, the rest do not."""
     assert classify(ServerError("x", status=503))
     assert classify(TruncatedBody("x"))
     assert not classify(ClientError("x", status=404))

@@ -1,11 +1,14 @@
 """Explicit retries: which failures are retried, how long to wait, and how often.
 
-``classify`` says whether an error is worth another attempt: transport failures (resets,
-timeouts, truncated bodies) and 5xx are; 4xx, 401 (handed to the source), unusable bodies and
-pagination guards are not. ``call_with_retries`` runs an attempt until it succeeds, waiting with
-exponential backoff and full jitter between attempts; a 429 instead closes the API's limiter
-until the server's reset and does not use up an attempt (it has its own, larger bound). After the
-last attempt the last error propagates unchanged.
+``classify`` says whether an error is worth another attempt: it reads the error's ``retryable``
+(``harvester.errors``): transport failures (resets, timeouts, truncated bodies), 5xx and
+malformed bodies (garbled in transit) are; 4xx, 401 (handed to the source), a body over the cap
+and pagination guards are not, nor is anything that is not a ``FetchError``.
+``call_with_retries`` runs an attempt until it succeeds, waiting with exponential backoff and full
+jitter between attempts; a 429 instead closes the API's limiter until the server's reset (given
+no limiter, it sleeps ``Retry-After``, else a backoff) and does not use up an attempt (it has its
+own, larger bound, ``max_429_waits``). After the last attempt the last error propagates
+unchanged.
 """
 
 from __future__ import annotations
