@@ -28,8 +28,6 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
-from aiolimiter import AsyncLimiter
-
 from harvester.config import NobbConfig, Secret
 from harvester.engine.http import HttpClient, HttpSettings, Request
 from harvester.engine.limiter import RateLimiter
@@ -78,6 +76,9 @@ async def _drive(sim: Simulator, kind: str, p: Policy, t0: float, windows: int,
                  drop: bool = False, plain_rate: tuple[float, float] = PLAIN,
                  ) -> tuple[dict[int, int], Counter[int], RateLimiter | None]:  # fmt: skip
     """Run WORKERS loops until ``windows`` windows after t0; served per window, 429s per window."""
+    # The baseline only: aiolimiter comes with the bench and dev extras, not with harvester.
+    from aiolimiter import AsyncLimiter
+
     ours = RateLimiter.from_setting(DEFAULT_RATE, name="bench") if kind == "harvester" else None
     plain = AsyncLimiter(*plain_rate)
     throttled: Counter[int] = Counter()

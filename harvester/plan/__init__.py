@@ -1,4 +1,8 @@
-"""Planning: how a harvest is cut into pieces and walked, as pure rules and data, no I/O.
+"""Planning: how a harvest is cut into pieces and walked, as rules and data that do no I/O.
+
+Every module is pure but one: ``partitions.plan`` is a coroutine, since it awaits the
+``x-totalHits`` probes its caller passes in (the caller makes the requests) level by level,
+each level at once under ``engine.scheduler.gather_all``.
 
 Owns NOBB's token-chain pagination (``walk``: pages, seams, claims), the positions a resume
 continues from (``positions``), NOBB's date partitions (``partitions``) and how long one token
