@@ -3,8 +3,10 @@
 The exit codes are a contract (cron jobs depend on them), described in one table:
 ``docs/exit-codes.md``. Each comes from the ``exit_code`` of a class in ``harvester.errors``.
 
-This module picks the event loop (uvloop where available) and maps ``HarvesterError`` to those
-codes; everything else lives behind ``harvester.app``.
+This module parses the command line, picks the event loop (uvloop where available), hands each
+command to where it lives (dump, sync and demo: ``harvester.app``; status: ``status``; probe:
+``probe``; simulate: ``sim.cli``; bench: the ``benchmarks`` package of a source checkout) and
+maps ``HarvesterError`` to those codes.
 """
 
 from __future__ import annotations

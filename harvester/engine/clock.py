@@ -1,7 +1,10 @@
 """Time as a seam: the real clock for runs, a fake one that tests step by hand.
 
-Every component that waits or reads time takes a ``Clock``; tests pass ``FakeClock`` so that
-timing behaviour is exact and instant (no real sleeps).
+Every part of a harvest that waits or reads time takes a ``Clock`` (the limiter and its policy,
+retries, the sources, the run, the probe); tests pass ``FakeClock`` so that timing behaviour is
+exact and instant (no real sleeps). Three read the real clock directly: ``progress.py`` (the
+live line's rates and its redraw interval), ``store/lease.py`` (a lease's expiry is wall time
+shared with other machines) and ``http.py`` (a ``Retry-After`` HTTP date, read against now).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@
   remaining per second until its reset) is the one read;
 - ``Date`` and ``Retry-After`` (seconds or an HTTP date).
 
-``harvester/ratepolicy.py`` turns readings into a pace.
+``ratepolicy.py`` (beside this module) turns readings into a pace.
 """
 
 from __future__ import annotations

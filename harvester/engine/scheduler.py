@@ -1,10 +1,11 @@
 """Bounded-concurrency execution of partitions under one ``asyncio.TaskGroup``.
 
-``run_pool`` runs work items (token walks, date windows) with at most ``concurrency`` at once.
-A handler may ``add`` more items while it runs (a DBK window that was cut off adds its two
-halves), and the pool ends when the queue is empty and no handler is running. Every task belongs
-to the one TaskGroup: an unexpected exception in a handler cancels the others and propagates;
-cancelling the caller cancels every handler (that is how SIGINT/SIGTERM drain a run).
+``run_pool`` runs work items (token walks, date windows) with at most ``concurrency`` at once. A
+handler may ``add`` more items while it runs (after each DBK window, the windows its planner has
+ready next, a cut window's parts first), and the pool ends when the queue is empty and no handler is
+running. Every task belongs to the one TaskGroup: an unexpected exception in a handler cancels the
+others and propagates; cancelling the caller cancels every handler (that is how SIGINT/SIGTERM drain
+a run).
 
 Expected failures (a partition that ran out of retries) are the handler's business: it records
 them and returns normally, so the rest of the run goes on.

@@ -97,6 +97,6 @@ class Source(Protocol):
         """Fetch everything this mode asks for into ``ctx.sink``; record partition results.
 
         Failures of single partitions are recorded in ``ctx.partitions`` and do not raise;
-        ``AuthError`` and cancellation propagate.
+        ``AuthError``, ``OutputError`` (the disk or the store) and cancellation propagate.
         """
         ...

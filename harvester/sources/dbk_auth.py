@@ -6,7 +6,7 @@
   live DynamicWeb's default 1800 s.
 - ``bearer()`` returns a token valid for at least ``margin`` more seconds: when the current one
   is closer to its end, ``GET /dwapi/users/authenticate/refresh`` renews it, and if the refresh
-  is refused (403/400), the session authenticates again.
+  is refused (400, 401, 403 or 404), the session authenticates again.
 - After a 401 on an export, the caller asks ``after_401(token)``: the first caller for that
   token authenticates again (concurrent windows share one new token); if that token is refused
   too, ``AuthError`` stops the source (exit 3) naming the config keys, never their values.

@@ -1,10 +1,12 @@
 """Checkpoints of an unfinished run, and what ``--resume`` does with them.
 
-``checkpoint.json`` in a run directory lists the finalized shards, the partition plan, and the
-partitions whose records are all in those shards. It is rewritten atomically after the sink has
-made a partition's records final, so it never names a shard that is not whole nor a partition
-whose records are not in a listed shard. A crash at any moment therefore leaves a checkpoint
-that is true; resuming it:
+``checkpoint.json`` in a run directory lists the finalized shards, the partition plan, the
+partitions whose records are all in those shards, and the positions of unfinished walks (NOBB: each
+end's last key and next token, ``plan/positions.py``). It is rewritten atomically after the sink has
+made records final (as partitions finish, DBK's windows a group at a time, and every
+``checkpoint_seconds``), so it never names a shard that is not whole nor a partition whose records
+are not in a listed shard. A crash at any moment therefore leaves a checkpoint that is true;
+resuming it:
 
 1. verifies every listed shard (size and sha256) and deletes everything else that looks like a
    shard or a temp file (records of partitions that were not finished are fetched again);

@@ -40,7 +40,7 @@ MANIFEST = "manifest.json"
 
 @dataclass(frozen=True, slots=True)
 class ShardInfo:
-    """One finalized shard, as listed in the state and the manifest."""
+    """One finalized shard, as listed in the checkpoint and the manifest."""
 
     path: str
     records: int
