@@ -1,10 +1,10 @@
 """What the simulated APIs share: one ``SimContext`` per simulator.
 
-``SimContext`` holds the settings, the wall clock (injectable, so tests move time without
-sleeping), both catalogues, one fixed-window rate limit per API, the fault plan and counters
-(``stats``) that tests and benchmarks read. The rate limit's window kind, header family, reset
-style and clock skew come from the settings (``sim/ratelimit.py``). The server (``server.py``)
-builds it; the API modules (``nobb.py``, ``dbk.py``) take it, so none of them imports the server.
+``SimContext`` holds the settings, the wall clock (injectable, so tests move time without sleeping),
+both catalogues, one rate limit per API (a fixed or a sliding window), the fault plan and counters
+(``stats``) that tests and benchmarks read. The rate limit's window kind, header family, reset style
+and clock skew come from the settings (``sim/ratelimit.py``). The server (``server.py``) builds it;
+the API modules (``nobb.py``, ``dbk.py``) take it, so none of them imports the server.
 """
 
 from __future__ import annotations
