@@ -1,7 +1,8 @@
 """``python -m benchmarks.report [--markdown] [FILE]``: print a saved run's table again.
 
 FILE is a JSON file written by ``python -m benchmarks`` (default: the newest in
-``benchmarks/results/``); ``--markdown`` prints the table as Markdown, as pasted in the README.
+``benchmarks/results/``); ``--markdown`` prints the table as Markdown, as pasted in
+docs/benchmarks.md.
 """
 
 from __future__ import annotations
