@@ -2,8 +2,9 @@
 
 ``load_config(path)`` reads the file, expands ``${NAME}`` from the environment, checks every key
 and type, and returns a ``Config``. Anything wrong raises ``ConfigError`` naming the key (exit 2),
-before any network I/O. Secrets come from the environment (``${NOBB_PASSWORD}``) or from a file
-readable by its owner only (``password_file``, mode 0600).
+before any network I/O. Secrets come from the environment (``${NOBB_PASSWORD}``), from a file
+readable by its owner only (``password_file``, mode 0600), or, accepted but not advised, as the
+literal value in the TOML.
 """
 
 from __future__ import annotations
