@@ -24,6 +24,7 @@ import orjson
 
 from harvester.config import Config, DbkConfig, NobbConfig, OutputConfig, Secret
 from harvester.config_file import load_config
+from harvester.engine.clock import Clock
 from harvester.errors import ConfigError, HarvesterError, Interrupted
 from harvester.logs import setup_logging
 from harvester.plural import counted
@@ -63,6 +64,7 @@ async def harvest_all(
     digest: str,
     progress: ProgressMode = "auto",
     resume: bool = False,
+    clock: Clock | None = None,
 ) -> list[RunResult | HarvesterError]:
     """Run ``sources`` side by side, one task each under one TaskGroup; a result per source.
 
@@ -76,7 +78,8 @@ async def harvest_all(
     async def one(src: Source, prog: Progress) -> RunResult | HarvesterError:
         try:
             return await run_source(src, mode=mode, output=output, out_dir=out_dir,
-                                    config_digest=digest, progress=prog, resume=resume)  # fmt: skip
+                                    config_digest=digest, progress=prog, resume=resume,
+                                    clock=clock)  # fmt: skip
         except HarvesterError as exc:
             return exc
         except Exception as exc:  # a bug: report it, and let the other source finish
@@ -164,8 +167,8 @@ async def run_demo(*, out_dir: Path, nobb_items: int, dbk_products: int) -> int:
     return _exit_code(results)
 
 
-async def run_command(args: argparse.Namespace) -> int:
-    """Dispatch one parsed command line; returns the exit code."""
+async def run_command(args: argparse.Namespace, *, clock: Clock | None = None) -> int:
+    """Dispatch one parsed command line; returns the exit code. ``clock`` times each run."""
     if args.command == "demo":
         return await run_demo(
             out_dir=args.out, nobb_items=args.nobb_items, dbk_products=args.dbk_products
@@ -188,7 +191,7 @@ async def run_command(args: argparse.Namespace) -> int:
         raise ConfigError(f"no [nobb] or [dbk] section in the config {args.config}")
     found = await harvest_all(
         picked, cfg.output, mode=args.command, out_dir=out_dir, digest=cfg.digest(),
-        progress=args.progress, resume=args.resume,
+        progress=args.progress, resume=args.resume, clock=clock,
     )  # fmt: skip
     for result in found:
         _report(result)
