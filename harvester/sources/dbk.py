@@ -94,7 +94,7 @@ class DbkSource:
         )
         ctx.rate_report = self._limiter.report
         ctx.progress.limit = cfg.rate_limit
-        settings = http_settings(cfg, self.name, extra=1)  # one connection for token renewal
+        settings = http_settings(cfg, self.name, spare_connections=1)  # one for token renewal
         t0 = int(ctx.started.timestamp())
         if ctx.plan:
             start, end = (int(datetime.fromisoformat(str(v)).timestamp()) for v in ctx.plan[0])
@@ -116,7 +116,7 @@ class DbkSource:
         self._changed = 0
         self._latest: LatestVersions | None = None  # during the catch-up only
         self._replaced = 0
-        self._extra = 0
+        self._overlap_repeats = 0
         self._edges = (
             SecondEdges() if self._assume is None
             else SecondEdges(self._assume[0], self._assume[1], fixed=True)
@@ -159,7 +159,7 @@ class DbkSource:
             "written": ctx.records_before + ctx.progress.records,
             "changed_during_run": self._changed,
             "replaced_by_newer_version": self._replaced,
-            "overlap_repeats": self._extra,
+            "overlap_repeats": self._overlap_repeats,
             "edges": self._edges.describe(),
             "authentications": self._session.authentications,
             "token_refreshes": self._session.refreshes,
@@ -195,7 +195,7 @@ class DbkSource:
             return out
 
         async def fetch(w: Window, add: Callable[[Window], None]) -> None:
-            await self._one(ctx, planner, w, catch_up=catch_up)
+            await self._harvest_window(ctx, planner, w, catch_up=catch_up)
             for nxt in ready():
                 add(nxt)
 
@@ -206,16 +206,18 @@ class DbkSource:
             # as itself, not wrapped in a group.
             raise group.exceptions[0] from None
 
-    async def _one(
+    async def _harvest_window(
         self, ctx: RunContext, planner: WindowPlanner, w: Window, *, catch_up: bool
     ) -> None:
+        """Fetch window ``w`` (again, exactly, if the edges learned say it was asked wide), then
+        mark it complete, failed or cut off in ``planner`` and checkpoint when due."""
         full = w.width > 1  # a full one-second window is read whole: it cannot be split
         try:
             while True:
                 bounds = self._edges.bounds(w.start, w.end)
-                got = await self._fetcher.fetch(ctx, w, stop_when_full=full, bounds=bounds)
-                self._edges.observe(bounds, got.at_edges, seconds=got.seconds)
-                if got.count < planner.cap or self._edges.bounds(w.start, w.end) == bounds:
+                fetched = await self._fetcher.fetch(ctx, w, stop_when_full=full, bounds=bounds)
+                self._edges.observe(bounds, fetched.at_edges, seconds=fetched.seconds)
+                if fetched.count < planner.cap or self._edges.bounds(w.start, w.end) == bounds:
                     break
                 # Full, and asked with an overlap second the reading now known (from this
                 # response or another) leaves out: ask again exactly before splitting, so a
@@ -227,27 +229,27 @@ class DbkSource:
             ctx.partitions[w.id] = {"ok": False, "start": w.start, "end": w.end, "error": str(exc)}
             ctx.progress.partitions_failed += 1
             return
-        if got.count >= planner.cap:
-            if not planner.truncated(w, got.seen):
+        if fetched.count >= planner.cap:
+            if not planner.truncated(w, fetched.seen):
                 why = (
-                    f"{got.count} or more products share one second (the response cap is "
+                    f"{fetched.count} or more products share one second (the response cap is "
                     f"{planner.cap}): this window cannot be split, some may be missing"
                 )
                 log.error("dbk window %s: %s", w.id, why)
                 ctx.partitions[w.id] = {"ok": False, "start": w.start, "end": w.end, "error": why}
             return
-        planner.complete(w, got.count - got.extra)
+        planner.complete(w, fetched.count - fetched.outside)
         ctx.progress.partitions_done += 1
         result: dict[str, object] = {"ok": True, "start": w.start, "end": w.end,
-                                     "count": got.count - got.extra,
-                                     "written": got.written}  # fmt: skip
-        self._extra += got.extra
+                                     "count": fetched.count - fetched.outside,
+                                     "written": fetched.written}  # fmt: skip
+        self._overlap_repeats += fetched.outside
         if catch_up:
             result["catch_up"] = True
-            self._changed += max(0, got.count - got.extra - got.written)
+            self._changed += max(0, fetched.count - fetched.outside - fetched.written)
         ctx.partitions[w.id] = result
         self._since_checkpoint.append((w.id, result))
-        self._pending_records += got.written
+        self._pending_records += fetched.written
         if (
             self._pending_records >= CHECKPOINT_RECORDS
             or self.clock.monotonic() - self._last_checkpoint >= ctx.checkpoint_every

@@ -43,7 +43,7 @@ class PageFetcher:
     #: The days the catch-up walks again (the run's start day, and the day before while
     #: ``from`` may be exclusive): items changed on them are fingerprinted when written.
     start_day: tuple[str, ...]
-    prints: LatestVersions = field(default_factory=LatestVersions)
+    fingerprints: LatestVersions = field(default_factory=LatestVersions)
     latest: LatestVersions | None = None
     edges: DayEdges | None = None  #: learns the reading of from/to from the items' dates
     #: A sync's first day: an item changed before it came only with the day asked early.
@@ -150,7 +150,7 @@ class PageFetcher:
             if latest is not None:
                 latest.written(item.key)
             elif item.modified is not None and item.modified.startswith(self.start_day):
-                self.prints.fingerprint(item.key, item.line)
+                self.fingerprints.fingerprint(item.key, item.line)
         elif latest is not None:
             latest.met_again(item.key, item.line)
         return claim
