@@ -12,6 +12,8 @@ clock is a bare ``() -> float`` of UNIX seconds (``Simulator(settings, clock=...
 - ``PagedClock`` is time that passes only as the simulator serves NOBB requests.
 - ``Wall`` is a simulator wall clock the test sets by hand; ``RunningWall`` one that runs at the
   real pace from a chosen moment; ``clocks_at`` pairs one with a client ``JumpClock``.
+
+``NOWS`` are the moments the date-sensitive tests run at (never today).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from harvester.engine.clock import FakeClock, SystemClock
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
     from harvester.sim.server import Simulator
 
 __all__ = [
+    "NOWS",
     "T0",
     "FakeClock",
     "InstantClock",
@@ -43,6 +46,15 @@ __all__ = [
 
 #: A start instant 3.5 s into a 10 s rate window (1_790_000_000 is a multiple of 10).
 T0 = 1_790_000_003.5
+
+#: Fixed "now"s the date-sensitive tests run under: the default world's, a new day, a leap day,
+#: and 30 s before a year ends.
+NOWS = [
+    DEFAULT_NOW,
+    datetime(2026, 12, 1, 21, 55, tzinfo=UTC),
+    datetime(2028, 2, 29, 12, 0, tzinfo=UTC),
+    datetime(2026, 12, 31, 23, 59, 30, tzinfo=UTC),
+]
 
 
 class InstantClock(FakeClock):

@@ -18,10 +18,9 @@ from harvester.sim.books import basic
 from harvester.sim.server import Simulator
 from harvester.sim.settings import FaultProfile, SimSettings
 from harvester.sources.dbk import DbkSource
-from tests.clocks import SimWallClock, Wall, clocks_at
+from tests.clocks import NOWS, SimWallClock, Wall, clocks_at
 from tests.expected import expected_dbk, written_dbk
 from tests.harness import harvest, run_dbk, sim_dbk_config
-from tests.sim.test_sim_now import NOWS
 
 
 @pytest.mark.parametrize("now", NOWS, ids=lambda n: n.isoformat())

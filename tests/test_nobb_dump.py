@@ -19,10 +19,9 @@ from harvester.output import read_lines, verify_run
 from harvester.sim.server import Simulator
 from harvester.sim.settings import FaultProfile, SimSettings
 from harvester.store.storage import LocalDir
-from tests.clocks import Wall, clocks_at
+from tests.clocks import NOWS, Wall, clocks_at
 from tests.expected import served_nobb
 from tests.harness import cli, dump_nobb
-from tests.sim.test_sim_now import NOWS
 
 _EPOCH = date(1970, 1, 1)
 

@@ -16,9 +16,8 @@ from harvester.status import collect_status, render_status
 from harvester.store.checkpoint import Checkpoint
 from harvester.store.lock import RunLock
 from harvester.store.manifest import Manifest, ShardInfo, write_manifest
-from tests.clocks import clocks_at
+from tests.clocks import NOWS, clocks_at
 from tests.harness import dump_nobb
-from tests.sim.test_sim_now import NOWS
 
 SHA = "0" * 64
 
