@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -44,6 +45,7 @@ STEPS = ("mbs", "gap", "bar10", "rec", "ceiling", "per_s", "eta_label",
 BAR = 20
 #: Seconds between redraws.
 REFRESH = 0.25
+log = logging.getLogger("harvester.display")
 
 Cell = tuple[str, str, str]  # (column key, text, style)
 
@@ -161,7 +163,7 @@ class LiveDisplay:
         self._open = False
 
     async def __aenter__(self) -> LiveDisplay:
-        self._live.start(refresh=True)
+        self._live.start()  # the first frame is drawn by _run
         self._open = True
         set_live(self._print)
         self._task = asyncio.get_running_loop().create_task(self._run())
@@ -180,15 +182,25 @@ class LiveDisplay:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        self._end()
+
+    def _end(self) -> None:
+        """Erase the rows and hand the terminal back (the final frame is blank: no redraw)."""
         if self._open:
             self._open = False
             set_live(None)
+            self._live.update(Text(), refresh=False)
             self._live.stop()
 
     async def _run(self) -> None:
         while True:
+            try:
+                self._live.refresh()
+            except Exception:  # a bug here must not stop the harvest: report it, go on without
+                self._end()
+                log.exception("the live display failed; the run goes on without it")
+                return
             await asyncio.sleep(self._interval)
-            self._live.refresh()
 
 
 def choose(

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
 
 import orjson
+import pyte
+import pytest
 from rich.console import Console
 
 from harvester.display import STEPS, LiveDisplay, Rows, choose
@@ -121,8 +124,15 @@ def test_choose_keeps_the_live_display_to_a_terminal_with_text_logs() -> None:
         assert isinstance(picked, Reporter) and picked.enabled is shown, (mode, fmt)
 
 
+def _screen(text: str, width: int) -> tuple[list[str], int]:
+    """The screen after ``text`` (each newline also returns, as on a tty), and the cursor line."""
+    screen = pyte.Screen(width, 8)
+    pyte.Stream(screen).feed(text.replace("\n", "\r\n"))
+    return [line.rstrip() for line in screen.display], screen.cursor.y
+
+
 async def test_log_lines_print_above_the_rows_and_the_rows_are_erased_at_the_end() -> None:
-    """While the display is on, a warning prints once, above the rows; closing erases them."""
+    """While the display is on, a warning prints above the rows; closing erases the rows."""
     out = _Tty()
     console = Console(file=out, width=100, force_terminal=True, color_system=None)
     root = logging.getLogger("harvester")
@@ -130,16 +140,16 @@ async def test_log_lines_print_above_the_rows_and_the_rows_are_erased_at_the_end
     setup_logging()
     try:
         async with LiveDisplay(_sources(), console=console, interval=3600):
+            await asyncio.sleep(0)  # one turn of the loop: the first frame is drawn
             logging.getLogger("harvester.run").warning("nobb: something to say")
+            during, _ = _screen(out.getvalue(), 100)
     finally:
         root.handlers[:], root.propagate = saved[0], saved[1]
         root.setLevel(saved[2])
-    text = out.getvalue()
-    erase = "\r\x1b[2K\x1b[1A\x1b[2K"  # back over both rows, erasing them
-    assert text.count("WARNING harvester.run: nobb: something to say\n") == 1
-    before, after = text.split("WARNING harvester.run: nobb: something to say\n")
-    assert before.endswith(erase) and after.startswith("nobb ")
-    assert text.endswith("\r\x1b[1A\x1b[2K\x1b[1A\x1b[2K")  # the rows erased, the cursor back
+    assert during[0] == "WARNING harvester.run: nobb: something to say"
+    assert during[1].startswith("nobb ") and during[2].startswith("dbk ") and during[3] == ""
+    after, cursor = _screen(out.getvalue(), 100)
+    assert after == ["WARNING harvester.run: nobb: something to say"] + [""] * 7 and cursor == 1
 
 
 def test_plain_reporter_json_is_one_object_per_running_source() -> None:
@@ -151,3 +161,22 @@ def test_plain_reporter_json_is_one_object_per_running_source() -> None:
     data = orjson.loads(line)
     assert data["source"] == "nobb" and data["logger"] == "harvester.progress"
     assert data["message"].startswith("nobb: 123,456 records (62%), partitions 0/?")
+
+
+async def test_a_display_that_fails_to_draw_steps_aside_and_says_so(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A bug in drawing a row stops the display, not the run: logged once, the rows erased."""
+
+    def broken() -> dict[str, object]:
+        raise RuntimeError("no report")
+
+    out = _Tty()
+    console = Console(file=out, width=100, force_terminal=True, color_system=None)
+    with caplog.at_level(logging.ERROR, logger="harvester.display"):
+        async with LiveDisplay([Progress(source="nobb", rate=broken)], console=console,
+                               interval=3600):  # fmt: skip
+            await asyncio.sleep(0)  # one turn of the loop: the first frame is drawn, or not
+    (record,) = caplog.records
+    assert record.getMessage() == "the live display failed; the run goes on without it"
+    assert "nobb " not in out.getvalue()
