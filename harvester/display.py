@@ -22,6 +22,7 @@ import contextlib
 import logging
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import TextIO
 
@@ -148,8 +149,10 @@ class Rows:
 class LiveDisplay:
     """The rows on a terminal until closed; an async context manager, ``aclose`` idempotent.
 
-    Redrawn every ``REFRESH`` seconds from the event loop (the counters are only touched there);
-    log lines print above the rows meanwhile. Closing erases the rows.
+    Redrawn every ``REFRESH`` seconds from the event loop (the counters are only touched there).
+    Log lines (from any thread) wait for the next redraw and print above the rows all at once:
+    a line each costs a redraw of the rows, which ``-v`` on a fast run would make a CPU's work.
+    Closing prints the lines still waiting and erases the rows.
     """
 
     enabled = True
@@ -161,6 +164,7 @@ class LiveDisplay:
         self._interval = interval
         self._task: asyncio.Task[None] | None = None
         self._open = False
+        self._lines: deque[str] = deque()
 
     async def __aenter__(self) -> LiveDisplay:
         self._live.start()  # the first frame is drawn by _run
@@ -173,7 +177,18 @@ class LiveDisplay:
         await self.aclose()
 
     def _print(self, line: str) -> None:
-        self._live.console.print(Text(line))
+        self._lines.append(line)  # deque.append: safe from any thread
+
+    def _draw(self) -> None:
+        """Print the log lines waiting, the rows redrawn under them; else redraw the rows."""
+        lines: list[str] = []
+        with contextlib.suppress(IndexError):
+            while True:
+                lines.append(self._lines.popleft())
+        if lines:
+            self._live.console.print(Text("\n".join(lines)))
+        else:
+            self._live.refresh()
 
     async def aclose(self) -> None:
         """Stop redrawing and erase the rows; safe to call twice."""
@@ -190,12 +205,14 @@ class LiveDisplay:
             self._open = False
             set_live(None)
             self._live.update(Text(), refresh=False)
+            if self._lines:
+                self._live.console.print(Text("\n".join(self._lines)))
             self._live.stop()
 
     async def _run(self) -> None:
         while True:
             try:
-                self._live.refresh()
+                self._draw()
             except Exception:  # a bug here must not stop the harvest: report it, go on without
                 self._end()
                 log.exception("the live display failed; the run goes on without it")

@@ -132,24 +132,32 @@ def _screen(text: str, width: int) -> tuple[list[str], int]:
 
 
 async def test_log_lines_print_above_the_rows_and_the_rows_are_erased_at_the_end() -> None:
-    """While the display is on, a warning prints above the rows; closing erases the rows."""
+    """While the display is on, log lines print above the rows at the next frame; closing prints
+    those still waiting and erases the rows."""
     out = _Tty()
     console = Console(file=out, width=100, force_terminal=True, color_system=None)
     root = logging.getLogger("harvester")
     saved = root.handlers[:], root.propagate, root.level
     setup_logging()
     try:
-        async with LiveDisplay(_sources(), console=console, interval=3600):
+        async with LiveDisplay(_sources(), console=console, interval=0):
             await asyncio.sleep(0)  # one turn of the loop: the first frame is drawn
             logging.getLogger("harvester.run").warning("nobb: something to say")
+            assert "something" not in out.getvalue()  # printed with the next frame
+            await asyncio.sleep(0)  # the next frame
             during, _ = _screen(out.getvalue(), 100)
+            logging.getLogger("harvester.run").error("nobb: the last word")
     finally:
         root.handlers[:], root.propagate = saved[0], saved[1]
         root.setLevel(saved[2])
     assert during[0] == "WARNING harvester.run: nobb: something to say"
     assert during[1].startswith("nobb ") and during[2].startswith("dbk ") and during[3] == ""
     after, cursor = _screen(out.getvalue(), 100)
-    assert after == ["WARNING harvester.run: nobb: something to say"] + [""] * 7 and cursor == 1
+    said = [
+        "WARNING harvester.run: nobb: something to say",
+        "ERROR harvester.run: nobb: the last word",
+    ]
+    assert after == said + [""] * 6 and cursor == 2  # what waited is printed, the rows erased
 
 
 def test_plain_reporter_json_is_one_object_per_running_source() -> None:
