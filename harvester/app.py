@@ -99,7 +99,8 @@ async def harvest_all(
                 tasks = [tg.create_task(one(src, p)) for src, p in zip(sources, progs, strict=True)]
 
                 def stop() -> None:
-                    for task in tasks:
+                    for task, prog in zip(tasks, progs, strict=True):
+                        prog.stopping = True
                         task.cancel()
 
                 for sig in (signal.SIGINT, signal.SIGTERM):

@@ -11,6 +11,9 @@ does not fit is cut with an ellipsis. Log lines print above the rows (``logs.set
 rows are transient: when the display closes they are erased, and the run layer prints the
 closing summaries in their place (after Ctrl-C too: the interrupted ones).
 
+The cursor waits on a blank line under the rows, so what the terminal itself echoes (``^C``)
+lands there instead of after a full-width row, where it would wrap and leave a row behind.
+
 ``choose`` picks the reporter: this display on a terminal with text logs, else the plain
 ``progress.Reporter`` (never mixed with ``--log-format json``).
 """
@@ -71,7 +74,10 @@ def _cells(p: Progress, now: float, steps: set[str]) -> list[Cell]:
     cells.append(("failed", failed, "bold red"))
     left = p.eta(now)
     label = "" if "eta_label" in steps else "ETA "
-    cells.append(("eta", f"{label}{duration(left)}" if left is not None else "", ""))
+    if p.stopping:  # Ctrl-C: draining, the summary comes next
+        cells.append(("eta", "stopping…", "bold yellow"))
+    else:
+        cells.append(("eta", f"{label}{duration(left)}" if left is not None else "", ""))
     return [c for c in cells if c[0] not in steps]
 
 
@@ -113,6 +119,9 @@ class Rows:
             line.no_wrap = True
             line.truncate(width, overflow="ellipsis")
             yield line
+        # The cursor waits on a blank line under the rows: what the terminal echoes there (^C,
+        # keys typed) never wraps a row and is erased with the rows at the next frame.
+        yield Text()
 
     def _running(
         self, console: Console, options: ConsoleOptions, items: list[Progress], now: float
@@ -157,9 +166,9 @@ class LiveDisplay:
 
     enabled = True
 
-    def __init__(self, items: Sequence[Progress], *, console: Console,
-                 interval: float = REFRESH) -> None:  # fmt: skip
-        self._live = Live(Rows(items), console=console, auto_refresh=False, transient=True,
+    def __init__(self, items: Sequence[Progress], *, console: Console, interval: float = REFRESH,
+                 clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
+        self._live = Live(Rows(items, clock), console=console, auto_refresh=False, transient=True,
                           redirect_stdout=False, redirect_stderr=True)  # fmt: skip
         self._interval = interval
         self._task: asyncio.Task[None] | None = None

@@ -98,6 +98,8 @@ class Progress:
     #: The source's limiter report (``RateLimiter.report``): the policy in force.
     rate: Callable[[], Mapping[str, object]] | None = None
     started: float = field(default_factory=time.monotonic)
+    #: Set on SIGINT/SIGTERM: the source is draining (the display says so).
+    stopping: bool = False
     #: Set once the source has ended: its closing summary line, and whether it is complete.
     summary: str | None = None
     ok: bool = True

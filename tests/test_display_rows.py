@@ -42,7 +42,9 @@ def _render(items: list[Progress], width: int) -> list[str]:
     out = io.StringIO()
     console = Console(file=out, width=width, color_system=None, force_terminal=False)
     console.print(Rows(items, clock=lambda: 160.0))
-    return out.getvalue().splitlines()
+    *rows, cursor_line = out.getvalue().splitlines()
+    assert cursor_line == ""  # the blank line the cursor waits on
+    return rows
 
 
 def test_wide_rows_show_every_field_aligned() -> None:
@@ -92,6 +94,14 @@ def test_a_finished_row_is_its_summary_and_its_rates_stop() -> None:
     assert rows[1].startswith("dbk ") and "25%" in rows[1]
     assert nobb.line(now=161.0) == nobb.line(now=999.0)  # rates frozen at the end
     assert nobb.eta(now=999.0) is None
+
+
+def test_a_draining_row_says_it_is_stopping() -> None:
+    """After Ctrl-C, while a source drains, its row says so where the ETA was."""
+    nobb, dbk = _sources()
+    nobb.stopping = True
+    rows = _render([nobb, dbk], 80)
+    assert rows[0].endswith("retries 13 stopping…") and rows[1].endswith("ETA 3m00s"), rows
 
 
 def test_rows_before_anything_is_known_leave_the_unknown_out() -> None:
@@ -158,6 +168,22 @@ async def test_log_lines_print_above_the_rows_and_the_rows_are_erased_at_the_end
         "ERROR harvester.run: nobb: the last word",
     ]
     assert after == said + [""] * 6 and cursor == 2  # what waited is printed, the rows erased
+
+
+async def test_an_echoed_ctrl_c_never_leaves_a_row_behind() -> None:
+    """The terminal echoes ^C where the cursor is: after rows filling the width it would wrap
+    and leave a row behind; under them, on the cursor's blank line, it is erased with them."""
+    width = max(len(row) for row in _render(_sources(), 80))
+    assert len(_render(_sources(), width)[-1]) == width  # the last row fills the terminal
+    out = _Tty()
+    console = Console(file=out, width=width, force_terminal=True, color_system=None)
+    async with LiveDisplay(_sources(), console=console, interval=3600, clock=lambda: 160.0):
+        await asyncio.sleep(0)  # one turn of the loop: the first frame is drawn
+        drawn = out.getvalue()
+    screen, _ = _screen(drawn, width)
+    assert screen[1].startswith("dbk ") and len(screen[1]) == width
+    screen, cursor = _screen(drawn + "^C" + out.getvalue()[len(drawn) :], width)
+    assert screen == [""] * 8 and cursor == 0
 
 
 def test_plain_reporter_json_is_one_object_per_running_source() -> None:
