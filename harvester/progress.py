@@ -9,7 +9,7 @@ freeze there.
 
 ``Reporter`` is the plain reporter for what is not a terminal (cron, CI, a pipe): every
 ``interval`` seconds one line naming the sources still running, or with ``--log-format json``
-one JSON object per source. The live display on a terminal is ``display.py``; ``display.open``
+one JSON object per source. The live display on a terminal is ``display.py``; ``display.choose``
 picks between them. Nothing here ever sees a credential.
 """
 
