@@ -59,6 +59,16 @@ def sim_url() -> Iterator[str]:
             sim.terminate()
 
 
+@pytest.fixture
+def terminals() -> Iterator[list[Terminal]]:
+    """The test's terminals; a command still running when the test ends (it failed) is killed."""
+    made: list[Terminal] = []
+    yield made
+    for term in made:
+        if term.child.isalive():
+            term.child.terminate(force=True)
+
+
 class Terminal:
     """``harvester dump nobb dbk`` in a pseudo-terminal ``cols`` wide, and the screen it draws."""
 
@@ -118,13 +128,14 @@ BOTH = r"nobb\b[^\n]*\d%[^\n]*30/10s fixed[^\n]*\n[^\n]*dbk\b[^\n]*30/10s fixed"
 
 @pytest.mark.parametrize("cols", [80, 200])
 def test_one_row_per_source_fits_the_width_and_ends_in_summaries(
-    tmp_path: Path, sim_url: str, cols: int
+    tmp_path: Path, sim_url: str, terminals: list[Terminal], cols: int
 ) -> None:
     """Rows fit 80 and 200 columns unwrapped, with NOBB's %, the policy, then each summary."""
     old = tmp_path / "out" / "nobb" / "20260101T000000Z"
     old.mkdir(parents=True)
     Checkpoint(started="2026-01-01T00:00:00+00:00", mode="dump").save(old)  # an unfinished run
     term = Terminal(tmp_path, sim_url, cols)
+    terminals.append(term)
     lines, cursor = term.frame_with(BOTH)
     at, nobb, dbk = _rows(lines)
     # Two rows, one under the other, the cursor on the blank line under them: nothing wrapped.
@@ -145,11 +156,12 @@ def test_one_row_per_source_fits_the_width_and_ends_in_summaries(
 
 
 def test_ctrl_c_replaces_the_rows_with_the_interrupted_summaries(
-    tmp_path: Path, sim_url: str
+    tmp_path: Path, sim_url: str, terminals: list[Terminal]
 ) -> None:
     """Ctrl-C mid-run at 80 columns (the terminal echoes ^C under the rows): the rows give way
     to each source's interrupted summary, nothing else on the screen, exit 130."""
     term = Terminal(tmp_path, sim_url, 80)
+    terminals.append(term)
     _rows(term.frame_with(r"nobb\b[^\n]*\d%[^\n]*\n[^\n]*dbk\b[^\n]*\d%")[0])
     term.child.sendintr()
     screen, code = term.finish()
