@@ -24,11 +24,12 @@ import orjson
 
 from harvester.config import Config, DbkConfig, NobbConfig, OutputConfig, Secret
 from harvester.config_file import load_config
+from harvester.display import choose
 from harvester.engine.clock import Clock
 from harvester.errors import ConfigError, HarvesterError, Interrupted
 from harvester.logs import setup_logging
 from harvester.plural import counted
-from harvester.progress import Progress, ProgressMode, Reporter
+from harvester.progress import Progress, ProgressMode
 from harvester.run import RunResult, run_source
 from harvester.sim.server import Simulator
 from harvester.sim.settings import SimSettings
@@ -63,6 +64,7 @@ async def harvest_all(
     out_dir: Path | str,
     digest: str,
     progress: ProgressMode = "auto",
+    log_format: str = "text",
     resume: bool = False,
     clock: Clock | None = None,
 ) -> list[RunResult | HarvesterError]:
@@ -71,11 +73,17 @@ async def harvest_all(
     Each source has its own lock, limiter and progress counters, so one API's 429s or failure
     never stall the other. SIGINT/SIGTERM cancel every source: each drains (whole shards, an
     incomplete manifest) and comes back as ``Interrupted`` (exit 130). A failure that stops a
-    source comes back as its error, the others go on.
+    source comes back as its error, the others go on. ``progress`` and ``log_format`` pick how
+    progress shows (``display.choose``); a source's row turns into its summary when it ends.
     """
     progs = [Progress(source=src.name) for src in sources]
 
     async def one(src: Source, prog: Progress) -> RunResult | HarvesterError:
+        result = await run_one(src, prog)
+        prog.finish(_summary(result), ok=isinstance(result, RunResult) and not result.exit_code)
+        return result
+
+    async def run_one(src: Source, prog: Progress) -> RunResult | HarvesterError:
         try:
             return await run_source(src, mode=mode, output=output, out_dir=out_dir,
                                     config_digest=digest, progress=prog, resume=resume,
@@ -88,13 +96,14 @@ async def harvest_all(
 
     loop = asyncio.get_running_loop()
     installed: list[signal.Signals] = []
-    async with Reporter(progs, mode=progress):
+    async with choose(progs, mode=progress, log_format=log_format):
         try:
             async with asyncio.TaskGroup() as tg:
                 tasks = [tg.create_task(one(src, p)) for src, p in zip(sources, progs, strict=True)]
 
                 def stop() -> None:
-                    for task in tasks:
+                    for task, prog in zip(tasks, progs, strict=True):
+                        prog.stopping = True
                         task.cancel()
 
                 for sig in (signal.SIGINT, signal.SIGTERM):
@@ -120,11 +129,12 @@ def _exit_code(results: Sequence[RunResult | HarvesterError | int]) -> int:
     return 0
 
 
+def _summary(result: RunResult | HarvesterError) -> str:
+    return result.summary_line() if isinstance(result, RunResult) else f"error: {result}"
+
+
 def _report(result: RunResult | HarvesterError) -> None:
-    if isinstance(result, RunResult):
-        print(result.summary_line(), file=sys.stderr)
-    else:
-        print(f"error: {result}", file=sys.stderr)
+    print(_summary(result), file=sys.stderr)
 
 
 async def run_demo(*, out_dir: Path, nobb_items: int, dbk_products: int) -> int:
@@ -191,7 +201,7 @@ async def run_command(args: argparse.Namespace, *, clock: Clock | None = None) -
         raise ConfigError(f"no [nobb] or [dbk] section in the config {args.config}")
     found = await harvest_all(
         picked, cfg.output, mode=args.command, out_dir=out_dir, digest=cfg.digest(),
-        progress=args.progress, resume=args.resume, clock=clock,
+        progress=args.progress, log_format=args.log_format, resume=args.resume, clock=clock,
     )  # fmt: skip
     for result in found:
         _report(result)

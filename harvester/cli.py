@@ -69,9 +69,14 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
         "--progress",
         choices=("auto", "always", "never"),
         default="auto",
-        help="live progress on a terminal, a plain line every few seconds otherwise",
+        help="auto: a live display on a terminal; always: a plain line every 10 s elsewhere too",
     )
-    p.add_argument("--log-format", choices=("text", "json"), default="text")
+    p.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default="text",
+        help="json: one object a line, never mixed with the live display",
+    )
     p.add_argument("--summary-json", type=Path, help="also write the run summary to this file")
     verbosity = p.add_mutually_exclusive_group()
     verbosity.add_argument("-q", "--quiet", action="store_true", help="errors and summary only")

@@ -6,8 +6,8 @@ restarts. Log records carry request labels, never headers or credentials.
 
 Structured fields ride on ``extra=``: ``source``, ``partition``, ``request``, ``status``,
 ``duration_ms``, ``attempt``. The JSON formatter emits those present; the text formatter shows
-the message (which already names them). While a live progress line is on the terminal, a log
-line first clears it (``set_live``), so the two never run together; the reporter redraws it.
+the message (which already names them). While the live display is on the terminal, log lines go
+to it (``set_live``) and print above its rows, never through them.
 """
 
 from __future__ import annotations
@@ -23,13 +23,13 @@ import orjson
 __all__ = ["FIELDS", "JsonFormatter", "log_request", "set_live", "setup_logging"]
 
 FIELDS = ("source", "partition", "request", "status", "duration_ms", "attempt")
-_live: Callable[[], None] | None = None
+_live: Callable[[str], None] | None = None
 
 
-def set_live(clear: Callable[[], None] | None) -> None:
-    """Register (or drop, with None) how to clear the live progress line before a log line."""
+def set_live(write: Callable[[str], None] | None) -> None:
+    """Register (or drop, with None) where formatted log lines go while a live display is on."""
     global _live
-    _live = clear
+    _live = write
 
 
 def log_request(
@@ -73,9 +73,14 @@ class JsonFormatter(logging.Formatter):
 
 class _Handler(logging.StreamHandler[TextIO]):
     def emit(self, record: logging.LogRecord) -> None:
-        if _live is not None:
-            _live()
-        super().emit(record)
+        write = _live
+        if write is None:
+            super().emit(record)
+            return
+        try:
+            write(self.format(record))
+        except Exception:
+            self.handleError(record)
 
 
 def setup_logging(*, fmt: str = "text", quiet: bool = False, verbose: bool = False) -> None:

@@ -223,6 +223,7 @@ async def run_source(
                 records_before=sum(s.records for s in cp.shards),
                 checkpoint_every=output.checkpoint_seconds,
             )
+            progress.before = ctx.records_before  # the share done counts a resume's kept records
             try:
                 await source.harvest(ctx)
             except asyncio.CancelledError:

@@ -91,7 +91,7 @@ def test_cron_commands_parse_with_the_documented_flags() -> None:
 
 
 @pytest.mark.parametrize("doc", ["cron.md", "config.md", "exit-codes.md", "output.md",
-                                 "simulator.md", "../README.md"])  # fmt: skip
+                                 "progress.md", "simulator.md", "../README.md"])  # fmt: skip
 def test_every_flag_in_the_docs_exists(doc: str) -> None:
     """Each flag in a doc's inline code and command lines exists on the command it belongs to."""
     text = (DOCS / doc).read_text()

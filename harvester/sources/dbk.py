@@ -93,7 +93,7 @@ class DbkSource:
             cfg.rate_limit, clock=self.clock, name="dbk", key="dbk.rate_limit"
         )
         ctx.rate_report = self._limiter.report
-        ctx.progress.limit = cfg.rate_limit
+        ctx.progress.rate = self._limiter.report
         settings = http_settings(cfg, self.name, spare_connections=1)  # one for token renewal
         t0 = int(ctx.started.timestamp())
         if ctx.plan:
@@ -108,8 +108,11 @@ class DbkSource:
         for pid, result in ctx.done.items():
             ctx.partitions[pid] = dict(result)
             done.append((int(str(result["start"])), int(str(result["end"]))))
-        # The learned density gives the expected count, hence an ETA (windows: done/?).
+        # The learned density gives the expected count.
         ctx.progress.expected = round(estimate(learned, start, end)) or None
+        # The share done is the time finished windows cover, of [start, end) (then of now).
+        ctx.progress.span_total = end - start
+        ctx.progress.span_done = sum(max(0, min(b, end) - max(a, start)) for a, b in done)
         self._since_checkpoint: list[tuple[str, dict[str, object]]] = []
         self._pending_records = 0
         self._last_checkpoint = self.clock.monotonic()
@@ -142,6 +145,7 @@ class DbkSource:
             # in the very second the run started, and while it ran.
             if not main.failed and not main.unsplittable:
                 now = int(self.clock.time()) + 1
+                ctx.progress.span_total = max(end, now) - start
                 late = WindowPlanner(
                     end, max(end, now), cap=cfg.max_products_per_response, lanes=cfg.concurrency,
                     learned=learned,
@@ -240,6 +244,7 @@ class DbkSource:
             return
         planner.complete(w, fetched.count - fetched.outside)
         ctx.progress.partitions_done += 1
+        ctx.progress.span_done += w.width
         result: dict[str, object] = {"ok": True, "start": w.start, "end": w.end,
                                      "count": fetched.count - fetched.outside,
                                      "written": fetched.written}  # fmt: skip

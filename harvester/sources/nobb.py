@@ -89,7 +89,7 @@ class NobbSource:
             cfg.rate_limit, clock=self.clock, name="nobb", key="nobb.rate_limit"
         )
         ctx.rate_report = self._limiter.report
-        ctx.progress.limit = cfg.rate_limit
+        ctx.progress.rate = self._limiter.report
         assume = self._assume
         edges = self._edges = (
             DayEdges() if assume is None else DayEdges(assume[0], assume[1], fixed=True)
