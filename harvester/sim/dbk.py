@@ -24,6 +24,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import random
 import re
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -76,6 +77,21 @@ def parse_time(text: str) -> int:
     return int(when.timestamp())
 
 
+#: The docs' own form: ISO 8601 basic with a numeric offset (``20250204T0930-0400``), seconds
+#: optional (``readings.dbk_basic_time_only`` accepts this alone).
+_DOCS_TIME = re.compile(r"^\d{8}T\d{4}(\d{2})?[+-]\d{4}$")
+
+
+def _time(value: object, strict: bool) -> int | None:
+    """A filter's time (None when not given); ``strict``: only the docs' own form."""
+    if not value:
+        return None
+    text = str(value)
+    if strict and not _DOCS_TIME.match(text.strip()):
+        raise BadRequest(f"not a date/time as 20250204T0930-0400: {text!r}")
+    return parse_time(text)
+
+
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
@@ -94,7 +110,7 @@ def routes(ctx: SimContext) -> list[web.RouteDef]:
 
 def problem(status: int, title: str, detail: str, trace: str) -> web.Response:
     """An RFC 9457 problem+json answer as ASP.NET Core writes it."""
-    kind = {401: "15.5.2", 400: "15.5.1", 404: "15.5.5"}.get(status, "15.6.1")
+    kind = {401: "15.5.2", 400: "15.5.1", 404: "15.5.5", 413: "15.5.14"}.get(status, "15.6.1")
     body = {
         "type": f"https://tools.ietf.org/html/rfc9110#section-{kind}",
         "title": title,
@@ -114,6 +130,22 @@ class DbkApi:
         self.ctx = ctx
         self._key = hashlib.sha256(f"dbk-sim-{ctx.settings.seed}".encode()).digest()
         self._messages = 0
+        self._calls = 0  # shuffled answers so far (readings.dbk_shuffle)
+
+    def _lifetime(self, request: web.Request) -> int:
+        """``expirationInSeconds`` if asked, else the site's token life."""
+        asked = request.query.get("expirationInSeconds", "")
+        if asked.isdigit() and int(asked) > 0:
+            return int(asked)
+        return self.ctx.settings.readings.dbk_token_life
+
+    def _key_now(self) -> bytes:
+        """The signing key in force: the seed's, or with ``dbk_rotate_key`` one per period."""
+        every = self.ctx.settings.readings.dbk_rotate_key
+        if not every:
+            return self._key
+        period = int(self.ctx.clock() // every)
+        return hashlib.sha256(self._key + period.to_bytes(8, "big", signed=True)).digest()
 
     def _trace(self) -> str:
         self.ctx.stats["dbk_traces"] += 1
@@ -133,7 +165,7 @@ class DbkApi:
             "aud": "WebAPI",
         }
         payload = _b64(orjson.dumps(claims))
-        sig = hmac.new(self._key, f"{header}.{payload}".encode(), hashlib.sha256).digest()
+        sig = hmac.new(self._key_now(), f"{header}.{payload}".encode(), hashlib.sha256).digest()
         return f"{header}.{payload}.{_b64(sig)}"
 
     def _valid(self, request: web.Request) -> bool:
@@ -143,7 +175,8 @@ class DbkApi:
         parts = auth[7:].split(".")
         if len(parts) != 3:
             return False
-        expected = hmac.new(self._key, f"{parts[0]}.{parts[1]}".encode(), hashlib.sha256).digest()
+        expected = hmac.new(self._key_now(), f"{parts[0]}.{parts[1]}".encode(),
+                            hashlib.sha256).digest()  # fmt: skip
         if not hmac.compare_digest(_b64(expected), parts[2]):
             return False
         claims = orjson.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
@@ -163,16 +196,18 @@ class DbkApi:
             password = request.query.get("password", "")
         if (user, password) != (self.ctx.settings.username, self.ctx.settings.password):
             return web.json_response({"message": "Username or password is not valid"}, status=404)
-        lifetime = int(request.query.get("expirationInSeconds", "1800") or 1800)
+        lifetime = self._lifetime(request)
         self.ctx.stats["dbk_authentications"] += 1
         return web.json_response({"token": self.make_token(lifetime)})
 
     async def refresh(self, request: web.Request) -> web.Response:
-        if not self._valid(request):
+        self.ctx.stats["dbk_refresh_calls"] += 1
+        refuses = self.ctx.settings.readings.dbk_refresh_refuses
+        if refuses or not self._valid(request):
             return web.json_response(
-                {"message": "Token could not be authorized or Token expired"}, status=403
+                {"message": "Token could not be authorized or Token expired"}, status=refuses or 403
             )
-        lifetime = int(request.query.get("expirationInSeconds", "1800") or 1800)
+        lifetime = self._lifetime(request)
         self.ctx.stats["dbk_refreshes"] += 1
         return web.json_response({"token": self.make_token(lifetime)})
 
@@ -225,18 +260,36 @@ class DbkApi:
             return resp
         sent = int(ctx.clock())  # read before the snapshot below, as one consistent moment
         positions = ctx.books.window(start, end, publisher=publisher, isbns=isbns)
-        if not positions:
+        readings = ctx.settings.readings
+        if not positions and not readings.dbk_empty_200:
             return web.Response(status=204, headers=headers)
-        positions = positions[: ctx.settings.dbk_max_products]
+        cap = ctx.settings.dbk_max_products
+        if len(positions) > cap and readings.dbk_cap_answer in ("413", "400"):
+            ctx.stats["dbk_refused_too_many"] += 1
+            resp = _too_many(int(readings.dbk_cap_answer), cap, self._trace())
+            resp.headers.update(headers)
+            return resp
+        if readings.dbk_cap_answer != "none":
+            positions = positions[:cap]
+        if readings.dbk_shuffle:
+            self._calls += 1
+            random.Random(f"{ctx.settings.seed}|{self._calls}").shuffle(positions)
         self._messages += 1
         ctx.stats["dbk_documents"] += 1
         return await send(
             request,
-            ctx.books.message(positions, sent=sent, number=self._messages),
+            ctx.books.message(
+                positions,
+                sent=sent,
+                number=self._messages,
+                release=readings.dbk_onix,
+                datestamps=readings.dbk_datestamps,
+            ),
             content_type="application/xml; charset=utf-8",
             headers=headers,
             latency=ctx.settings.latency_ms / 1000,
             fault=fault,
+            encoding=readings.encoding,
         )
 
     def _params(
@@ -251,8 +304,9 @@ class DbkApi:
             if not isinstance(body, dict):
                 raise BadRequest("the body must be a JSON object")
             values.update(body)
-        start = parse_time(str(values["updatedFrom"])) if values.get("updatedFrom") else None
-        end = parse_time(str(values["updatedTo"])) if values.get("updatedTo") else None
+        strict = self.ctx.settings.readings.dbk_basic_time_only
+        start = _time(values.get("updatedFrom"), strict)
+        end = _time(values.get("updatedTo"), strict)
         publisher = None
         if values.get("publisher") not in (None, ""):
             try:
@@ -267,6 +321,16 @@ class DbkApi:
             if not all(re.fullmatch(r"\d{13}", i) for i in isbns):
                 raise BadRequest("productIds must be 13-digit EAN numbers")
         return start, end, publisher, isbns
+
+
+def _too_many(status: int, cap: int, trace: str) -> web.Response:
+    """A window over the cap refused: 413 as ASP.NET writes it, or 400 stating the cap."""
+    if status == 413:
+        return problem(413, "Content Too Large",
+                       f"The export holds more than {cap} products: try with a smaller window",
+                       trace)  # fmt: skip
+    return problem(400, f"Too many products: the export is limited to {cap} products per request",
+                   "Narrow updatedFrom / updatedTo", trace)  # fmt: skip
 
 
 def _dbk_case(headers: dict[str, str]) -> dict[str, str]:
