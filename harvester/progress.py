@@ -37,6 +37,7 @@ class Progress:
     requests: int = 0
     throttled: int = 0
     retries: int = 0
+    accepted: int = 0  #: 202 Accepted answers waited out (asked again, no retry spent)
     expected: int | None = None
     limit: str = ""
     started: float = field(default_factory=time.monotonic)

@@ -73,6 +73,7 @@ class DbkSource:
         self.clock = clock or SystemClock()
         self._policy = RetryPolicy(attempts=max(1, cfg.retries))
         self._assume = assume_edges
+        self._stated_cap: int | None = None  # the cap a refusal stated, for every planner after
 
     def key_of(self, line: bytes) -> str:
         # Records start with their key (parse/onix.py writes it first): slice it out, and
@@ -117,6 +118,7 @@ class DbkSource:
         self._latest: LatestVersions | None = None  # during the catch-up only
         self._replaced = 0
         self._extra = 0
+        self._refusals = 0
         self._edges = (
             SecondEdges() if self._assume is None
             else SecondEdges(self._assume[0], self._assume[1], fixed=True)
@@ -146,6 +148,8 @@ class DbkSource:
                     end, max(end, now), cap=cfg.max_products_per_response, lanes=cfg.concurrency,
                     learned=learned,
                 )  # fmt: skip
+                if self._stated_cap is not None:
+                    late.limit(self._stated_cap)
                 latest = self._latest = LatestVersions()
                 await self._run(ctx, late, catch_up=True)
                 covered += late.covered
@@ -160,6 +164,7 @@ class DbkSource:
             "changed_during_run": self._changed,
             "replaced_by_newer_version": self._replaced,
             "overlap_repeats": self._extra,
+            "refused_as_too_many": self._refusals,
             "edges": self._edges.describe(),
             "authentications": self._session.authentications,
             "token_refreshes": self._session.refreshes,
@@ -227,11 +232,22 @@ class DbkSource:
             ctx.partitions[w.id] = {"ok": False, "start": w.start, "end": w.end, "error": str(exc)}
             ctx.progress.partitions_failed += 1
             return
-        if got.count >= planner.cap:
+        if got.refused is not None:
+            # Refused as too many (413, or a 400 saying so): split exactly like a full answer,
+            # planning from here on for the cap the message states.
+            log.info("dbk window %s refused as too many products (%s): split", w.id, got.refused)
+            if got.stated_cap is not None:
+                planner.limit(got.stated_cap)
+                self._stated_cap = min(self._stated_cap or got.stated_cap, got.stated_cap)
+            self._refusals += 1
+        if got.refused is not None or got.count >= planner.cap:
             if not planner.truncated(w, got.seen):
                 why = (
                     f"{got.count} or more products share one second (the response cap is "
                     f"{planner.cap}): this window cannot be split, some may be missing"
+                    if got.refused is None
+                    else f"the server refuses this one-second window as too many products "
+                    f"({got.refused}): it cannot be split, its products are missing"
                 )
                 log.error("dbk window %s: %s", w.id, why)
                 ctx.partitions[w.id] = {"ok": False, "start": w.start, "end": w.end, "error": why}
