@@ -25,14 +25,13 @@ import base64
 import hashlib
 import hmac
 import random
-import re
-from datetime import UTC, datetime, timedelta, timezone
 
 import orjson
 from aiohttp import web
 
 from harvester.sim.books import PUBLISHERS
 from harvester.sim.context import SimContext
+from harvester.sim.dbk_filters import BadRequest, export_filters, parse_time
 from harvester.sim.faults import fails_always
 from harvester.sim.wire import send
 
@@ -41,55 +40,6 @@ __all__ = ["parse_time", "routes"]
 AUTH = "/dwapi/users/authenticate"
 REFRESH = "/dwapi/users/authenticate/refresh"
 EXPORT = "/onix/document/export/v3.1"
-_TIME = re.compile(
-    r"^(\d{4})-?(\d{2})-?(\d{2})(?:T(\d{2}):?(\d{2})(?::?(\d{2}))?(?:\.\d+)?"
-    r"(Z|[+-]\d{2}:?\d{2})?)?$"
-)
-
-
-class BadRequest(Exception):
-    """A filter value the export rejects with 400."""
-
-
-def parse_time(text: str) -> int:
-    """An ISO 8601 basic or extended date/time as UNIX seconds (UTC when no zone is given)."""
-    m = _TIME.match(text.strip())
-    if not m:
-        raise BadRequest(f"not an ISO 8601 date/time: {text!r}")
-    year, month, day, hour, minute, second, zone = m.groups()
-    tz = UTC
-    if zone and zone != "Z":
-        sign = 1 if zone[0] == "+" else -1
-        digits = zone[1:].replace(":", "")
-        tz = timezone(sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:])))
-    try:
-        when = datetime(
-            int(year),
-            int(month),
-            int(day),
-            int(hour or 0),
-            int(minute or 0),
-            int(second or 0),
-            tzinfo=tz,
-        )
-    except ValueError as exc:
-        raise BadRequest(f"not a valid date/time: {text!r}") from exc
-    return int(when.timestamp())
-
-
-#: The docs' own form: ISO 8601 basic with a numeric offset (``20250204T0930-0400``), seconds
-#: optional (``readings.dbk_basic_time_only`` accepts this alone).
-_DOCS_TIME = re.compile(r"^\d{8}T\d{4}(\d{2})?[+-]\d{4}$")
-
-
-def _time(value: object, strict: bool) -> int | None:
-    """A filter's time (None when not given); ``strict``: only the docs' own form."""
-    if not value:
-        return None
-    text = str(value)
-    if strict and not _DOCS_TIME.match(text.strip()):
-        raise BadRequest(f"not a date/time as 20250204T0930-0400: {text!r}")
-    return parse_time(text)
 
 
 def _b64(data: bytes) -> str:
@@ -237,7 +187,8 @@ class DbkApi:
             resp.headers.update(headers)
             return resp
         try:
-            params = self._params(request, raw)
+            params = export_filters(request.query, raw,
+                                    strict=ctx.settings.readings.dbk_basic_time_only)  # fmt: skip
         except BadRequest as exc:
             resp = problem(400, "Bad Request", str(exc), self._trace())
             resp.headers.update(headers)
@@ -291,36 +242,6 @@ class DbkApi:
             fault=fault,
             encoding=readings.encoding,
         )
-
-    def _params(
-        self, request: web.Request, raw: bytes
-    ) -> tuple[int | None, int | None, int | None, list[str] | None]:
-        values: dict[str, object] = dict(request.query)
-        if raw.strip():
-            try:
-                body = orjson.loads(raw)
-            except orjson.JSONDecodeError as exc:
-                raise BadRequest("the body must be a JSON object") from exc
-            if not isinstance(body, dict):
-                raise BadRequest("the body must be a JSON object")
-            values.update(body)
-        strict = self.ctx.settings.readings.dbk_basic_time_only
-        start = _time(values.get("updatedFrom"), strict)
-        end = _time(values.get("updatedTo"), strict)
-        publisher = None
-        if values.get("publisher") not in (None, ""):
-            try:
-                publisher = int(str(values["publisher"]))
-            except ValueError as exc:
-                raise BadRequest("publisher must be a DBK customer number") from exc
-        isbns = None
-        ids = values.get("productIds")
-        if ids not in (None, "", []):
-            items = ids if isinstance(ids, list) else str(ids).split(",")
-            isbns = [str(i).strip() for i in items if str(i).strip()]
-            if not all(re.fullmatch(r"\d{13}", i) for i in isbns):
-                raise BadRequest("productIds must be 13-digit EAN numbers")
-        return start, end, publisher, isbns
 
 
 def _too_many(status: int, cap: int, trace: str) -> web.Response:
