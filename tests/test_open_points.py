@@ -25,6 +25,7 @@ from harvester.engine.clock import Clock
 from harvester.output import read_lines, verify_run
 from harvester.parse.onix import convert_batch, read_header
 from harvester.parse.onix_split import Batch, OnixSplitter, Prologue
+from harvester.plan.windows import Window
 from harvester.progress import Progress
 from harvester.run import RunResult, run_source
 from harvester.sim.readings import Readings
@@ -285,6 +286,26 @@ async def test_cap_answered_as_an_error_is_split(tmp_path: Path, status: str) ->
     # Learned from "limited to 100 products" (400), else only split: either way far fewer
     # refusals than windows once the planner knows.
     assert isinstance(checks["windows"], int) and refused < checks["windows"]
+
+
+async def test_a_refused_one_second_window_is_named_and_incomplete(tmp_path: Path) -> None:
+    """One second holding 401 products, refused with 413 at a cap of 400: it cannot be split,
+    so the run exits 1 naming it (unsplittable, with the server's words); the rest is written."""
+    readings = Readings(dbk_cap_answer="413")
+    async with _sim(dbk_products=3000, dbk_max_products=400, seed=7, dbk_bulk_second=True,
+                    readings=readings) as sim:  # fmt: skip
+        result = await _dbk(sim, tmp_path)
+        bulk = sim.ctx.books.bulk_second
+    assert bulk is not None and result.exit_code == 1 and not result.manifest.complete
+    bad = Window(bulk, bulk + 1).id
+    assert result.manifest.checks["unsplittable"] == [bad] and result.failed == (bad,)
+    entry = result.manifest.partitions[bad]
+    assert isinstance(entry, dict) and entry["error"] == (
+        "the server refuses this one-second window as too many products (HTTP 413: Content Too "
+        "Large (The export holds more than 400 products: try with a smaller window)): it cannot "
+        "be split, its products are missing"
+    )
+    assert result.manifest.records == 3000 - 401
 
 
 @pytest.mark.parametrize(

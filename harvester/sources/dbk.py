@@ -43,7 +43,7 @@ from harvester.plan.edges import SecondEdges
 from harvester.plan.windows import Window, WindowPlanner, estimate
 from harvester.sources.base import Key, RunContext
 from harvester.sources.dbk_auth import DbkSession
-from harvester.sources.dbk_fetch import EXPORT, WindowFetcher
+from harvester.sources.dbk_fetch import EXPORT, Fetched, WindowFetcher
 from harvester.sources.endpoint import check_certificate, http_settings
 from harvester.store.latest import LatestVersions
 
@@ -74,6 +74,7 @@ class DbkSource:
         self._policy = RetryPolicy(attempts=max(1, cfg.retries))
         self._assume = assume_edges
         self._stated_cap: int | None = None  # the cap a refusal stated, for every planner after
+        self._known: int | None = None  # a second some answer showed a product in (_exactly)
 
     def key_of(self, line: bytes) -> str:
         # Records start with their key (parse/onix.py writes it first): slice it out, and
@@ -220,12 +221,16 @@ class DbkSource:
                 bounds = self._edges.bounds(w.start, w.end)
                 got = await self._fetcher.fetch(ctx, w, stop_when_full=full, bounds=bounds)
                 self._edges.observe(bounds, got.at_edges, seconds=got.seconds)
-                if got.count < planner.cap or self._edges.bounds(w.start, w.end) == bounds:
+                self._known = got.inside if got.inside is not None else self._known
+                full = got.count >= planner.cap or got.refused is not None
+                if not full or self._edges.bounds(w.start, w.end) == bounds:
                     break
                 # Full, and asked with an overlap second the reading now known (from this
                 # response or another) leaves out: ask again exactly before splitting, so a
                 # dense neighbour never makes a window look full. At most twice (two ends).
                 log.info("dbk edges now %s; window %s again", self._edges.describe(), w.id)
+            if got.refused is not None and w.width == 1 and bounds != (w.start, w.end):
+                got = await self._exactly(ctx, w, got)
         except FetchError as exc:
             log.error("dbk window %s failed: %s", w.id, exc)
             planner.fail(w, str(exc))
@@ -269,6 +274,25 @@ class DbkSource:
             or self.clock.monotonic() - self._last_checkpoint >= ctx.checkpoint_every
         ):
             await self._flush_checkpoints(ctx)
+
+    async def _exactly(self, ctx: RunContext, w: Window, refused: Fetched) -> Fetched:
+        """A one-second window refused with its overlap second (an unproven reading sends
+        ``updatedFrom`` a second early): that neighbour may be the crowded one. Ask for the
+        second alone; if a product stamped with it comes back, ``updatedFrom`` is proven
+        inclusive and the answer is exact. Otherwise the refusal stands (an empty answer may
+        be an exclusive reading leaving the second out)."""
+        exact = (w.start, w.end)
+        got = await self._fetcher.fetch(ctx, w, stop_when_full=False, bounds=exact)
+        self._edges.observe(exact, got.at_edges, seconds=got.seconds)
+        if got.refused is None and not self._edges.from_inclusive and self._known is not None:
+            # Empty: prove the reading on a second known to hold a product, asked alone.
+            t = self._known
+            probe = Window(t, t + 1)
+            seen = await self._fetcher.fetch(ctx, probe, stop_when_full=False, bounds=(t, t + 1))
+            self._edges.observe((t, t + 1), seen.at_edges, seconds=seen.seconds)
+        if got.refused is None and self._edges.from_inclusive:
+            return got
+        return refused
 
     def _on_record(self, key: Key, line: bytes, new: bool) -> None:
         """Catch-up only: remember newer versions of records written before they changed."""

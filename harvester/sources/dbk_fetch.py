@@ -64,6 +64,8 @@ class Fetched:
     #: its status and message. The window is split like a full answer; nothing was written.
     refused: str | None = None
     stated_cap: int | None = None  #: the cap the refusal's message states, if it gives one
+    #: A datestamp with seconds inside the bounds sent: a second known to hold a product.
+    inside: int | None = None
 
 
 @dataclass(slots=True, kw_only=True)
@@ -91,7 +93,7 @@ class WindowFetcher:
 
         async def attempt() -> Fetched:
             out.count = out.extra = 0
-            out.refused, out.stated_cap = None, None
+            out.refused, out.stated_cap, out.inside = None, None, None
             out.seen.clear()
             out.at_edges.clear()
             attempts[0] += 1
@@ -253,6 +255,8 @@ def _edge_times(out: Fetched, times: Iterable[int], bounds: tuple[int, int]) -> 
             out.at_edges.append(t)
         if t % 60:
             out.seconds = True
+            if lo <= t < hi:
+                out.inside = t
 
 
 _TOO_MANY = re.compile(r"too (many|large|big)|smaller|exceed|limited to|at most|maximum", re.I)
