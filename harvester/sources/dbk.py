@@ -3,8 +3,10 @@
 The export has no pagination, so a run covers ``[start, end)`` with windows from ``windows.py``,
 each asked as ``updatedFrom`` / ``updatedTo`` by the edge rule (``edges.py``: one second early
 until the reading is proven, so every reading is exact): a response holding
-``max_products_per_response`` products may have been cut off and is split; a one-second
-window still that full is named in the manifest and makes the run incomplete. A dump runs from
+``max_products_per_response`` products may have been cut off and is split, and so is one the
+server refuses as too many (413, or a 400 saying so; the cap its message states is planned for
+from then on); a one-second window still that full, or still refused, is named in the manifest
+and makes the run incomplete. A dump runs from
 ``dbk.start`` to the run's start ``T0`` (whole seconds), then a catch-up from ``T0`` to now for
 products that changed in ``T0``'s second or later; a sync runs from the last complete run's
 high-water mark (its ``T0``) minus ``sync_overlap_days``, and catches up the same way. The

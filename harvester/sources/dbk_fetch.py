@@ -4,7 +4,8 @@
 ``productIds``) as GET query parameters or a POST JSON body, under the source's limiter, with the
 session's bearer token; a 401 makes the session authenticate again once (``dbk_auth.py``), 429s
 wait on the limiter, other retryable failures retry the whole window (records already written
-are dropped by the sink's key set). 204 is an empty window.
+are dropped by the sink's key set). 204 is an empty window. A 413, or a 400 whose message says
+"too many" (``too_many``), is no error: ``Fetched.refused`` says the window is to be split.
 
 A body is cut at product boundaries as it streams in (``parse/onix_split.py``) and held until it
 is known not to be cut off (at most ``max_products_per_response`` products); its batches are then
