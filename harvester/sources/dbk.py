@@ -224,8 +224,8 @@ class DbkSource:
                 got = await self._fetcher.fetch(ctx, w, stop_when_full=full, bounds=bounds)
                 self._edges.observe(bounds, got.at_edges, seconds=got.seconds)
                 self._known = got.inside if got.inside is not None else self._known
-                full = got.count >= planner.cap or got.refused is not None
-                if not full or self._edges.bounds(w.start, w.end) == bounds:
+                again = got.count >= planner.cap or got.refused is not None
+                if not again or self._edges.bounds(w.start, w.end) == bounds:
                     break
                 # Full, and asked with an overlap second the reading now known (from this
                 # response or another) leaves out: ask again exactly before splitting, so a
