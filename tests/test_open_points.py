@@ -183,6 +183,7 @@ async def test_202_accepted_is_waited_out_not_an_empty_page(tmp_path: Path) -> N
         assert _written(result, "nobbNumber") == _items(sim)
         accepted = sim.stats["nobb_accepted"]
     assert accepted > 2000 / 300 and progress.accepted == accepted
+    assert result.manifest.checks["accepted_202"] == accepted
     assert progress.retries == 0
     assert 1.0 in clock.slept  # a Retry-After: 1 was waited
 

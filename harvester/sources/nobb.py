@@ -176,6 +176,7 @@ class NobbSource:
         checks["edge_fill_written"] = only["edge_fill"]
         checks["edges"] = self._edges.describe()
         checks["tokens"] = self._budget.describe()
+        checks["accepted_202"] = ctx.progress.accepted  # pages answered 202 and asked again
         notes = [str(checks["note"])] if checks.get("note") else []  # e.g. newer versions kept
         if only["edge_fill"]:
             notes.append(f"{only['edge_fill']} items only the boundary walks found (an end of "
