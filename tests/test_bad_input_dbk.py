@@ -26,7 +26,7 @@ from harvester.sources.dbk import DbkSource
 from tests.front import Front, JumpClock, Upstream
 from tests.test_dbk_dump import _expected, _run, _written
 
-FIRST = "updatedFrom=19991231T235959Z"  # dbk.start a second early (edges.py): the first window
+FIRST = "updatedFrom=19991231T235959%2B0000"  # dbk.start a second early (edges.py): 1st window
 
 
 def _dbk_api(sim: Simulator) -> DbkApi:
