@@ -7,9 +7,9 @@
 - ``bearer()`` returns a token valid for at least ``margin`` more seconds: when the current one
   is closer to its end, ``GET /dwapi/users/authenticate/refresh`` renews it, and if the refresh
   is refused (400, 401, 403 or 404), the session authenticates again, and does so directly,
-  without asking the refresh endpoint, for the rest of the run. ``margin`` is ``token_refresh_margin`` bounded
-  by a quarter of the token's life as its claims show it (``exp`` − ``iat``, else ``exp`` − now):
-  a 60 s margin on a token living 10 s would renew before every request.
+  without asking the refresh endpoint, for the rest of the run. ``margin`` is
+  ``token_refresh_margin`` bounded by a quarter of the token's life as its claims show it
+  (``exp`` − ``iat``, else ``exp`` − now): a 60 s margin on a token living 10 s would renew before every request.
 - After a 401 on an export, the caller asks ``after_401(token)``: the first caller for that
   token authenticates again (concurrent windows share one new token); if that token is refused
   too, ``AuthError`` stops the source (exit 3) naming the config keys, never their values.
