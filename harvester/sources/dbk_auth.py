@@ -9,7 +9,8 @@
   is refused (400, 401, 403 or 404), the session authenticates again, and does so directly,
   without asking the refresh endpoint, for the rest of the run. ``margin`` is
   ``token_refresh_margin`` bounded by a quarter of the token's life as its claims show it
-  (``exp`` − ``iat``, else ``exp`` − now): a 60 s margin on a token living 10 s would renew before every request.
+  (``exp`` − ``iat``, else ``exp`` − now): a 60 s margin on a token living 10 s would renew
+  before every request.
 - After a 401 on an export, the caller asks ``after_401(token)``: the first caller for that
   token authenticates again (concurrent windows share one new token); if that token is refused
   too, ``AuthError`` stops the source (exit 3) naming the config keys, never their values.
