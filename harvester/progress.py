@@ -88,6 +88,7 @@ class Progress:
     requests: int = 0
     throttled: int = 0
     retries: int = 0
+    accepted: int = 0  #: 202 Accepted answers waited out (asked again, no retry spent)
     #: Records the run will have written in all (NOBB: the planned x-totalHits).
     expected: int | None = None
     #: Records in the kept shards of a resumed run (``expected`` counts them too).

@@ -9,7 +9,7 @@ clock is a bare ``() -> float`` of UNIX seconds (``Simulator(settings, clock=...
 - ``JumpClock`` is real time plus every sleep, skipped: runs against a real-socket simulator take
   no time for their backoff and rate-limit waits, and ``slept`` shows what they would have taken.
 - ``SimWallClock`` is the real clock whose wall time is read elsewhere (the simulator's).
-- ``PagedClock`` is time that passes only as the simulator serves NOBB requests.
+- ``PagedClock`` is time that passes only as the simulator serves requests.
 - ``Wall`` is a simulator wall clock the test sets by hand; ``RunningWall`` one that runs at the
   real pace from a chosen moment; ``clocks_at`` pairs one with a client ``JumpClock``.
 
@@ -102,16 +102,19 @@ class SimWallClock(SystemClock):
 
 
 class PagedClock:
-    """Time that passes only as the simulator serves NOBB requests, ``per_request`` s each."""
+    """Time that passes only as the simulator ``sim`` serves requests of ``api``, ``per_request``
+    s each, from ``start``; sleeps add to it. One clock for the simulator (its ``time``) and the
+    client."""
 
-    def __init__(self, per_request: float) -> None:
-        self.per_request = per_request
+    def __init__(
+        self, per_request: float, api: str = "nobb", start: float = DEFAULT_NOW.timestamp()
+    ) -> None:
+        self.per_request, self.api, self.start = per_request, api, start
         self.sim: Simulator | None = None
         self.offset = 0.0
-        self.start = DEFAULT_NOW.timestamp()
 
     def monotonic(self) -> float:
-        served = self.sim.stats["nobb_requests"] if self.sim is not None else 0
+        served = self.sim.stats[f"{self.api}_requests"] if self.sim is not None else 0
         return served * self.per_request + self.offset
 
     def time(self) -> float:

@@ -98,16 +98,18 @@ async def harvest(
     resume: bool = False,
     clock: Clock | None = None,
     digest: str = "test",
+    progress: Progress | None = None,
 ) -> RunResult:
     """One run of ``source`` into ``out/<source>/<run_id>``, as the CLI runs it, with no live
-    progress line; ``clock`` times the run itself (its start, hence its run id)."""
+    display (``progress``: the counters to read afterwards); ``clock`` times the run itself (its
+    start, hence its run id)."""
     return await run_source(
         source,
         mode=mode,
         output=output or OutputConfig(),
         out_dir=out,
         config_digest=digest,
-        progress=Progress(source=source.name),
+        progress=progress or Progress(source=source.name),
         resume=resume,
         clock=clock,
     )

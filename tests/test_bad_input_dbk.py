@@ -26,7 +26,7 @@ from tests.expected import expected_dbk, written_dbk
 from tests.front import Front, Upstream
 from tests.harness import dbk_config, harvest, run_dbk
 
-FIRST = "updatedFrom=19991231T235959Z"  # dbk.start a second early (edges.py): the first window
+FIRST = "updatedFrom=19991231T235959%2B0000"  # dbk.start a second early (edges.py): 1st window
 
 
 def _dbk_api(sim: Simulator) -> DbkApi:

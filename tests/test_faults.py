@@ -145,7 +145,7 @@ def _stop(proc: subprocess.Popen[str]) -> None:
 
 async def test_dbk_permanent_fault_then_resume(tmp_path: Path) -> None:
     """`simulate --fail-matching` fails the first DBK window: exit 1 names it, --resume is exact."""
-    first = "updatedFrom=19991231T235959Z"  # dbk.start a second early (edges.py): first window
+    first = "updatedFrom=19991231T235959%2B0000"  # dbk.start a second early (edges.py)
     sim, url = _simulate("--fail-matching", first)
     try:
         cfg = _config(tmp_path, url, "dbk", "workers = 0\nmax_products_per_response = 150\n")

@@ -94,6 +94,19 @@ async def test_one_day_cannot_be_cut() -> None:
                        pieces=4, fanout=4, grain=1) is None  # fmt: skip
 
 
+async def test_a_few_dozen_items_far_above_the_open_bound_are_cut() -> None:
+    """A first partition (open below, probes spread from 1990) holding 60 items on two days of
+    2006-2007, within the tolerance of one piece: still cut in two, each day its own piece."""
+    probe, _ = _probe_of({date(2006, 3, 1): 30, date(2007, 5, 1): 30})
+    part = Partition(None, "2007-09-11")
+    pieces = await split(probe, part, first=date(1990, 1, 1), today=date(2026, 12, 7),
+                         pieces=2, fanout=4, grain=40)  # fmt: skip
+    assert pieces is not None and len(pieces) == 2
+    assert pieces[0].date_from is None and pieces[-1].date_to == "2007-09-11"
+    cut = date.fromisoformat(pieces[0].date_to or "")
+    assert date(2006, 3, 1) <= cut < date(2007, 5, 1)
+
+
 def test_a_piece_starts_where_the_partition_ends_stood() -> None:
     """Keys the partition's ends claimed are SEEN by a piece; reaching the other end is MET."""
     parent = Seam()

@@ -52,7 +52,10 @@ from harvester.errors import (
 )
 from harvester.proxies import ProxyChoice, ProxyUrl, choose
 
-__all__ = ["HttpClient", "HttpSettings", "Request", "Response", "raise_for_status"]
+__all__ = [
+    "HttpClient", "HttpSettings", "Request", "Response", "problem_text", "raise_for_status",
+    "retry_after",
+]  # fmt: skip
 
 log = logging.getLogger("harvester.http")
 
@@ -219,6 +222,29 @@ def _retry_after(value: str | None, now: float) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - now)
+
+
+def retry_after(value: str | None, now: float) -> float | None:
+    """A ``Retry-After`` header as seconds from ``now`` (delay seconds or an HTTP date), or None
+    when absent or unreadable."""
+    return _retry_after(value, now)
+
+
+def problem_text(body: bytes) -> str:
+    """What an error body says: a JSON (problem+json) body's ``title``, ``message`` or
+    ``detail`` (title and detail when both, as RFC 9457 writes them), else its first 200
+    characters as text ("" for no body)."""
+    if not body:
+        return ""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return body[:200].decode("utf-8", "replace").strip()
+    if not isinstance(data, dict):
+        return ""
+    head = str(data.get("title") or data.get("message") or "")
+    detail = str(data.get("detail") or "")
+    return f"{head} ({detail})" if head and detail and detail != head else head or detail
 
 
 def raise_for_status(response: Response, request: Request, body: bytes = b"") -> None:

@@ -58,8 +58,14 @@ async def plan(
     grain: int = 1,
     max_levels: int = 4,
     max_probes: int = 256,
+    least: int = 1,
 ) -> Plan:
-    """At most ``parts`` partitions of about ``total / parts`` items each (module docstring)."""
+    """At most ``parts`` partitions of about ``total / parts`` items each (module docstring).
+
+    ``least``: fewer partitions than this are never good enough while a bracket holding a cut
+    point spans more than one day (a cut must make pieces even where the tolerance would accept
+    one); the bounds on levels and probes still apply.
+    """
     parts, fanout = max(1, parts), max(1, fanout)
     days = [first + (last - first) * i // fanout for i in range(1, fanout)] if parts > 1 else []
     # Known points of the cumulative count: day -> items changed up to and including it. The
@@ -78,7 +84,8 @@ async def plan(
         points = _monotonic(known)
         ends = _best_cuts([c for _, c in points], parts)
         largest = max(points[i][1] - points[j][1] for i, j in zip(ends, [0, *ends], strict=False))
-        if largest <= good_enough or levels >= max_levels or probes >= max_probes:
+        enough = largest <= good_enough and len(ends) >= min(least, parts)
+        if enough or levels >= max_levels or probes >= max_probes:
             break
         wanted = _refinements(points, total, parts, min(fanout, max_probes - probes))
         if not wanted:

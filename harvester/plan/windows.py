@@ -36,7 +36,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-__all__ = ["Window", "WindowPlanner", "estimate", "stamp"]
+__all__ = ["Window", "WindowPlanner", "estimate", "sent_time", "stamp"]
 
 GROW = 8.0
 
@@ -44,6 +44,14 @@ GROW = 8.0
 def stamp(ts: int) -> str:
     """UNIX seconds as ISO 8601 basic UTC (``20250204T093000Z``), the form the API accepts."""
     return datetime.fromtimestamp(ts, UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def sent_time(ts: int) -> str:
+    """UNIX seconds as the export's filters are sent: the docs' own ISO 8601 basic form with a
+    numeric offset, to the second (``20250204T093000+0000``). A server may refuse ``Z`` or the
+    extended form (open-points.md); none seen refuses this one.
+    """
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y%m%dT%H%M%S+0000")
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -127,6 +135,7 @@ class WindowPlanner:
         if end < start or cap < 1 or lanes < 1 or not 0 < fill <= 1:
             raise ValueError("need start <= end, cap >= 1, lanes >= 1, 0 < fill <= 1")
         self.cap = cap
+        self.fill = fill
         self.target = max(1.0, cap * fill)
         self.learned = sorted(learned)
         self._density = _Density(self.learned)
@@ -263,6 +272,12 @@ class WindowPlanner:
             parts = [Window(a, b) for a, b in itertools.pairwise(edges)]
         lane.stack += reversed([p for p in parts if p.width > 0])  # lowest handed out first
         return True
+
+    def limit(self, cap: int) -> None:
+        """The server states a smaller cap than ``cap`` (it refuses larger answers instead of
+        cutting them off): plan windows to fill that one from now on. ``cap`` itself, the
+        count a silently cut-off answer reaches, is unchanged."""
+        self.target = max(1.0, min(self.target, cap * self.fill))
 
     def fail(self, w: Window, error: str) -> None:
         """``w`` failed for good: its range stays uncovered and the run incomplete."""

@@ -79,6 +79,7 @@ _FORMS = ["BB", "BC", "BC", "BB", "ED", "AJ"]
 #: Publication dates are never earlier than this many seconds before ``now`` (1990 by default).
 _PUBLISHED_SPAN = _END - int(datetime(1990, 1, 1, tzinfo=UTC).timestamp())
 TEMPLATES = 509
+_OLD = int(datetime(2001, 1, 1, tzinfo=UTC).timestamp())  #: the one datestamp of "old"
 
 
 def isbn13(n: int) -> str:
@@ -171,25 +172,36 @@ class BookCatalogue:
         self.publisher.insert(new, pub)
         self._by_isbn = {isbn13(s): p for p, s in enumerate(self.serial)}
 
-    def message(self, positions: Sequence[int], *, sent: int, number: int) -> Iterator[bytes]:
-        """An ONIX 3.1 message holding the given products, as a stream of byte pieces.
+    def message(self, positions: Sequence[int], *, sent: int, number: int, release: str = "3.1",
+                datestamps: str = "stamped") -> Iterator[bytes]:  # fmt: skip
+        """An ONIX message holding the given products (``<NoProduct/>`` if none), streamed.
 
+        ``release``: 3.1, 3.0 (its namespace and release) or ``none`` (no namespace);
+        ``datestamps``: each product's update time, ``absent``, or one ``old`` date for all.
         The products are read when the message starts, so one that changes while the body
         streams (``touch``) is sent as it was, like a server's snapshot.
         """
         rows = [(self.serial[p], self.times[p], self.publisher[p]) for p in positions]
-        return self._stream(rows, sent, number)
+        ns = "" if release == "none" else f' xmlns="{NAMESPACE.replace("3.1", release)}"'
+        head = f'<ONIXMessage{ns} release="{"3.0" if release == "3.0" else "3.1"}">'
+        stamp = {"absent": "<Product>", "old": f'<Product datestamp="{basic(_OLD)}">'}
+        return self._stream(rows, sent, number, head, stamp.get(datestamps))
 
-    def _stream(self, rows: list[tuple[int, int, int]], sent: int, number: int) -> Iterator[bytes]:
+    def _stream(self, rows: list[tuple[int, int, int]], sent: int, number: int, head: str,
+                stamp: str | None) -> Iterator[bytes]:  # fmt: skip
         yield (
-            '<?xml version="1.0" encoding="UTF-8"?>\n'
-            f'<ONIXMessage xmlns="{NAMESPACE}" release="3.1">\n'
+            f'<?xml version="1.0" encoding="UTF-8"?>\n{head}\n'
             "<Header><Sender><SenderName>DBK Bogportalen</SenderName></Sender>"
             f"<MessageNumber>{number}</MessageNumber><SentDateTime>{basic(sent)}</SentDateTime>"
             "</Header>\n"
         ).encode()
         for row in rows:
-            yield self._render(*row).encode()
+            product = self._render(*row)
+            if stamp is not None:  # '<Product datestamp="YYYYMMDDTHHMMSSZ">' replaced
+                product = stamp + product[38:]
+            yield product.encode()
+        if not rows:
+            yield b"<NoProduct/>\n"
         yield b"</ONIXMessage>\n"
 
     def product(self, pos: int) -> str:

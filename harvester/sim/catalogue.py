@@ -51,6 +51,8 @@ class NobbCatalogue:
         self.created = array("i", (m - rng.randrange(0, 2000) for m in self.modified))
         self.owner = array("i", (100_000 + rng.randrange(700) * 37 for _ in range(size)))
         self._templates: dict[int, list[bytes]] = {}
+        #: Positions of items removed without a change: no request finds them any more.
+        self.vanished: set[int] = set()
 
     def position(self, nobb: int) -> int | None:
         """Position of an item by its number, or None."""
@@ -63,6 +65,13 @@ class NobbCatalogue:
         if pos is None:
             raise KeyError(nobb)
         self.modified[pos] = _day(day)
+
+    def vanish(self, nobb: int) -> None:
+        """Remove an item without changing its date (no feed of deletions: it just vanishes)."""
+        pos = self.position(nobb)
+        if pos is None:
+            raise KeyError(nobb)
+        self.vanished.add(pos)
 
     def matching(
         self,
@@ -83,6 +92,8 @@ class NobbCatalogue:
         lo = day_from if day_from is not None else -(10**9)
         hi = day_to if day_to is not None else 10**9
         out = [p for p in cand if lo <= mod[p] <= hi]
+        if self.vanished:
+            out = [p for p in out if p not in self.vanished]
         if suppliers is not None:
             wanted = set(suppliers)
             out = [p for p in out if wanted & set(self._supplier_numbers(p))]

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from harvester.sim import readings
 from harvester.sim.server import Simulator, server_context
 from harvester.sim.settings import SimSettings
 
@@ -118,6 +119,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--password", default=d.password)
     p.add_argument("--tls-cert", metavar="FILE", help="serve HTTPS with this PEM certificate")
     p.add_argument("--tls-key", metavar="FILE", help="the PEM private key of --tls-cert")
+    readings.add_arguments(p)
 
 
 def settings_from(args: argparse.Namespace) -> SimSettings:
@@ -147,6 +149,7 @@ def settings_from(args: argparse.Namespace) -> SimSettings:
         username=args.username,
         password=args.password,
         now=args.now,
+        readings=readings.readings_from(args),
     )
 
 

@@ -24,14 +24,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import re
-from datetime import UTC, datetime, timedelta, timezone
+import random
 
 import orjson
 from aiohttp import web
 
 from harvester.sim.books import PUBLISHERS
 from harvester.sim.context import SimContext
+from harvester.sim.dbk_filters import BadRequest, export_filters, parse_time
 from harvester.sim.faults import fails_always
 from harvester.sim.wire import send
 
@@ -40,40 +40,6 @@ __all__ = ["parse_time", "routes"]
 AUTH = "/dwapi/users/authenticate"
 REFRESH = "/dwapi/users/authenticate/refresh"
 EXPORT = "/onix/document/export/v3.1"
-_TIME = re.compile(
-    r"^(\d{4})-?(\d{2})-?(\d{2})(?:T(\d{2}):?(\d{2})(?::?(\d{2}))?(?:\.\d+)?"
-    r"(Z|[+-]\d{2}:?\d{2})?)?$"
-)
-
-
-class BadRequest(Exception):
-    """A filter value the export rejects with 400."""
-
-
-def parse_time(text: str) -> int:
-    """An ISO 8601 basic or extended date/time as UNIX seconds (UTC when no zone is given)."""
-    m = _TIME.match(text.strip())
-    if not m:
-        raise BadRequest(f"not an ISO 8601 date/time: {text!r}")
-    year, month, day, hour, minute, second, zone = m.groups()
-    tz = UTC
-    if zone and zone != "Z":
-        sign = 1 if zone[0] == "+" else -1
-        digits = zone[1:].replace(":", "")
-        tz = timezone(sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:])))
-    try:
-        when = datetime(
-            int(year),
-            int(month),
-            int(day),
-            int(hour or 0),
-            int(minute or 0),
-            int(second or 0),
-            tzinfo=tz,
-        )
-    except ValueError as exc:
-        raise BadRequest(f"not a valid date/time: {text!r}") from exc
-    return int(when.timestamp())
 
 
 def _b64(data: bytes) -> str:
@@ -94,7 +60,7 @@ def routes(ctx: SimContext) -> list[web.RouteDef]:
 
 def problem(status: int, title: str, detail: str, trace: str) -> web.Response:
     """An RFC 9457 problem+json answer as ASP.NET Core writes it."""
-    kind = {401: "15.5.2", 400: "15.5.1", 404: "15.5.5"}.get(status, "15.6.1")
+    kind = {401: "15.5.2", 400: "15.5.1", 404: "15.5.5", 413: "15.5.14"}.get(status, "15.6.1")
     body = {
         "type": f"https://tools.ietf.org/html/rfc9110#section-{kind}",
         "title": title,
@@ -114,6 +80,22 @@ class DbkApi:
         self.ctx = ctx
         self._key = hashlib.sha256(f"dbk-sim-{ctx.settings.seed}".encode()).digest()
         self._messages = 0
+        self._calls = 0  # shuffled answers so far (readings.dbk_shuffle)
+
+    def _lifetime(self, request: web.Request) -> int:
+        """``expirationInSeconds`` if asked, else the site's token life."""
+        asked = request.query.get("expirationInSeconds", "")
+        if asked.isdigit() and int(asked) > 0:
+            return int(asked)
+        return self.ctx.settings.readings.dbk_token_life
+
+    def _key_now(self) -> bytes:
+        """The signing key in force: the seed's, or with ``dbk_rotate_key`` one per period."""
+        every = self.ctx.settings.readings.dbk_rotate_key
+        if not every:
+            return self._key
+        period = int(self.ctx.clock() // every)
+        return hashlib.sha256(self._key + period.to_bytes(8, "big", signed=True)).digest()
 
     def _trace(self) -> str:
         self.ctx.stats["dbk_traces"] += 1
@@ -133,7 +115,7 @@ class DbkApi:
             "aud": "WebAPI",
         }
         payload = _b64(orjson.dumps(claims))
-        sig = hmac.new(self._key, f"{header}.{payload}".encode(), hashlib.sha256).digest()
+        sig = hmac.new(self._key_now(), f"{header}.{payload}".encode(), hashlib.sha256).digest()
         return f"{header}.{payload}.{_b64(sig)}"
 
     def _valid(self, request: web.Request) -> bool:
@@ -143,7 +125,8 @@ class DbkApi:
         parts = auth[7:].split(".")
         if len(parts) != 3:
             return False
-        expected = hmac.new(self._key, f"{parts[0]}.{parts[1]}".encode(), hashlib.sha256).digest()
+        expected = hmac.new(self._key_now(), f"{parts[0]}.{parts[1]}".encode(),
+                            hashlib.sha256).digest()  # fmt: skip
         if not hmac.compare_digest(_b64(expected), parts[2]):
             return False
         claims = orjson.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
@@ -163,16 +146,18 @@ class DbkApi:
             password = request.query.get("password", "")
         if (user, password) != (self.ctx.settings.username, self.ctx.settings.password):
             return web.json_response({"message": "Username or password is not valid"}, status=404)
-        lifetime = int(request.query.get("expirationInSeconds", "1800") or 1800)
+        lifetime = self._lifetime(request)
         self.ctx.stats["dbk_authentications"] += 1
         return web.json_response({"token": self.make_token(lifetime)})
 
     async def refresh(self, request: web.Request) -> web.Response:
-        if not self._valid(request):
+        self.ctx.stats["dbk_refresh_calls"] += 1
+        refuses = self.ctx.settings.readings.dbk_refresh_refuses
+        if refuses or not self._valid(request):
             return web.json_response(
-                {"message": "Token could not be authorized or Token expired"}, status=403
+                {"message": "Token could not be authorized or Token expired"}, status=refuses or 403
             )
-        lifetime = int(request.query.get("expirationInSeconds", "1800") or 1800)
+        lifetime = self._lifetime(request)
         self.ctx.stats["dbk_refreshes"] += 1
         return web.json_response({"token": self.make_token(lifetime)})
 
@@ -202,7 +187,8 @@ class DbkApi:
             resp.headers.update(headers)
             return resp
         try:
-            params = self._params(request, raw)
+            params = export_filters(request.query, raw,
+                                    strict=ctx.settings.readings.dbk_basic_time_only)  # fmt: skip
         except BadRequest as exc:
             resp = problem(400, "Bad Request", str(exc), self._trace())
             resp.headers.update(headers)
@@ -225,48 +211,47 @@ class DbkApi:
             return resp
         sent = int(ctx.clock())  # read before the snapshot below, as one consistent moment
         positions = ctx.books.window(start, end, publisher=publisher, isbns=isbns)
-        if not positions:
+        readings = ctx.settings.readings
+        if not positions and not readings.dbk_empty_200:
             return web.Response(status=204, headers=headers)
-        positions = positions[: ctx.settings.dbk_max_products]
+        cap = ctx.settings.dbk_max_products
+        if len(positions) > cap and readings.dbk_cap_answer in ("413", "400"):
+            ctx.stats["dbk_refused_too_many"] += 1
+            resp = _too_many(int(readings.dbk_cap_answer), cap, self._trace())
+            resp.headers.update(headers)
+            return resp
+        if readings.dbk_cap_answer != "none":
+            positions = positions[:cap]
+        if readings.dbk_shuffle:
+            self._calls += 1
+            random.Random(f"{ctx.settings.seed}|{self._calls}").shuffle(positions)
         self._messages += 1
         ctx.stats["dbk_documents"] += 1
         return await send(
             request,
-            ctx.books.message(positions, sent=sent, number=self._messages),
+            ctx.books.message(
+                positions,
+                sent=sent,
+                number=self._messages,
+                release=readings.dbk_onix,
+                datestamps=readings.dbk_datestamps,
+            ),
             content_type="application/xml; charset=utf-8",
             headers=headers,
             latency=ctx.settings.latency_ms / 1000,
             fault=fault,
+            encoding=readings.encoding,
         )
 
-    def _params(
-        self, request: web.Request, raw: bytes
-    ) -> tuple[int | None, int | None, int | None, list[str] | None]:
-        values: dict[str, object] = dict(request.query)
-        if raw.strip():
-            try:
-                body = orjson.loads(raw)
-            except orjson.JSONDecodeError as exc:
-                raise BadRequest("the body must be a JSON object") from exc
-            if not isinstance(body, dict):
-                raise BadRequest("the body must be a JSON object")
-            values.update(body)
-        start = parse_time(str(values["updatedFrom"])) if values.get("updatedFrom") else None
-        end = parse_time(str(values["updatedTo"])) if values.get("updatedTo") else None
-        publisher = None
-        if values.get("publisher") not in (None, ""):
-            try:
-                publisher = int(str(values["publisher"]))
-            except ValueError as exc:
-                raise BadRequest("publisher must be a DBK customer number") from exc
-        isbns = None
-        ids = values.get("productIds")
-        if ids not in (None, "", []):
-            items = ids if isinstance(ids, list) else str(ids).split(",")
-            isbns = [str(i).strip() for i in items if str(i).strip()]
-            if not all(re.fullmatch(r"\d{13}", i) for i in isbns):
-                raise BadRequest("productIds must be 13-digit EAN numbers")
-        return start, end, publisher, isbns
+
+def _too_many(status: int, cap: int, trace: str) -> web.Response:
+    """A window over the cap refused: 413 as ASP.NET writes it, or 400 stating the cap."""
+    if status == 413:
+        return problem(413, "Content Too Large",
+                       f"The export holds more than {cap} products: try with a smaller window",
+                       trace)  # fmt: skip
+    return problem(400, f"Too many products: the export is limited to {cap} products per request",
+                   "Narrow updatedFrom / updatedTo", trace)  # fmt: skip
 
 
 def _dbk_case(headers: dict[str, str]) -> dict[str, str]:

@@ -22,7 +22,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Literal
 
-__all__ = ["Fault", "FaultPlan", "fails_always"]
+__all__ = ["Fault", "FaultPlan", "Once", "fails_always", "hash_share"]
 
 Fault = Literal["none", "error500", "reset", "slow", "throttle", "truncate", "malformed"]
 
@@ -78,3 +78,22 @@ class FaultPlan:
 def fails_always(text: str | None, path_qs: str, body: bytes) -> bool:
     """True if ``text`` occurs in the request's path and query or in its body (a 500, always)."""
     return text is not None and (text in path_qs or text.encode() in body)
+
+
+def hash_share(identity: str) -> float:
+    """A number in [0, 1) fixed by ``identity``: the same request gets the same share."""
+    digest = hashlib.blake2b(identity.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+class Once:
+    """Identities seen: ``add`` is True the first time an identity comes, False after."""
+
+    def __init__(self) -> None:
+        self._seen: set[str] = set()
+
+    def add(self, identity: str) -> bool:
+        if identity in self._seen:
+            return False
+        self._seen.add(identity)
+        return True

@@ -30,7 +30,7 @@ import orjson
 from aiohttp import web
 
 from harvester.sim.context import SimContext
-from harvester.sim.faults import fails_always
+from harvester.sim.faults import Once, fails_always, hash_share
 from harvester.sim.wire import json_error, send
 
 __all__ = ["routes"]
@@ -106,6 +106,7 @@ class NobbApi:
             OrderedDict()
         )
         self._days: tuple[int, array[int]] = (-1, array("i"))
+        self._accepted = Once()  # requests answered 202 once (readings.nobb_accepted)
 
     def _ordering(
         self, filters: tuple[object, ...], sort_field: str
@@ -155,6 +156,10 @@ class NobbApi:
         except BadRequest as exc:
             return json_error(400, str(exc), decision.headers)
         positions, headers = plan
+        if ctx.settings.readings.nobb_accepted and self._accepted.add(request.path_qs):
+            ctx.stats["nobb_accepted"] += 1
+            wait = {"Retry-After": "1"} if hash_share(request.path_qs) < 0.5 else {}
+            return web.Response(status=202, headers={**decision.headers, **wait})
         ctx.stats["nobb_pages"] += 1
         return await send(
             request,
@@ -163,6 +168,7 @@ class NobbApi:
             headers={**decision.headers, **headers},
             latency=ctx.settings.latency_ms / 1000,
             fault=fault,
+            encoding=ctx.settings.readings.encoding,
         )
 
     def _body(self, positions: array[int] | list[int]) -> Iterator[bytes]:
@@ -195,7 +201,10 @@ class NobbApi:
             size = int(q.get("pageSize", "1000"))
         except ValueError as exc:
             raise BadRequest("pageSize must be an integer") from exc
-        if not 1 <= size <= MAX_PAGE:
+        clamp = self.ctx.settings.readings.nobb_page_clamp
+        if clamp and size > clamp:
+            size = clamp  # silently: the answer says nothing of it
+        elif not 1 <= size <= MAX_PAGE:
             raise BadRequest(f"pageSize must be between 1 and {MAX_PAGE}")
         sort_field = q.get("sortField", "NobbNo")
         if sort_field not in SORT_FIELDS:
@@ -229,7 +238,11 @@ class NobbApi:
             if now - _unix(ticks) > self.ctx.settings.token_ttl:
                 # Expired: "it will not be considered" - the first page comes back, status 200.
                 self.ctx.stats["expired_tokens"] += 1
+                if self.ctx.settings.readings.nobb_expired_400:
+                    raise BadRequest("pageToken is not a valid token")
                 direction, page, value, ticks = "", 1, 0, _ticks(now)
+            elif self.ctx.settings.readings.nobb_token_from_issue:
+                ticks = _ticks(now)  # the next token's life counts from this page
         else:
             direction, page, value, ticks = "", 1, 0, _ticks(now)
         # Work on the ascending arrays; a descending walk reads them from the top down.
@@ -262,6 +275,8 @@ class NobbApi:
     ) -> dict[str, str]:
         names = self.ctx.nobb_headers
         headers = {names[0]: str(n)}
+        if page > 1 and self.ctx.settings.readings.nobb_total_hits_first_only:
+            headers = {}
         cat = self.ctx.nobb
         if chunk and more:
             last = chunk[-1]
@@ -289,6 +304,8 @@ class NobbApi:
         key = (*filters, sort_field, self.ctx.nobb_generation)
         if sort_field != "NobbNo" or nobbnos is not None or suppliers is not None:
             return None
+        if self.ctx.nobb.vanished:
+            return None  # the sorted days still count the vanished items
         if size > QUICK_PAGE or key in self._orderings:
             return None
         lo = day_from if isinstance(day_from, int) else -(10**9)

@@ -42,8 +42,9 @@ class Simulator:
 
     ``clock`` is the wall clock (UNIX seconds) used for token ages, JWT expiry and rate windows.
     ``nobb_header_style`` picks the docs' ``camel`` (x-totalHits) or ``kebab`` (x-total-hits)
-    spelling of the paging headers. ``ssl_context``, or the PEM files ``tls_cert`` and
-    ``tls_key``, make it serve HTTPS (TLS 1.2 or newer).
+    spelling of the paging headers (None: ``settings.readings.nobb_header_style``).
+    ``ssl_context``, or the PEM files ``tls_cert`` and ``tls_key``, make it serve HTTPS (TLS 1.2
+    or newer).
     """
 
     def __init__(
@@ -51,7 +52,7 @@ class Simulator:
         settings: SimSettings,
         *,
         clock: Callable[[], float] | None = None,
-        nobb_header_style: str = "camel",
+        nobb_header_style: str | None = None,
         ssl_context: ssl.SSLContext | None = None,
         tls_cert: str | Path | None = None,
         tls_key: str | Path | None = None,
@@ -87,7 +88,7 @@ class Simulator:
                 )
                 for api in ("nobb", "dbk")
             },
-            nobb_headers=HEADER_STYLES[nobb_header_style],
+            nobb_headers=HEADER_STYLES[nobb_header_style or settings.readings.nobb_header_style],
         )
         app = web.Application(client_max_size=16 * 1024 * 1024)
         app.add_routes(nobb.routes(self.ctx))
@@ -110,6 +111,12 @@ class Simulator:
     def nobb_keys(self) -> list[int]:
         """Every NOBB number in the catalogue, ascending: what a full dump must produce."""
         return list(self.ctx.nobb.keys)
+
+    def vanish_nobb(self, nobb_number: int) -> None:
+        """Remove an item mid-run or between runs, its date unchanged (open-points.md: a
+        removed item may vanish rather than expire); no request finds it afterwards."""
+        self.ctx.nobb.vanish(nobb_number)
+        self.ctx.nobb_generation += 1
 
     def touch_nobb(self, nobb_number: int, day: date) -> None:
         """Change an item's last-modified date mid-run."""

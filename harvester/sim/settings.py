@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
+
+from harvester.sim.readings import Readings
 
 __all__ = ["DEFAULT_NOW", "FaultProfile", "RateHeaders", "ResetStyle", "SimSettings"]
 
@@ -59,6 +61,8 @@ class SimSettings:
     password: str = "harvester"
     #: The moment the world is built for (timezone-aware): both catalogues' changes end at it.
     now: datetime = DEFAULT_NOW
+    #: The other readings of the docs' open points, each off by default (``readings.py``).
+    readings: Readings = field(default_factory=Readings)
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:

@@ -3,7 +3,8 @@
 ``send`` streams a body given as an iterable of byte pieces: the pieces are gathered into
 ~64 KB chunks, compressed incrementally (``br`` preferred over ``gzip`` when both are offered,
 identity otherwise, at a low level so the simulator stays fast) and sent with chunked transfer
-encoding, so no body is ever built whole in memory. Latency is applied before the first byte.
+encoding, so no body is ever built whole in memory; ``encoding`` other than ``negotiate`` is a
+server that knows only that one, whatever is offered. Latency is applied before the first byte.
 A fault chosen by ``faults.py`` changes how the body goes out: reset mid-body, trickled, a
 truncated compressed stream, or garbage in the middle.
 """
@@ -131,10 +132,12 @@ async def _send(
     latency: float = 0.0,
     fault: Fault = "none",
     status: int = 200,
+    encoding: str = "negotiate",
 ) -> web.StreamResponse:
     if latency > 0:
         await asyncio.sleep(latency)
-    encoding = choose_encoding(request.headers.get("Accept-Encoding", ""))
+    if encoding == "negotiate":  # else a server that knows one encoding, whatever is offered
+        encoding = choose_encoding(request.headers.get("Accept-Encoding", ""))
     response = web.StreamResponse(status=status, headers=headers)
     response.content_type = content_type.split(";")[0]
     if "charset=" in content_type:

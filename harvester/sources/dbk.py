@@ -3,8 +3,10 @@
 The export has no pagination, so a run covers ``[start, end)`` with windows from ``windows.py``,
 each asked as ``updatedFrom`` / ``updatedTo`` by the edge rule (``edges.py``: one second early
 until the reading is proven, so every reading is exact): a response holding
-``max_products_per_response`` products may have been cut off and is split; a one-second
-window still that full is named in the manifest and makes the run incomplete. A dump runs from
+``max_products_per_response`` products may have been cut off and is split, and so is one the
+server refuses as too many (413, or a 400 saying so; the cap its message states is planned for
+from then on); a one-second window still that full, or still refused, is named in the manifest
+and makes the run incomplete. A dump runs from
 ``dbk.start`` to the run's start ``T0`` (whole seconds), then a catch-up from ``T0`` to now for
 products that changed in ``T0``'s second or later; a sync runs from the last complete run's
 high-water mark (its ``T0``) minus ``sync_overlap_days``, and catches up the same way. The
@@ -43,7 +45,7 @@ from harvester.plan.edges import SecondEdges
 from harvester.plan.windows import Window, WindowPlanner, estimate
 from harvester.sources.base import Key, RunContext
 from harvester.sources.dbk_auth import DbkSession
-from harvester.sources.dbk_fetch import EXPORT, WindowFetcher
+from harvester.sources.dbk_fetch import EXPORT, Fetched, WindowFetcher
 from harvester.sources.endpoint import check_certificate, http_settings
 from harvester.store.latest import LatestVersions
 
@@ -73,6 +75,8 @@ class DbkSource:
         self.clock = clock or SystemClock()
         self._policy = RetryPolicy(attempts=max(1, cfg.retries))
         self._assume = assume_edges
+        self._stated_cap: int | None = None  # the cap a refusal stated, for every planner after
+        self._known: int | None = None  # a second some answer showed a product in (_exactly)
 
     def key_of(self, line: bytes) -> str:
         # Records start with their key (parse/onix.py writes it first): slice it out, and
@@ -120,6 +124,7 @@ class DbkSource:
         self._latest: LatestVersions | None = None  # during the catch-up only
         self._replaced = 0
         self._overlap_repeats = 0
+        self._refusals = 0
         self._edges = (
             SecondEdges() if self._assume is None
             else SecondEdges(self._assume[0], self._assume[1], fixed=True)
@@ -150,6 +155,8 @@ class DbkSource:
                     end, max(end, now), cap=cfg.max_products_per_response, lanes=cfg.concurrency,
                     learned=learned,
                 )  # fmt: skip
+                if self._stated_cap is not None:
+                    late.limit(self._stated_cap)
                 latest = self._latest = LatestVersions()
                 await self._run(ctx, late, catch_up=True)
                 covered += late.covered
@@ -164,6 +171,7 @@ class DbkSource:
             "changed_during_run": self._changed,
             "replaced_by_newer_version": self._replaced,
             "overlap_repeats": self._overlap_repeats,
+            "refused_as_too_many": self._refusals,
             "edges": self._edges.describe(),
             "authentications": self._session.authentications,
             "token_refreshes": self._session.refreshes,
@@ -221,23 +229,40 @@ class DbkSource:
                 bounds = self._edges.bounds(w.start, w.end)
                 fetched = await self._fetcher.fetch(ctx, w, stop_when_full=full, bounds=bounds)
                 self._edges.observe(bounds, fetched.at_edges, seconds=fetched.seconds)
-                if fetched.count < planner.cap or self._edges.bounds(w.start, w.end) == bounds:
+                self._known = fetched.inside if fetched.inside is not None else self._known
+                again = fetched.count >= planner.cap or fetched.refused is not None
+                if not again or self._edges.bounds(w.start, w.end) == bounds:
                     break
                 # Full, and asked with an overlap second the reading now known (from this
                 # response or another) leaves out: ask again exactly before splitting, so a
                 # dense neighbour never makes a window look full. At most twice (two ends).
                 log.info("dbk edges now %s; window %s again", self._edges.describe(), w.id)
+            if fetched.refused is not None and w.width == 1 and bounds != (w.start, w.end):
+                fetched = await self._exactly(ctx, w, fetched)
         except FetchError as exc:
             log.error("dbk window %s failed: %s", w.id, exc)
             planner.fail(w, str(exc))
             ctx.partitions[w.id] = {"ok": False, "start": w.start, "end": w.end, "error": str(exc)}
             ctx.progress.partitions_failed += 1
             return
-        if fetched.count >= planner.cap:
+        if fetched.refused is not None:
+            # Refused as too many (413, or a 400 saying so): split exactly like a full answer,
+            # planning from here on for the cap the message states.
+            log.info(
+                "dbk window %s refused as too many products (%s): split", w.id, fetched.refused
+            )
+            if fetched.stated_cap is not None:
+                planner.limit(fetched.stated_cap)
+                self._stated_cap = min(self._stated_cap or fetched.stated_cap, fetched.stated_cap)
+            self._refusals += 1
+        if fetched.refused is not None or fetched.count >= planner.cap:
             if not planner.truncated(w, fetched.seen):
                 why = (
                     f"{fetched.count} or more products share one second (the response cap is "
                     f"{planner.cap}): this window cannot be split, some may be missing"
+                    if fetched.refused is None
+                    else f"the server refuses this one-second window as too many products "
+                    f"({fetched.refused}): it cannot be split, its products are missing"
                 )
                 log.error("dbk window %s: %s", w.id, why)
                 ctx.partitions[w.id] = {"ok": False, "start": w.start, "end": w.end, "error": why}
@@ -260,6 +285,25 @@ class DbkSource:
             or self.clock.monotonic() - self._last_checkpoint >= ctx.checkpoint_every
         ):
             await self._flush_checkpoints(ctx)
+
+    async def _exactly(self, ctx: RunContext, w: Window, refused: Fetched) -> Fetched:
+        """A one-second window refused with its overlap second (an unproven reading sends
+        ``updatedFrom`` a second early): that neighbour may be the crowded one. Ask for the
+        second alone; if a product stamped with it comes back, ``updatedFrom`` is proven
+        inclusive and the answer is exact. Otherwise the refusal stands (an empty answer may
+        be an exclusive reading leaving the second out)."""
+        exact = (w.start, w.end)
+        fetched = await self._fetcher.fetch(ctx, w, stop_when_full=False, bounds=exact)
+        self._edges.observe(exact, fetched.at_edges, seconds=fetched.seconds)
+        if fetched.refused is None and not self._edges.from_inclusive and self._known is not None:
+            # Empty: prove the reading on a second known to hold a product, asked alone.
+            t = self._known
+            probe = Window(t, t + 1)
+            seen = await self._fetcher.fetch(ctx, probe, stop_when_full=False, bounds=(t, t + 1))
+            self._edges.observe((t, t + 1), seen.at_edges, seconds=seen.seconds)
+        if fetched.refused is None and self._edges.from_inclusive:
+            return fetched
+        return refused
 
     def _on_record(self, key: Key, line: bytes, new: bool) -> None:
         """Catch-up only: remember newer versions of records written before they changed."""

@@ -6,7 +6,11 @@
   live DynamicWeb's default 1800 s.
 - ``bearer()`` returns a token valid for at least ``margin`` more seconds: when the current one
   is closer to its end, ``GET /dwapi/users/authenticate/refresh`` renews it, and if the refresh
-  is refused (400, 401, 403 or 404), the session authenticates again.
+  is refused (400, 401, 403 or 404), the session authenticates again, and does so directly,
+  without asking the refresh endpoint, for the rest of the run. ``margin`` is
+  ``token_refresh_margin`` bounded by a quarter of the token's life as its claims show it
+  (``exp`` − ``iat``, else ``exp`` − now): a 60 s margin on a token living 10 s would renew
+  before every request.
 - After a 401 on an export, the caller asks ``after_401(token)``: the first caller for that
   token authenticates again (concurrent windows share one new token); if that token is refused
   too, ``AuthError`` stops the source (exit 3) naming the config keys, never their values.
@@ -29,23 +33,33 @@ from harvester.engine.http import HttpClient, Request, raise_for_status
 from harvester.engine.retry import RetryPolicy, call_with_retries
 from harvester.errors import AuthError, FetchError, StatusError
 
-__all__ = ["AUTH", "REFRESH", "DbkSession", "jwt_expiry"]
+__all__ = ["AUTH", "REFRESH", "DbkSession", "jwt_expiry", "jwt_times"]
 
 AUTH = "/dwapi/users/authenticate"
 REFRESH = "/dwapi/users/authenticate/refresh"
 DEFAULT_LIFETIME = 1800.0
+#: The refresh margin is at most this share of a token's life.
+LIFE_SHARE = 0.25
 log = logging.getLogger("harvester.dbk")
 
 
 def jwt_expiry(token: str) -> float | None:
     """The ``exp`` claim (UNIX seconds) of a JWT, read without verification; None if absent."""
+    return jwt_times(token)[0]
+
+
+def jwt_times(token: str) -> tuple[float | None, float | None]:
+    """The ``exp`` and ``iat`` claims (UNIX seconds) of a JWT, unverified; None where absent."""
     try:
         payload = token.split(".")[1]
         claims = orjson.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-        exp = claims.get("exp") if isinstance(claims, dict) else None
-        return float(exp) if isinstance(exp, int | float) else None
     except (IndexError, ValueError, binascii.Error, orjson.JSONDecodeError):
-        return None
+        return None, None
+    if not isinstance(claims, dict):
+        return None, None
+    exp, iat = claims.get("exp"), claims.get("iat")
+    return (float(exp) if isinstance(exp, int | float) else None,
+            float(iat) if isinstance(iat, int | float) else None)  # fmt: skip
 
 
 class DbkSession:
@@ -65,6 +79,7 @@ class DbkSession:
         self.refreshes = 0
         self._lock = asyncio.Lock()
         self._refused: str | None = None  # a token a fresh authentication gave and a 401 refused
+        self.refresh_refused = False  # the refresh endpoint refused once: log in directly
 
     async def bearer(self) -> str:
         """A token that stays valid for at least ``margin`` seconds."""
@@ -72,7 +87,10 @@ class DbkSession:
             if self.token is None:
                 await self._authenticate()
             elif self.clock.time() >= self.expires - self.margin:
-                await self._refresh()
+                if self.refresh_refused:
+                    await self._authenticate()
+                else:
+                    await self._refresh()
             assert self.token is not None
             return self.token
 
@@ -96,9 +114,11 @@ class DbkSession:
 
     def _set(self, token: str) -> None:
         now = self.clock.time()
-        exp = jwt_expiry(token)
+        exp, issued = jwt_times(token)
         self.token = token
         self.expires = exp if exp is not None else now + DEFAULT_LIFETIME
+        life = self.expires - (issued if issued is not None else now)
+        self.margin = min(self.cfg.token_refresh_margin, max(0.0, life) * LIFE_SHARE)
 
     async def _authenticate(self) -> None:
         body = {"username": self.cfg.username.reveal(), "password": self.cfg.password.reveal()}
@@ -129,7 +149,9 @@ class DbkSession:
         except StatusError as exc:
             if exc.status not in (400, 401, 403, 404):
                 raise
-            log.info("dbk: refresh refused (HTTP %d); authenticating again", exc.status)
+            log.info("dbk: refresh refused (HTTP %d); logging in again, and directly from now on",
+                     exc.status)  # fmt: skip
+            self.refresh_refused = True
             await self._authenticate()
             return
         self.refreshes += 1

@@ -4,7 +4,8 @@
 ``productIds``) as GET query parameters or a POST JSON body, under the source's limiter, with the
 session's bearer token; a 401 makes the session authenticate again once (``dbk_auth.py``), 429s
 wait on the limiter, other retryable failures retry the whole window (records already written
-are dropped by the sink's key set). 204 is an empty window.
+are dropped by the sink's key set). 204 is an empty window. A 413, or a 400 whose message says
+"too many" (``too_many``), is no error: ``Fetched.refused`` says the window is to be split.
 
 A body is cut at product boundaries as it streams in (``parse/onix_split.py``) and held until it
 is known not to be cut off (at most ``max_products_per_response`` products); its batches are then
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
@@ -25,7 +27,7 @@ from typing import Any
 
 from harvester.config import DbkConfig
 from harvester.engine.clock import Clock
-from harvester.engine.http import HttpClient, Request, raise_for_status
+from harvester.engine.http import HttpClient, Request, problem_text, raise_for_status
 from harvester.engine.limiter import RateLimiter
 from harvester.engine.retry import RetryPolicy, call_with_retries
 from harvester.errors import FetchError, Unauthorized
@@ -33,12 +35,12 @@ from harvester.logs import log_request
 from harvester.parse.onix import Converted, Src, product_times
 from harvester.parse.onix_pool import OnixConverter
 from harvester.parse.onix_split import Batch, OnixSplitter, Prologue
-from harvester.plan.windows import Window, stamp
+from harvester.plan.windows import Window, sent_time
 from harvester.plural import counted
 from harvester.sources.base import Key, RunContext
 from harvester.sources.dbk_auth import DbkSession
 
-__all__ = ["EXPORT", "Fetched", "WindowFetcher"]
+__all__ = ["EXPORT", "Fetched", "WindowFetcher", "too_many"]
 
 log = logging.getLogger("harvester.dbk")
 EXPORT = "/onix/document/export/v3.1"
@@ -59,6 +61,12 @@ class Fetched:
     at_edges: list[int] = field(default_factory=list)
     seconds: bool = False  #: some datestamp was not on a whole minute
     outside: int = 0  #: products from the one-second overlap outside the window (edges.py)
+    #: The server refused the window as holding too many products (413, or a 400 saying so):
+    #: its status and message. The window is split like a full answer; nothing was written.
+    refused: str | None = None
+    stated_cap: int | None = None  #: the cap the refusal's message states, if it gives one
+    #: A datestamp with seconds inside the bounds sent: a second known to hold a product.
+    inside: int | None = None
 
 
 @dataclass(slots=True, kw_only=True)
@@ -86,6 +94,7 @@ class WindowFetcher:
 
         async def attempt() -> Fetched:
             out.count = out.outside = 0
+            out.refused, out.stated_cap, out.inside = None, None, None
             out.seen.clear()
             out.at_edges.clear()
             attempts[0] += 1
@@ -104,6 +113,12 @@ class WindowFetcher:
                         self.limiter.observe(resp.headers, resp.status)
                         if resp.status == 401:
                             await self.session.after_401(token)
+                        if resp.status in (400, 413):
+                            body = await resp.read(2048)
+                            if (refusal := too_many(resp.status, body)) is not None:
+                                out.refused, out.stated_cap = refusal
+                                return out
+                            raise_for_status(resp, request, body)
                         if resp.status >= 400:
                             if resp.status == 429:
                                 ctx.progress.throttled += 1
@@ -142,7 +157,8 @@ class WindowFetcher:
 
     def _request(self, w: Window, bounds: tuple[int, int], token: str) -> Request:
         cfg = self.cfg
-        filters: dict[str, Any] = {"updatedFrom": stamp(bounds[0]), "updatedTo": stamp(bounds[1])}
+        filters: dict[str, Any] = {"updatedFrom": sent_time(bounds[0]),
+                                   "updatedTo": sent_time(bounds[1])}  # fmt: skip
         if cfg.publisher:
             filters["publisher"] = cfg.publisher
         if cfg.product_ids:
@@ -240,3 +256,33 @@ def _edge_times(out: Fetched, times: Iterable[int], bounds: tuple[int, int]) -> 
             out.at_edges.append(t)
         if t % 60:
             out.seconds = True
+            if lo <= t < hi:
+                out.inside = t
+
+
+_TOO_MANY = re.compile(r"too (many|large|big)|smaller|exceed|limited to|at most|maximum", re.I)
+_STATED = (
+    re.compile(r"(\d[\d,.]*)\s*(?:products|items|records|results)", re.I),
+    re.compile(r"(?:limit\w*|max\w*|at most)\D{0,24}?(\d[\d,.]*)", re.I),
+)
+
+
+def too_many(status: int, body: bytes) -> tuple[str, int | None] | None:
+    """A refusal of a window as too many products: ``(why, stated cap)``, or None.
+
+    Every 413 is one ("Content Too Large"; some exports add "try with a smaller pagesize"); a
+    400 is one when its message says so ("Too many products: the export is limited to 500
+    products per request"). The cap is the first number the message ties to products or to a
+    limit, if any. Never a transient error: the same window is refused every time.
+    """
+    text = problem_text(body)
+    if status != 413 and not _TOO_MANY.search(text):
+        return None
+    stated = None
+    for pattern in _STATED:
+        if m := pattern.search(text):
+            digits = re.sub(r"\D", "", m.group(1))
+            if digits and 0 < int(digits) < 10**7:
+                stated = int(digits)
+                break
+    return f"HTTP {status}" + (f": {text}" if text else ""), stated

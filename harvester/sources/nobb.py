@@ -27,7 +27,6 @@ from __future__ import annotations
 import base64
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
 
 import orjson
 
@@ -101,7 +100,9 @@ class NobbSource:
                 start_day=tuple(d.isoformat() for d in {ctx.started.date(),
                                                         edges.since(ctx.started.date())}),
             )  # fmt: skip
-            today = datetime.fromtimestamp(self.clock.time(), UTC).date()  # the run's clock, UTC
+            # The run's one reading of the date (UTC): a run started at 23:59:59.9 plans up to,
+            # catches up from and records as its high-water mark the same day.
+            today = ctx.started.date()
             self._budget = WalkBudget(cfg.walk_max_seconds, ttl=cfg.token_ttl)
             planner = self._planner = PartitionPlanner(
                 cfg=cfg, fetcher=self._fetcher, clock=self.clock, edges=edges,
@@ -176,6 +177,7 @@ class NobbSource:
         checks["edge_fill_written"] = only["edge_fill"]
         checks["edges"] = self._edges.describe()
         checks["tokens"] = self._budget.describe()
+        checks["accepted_202"] = ctx.progress.accepted  # pages answered 202 and asked again
         notes = [str(checks["note"])] if checks.get("note") else []  # e.g. newer versions kept
         if only["edge_fill"]:
             notes.append(f"{only['edge_fill']} items only the boundary walks found (an end of "

@@ -2,7 +2,9 @@
 
 ``PageFetcher.fetch`` sends one ``GET /api/v2/items`` and, for a walk, streams the page's items
 (``parse/nobb.py``) through the walk's claims into the sink; it returns the response headers, or
-None when page 1 came back instead (an expired token: the walk restarts). A page retried after a
+None when page 1 came back instead, or a 400 answered a page token (an expired token: the walk
+restarts). A 202 Accepted is waited out (``Retry-After``, else backoff) and the page asked again,
+costing no retry attempt (at most ``max_429_waits`` times). A page retried after a
 failure part-way re-reads what the sink already has, and its key set drops the repeats. During
 the catch-up (``latest`` set) an item the sink already had is offered as a newer version
 (``latest.py``); before it, items changed on the run's start day are fingerprinted.
@@ -14,9 +16,9 @@ import logging
 from dataclasses import dataclass, field
 
 from harvester.engine.clock import Clock
-from harvester.engine.http import HttpClient, Request, Response, raise_for_status
+from harvester.engine.http import HttpClient, Request, Response, raise_for_status, retry_after
 from harvester.engine.limiter import RateLimiter
-from harvester.engine.retry import RetryPolicy, call_with_retries
+from harvester.engine.retry import RetryPolicy, backoff, call_with_retries
 from harvester.errors import AuthError, FetchError, Unauthorized
 from harvester.logs import log_request
 from harvester.parse.nobb import ItemSplitter, NobbItem
@@ -29,6 +31,13 @@ __all__ = ["PATH", "PageFetcher"]
 
 log = logging.getLogger("harvester.nobb")
 PATH = "/api/v2/items"
+
+
+@dataclass(frozen=True, slots=True)
+class _Accepted:
+    """A 202 Accepted answer: ask again after ``after`` seconds (``Retry-After``), or backoff."""
+
+    after: float | None
 
 
 @dataclass(slots=True, kw_only=True)
@@ -68,7 +77,7 @@ class PageFetcher:
         )
         first = [True]
 
-        async def attempt() -> dict[str, str] | None:
+        async def attempt() -> dict[str, str] | _Accepted | None:
             if walk is not None and not first[0]:
                 walk.retry_page()
             first[0] = False
@@ -84,8 +93,17 @@ class PageFetcher:
                                 partition=walk.partition.id if walk else None,
                                 seconds=self.clock.monotonic() - t0)  # fmt: skip
 
-        async def page(resp: Response) -> dict[str, str] | None:
+        async def page(resp: Response) -> dict[str, str] | _Accepted | None:
             self.limiter.observe(resp.headers, resp.status)
+            if resp.status == 202:
+                first[0] = True  # nothing of the page was read: asking again is no retry
+                return _Accepted(retry_after(resp.headers.get("Retry-After"), self.clock.time()))
+            if resp.status == 400 and walk is not None and "pageToken" in params:
+                # A server may answer an expired token as it answers a garbage one: the chain
+                # is dead, as when page 1 comes back (the walk restarts, bounded, or is cut).
+                log.warning("%s: HTTP 400 for its page token: taken as an expired chain",
+                            request.label)  # fmt: skip
+                return None
             if resp.status >= 400:
                 if resp.status == 429:
                     ctx.progress.throttled += 1
@@ -115,10 +133,26 @@ class PageFetcher:
             log.warning("%s: retry %d in %.1fs after %s", label, n, delay, exc)
 
         try:
-            return await call_with_retries(
-                attempt, policy=self.policy, clock=self.clock, limiter=self.limiter,
-                on_retry=on_retry,
-            )  # fmt: skip
+            accepted = 0
+            while True:
+                got = await call_with_retries(
+                    attempt, policy=self.policy, clock=self.clock, limiter=self.limiter,
+                    on_retry=on_retry,
+                )  # fmt: skip
+                if not isinstance(got, _Accepted):
+                    return got
+                # 202 Accepted: the page is being prepared. Not an error, not an empty page nor
+                # the end of a chain, and no attempt spent: wait and ask again, a bounded number
+                # of times (a Retry-After past max_delay is cut to it: asking early costs one 202).
+                accepted += 1
+                ctx.progress.accepted += 1
+                if accepted > self.policy.max_429_waits:
+                    raise FetchError(f"HTTP 202 Accepted {accepted} times in a row",
+                                     request=request.label)  # fmt: skip
+                delay = backoff(accepted, self.policy) if got.after is None else got.after
+                delay = min(delay, self.policy.max_delay)
+                log.info("%s: 202 Accepted, asking again in %.1fs", label, delay)
+                await self.clock.sleep(delay)
         except Unauthorized as exc:
             raise AuthError(
                 f"nobb: the server refused the credentials from nobb.username / nobb.password "
