@@ -9,11 +9,12 @@ seconds, as bounds: a value in whole seconds is rounded). From then on:
   refusal in a row, jittered down by up to half); a refusal of a request sent before the last
   one closed it (it was already on its way) narrows that end and changes nothing else;
 - **fixed windows are read off the ends**: the window's ends repeat with its length, so the
-  ends seen (at least two distinct ones) fit one phase and one length ``W`` at most the
-  smallest gap between two of them, no shorter than any time-to-end seen; ``_settle`` searches
-  that range and settles once one ``W`` fits and the next end it predicts is known to within a
-  tenth of it. Then ``limit`` is the most requests the server allowed in one such window, by
-  our requests' estimated arrival (half-way through their round trip), and the pace lets
+  ends seen (at least two distinct ones) fit one phase and one length ``W``, a gap between two
+  of them divided by a whole number, no shorter than any time-to-end seen; ``_settle`` takes
+  the shortest such ``W`` once it is close to that time-to-end and the next end it predicts is
+  known to within a tenth of it. Then ``limit`` is the most requests the server allowed in one
+  such window, by our requests' estimated arrival (half-way through their round trip), and
+  the pace lets
   ``limit`` requests arrive in each window, none within ``margin`` of its edges;
 - **otherwise an adaptive rate** (the AWS SDKs' adaptive retry mode: on a refusal the rate is
   cut to ``BETA`` of the lesser of the curve's rate and what the server allowed lately; the
@@ -145,7 +146,9 @@ class HiddenQuota:
         """The adaptive rate's response to a refusal (botocore's CubicCalculator)."""
         if self.rate is None:  # the first: what the server allowed per second so far
             allowed = [r for r in self._log.values() if r.allowed and r.received is not None]
-            first = min((r.sent for r in allowed), default=now)
+            if not allowed:  # nothing allowed yet says nothing of a rate: the wait alone
+                return
+            first = min(r.sent for r in allowed)
             span = max(self.blocked_until - first, 1e-3)
             use = max(_MIN_RATE, len(allowed) / span)
         else:  # the curve's rate, or what the server allowed lately if less (botocore's min)
@@ -177,40 +180,34 @@ class HiddenQuota:
 
     # -- fixed windows -------------------------------------------------------------------------
     def _settle(self) -> None:
-        """Find one window length and phase that all distinct ends fit (module docstring)."""
+        """Find one window length and phase that all distinct ends fit (module docstring).
+
+        The candidates are each gap between two ends divided by 1, 2, ...: the shortest one
+        no shorter than the longest time-to-end seen that every end fits is taken, if it is
+        within a quarter of that time-to-end (a refusal just after a window's first requests
+        shows nearly all of it), and if it predicts the next end to a tenth of a window.
+        """
         ends = self._ends
         if len(ends) < 2:
             return
+        floor = max(self._longest, 0.2)
         mids = [(a + b) / 2 for a, b in ends]
-        gap = min(b - a for a, b in itertools.pairwise(mids))
-        lo_w = max(self._longest, 0.2)
-        hi_w = gap + max(b - a for a, b in ends)
-        best: tuple[float, float, float] | None = None
-        fits: list[float] = []
-        steps = 400
-        for i in range(steps + 1):
-            w = lo_w + (hi_w - lo_w) * i / steps
-            if w <= 0:
-                continue
-            span = self._phase(w)
-            if span is not None:
-                fits.append(w)
-                if best is None or w < best[0]:
-                    best = (w, *span)
-        if best is None:
+        candidates = sorted({(b - a) / k for a, b in itertools.combinations(mids, 2)
+                             for k in range(1, 65) if (b - a) / k >= floor})  # fmt: skip
+        fits = [w for w in candidates if self._phase(w) is not None]
+        if not fits:
             if len(ends) >= 3:  # no phase fits: a sliding window (or a changed one)
                 self.kind, self.phase = "sliding", None
                 del self._ends[: len(ends) // 2]
             return
-        w = max(fits)  # the longest that fits: never a pace above the quota's
+        w = fits[0]
         span = self._phase(w)
         assert span is not None
-        p_lo, p_hi = span
-        k = round((max(mids) - p_lo) / w) + 1
-        spread = (p_hi - p_lo) + k * (max(fits) - min(fits))
-        if spread > 0.1 * w:
+        k = round((max(mids) - span[0]) / w) + 1
+        spread = (span[1] - span[0]) * (1 + 1 / max(1, k))
+        if w > 1.25 * floor + 1.0 or spread > 0.1 * w:
             return
-        self.kind, self.window, self.phase = "fixed", w, p_hi
+        self.kind, self.window, self.phase = "fixed", w, span[1]
         self.margin = min(0.1 * w, max(0.02, spread))
         self.limit = self._most_in_a_window()
 
