@@ -63,6 +63,7 @@ class RateLimiter:
         self.sent = 0
         self.throttled = 0
         self.waited = 0.0
+        self.held = 0  # requests that had to wait for quota at all
         self._strikes = 0
         self._learned = ""  # what the hidden quota's learner said last (logged on change)
 
@@ -95,16 +96,20 @@ class RateLimiter:
     async def slot(self) -> AsyncIterator[None]:
         """Wait for permission; the request counts as in flight until the block ends."""
         began = self._clock.monotonic()
+        held = False
         while True:
             now = self._clock.monotonic()
             when = self.policy.next_allowed(now, self.in_flight)
             if when is None:
+                held = True
                 await self._event().wait()
                 continue
             if when > now:
+                held = True
                 await self._clock.sleep(when - now + self._jitter())
                 continue
             break
+        self.held += held
         now = self._clock.monotonic()
         self.waited += now - began
         seq = self.policy.sent(now)
