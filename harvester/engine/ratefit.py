@@ -26,7 +26,7 @@ import collections
 import itertools
 from dataclasses import dataclass
 
-__all__ = ["EDGE", "NO_FIT", "Fit", "fit_fixed", "fit_sliding"]
+__all__ = ["EDGE", "NO_FIT", "Fit", "fit_fixed", "fit_sliding", "fixed_limit"]
 
 #: Seconds: two arrivals this close may have reached the server either way round.
 EDGE = 0.001
@@ -53,8 +53,9 @@ NO_FIT = Fit("none", 0.0, 0.0)
 def fit_fixed(ends: list[tuple[float, float]], longest: float, allowed: list[float],
               refused: list[float]) -> Fit | None:  # fmt: skip
     """A fixed window that the distinct ``ends`` (bounds, ascending) and the arrivals of our
-    ``allowed`` (ascending) and ``refused`` requests fit (module docstring)."""
-    if len(ends) < 2:
+    ``allowed`` (ascending) and ``refused`` requests fit (module docstring). Two ends alone fit
+    every length that divides their gap: it takes three."""
+    if len(ends) < 3:
         return None
     floor = max(longest, 0.2)
     mids = [(a + b) / 2 for a, b in ends]
@@ -81,6 +82,22 @@ def fit_fixed(ends: list[tuple[float, float]], longest: float, allowed: list[flo
     if hi - lo > 0.1 * w:
         return None
     return Fit("fixed", w, min(0.1 * w, max(0.02, hi - lo)), end=hi)
+
+
+def fixed_limit(fit: Fit, allowed: list[float], refused: list[float]) -> int:
+    """A fixed window's limit: the most its windows had allowed when they first refused (our
+    estimated arrivals can put a refused request before an allowed one, never the server's
+    count above its limit)."""
+    firsts: dict[int, float] = {}
+    for a in refused:
+        k = int((a - fit.end) // fit.window)
+        firsts[k] = min(firsts.get(k, a), a)
+    counts = [
+        bisect.bisect_right(allowed, a + EDGE)
+        - bisect.bisect_left(allowed, fit.end + k * fit.window)
+        for k, a in firsts.items()
+    ]
+    return max(1, *counts)
 
 
 def _phase(ends: list[tuple[float, float]], w: float) -> tuple[float, float] | None:

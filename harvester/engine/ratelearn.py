@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from harvester.engine.ratecubic import CubicRate
-from harvester.engine.ratefit import NO_FIT, Fit, fit_fixed, fit_sliding
+from harvester.engine.ratefit import NO_FIT, Fit, fit_fixed, fit_sliding, fixed_limit
 
 __all__ = ["PROBE_EVERY", "HiddenQuota"]
 
@@ -192,9 +192,8 @@ class HiddenQuota:
         self.fit, self.kind = fit, fit.kind
         if fit.limit is not None:
             self.limit = fit.limit
-        else:  # a fixed window: the most our requests ever had allowed in one of its windows
-            counts = collections.Counter(self._index(a) for a in allowed)
-            self.limit = max(1, max(counts.values(), default=1))
+        else:
+            self.limit = fixed_limit(fit, allowed, refused)
 
     # -- the pace --------------------------------------------------------------------------
     def _index(self, t: float) -> int:
