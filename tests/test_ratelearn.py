@@ -7,6 +7,8 @@ import asyncio
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from harvester.engine.ratecubic import CubicRate
+from harvester.engine.ratefit import NO_FIT, fit_fixed, fit_sliding, fixed_limit
 from harvester.engine.ratelearn import HiddenQuota
 from tests import ratesim
 
@@ -99,3 +101,42 @@ def test_the_pace_never_draws_a_429_storm(
                latency=latency * window, sliding=sliding, retry_after=retry_after,
                start=START + phase)  # fmt: skip
     assert out.refused <= 2 * workers + 0.12 * out.sent, out
+
+
+def test_fixed_window_read_off_ends_at_one_phase() -> None:
+    """Ends 2 s apart at one phase, each refusal after 5 allowed in its window: a fixed window
+    of 2 s, ending on even seconds, with a limit of 5."""
+    allowed = [w + 0.1 * i for w in (8.0, 12.0, 18.0) for i in range(1, 6)]
+    refused = [w + 0.6 for w in (8.0, 12.0, 18.0)]
+    ends = [(9.95, 10.0), (13.95, 14.0), (19.95, 20.0)]
+    fit = fit_fixed(ends, 1.35, allowed, refused)
+    assert fit is not None and fit.kind == "fixed"
+    assert abs(fit.window - 2.0) < 0.02 and abs((fit.end + 0.01) % 2.0) < 0.06
+    assert fixed_limit(fit, allowed, refused) == 5
+    assert fit_fixed(ends[:2], 1.35, allowed, refused) is None  # two ends fit too many lengths
+
+
+def test_ends_at_no_common_phase_fit_no_fixed_window() -> None:
+    """Three ends whose gaps share no length near the time-to-end seen: no fixed window."""
+    assert fit_fixed([(1.9, 2.0), (4.6, 4.7), (7.9, 8.0)], 1.8, [0.0], [0.5]) is NO_FIT
+
+
+def test_sliding_window_read_off_its_oldest_requests() -> None:
+    """Each refusal names the moment the 3rd latest allowed request leaves, 2 s after it came:
+    a sliding window of 3 per 2 s."""
+    allowed = [0.0, 0.1, 0.2, 2.0, 2.1, 2.2, 4.0, 4.1, 4.2]
+    refusals = [(0.3, 1.95, 2.0), (2.3, 3.95, 4.0), (4.3, 5.95, 6.0)]
+    fit = fit_sliding(refusals, 1.65, allowed)
+    assert fit is not None and (fit.kind, fit.limit) == ("sliding", 3)
+    assert 1.9 <= fit.window <= 2.05
+
+
+def test_adaptive_rate_is_cut_then_regrows_along_a_cubic() -> None:
+    """A refusal cuts the rate to 0.9 of what the server allowed; it is back there after k
+    seconds and grows on beyond it; the next cut starts from the lesser of curve and allowed."""
+    c = CubicRate()
+    c.cut(now=10.0, allowed_rate=10.0, k=4.0)
+    assert (round(c.at(10.0), 6), round(c.at(14.0), 6)) == (9.0, 10.0)
+    assert c.at(16.0) > 10.0
+    c.cut(now=16.0, allowed_rate=8.0, k=4.0)
+    assert round(c.at(16.0), 6) == 7.2
