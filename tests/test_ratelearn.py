@@ -109,16 +109,18 @@ def test_fixed_window_read_off_ends_at_one_phase() -> None:
     allowed = [w + 0.1 * i for w in (8.0, 12.0, 18.0) for i in range(1, 6)]
     refused = [w + 0.6 for w in (8.0, 12.0, 18.0)]
     ends = [(9.95, 10.0), (13.95, 14.0), (19.95, 20.0)]
-    fit = fit_fixed(ends, 1.35, allowed, refused)
+    fit = fit_fixed(ends, (1.35, 1.4), allowed, refused)
     assert fit is not None and fit.kind == "fixed"
     assert abs(fit.window - 2.0) < 0.02 and abs((fit.end + 0.01) % 2.0) < 0.06
     assert fixed_limit(fit, allowed, refused) == 5
-    assert fit_fixed(ends[:2], 1.35, allowed, refused) is None  # two ends fit too many lengths
+    assert (
+        fit_fixed(ends[:2], (1.35, 1.4), allowed, refused) is None
+    )  # two ends fit too many lengths
 
 
 def test_ends_at_no_common_phase_fit_no_fixed_window() -> None:
     """Three ends whose gaps share no length near the time-to-end seen: no fixed window."""
-    assert fit_fixed([(1.9, 2.0), (4.6, 4.7), (7.9, 8.0)], 1.8, [0.0], [0.5]) is NO_FIT
+    assert fit_fixed([(1.9, 2.0), (4.6, 4.7), (7.9, 8.0)], (1.8, 1.9), [0.0], [0.5]) is NO_FIT
 
 
 def test_sliding_window_read_off_its_oldest_requests() -> None:
@@ -126,7 +128,7 @@ def test_sliding_window_read_off_its_oldest_requests() -> None:
     a sliding window of 3 per 2 s."""
     allowed = [0.0, 0.1, 0.2, 2.0, 2.1, 2.2, 4.0, 4.1, 4.2]
     refusals = [(0.3, 1.95, 2.0), (2.3, 3.95, 4.0), (4.3, 5.95, 6.0)]
-    fit = fit_sliding(refusals, 1.65, allowed)
+    fit = fit_sliding(refusals, (1.65, 1.7), allowed)
     assert fit is not None and (fit.kind, fit.limit) == ("sliding", 3)
     assert 1.9 <= fit.window <= 2.05
 

@@ -7,8 +7,9 @@ arrival estimated half-way through its round trip):
 - a **fixed** window's ends repeat with its length, so the ends ``Retry-After`` names fit one
   phase and one length ``W``, never shorter than any time-to-end seen; and each refusal came
   once its window had allowed as many requests as the fullest window did. ``fit_fixed``
-  searches the lengths near the longest time-to-end (a refusal just after a window's first
-  requests shows nearly all of it) for those that fit both, and the phases that do;
+  searches the lengths up to half as long again as the longest time-to-end (its upper bound: a
+  refusal just after a window's first requests shows nearly all of it) for those that fit
+  both, and the phases that do;
 - a **sliding** window (a log of the last ``W`` seconds) names as its end the moment the oldest
   request it holds leaves: for the right limit ``N`` that is the ``N``-th latest request allowed
   before the refusal, plus ``W``, the same ``W`` for every refusal; and no request was allowed
@@ -50,17 +51,17 @@ class Fit:
 NO_FIT = Fit("none", 0.0, 0.0)
 
 
-def fit_fixed(ends: list[tuple[float, float]], longest: float, allowed: list[float],
+def fit_fixed(ends: list[tuple[float, float]], longest: tuple[float, float], allowed: list[float],
               refused: list[float]) -> Fit | None:  # fmt: skip
     """A fixed window that the distinct ``ends`` (bounds, ascending) and the arrivals of our
     ``allowed`` (ascending) and ``refused`` requests fit (module docstring). Two ends alone fit
     every length that divides their gap: it takes three."""
     if len(ends) < 3:
         return None
-    floor = max(longest, 0.2)
+    floor = max(longest[0], 0.2)
     mids = [(a + b) / 2 for a, b in ends]
     gap = min(b - a for a, b in itertools.pairwise(mids))
-    top = min(1.25 * floor + 1.0, gap + max(b - a for a, b in ends))
+    top = min(max(1.5 * longest[1] + 0.5, floor), gap + max(b - a for a, b in ends))
     steps = 600
     fits: list[tuple[float, float, float]] = []  # (W, phase bounds)
     for i in range(steps + 1):
@@ -138,7 +139,7 @@ def _count_phase(allowed: list[float], refused: list[float], w: float, lo: float
     return w, max(lo, min(fit) - pad), min(hi, max(fit) + pad)
 
 
-def fit_sliding(refusals: list[tuple[float, float, float]], longest: float,
+def fit_sliding(refusals: list[tuple[float, float, float]], longest: tuple[float, float],
                 allowed: list[float]) -> Fit | None:  # fmt: skip
     """A sliding window that the ``refusals`` (arrival, bounds of the end named) and our
     ``allowed`` arrivals (ascending) fit (module docstring); None unless one limit fits. As for
@@ -148,7 +149,7 @@ def fit_sliding(refusals: list[tuple[float, float, float]], longest: float,
         return None
     found: list[tuple[int, float, float]] = []
     for n in range(1, min(len(allowed), 2000) + 1):
-        w_lo, w_hi, used = longest, 1.25 * longest + 1.0, 0
+        w_lo, w_hi, used = longest[0], max(1.5 * longest[1] + 0.5, longest[0]), 0
         for a, lo, hi in refusals:
             i = bisect.bisect_right(allowed, a + EDGE)
             if i < n:

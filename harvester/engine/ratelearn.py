@@ -63,7 +63,8 @@ class HiddenQuota:
         self.cubic = CubicRate()
         self._closed_at = -1e18  # when the last refusal that counted closed the API
         self._strikes = 0
-        self._longest = 0.0  # the longest time-to-end seen
+        self._longest = 0.0  # the longest time-to-end seen (its lower bound)
+        self._reach = 0.0  # ... and its upper bound
         self._ends: list[tuple[float, float]] = []  # distinct window ends seen, as bounds
         self._named: list[tuple[float, float, float]] = []  # (arrival, end bounds) of refusals
         self._log: collections.OrderedDict[int, _Req] = collections.OrderedDict()
@@ -128,6 +129,7 @@ class HiddenQuota:
         self.active = True
         if end is not None:
             self._longest = max(self._longest, end[0] - now)
+            self._reach = max(self._reach, end[1] - now)
             self._add_end(end, self._arrival(req))
             self.blocked_until = max(self.blocked_until, end[1])
         if req.sent <= self._closed_at:  # on its way before the API closed: the same refusal
@@ -176,13 +178,13 @@ class HiddenQuota:
     def _settle(self) -> None:
         """Read the window off the refusals again (``ratefit.py``)."""
         allowed, refused = self._arrivals()
-        fit = fit_fixed(self._ends, self._longest, allowed, refused)
+        fit = fit_fixed(self._ends, (self._longest, self._reach), allowed, refused)
         if fit is NO_FIT:  # no fixed window explains the ends: forget the older ones
             self.kind = "sliding"
             del self._ends[: len(self._ends) // 2]
             fit = None
         if fit is None and self.kind == "sliding":  # ends at one phase mean a fixed window
-            fit = fit_sliding(self._named, self._longest, allowed)
+            fit = fit_sliding(self._named, (self._longest, self._reach), allowed)
         if fit is None:
             if self.fit is not None and self.fit.kind == "fixed":
                 self.fit = None  # the old phase no longer holds: the adaptive rate until one does
