@@ -9,10 +9,11 @@ it names (our monotonic seconds: a value in whole seconds is rounded). From then
   refusal in a row, jittered down by up to half); a refusal of a request that was already on
   its way when the API closed narrows that end and changes nothing else;
 - **the window is read off the refusals** (``ratefit.py``): a fixed one from ends that share
-  a phase, a sliding one from ends that are each the ``limit``-th latest request allowed plus
-  the window. Once one fits, the pace lets ``limit`` requests arrive in each fixed window
-  (counted by their estimated arrival, half-way through the round trip), none within
-  ``margin`` of its edges, or at most ``limit`` in any sliding window (plus ``margin``);
+  a phase; once the ends fit no fixed window, a sliding one from ends that are each the
+  ``limit``-th latest request allowed plus the window. Once one fits, the pace lets ``limit``
+  requests arrive in each fixed window (counted by their estimated arrival, half-way through
+  the round trip), none within ``margin`` of its edges, or at most ``limit`` in any sliding
+  window (plus ``margin``);
 - **until then an adaptive rate** (``ratecubic.py``: cut on a refusal, regrowing along a cubic
   curve, requests evenly spaced); ends that fit no fixed window mark the kind ``sliding``;
 - **changes both ways**: a refusal under a fitted window sets ``limit`` to what that window
