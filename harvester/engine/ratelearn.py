@@ -123,8 +123,11 @@ class HiddenQuota:
         return allowed, [self._arrival(r) for r in recent if not r.allowed]
 
     # -- refusals --------------------------------------------------------------------------
-    def refused_at(self, seq: int, now: float, end: tuple[float, float] | None) -> None:
-        """Request ``seq`` was refused; ``end``: where its Retry-After puts the window's end."""
+    def refused_at(self, seq: int, now: float, end: tuple[float, float] | None,
+                   hold: float | None = None) -> None:  # fmt: skip
+        """Request ``seq`` was refused; ``end``: where its Retry-After puts the window's end;
+        ``hold``: a wait instead of the backoff where Retry-After names no usable end (one
+        beyond the caller's cap, which is then the wait)."""
         self.answered(seq, now, False)
         req = self._log.get(seq) or _Req(now, now, False)
         self.active = True
@@ -139,7 +142,9 @@ class HiddenQuota:
             return
         self._closed_at = now
         self._strikes += 1
-        if end is None:
+        if hold is not None:
+            self.blocked_until = max(self.blocked_until, now + hold)
+        elif end is None:
             wait = min(60.0, 2.0 ** (self._strikes - 1)) * (1 - self._rand() / 2)
             self.blocked_until = max(self.blocked_until, now + wait)
         probe, self._probe = self._probe == seq, None

@@ -228,15 +228,17 @@ class Policy(WindowReading):
         if status != 429:
             self.hidden.answered(seq, received, True)
             return
-        end = None
+        end, hold = None, None
         after = retry_after_seconds(r.retry_after, wall + self.clock.skew)
-        if after is not None and after <= self.max_wait:
+        if after is not None and after > self.max_wait:  # absurd: one capped wait, no window
+            hold = self.max_wait
+        elif after is not None:
             if (r.retry_after or "").strip().isdigit():  # whole seconds, rounded up at the server
                 end = (sent_at + after - 1.0, received + after)
             else:  # an HTTP date, whole seconds on the server's clock
                 end = (received + after - 1.0 - self.clock.early(),
                        received + after + self.clock.late())  # fmt: skip
-        self.hidden.refused_at(seq, received, end)
+        self.hidden.refused_at(seq, received, end, hold)
         self.retry_hint = None  # the hidden quota closed the limiter (penalize reads it)
 
     def _accept(self, remaining: int, seq: int, now: float) -> bool:
