@@ -17,13 +17,21 @@ A second scenario (``scenario``, also used by the suite) drops the limit to 10 p
 third window and prints the last window in which 429s were still seen; its plain limiter is
 ``AsyncLimiter(20, 2)``, the server's exact limit.
 
-    python -m benchmarks.bench_limiter
+Then servers that announce nothing (``hidden_row``): no rate headers on any answer. First no
+limit at all (target: as many requests in flight as workers, no wait); then a hidden quota of
+20 per 2 s shown only by 429s, with ``Retry-After`` in seconds, as an HTTP date, or neither; a
+sliding one; one halved after ``HIDDEN_DROP`` windows. Each runs ``HIDDEN_WINDOWS`` windows.
+Printed: the use of the quota in the full windows after the first refusal's (target >= 90 %,
+stretch 95 %) and the share of all requests refused (target <= 5 %).
+
+    python -m benchmarks.bench_limiter [--only hidden]
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -34,7 +42,7 @@ from harvester.engine.limiter import RateLimiter
 from harvester.sim.server import Simulator
 from harvester.sim.settings import RateHeaders, ResetStyle, SimSettings
 
-__all__ = ["ROWS", "Policy", "main", "run_row", "scenario"]
+__all__ = ["HIDDEN_ROWS", "ROWS", "Policy", "hidden_row", "main", "run_row", "scenario"]
 
 LIMIT, WINDOW, WINDOWS, WORKERS = 20, 2.0, 7, 4
 AUTH = (("Authorization", "Basic " + base64.b64encode(b"harvester:harvester").decode()),)
@@ -171,7 +179,118 @@ async def scenario(kind: str, drop: bool, hostile: bool = False) -> dict[str, ob
     }
 
 
+#: (label, simulator settings) of the rows against a server that announces nothing.
+HIDDEN_ROWS: list[tuple[str, dict[str, object]]] = [
+    ("hidden fixed 2s, Retry-After seconds", {"retry_after": "seconds"}),
+    ("hidden fixed 2s, Retry-After date", {"retry_after": "date"}),
+    ("hidden fixed 2s, no Retry-After", {}),
+    ("hidden sliding 2s, Retry-After seconds", {"retry_after": "seconds", "rate_sliding": True}),
+    ("hidden sliding 2s, no Retry-After", {"rate_sliding": True}),
+    ("hidden fixed 2s halved, Retry-After seconds", {"retry_after": "seconds", "drop": True}),
+]
+HIDDEN_WINDOWS, HIDDEN_DROP = 30, 12
+
+
+@dataclass(frozen=True, slots=True)
+class Hidden:
+    """One row against a server that announces nothing."""
+
+    use: float | None  #: allowed in the full windows after the first refusal's / the quota
+    refused: int
+    requests: int
+    first_refusal_window: int | None
+    most_in_flight: int
+    held: int  #: requests that waited for the limiter at all, after the first answer
+    learned: str
+
+    @property
+    def share(self) -> float:
+        return self.refused / max(1, self.requests)
+
+
+async def hidden_row(settings: dict[str, object], windows: int = HIDDEN_WINDOWS) -> Hidden:
+    """One limiter (the config default) with WORKERS loops against a server sending no rate
+    headers: the quota's use after the first refusal, the share refused, the most in flight.
+    One request goes first (before any answer the limiter lets one through at a time); the
+    waits are counted from its answer on."""
+    kw = dict(settings)
+    drop = bool(kw.pop("drop", False))
+    limit = int(kw.pop("rate_limit", LIMIT))  # type: ignore[call-overload]
+    sim_settings = SimSettings(nobb_items=500, rate_limit=limit, rate_window=WINDOW,
+                               latency_ms=50, rate_hidden=True, **kw)  # type: ignore[arg-type]  # fmt: skip
+    ours = RateLimiter.from_setting(DEFAULT_RATE, name="bench")
+    request = Request(method="GET", url="/api/v2/items", params=(("pageSize", "5"),),
+                      headers=AUTH, label="bench")  # fmt: skip
+    async with Simulator(sim_settings) as sim, HttpClient(HttpSettings(), base_url=sim.url) as http:
+        window = sim.ctx.limits["nobb"]
+        async with ours.slot(), http.stream(request) as resp:
+            await resp.read()
+            ours.observe(resp.headers, resp.status)
+        ours.held = 0
+        await asyncio.sleep(WINDOW - time.time() % WINDOW)
+        window.served.clear()
+        t0 = time.time()
+        end = t0 + windows * WINDOW
+        throttled: Counter[int] = Counter()
+        most = [0]
+
+        async def worker() -> None:
+            while time.time() < end:
+                if drop and time.time() - t0 >= HIDDEN_DROP * WINDOW:
+                    window.limit = limit // 2
+                async with ours.slot():
+                    most[0] = max(most[0], ours.in_flight)
+                    async with http.stream(request) as resp:
+                        await resp.read()
+                        ours.observe(resp.headers, resp.status)
+                        refused = resp.status == 429
+                if refused:
+                    throttled[int((time.time() - t0) // WINDOW)] += 1
+                    ours.penalize(None)
+
+        await asyncio.gather(*(worker() for _ in range(WORKERS)))
+        served = {round((s - t0) / WINDOW): n for s, n in window.served.items()}
+    first = min(throttled, default=None)
+    full = [w for w in range(1, windows) if first is None or w > first]
+    if drop:
+        full = [w for w in full if w != HIDDEN_DROP]
+    allowed = sum(limit // 2 if drop and w > HIDDEN_DROP else limit for w in full)
+    return Hidden(
+        use=sum(served.get(w, 0) for w in full) / allowed if full and limit else None,
+        refused=sum(throttled.values()), requests=ours.sent, first_refusal_window=first,
+        most_in_flight=most[0], held=ours.held,
+        learned=ours.policy.hidden.describe() if ours.policy.hidden.active else "nothing",
+    )  # fmt: skip
+
+
+async def hidden_main() -> bool:
+    """The rows against servers that announce nothing; True if every target was met."""
+    print(f"servers sending no rate headers; rate_limit = {DEFAULT_RATE!r}, {WORKERS} workers, "
+          f"50 ms latency, {HIDDEN_WINDOWS} windows of {WINDOW:g} s")  # fmt: skip
+    free = await hidden_row({"rate_limit": 0}, windows=3)
+    ok = free.most_in_flight == WORKERS and free.held == 0
+    print(f"  no headers, no limit: {free.requests} requests, at most {free.most_in_flight} in "
+          f"flight (target {WORKERS}), {free.held} held by the limiter after the first answer "
+          f"(target 0): {'met' if ok else 'NOT met'}")  # fmt: skip
+    print(f"  {'hidden quota 20 per 2 s':44s} {'use':>6s} {'refused':>12s}   learned")
+    for label, kw in HIDDEN_ROWS:
+        r = await hidden_row(kw)
+        use = r.use or 0.0
+        ok = ok and use >= 0.90 and r.share <= 0.05
+        print(f"  {label:44s} {use:6.1%} {r.refused:4}/{r.requests:<4} {r.share:5.1%}   "
+              f"{r.learned}", flush=True)  # fmt: skip
+    print(
+        "  use: requests allowed in the full windows after the first refusal's / the quota "
+        "(halved: excluding the window it drops in); refused: 429s / all requests"
+    )
+    print(f"  target (>= 90 % use, stretch 95 %; <= 5 % refused): {'met' if ok else 'NOT met'}")
+    return ok
+
+
 async def main() -> None:
+    if "--only" in sys.argv and "hidden" in sys.argv:
+        await hidden_main()
+        return
     print(f"rate_limit = {DEFAULT_RATE!r} (the config default) beside a plain "
           f"AsyncLimiter({PLAIN[0]}, {PLAIN[1]:g}); 10 requests/s allowed, 50 ms latency, "
           f"{WORKERS} workers")  # fmt: skip
@@ -198,6 +317,7 @@ async def main() -> None:
         d = await scenario(kind, False, hostile=True)
         print(f"  {kind:9s} limit dropped in window {d['drop_window']}, 429s {d['429s']:3}, "
               f"last 429 in window {d['last_429_window']}")  # fmt: skip
+    await hidden_main()
 
 
 if __name__ == "__main__":

@@ -20,6 +20,13 @@
                                     [--accept-encoding identity|"gzip, br"]
     python -m benchmarks.bench_nobb --only latency      # part 2 alone (about 3 minutes)
     python -m benchmarks.bench_nobb --only tls [--tls-rounds 3]   # part 3 alone
+4. No rate headers and no limit, 200 ms latency, 30,000 items, pageSize 1000: harvester with
+   its default config (``rate_limit = "auto"``, concurrency 4, two-ended partitions, gzip
+   output) against the naive sequential aiohttp + orjson walk, interleaved: seconds of each, the
+   harvester's requests and the share of them that were ``x-totalHits`` probes, the speedup
+   (median of the rounds' ratios; target >= 3x).
+
+    python -m benchmarks.bench_nobb --only defaults [--default-rounds 3]   # part 4 alone
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import orjson
@@ -101,14 +109,47 @@ async def harvester(
     return result.manifest.records, progress.requests, connections
 
 
+async def defaults(url: str, out: Path, page_size: int) -> tuple[int, int, int]:
+    """One dump with the default config but ``page_size``; (records, requests, probes)."""
+    from harvester.config import NobbConfig, OutputConfig, Secret
+    from harvester.progress import Progress
+    from harvester.run import run_source
+    from harvester.sources.nobb import NobbSource
+    from harvester.sources.nobb_plan import PartitionPlanner
+
+    probes = [0]
+    plain = PartitionPlanner.probe
+
+    def counting(self: PartitionPlanner, ctx: Any, times: list[float] | None = None) -> Any:
+        inner = plain(self, ctx, times)
+
+        async def probe(lo: Any, hi: Any) -> int:
+            probes[0] += 1
+            return await inner(lo, hi)
+
+        return probe
+
+    PartitionPlanner.probe = counting  # type: ignore[method-assign]
+    cfg = NobbConfig(base_url=url, username=Secret("harvester"), password=Secret("harvester"),
+                     page_size=page_size)  # fmt: skip
+    progress = Progress(source="nobb")
+    result = await run_source(
+        NobbSource(cfg), mode="dump", output=OutputConfig(), out_dir=out, config_digest="bench",
+        progress=progress,
+    )  # fmt: skip
+    return result.manifest.records, progress.requests, probes[0]
+
+
 def child(variant: str, url: str, page_size: int, partitions: int, ends: int, wire: str) -> None:
     """Run one variant in this (fresh) process; prints records, seconds, peak RSS MB, requests,
-    connections, CPU seconds."""
+    connections (for ``harvester-default``: x-totalHits probes), CPU seconds."""
     requests = connections = 0
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
         if variant == "naive":
             n = asyncio.run(naive(url, Path(tmp) / "out.ndjson", page_size))
+        elif variant == "harvester-default":
+            n, requests, connections = asyncio.run(defaults(url, Path(tmp), page_size))
         else:
             compression = variant.split("-")[1]
             if variant.endswith("-zlib"):
@@ -275,6 +316,36 @@ def tls(items: int, rounds: int, loop: str = "uvloop") -> None:
           "whatever the machine's load)")  # fmt: skip
 
 
+def no_headers(rounds: int, items: int = 30_000, page_size: int = 1000) -> None:
+    """Part 4: the default config beside the naive sequential walk, no rate headers, 200 ms."""
+    proc, url = start("--nobb-items", str(items), "--latency-ms", "200")
+    runs: dict[str, list[list[float]]] = {"naive": [], "harvester-default": []}
+    try:
+        for _ in range(rounds):
+            for name in runs:
+                r = run_child(name, url, page_size)
+                assert int(r[0]) == items, r
+                runs[name].append(r)
+    finally:
+        proc.terminate()
+        proc.wait()
+    naive_s = statistics.median(r[1] for r in runs["naive"])
+    ours = runs["harvester-default"]
+    ours_s = statistics.median(r[1] for r in ours)
+    speedup = statistics.median(n[1] / h[1] for n, h in zip(runs["naive"], ours, strict=True))
+    share = statistics.median(r[4] / r[3] for r in ours)
+    print(f"4. no rate headers, no limit, 200 ms latency, {items:,} items, pageSize {page_size}; "
+          f"harvester's default config beside a naive sequential walk; medians of {rounds} "
+          "interleaved rounds")  # fmt: skip
+    print(f"   naive sequential walk {naive_s:.2f} s; harvester {ours_s:.2f} s, "
+          f"{statistics.median(r[3] for r in ours):.0f} requests of which x-totalHits probes "
+          f"{share:.0%} (target <= 25 %)")  # fmt: skip
+    print(
+        f"   speedup {speedup:.2f}x (target >= 3x); per round: "
+        + ", ".join(f"{n[1]:.1f}/{h[1]:.1f} s" for n, h in zip(runs["naive"], ours, strict=True))
+    )
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--items", type=int, default=200_000)
@@ -282,7 +353,8 @@ def main() -> None:
     p.add_argument("--latency-rounds", type=int, default=3)
     p.add_argument("--tls-rounds", type=int, default=3)
     p.add_argument("--tls-loop", choices=("uvloop", "asyncio"), default="uvloop")
-    p.add_argument("--only", choices=("throughput", "latency", "tls"))
+    p.add_argument("--default-rounds", type=int, default=3)
+    p.add_argument("--only", choices=("throughput", "latency", "tls", "defaults"))
     p.add_argument("--accept-encoding", default="identity", help="part 1: harvester's offer")
     args = p.parse_args()
     if args.only in (None, "throughput"):
@@ -291,6 +363,8 @@ def main() -> None:
         latency(args.latency_rounds)
     if args.only in (None, "tls"):
         tls(args.items, args.tls_rounds, args.tls_loop)
+    if args.only in (None, "defaults"):
+        no_headers(args.default_rounds)
 
 
 if __name__ == "__main__":

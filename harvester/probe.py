@@ -198,11 +198,22 @@ def render(found: dict[str, Any], *, as_json: bool = False) -> str:
         lines += [
             f"{name}:",
             f"  latency       first byte {f['first_byte_ms']:g} ms, connect {f['connect_ms']:g} ms",
-            f"  limit         {f['limit'] if f['limit'] is not None else 'none announced'}"
-            f" per {window}",
-            f"  headers       {f['family'] or 'none'}, reset {f['reset_style'] or 'none'}, "
-            f"{_kind(f)} window, clock skew {f['skew']:+d} s",
         ]
+        if f["family"]:
+            lines += [
+                f"  limit         {f['limit'] if f['limit'] is not None else 'not announced'}"
+                f" per {window}",
+                f"  headers       {f['family']}, reset {f['reset_style'] or 'none'}, "
+                f"{_kind(f)} window, clock skew {f['skew']:+d} s",
+            ]
+        else:
+            seen = (
+                f"429s seen: {f['policy'].split('; ', 1)[-1]}"
+                if f["429s"]
+                else ("nothing is paced (beyond the ceiling) unless a 429 shows a quota")
+            )
+            lines += ["  limit         no rate headers: the server announced no limit",
+                      f"  headers       no rate headers; {seen}"]  # fmt: skip
         if name == "nobb":
             hits = f["x_totalHits"]
             lines.append(

@@ -14,12 +14,13 @@ from dataclasses import dataclass
 
 from harvester.engine.clock import FakeClock
 from harvester.engine.limiter import RateLimiter
-from harvester.sim.ratelimit import HeaderFamily, RateWindow, ResetStyle
+from harvester.sim.ratelimit import HeaderFamily, RateWindow, ResetStyle, RetryAfter
 
 HeaderFamily = HeaderFamily
 ResetStyle = ResetStyle
+RetryAfter = RetryAfter
 
-__all__ = ["HeaderFamily", "Outcome", "ResetStyle", "run"]
+__all__ = ["HeaderFamily", "Outcome", "ResetStyle", "RetryAfter", "run"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +31,9 @@ class Outcome:
     refused: int
     refused_after_first: int
     limiter: RateLimiter
+    #: The window (index) of the first refusal, None if none.
+    first_refusal: int | None = None
+    sent: int = 0
 
     def utilization(self, limit: int, first: int, last: int) -> float:
         """Allowed requests over windows first..last-1 as a share of what the limit allows."""
@@ -41,6 +45,8 @@ async def run(
     jitter: float = 0.0, sliding: bool = False, headers: HeaderFamily = "x",
     reset_style: ResetStyle = "epoch", skew: float = 0.0, rate_limit: str = "auto",
     start: float = 1_800_000_000.0, seed: int = 0, counted_at: float = 0.5,
+    hidden: bool = False, retry_after: RetryAfter = "none", change_after: int = 0,
+    change_to: int = 0,
 ) -> Outcome:  # fmt: skip
     """Run ``workers`` request loops for ``seconds`` of fake time; the server's view of it.
 
@@ -49,9 +55,11 @@ async def run(
     """
     clock = FakeClock(start=start)
     server = RateWindow(limit, window, clock.time, sliding=sliding, headers=headers,
-                        reset_style=reset_style, skew=skew)  # fmt: skip
-    limiter = RateLimiter.from_setting(rate_limit, clock=clock)
+                        reset_style=reset_style, skew=skew, hidden=hidden,
+                        retry_after=retry_after, change_after=change_after,
+                        change_to=change_to)  # fmt: skip
     rnd = random.Random(seed)
+    limiter = RateLimiter.from_setting(rate_limit, clock=clock, rand=random.Random(seed).random)
     refused: list[float] = []
     stop = [False]
 
@@ -80,4 +88,6 @@ async def run(
     origin = (start // window) * window  # the window holding the start is window 0
     served = {round((s - origin) / window): n for s, n in server.served.items()}
     first_end = start + window
-    return Outcome(served, len(refused), sum(1 for t in refused if t >= first_end), limiter)
+    first = None if not refused else round((refused[0] // window * window - origin) / window)
+    return Outcome(served, len(refused), sum(1 for t in refused if t >= first_end), limiter,
+                   first, server.checked)  # fmt: skip

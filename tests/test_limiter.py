@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 
 from harvester.engine.clock import FakeClock
 from harvester.engine.limiter import RateLimiter
-from harvester.engine.ratepolicy import AUTO_RATE
 from tests import ratesim
 
 START = 1_790_000_000.0
@@ -136,13 +135,15 @@ async def test_configured_ceiling_is_never_exceeded() -> None:
     assert all(b - a >= 0.5 - 1e-9 for a, b in itertools.pairwise(times))
 
 
-async def test_no_headers_auto_is_serial_and_slow() -> None:
-    """auto against a server with no rate headers: one at a time, at most AUTO_RATE per second."""
+async def test_no_headers_auto_does_not_pace() -> None:
+    """auto against a server with no rate headers and no 429: after the first answer, every
+    waiting request leaves at once (only the callers' concurrency bounds them)."""
     clock = FakeClock(start=START)
     limiter = RateLimiter.from_setting("auto", clock=clock)
-    times = await _grant(limiter, 5, clock, answer={})
-    assert all(b - a >= 1 / AUTO_RATE - 1e-9 for a, b in itertools.pairwise(times))
+    await _first(limiter, clock, {})
+    assert await _grant(limiter, 6, clock, hold=0.2, answer={}) == [0.0] * 6
     assert limiter.describe() == "no rate headers seen"
+    assert limiter.report()["learned_from"] is None and limiter.report()["waited_seconds"] == 0
 
 
 async def test_no_headers_with_a_rate_uses_it_and_zero_is_unpaced() -> None:

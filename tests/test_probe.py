@@ -119,14 +119,19 @@ async def test_probe_names_each_policy(flags: dict[str, Any], family: str, style
 
 
 async def test_probe_without_rate_headers_uses_the_configured_rate() -> None:
-    """No rate headers: none announced, and the sweep line keeps the configured rate ("0")."""
+    """No rate headers: said plainly, and the sweep line keeps the configured rate ("0")."""
     clock = FakeClock(start=1_796_000_003.0)
     async with Simulator(SimSettings(nobb_items=50, rate_limit=0), clock=clock.time) as sim:
         found = await _driven(clock, probe(_config(sim.url), ["nobb"], clock=clock))
     f = found["nobb"]
     assert (f["limit"], f["family"], f["requests"]) == (None, None, 3)
     assert f["sweep"] == "harvester bench --sweep --rate-limit 0 --latency-ms 0"
-    assert "none announced" in render(found)
+    text = render(found)
+    assert "  limit         no rate headers: the server announced no limit\n" in text
+    assert (
+        "  headers       no rate headers; nothing is paced (beyond the ceiling) unless a 429 "
+        "shows a quota\n" in text
+    )
 
 
 async def test_probe_of_an_absent_section_is_a_config_error() -> None:

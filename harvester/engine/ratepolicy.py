@@ -18,23 +18,24 @@ which ``Policy`` extends with the pace. The rules:
   times, once its length is measured and longer than the reset's resolution; until then at the
   announced reset), and the pace never exceeds ``limit / window``;
 - a configured ceiling (``"N/Ts"``) is a minimum gap of ``T / N`` between requests, always;
-  with no rate headers it is the only pace, and ``auto`` then sends one request at a time, at
-  most ``AUTO_RATE`` per second.
+- with no rate headers at all, nothing is paced (beyond the ceiling and the callers' own
+  concurrency) until a 429 comes; from then on ``HiddenQuota`` (``ratelearn.py``) learns the
+  quota the refusals show and paces by it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from harvester.engine.rateheaders import Reading, retry_after_seconds
+from harvester.engine.ratelearn import HiddenQuota
 from harvester.engine.ratewindow import EPS, WindowReading
 
-__all__ = ["AUTO_RATE", "Policy", "Snapshot"]
+__all__ = ["Policy", "Snapshot"]
 
 #: (family, limit, window to 0.1 s, reset style, kind, skew in whole seconds).
 Snapshot = tuple[str | None, int | None, float | None, str | None, str, int]
 
-#: Requests per second for ``rate_limit = "auto"`` against a server that sends no rate headers
-#: (DBK's documented sandbox limit, 120/min, the smallest published figure).
-AUTO_RATE = 2.0
 #: A sliding window is paced this much below ``limit / window``.
 SLIDING_MARGIN = 1.0
 
@@ -43,8 +44,11 @@ class Policy(WindowReading):
     """One API's inferred rate-limit policy and pace (module docstring)."""
 
     def __init__(self, *, ceiling: tuple[float, float] | None, auto: bool,
-                 max_wait: float = 3600.0) -> None:  # fmt: skip
+                 max_wait: float = 3600.0, rand: Callable[[], float] | None = None,
+                 ) -> None:  # fmt: skip
         super().__init__(max_wait=max_wait)
+        #: A quota shown only by 429s, learned while no answer carries rate headers.
+        self.hidden = HiddenQuota(rand)
         self.ceiling_gap = ceiling[1] / ceiling[0] if ceiling and ceiling[0] > 0 else 0.0
         self.auto = auto
         self.family: str | None = None
@@ -66,6 +70,7 @@ class Policy(WindowReading):
         """Record one request leaving now; returns its sequence number."""
         self.seq += 1
         self.last_send = now
+        self.hidden.sent(self.seq, now)
         self._log.add(self.seq, now, keep=2 * max(self.window or 0.0, self._max_until) + 1.0)
         return self.seq
 
@@ -109,10 +114,8 @@ class Policy(WindowReading):
         last = self.last_send if self.last_send is not None else now - 1e9
         gap = self.ceiling_gap
         if not self.headers_seen:
-            if self.auto:
-                if in_flight > 0:
-                    return None
-                gap = max(gap, 1.0 / AUTO_RATE)
+            if self.hidden.active:
+                start = self.hidden.next_allowed(start, self.last_send)
             return max(start, last + gap)
         self._roll(start)
         left = self.left(start)
@@ -190,6 +193,8 @@ class Policy(WindowReading):
                 if status == 503:  # a 429 closes the limiter in penalize(), from then on
                     self.blocked_until = max(self.blocked_until, received + self.retry_hint)
         if r.family is None:
+            if not self.headers_seen and seq:
+                self._hidden(r, seq, sent_at, received, wall, status)
             return self.snapshot() != before
         self.headers_seen = True
         self.family = r.family
@@ -217,6 +222,25 @@ class Policy(WindowReading):
                 self._learn_sliding(seq, r.remaining)
         return self.snapshot() != before
 
+    def _hidden(self, r: Reading, seq: int, sent_at: float, received: float, wall: float,
+                status: int) -> None:  # fmt: skip
+        """An answer without rate headers: what it tells ``hidden`` (a 429's window end)."""
+        if status != 429:
+            self.hidden.answered(seq, received, True)
+            return
+        end, hold = None, None
+        after = retry_after_seconds(r.retry_after, wall + self.clock.skew)
+        if after is not None and after > self.max_wait:  # absurd: one capped wait, no window
+            hold = self.max_wait
+        elif after is not None:
+            if (r.retry_after or "").strip().isdigit():  # whole seconds, rounded up at the server
+                end = (sent_at + after - 1.0, received + after)
+            else:  # an HTTP date, whole seconds on the server's clock
+                end = (received + after - 1.0 - self.clock.early(),
+                       received + after + self.clock.late())  # fmt: skip
+        self.hidden.refused_at(seq, received, end, hold)
+        self.retry_hint = None  # the hidden quota closed the limiter (penalize reads it)
+
     def _accept(self, remaining: int, seq: int, now: float) -> bool:
         """Whether an answer's ``remaining`` replaces our count.
 
@@ -233,6 +257,9 @@ class Policy(WindowReading):
 
     def penalize(self, now: float, retry_after: float | None, strikes: int) -> None:
         """After a 429: no request before Retry-After, else the window's end, else a backoff."""
+        if not self.headers_seen and self.hidden.active:
+            self.blocked_until = max(self.blocked_until, self.hidden.blocked_until)
+            return
         if retry_after is not None:
             until = now + min(retry_after, self.max_wait)
         elif self.hi is not None and self.hi > now:

@@ -71,6 +71,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--rate-sliding", action="store_true",
         help="a sliding window (remaining recovers gradually) instead of a fixed one",
     )  # fmt: skip
+    # Quotas nobody announces (open-points.md): all off by default.
+    p.add_argument(
+        "--rate-hidden", action="store_true",
+        help="enforce --rate-limit but send no rate-limit headers (only 429s show the quota)",
+    )  # fmt: skip
+    p.add_argument(
+        "--retry-after", choices=("none", "seconds", "date"), default=d.retry_after,
+        help="what a 429 carries: no Retry-After (default), Retry-After in seconds, or as an "
+        "HTTP date",
+    )  # fmt: skip
+    p.add_argument(
+        "--rate-change-after", type=int, default=d.rate_change_after, metavar="REQUESTS",
+        help="after this many requests to an API its limit becomes --rate-change-to (0: never)",
+    )  # fmt: skip
+    p.add_argument("--rate-change-to", type=int, default=d.rate_change_to, metavar="LIMIT")
     p.add_argument("--latency-ms", type=float, default=d.latency_ms, help="delay before first byte")
     p.add_argument("--token-ttl", type=float, default=d.token_ttl, help="NOBB token life, seconds")
     p.add_argument("--dbk-max-products", type=int, default=d.dbk_max_products)
@@ -136,6 +151,10 @@ def settings_from(args: argparse.Namespace) -> SimSettings:
         rate_headers=args.rate_headers,
         clock_skew=args.clock_skew,
         rate_sliding=args.rate_sliding,
+        rate_hidden=args.rate_hidden,
+        retry_after=args.retry_after,
+        rate_change_after=args.rate_change_after,
+        rate_change_to=args.rate_change_to,
         latency_ms=args.latency_ms,
         token_ttl=args.token_ttl,
         dbk_max_products=args.dbk_max_products,

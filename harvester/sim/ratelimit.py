@@ -17,6 +17,12 @@ Every answer names the policy in the chosen header family (``headers``):
   ``RateLimit-Policy: N;w=W``;
 - ``both``: ``x`` and ``ietf`` together.
 
+Quotas nobody announces (each off by default): ``hidden`` sends no rate-limit headers at all
+(only ``Date``); ``retry_after`` adds ``Retry-After`` to each 429, in whole seconds (rounded up)
+or as an HTTP date (rounded up to the second), pointing at the window's end (fixed) or at when
+the oldest counted request leaves (sliding); ``change_after`` requests into a run the limit
+becomes ``change_to`` (a quota that drops or rises mid-run).
+
 ``skew`` runs the server's clock that many seconds ahead of the simulator's (negative: behind):
 its ``Date`` header, its windows' alignment and its UNIX-time resets, as a server whose clock is
 off would.
@@ -31,10 +37,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["Decision", "FixedWindow", "HeaderFamily", "RateWindow", "ResetStyle"]
+__all__ = ["Decision", "FixedWindow", "HeaderFamily", "RateWindow", "ResetStyle", "RetryAfter"]
 
 HeaderFamily = Literal["x", "ietf", "ietf6", "both"]
 ResetStyle = Literal["epoch", "delta"]
+RetryAfter = Literal["none", "seconds", "date"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +66,10 @@ class RateWindow:
         headers: HeaderFamily = "x",
         reset_style: ResetStyle = "epoch",
         skew: float = 0.0,
+        hidden: bool = False,
+        retry_after: RetryAfter = "none",
+        change_after: int = 0,
+        change_to: int = 0,
     ) -> None:
         self.limit = limit
         self.window = window
@@ -66,6 +77,10 @@ class RateWindow:
         self.family = headers
         self.reset_style = reset_style
         self.skew = skew
+        self.hidden = hidden
+        self.retry_after = retry_after
+        self.change_after, self.change_to = change_after, change_to
+        self.checked = 0
         self._clock = clock
         self._counts: dict[str, tuple[float, int]] = {}
         self._logs: dict[str, collections.deque[float]] = {}
@@ -75,6 +90,9 @@ class RateWindow:
 
     def check(self, client: str) -> Decision:
         """Count one request of ``client`` if its window has room."""
+        self.checked += 1
+        if self.change_after and self.change_to and self.checked == self.change_after + 1:
+            self.limit = self.change_to
         if self.limit <= 0:
             return Decision(True, {}, 0.0)
         now = self._clock() + self.skew  # the server's clock
@@ -102,11 +120,19 @@ class RateWindow:
         else:
             self.refused += 1
         remaining = max(0, self.limit - used)
-        return Decision(allowed, self._headers(now, remaining, reset_at), bucket)
+        headers = self._headers(now, remaining, reset_at)
+        if not allowed and self.retry_after != "none":
+            headers["Retry-After"] = (
+                str(max(0, math.ceil(reset_at - now - 1e-9))) if self.retry_after == "seconds"
+                else email.utils.formatdate(math.ceil(reset_at - 1e-9), usegmt=True)
+            )  # fmt: skip
+        return Decision(allowed, headers, bucket)
 
     def _headers(self, now: float, remaining: int, reset_at: float) -> dict[str, str]:
         delta = str(max(0, math.ceil(reset_at - now - 1e-9)))
         out = {"Date": email.utils.formatdate(now, usegmt=True)}
+        if self.hidden:
+            return out
         if self.family in ("x", "both"):
             reset = str(math.ceil(reset_at)) if self.reset_style == "epoch" else delta
             out.update({

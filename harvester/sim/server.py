@@ -85,6 +85,10 @@ class Simulator:
                     headers=settings.rate_headers,
                     reset_style=settings.reset_style,
                     skew=settings.clock_skew,
+                    hidden=settings.rate_hidden,
+                    retry_after=settings.retry_after,
+                    change_after=settings.rate_change_after,
+                    change_to=settings.rate_change_to,
                 )
                 for api in ("nobb", "dbk")
             },

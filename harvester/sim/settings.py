@@ -8,11 +8,12 @@ from typing import Literal
 
 from harvester.sim.readings import Readings
 
-__all__ = ["DEFAULT_NOW", "FaultProfile", "RateHeaders", "ResetStyle", "SimSettings"]
+__all__ = ["DEFAULT_NOW", "FaultProfile", "RateHeaders", "ResetStyle", "RetryAfter", "SimSettings"]
 
 FaultProfile = Literal["none", "flaky", "hostile"]
 RateHeaders = Literal["x", "ietf", "ietf6", "both"]
 ResetStyle = Literal["epoch", "delta"]
+RetryAfter = Literal["none", "seconds", "date"]
 #: The "now" a world is built for unless one is injected (never today's date, so that a world
 #: and every fault fingerprint in it are the same on any day).
 DEFAULT_NOW = datetime(2026, 11, 20, tzinfo=UTC)
@@ -41,6 +42,16 @@ class SimSettings:
     clock_skew: float = 0.0
     #: A sliding window (remaining recovers as requests age out) instead of a fixed one.
     rate_sliding: bool = False
+    # -- quotas nobody announces (open-points.md, "Quota not announced"); all off by default --
+    #: The limit is enforced, but no answer carries rate-limit headers (only 429s show it).
+    rate_hidden: bool = False
+    #: What a 429 says of when to come back: nothing, ``Retry-After`` in seconds (rounded up),
+    #: or ``Retry-After`` as an HTTP date (the window's end, rounded up to the second).
+    retry_after: RetryAfter = "none"
+    #: After this many requests to an API (0: never) its limit becomes ``rate_change_to``: a
+    #: quota that drops or rises part-way through a run.
+    rate_change_after: int = 0
+    rate_change_to: int = 0
     latency_ms: float = 0.0
     token_ttl: float = 7200.0
     dbk_max_products: int = 2000
@@ -67,7 +78,8 @@ class SimSettings:
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be 0..65535, not {self.port}")
-        for name in ("nobb_items", "dbk_products", "rate_limit", "dbk_max_products"):
+        for name in ("nobb_items", "dbk_products", "rate_limit", "dbk_max_products",
+                     "rate_change_after", "rate_change_to"):  # fmt: skip
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")
         if self.rate_window <= 0 or self.token_ttl <= 0 or self.latency_ms < 0:
@@ -80,6 +92,8 @@ class SimSettings:
             raise ValueError(
                 f"rate_headers must be x, ietf, ietf6 or both, not {self.rate_headers!r}"
             )
+        if self.retry_after not in ("none", "seconds", "date"):
+            raise ValueError(f"retry_after must be none, seconds or date, not {self.retry_after!r}")
         if self.now.tzinfo is None:
             raise ValueError(f"now must carry a timezone (e.g. Z), not {self.now.isoformat()}")
         if self.faults not in ("none", "flaky", "hostile"):

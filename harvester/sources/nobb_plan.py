@@ -138,10 +138,13 @@ class PartitionPlanner:
         self._splitting.add(pid)
         try:
             pieces = min(MAX_PIECES, max(2, pieces))
-            # Probes two a piece per round trip: a cut needs points inside its own few days.
+            # One probe a piece per round trip: a cut needs points inside its own few days, and
+            # probes are requests too (at two a piece they were a quarter of a dump's requests
+            # when short-lived tokens cut its partitions; at one, a fifth, with fewer pages
+            # re-read: benchmarks/bench_token_life).
             found = await split(
                 self.probe(ctx), part, first=FIRST_DAY, today=self.today, pieces=pieces,
-                fanout=max(self.cfg.concurrency, 2 * pieces), grain=self.cfg.page_size * self.ends,
+                fanout=max(self.cfg.concurrency, pieces + 1), grain=self.cfg.page_size * self.ends,
             )  # fmt: skip
         finally:
             self._splitting.discard(pid)

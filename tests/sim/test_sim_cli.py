@@ -76,11 +76,13 @@ def test_module_help_lists_the_same_flags() -> None:
     )  # fmt: skip
     # The fixed flags, and the extensions since: the bulk second, --fail-matching, the edge
     # readings, --now, the rate-limit readings --reset-style, --rate-headers, --clock-skew,
-    # --rate-sliding, and TLS.
+    # --rate-sliding, the quotas nobody announces (--rate-hidden, --retry-after,
+    # --rate-change-after, --rate-change-to), and TLS.
     extensions = {"--bulk-second", "--no-bulk-second", "--fail-matching", "--dbk-from-exclusive",
                   "--dbk-to-inclusive", "--nobb-from-exclusive", "--nobb-to-exclusive",
                   "--now", "--reset-style", "--rate-headers", "--clock-skew",
-                  "--rate-sliding", "--tls-cert", "--tls-key"}  # fmt: skip
+                  "--rate-sliding", "--rate-hidden", "--retry-after", "--rate-change-after",
+                  "--rate-change-to", "--tls-cert", "--tls-key"}  # fmt: skip
     # The open points' other readings (sim/readings.py), one block.
     readings = {"--nobb-total-hits-first-only", "--nobb-page-clamp", "--nobb-accepted",
                 "--nobb-token-from-issue", "--nobb-expired-400", "--dbk-cap-answer",

@@ -1,0 +1,265 @@
+"""A quota the server never announces, learned from its 429s: pure, no I/O, no clock.
+
+``HiddenQuota`` follows one API whose answers carry no rate-limit headers. Until its first
+refusal it paces nothing (``next_allowed`` is ``now``). Each 429 is ``refused_at`` with its
+request's sequence number and, where it came with ``Retry-After``, the bounds of the window end
+it names (our monotonic seconds: a value in whole seconds is rounded). From then on:
+
+- **a refusal closes the API** until that end (else for a backoff from 1 s doubling with each
+  refusal in a row, jittered down by up to half); a refusal of a request that was already on
+  its way when the API closed narrows that end and changes nothing else;
+- **the window is read off the refusals** (``ratefit.py``): a fixed one from ends that share
+  a phase; once the ends fit no fixed window, a sliding one from ends that are each the
+  ``limit``-th latest request allowed plus the window. Once one fits, the pace lets ``limit``
+  requests arrive in each fixed window (counted by their estimated arrival, half-way through
+  the round trip), none within ``margin`` of its edges, or at most ``limit`` in any sliding
+  window (plus ``margin``);
+- **until then an adaptive rate** (``ratecubic.py``: cut on a refusal, regrowing along a cubic
+  curve, requests evenly spaced); ends that fit no fixed window mark the kind ``sliding``;
+- **changes both ways**: a refusal under a fitted window sets ``limit`` to what that window
+  held (down at once) and reads the window again; every ``PROBE_EVERY`` windows one request
+  more is let through, and each such probe the server allows raises ``limit`` (doubling the
+  step while they pass, probing again at once).
+"""
+
+from __future__ import annotations
+
+import bisect
+import collections
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from harvester.engine.ratecubic import CubicRate
+from harvester.engine.ratefit import NO_FIT, Fit, fit_fixed, fit_sliding, fixed_limit
+
+__all__ = ["PROBE_EVERY", "HiddenQuota"]
+
+#: Under a fitted window, one request more is let through once in this many windows.
+PROBE_EVERY = 8
+_KEPT = 24  # distinct window ends (and refusals naming one) kept
+_COUNTED = 400  # our latest requests a window is fitted to
+#: K, the seconds the adaptive rate takes to regrow to the rate refused: this many times the
+#: longest time-to-end seen (about a window), at least 2 s.
+_K_WINDOWS = 6.0
+
+
+@dataclass(slots=True)
+class _Req:
+    sent: float
+    received: float | None = None
+    allowed: bool = True
+
+
+class HiddenQuota:
+    """What one API's refusals show of its quota, and the pace that follows (module docstring)."""
+
+    def __init__(self, rand: Callable[[], float] | None = None) -> None:
+        self._rand = rand or random.random
+        self.active = False  # a refusal was seen
+        self.blocked_until = 0.0
+        self.fit: Fit | None = None  # the window read off the refusals, once one fits
+        self.limit: int | None = None
+        self.kind: str | None = None  # "fixed" or "sliding" once seen, else None
+        self.cubic = CubicRate()
+        self._closed_at = -1e18  # when the last refusal that counted closed the API
+        self._strikes = 0
+        self._longest = 0.0  # the longest time-to-end seen (its lower bound)
+        self._reach = 0.0  # ... and its upper bound
+        self._ends: list[tuple[float, float]] = []  # distinct window ends seen, as bounds
+        self._named: list[tuple[float, float, float]] = []  # (arrival, end bounds) of refusals
+        self._log: collections.OrderedDict[int, _Req] = collections.OrderedDict()
+        self._rtt: float | None = None
+        self._probe_at = 0.0  # when the next probe may go
+        self._probe: int | None = None  # the probe in flight (sequence number)
+        self._step = 1
+
+    @property
+    def window(self) -> float | None:
+        return self.fit.window if self.fit else None
+
+    @property
+    def rate(self) -> float | None:
+        return self.cubic.rate
+
+    # -- our requests ----------------------------------------------------------------------
+    def sent(self, seq: int, now: float) -> None:
+        """Request ``seq`` leaves at ``now`` (a probe if it is one more than the limit)."""
+        self._log[seq] = _Req(now)
+        while len(self._log) > 4096:
+            self._log.popitem(last=False)
+        probing = self.fit and self.limit and self._probe is None and now >= self._probe_at
+        # A probe only if the server surely holds ``limit`` besides it: only then does its being
+        # allowed show room for more.
+        if probing and self._held(self._owd_arrival(now), narrow=True) > (self.limit or 0):
+            self._probe = seq
+
+    def answered(self, seq: int, now: float, allowed: bool) -> None:
+        """Request ``seq``'s answer came at ``now``: allowed, or refused (a 429)."""
+        req = self._log.get(seq)
+        if req is None:
+            return
+        req.received, req.allowed = now, allowed
+        rtt = now - req.sent
+        self._rtt = rtt if self._rtt is None else min(self._rtt, rtt)
+        if allowed:
+            self._strikes = 0
+            if seq == self._probe and self.limit is not None:  # the server took one more
+                self.limit += self._step
+                self._step *= 2
+                self._probe, self._probe_at = None, now
+
+    def _arrival(self, r: _Req) -> float:
+        """When the server saw a request: half-way through its round trip (estimated)."""
+        return (r.sent + r.received) / 2 if r.received is not None else self._owd_arrival(r.sent)
+
+    def _owd_arrival(self, sent: float) -> float:
+        return sent + (self._rtt or 0.0) / 2
+
+    def _arrivals(self) -> tuple[list[float], list[float]]:
+        """Our latest requests' arrivals: allowed ones (ascending; in flight too), refused."""
+        recent = list(self._log.values())[-_COUNTED:]
+        allowed = sorted(self._arrival(r) for r in recent if r.allowed)
+        return allowed, [self._arrival(r) for r in recent if not r.allowed]
+
+    # -- refusals --------------------------------------------------------------------------
+    def refused_at(self, seq: int, now: float, end: tuple[float, float] | None,
+                   hold: float | None = None) -> None:  # fmt: skip
+        """Request ``seq`` was refused; ``end``: where its Retry-After puts the window's end;
+        ``hold``: a wait instead of the backoff where Retry-After names no usable end (one
+        beyond the caller's cap, which is then the wait)."""
+        self.answered(seq, now, False)
+        req = self._log.get(seq) or _Req(now, now, False)
+        self.active = True
+        if end is not None:
+            self._longest = max(self._longest, end[0] - now)
+            self._reach = max(self._reach, end[1] - now)
+            self._add_end(end, self._arrival(req))
+            self.blocked_until = max(self.blocked_until, end[1])
+        if req.sent <= self._closed_at:  # on its way before the API closed: the same refusal
+            if end is not None:
+                self._settle()
+            return
+        self._closed_at = now
+        self._strikes += 1
+        if hold is not None:
+            self.blocked_until = max(self.blocked_until, now + hold)
+        elif end is None:
+            wait = min(60.0, 2.0 ** (self._strikes - 1)) * (1 - self._rand() / 2)
+            self.blocked_until = max(self.blocked_until, now + wait)
+        probe, self._probe = self._probe == seq, None
+        if self.fit is not None:
+            self._probe_at = now + PROBE_EVERY * self.fit.window
+            if probe:  # the limit holds: probe again later, from a step of one
+                self._step = 1
+                return
+            self.limit = max(1, min(self.limit or 1, self._held(self._arrival(req))))
+        self._settle()
+        if self.fit is None and self._strikes == 1:  # refused again with none allowed
+            allowed = sum(1 for r in self._log.values() if r.allowed and r.received is not None)
+            if allowed:  # between: still closed, a matter for the backoff, not the rate
+                self.cubic.cut(now=now, allowed_rate=self._allowed_rate(now),
+                               k=max(2.0, _K_WINDOWS * self._longest))  # fmt: skip
+
+    def _allowed_rate(self, now: float) -> float:
+        """Requests allowed per second: the first time, from the first until the API reopens;
+        then over the last two longest times-to-end (at least 2 s)."""
+        allowed = [r.sent for r in self._log.values() if r.allowed and r.received is not None]
+        if self.cubic.rate is None:
+            return len(allowed) / max(self.blocked_until - min(allowed), 1e-3)
+        span = max(2.0, 2 * self._longest)
+        return sum(1 for t in allowed if t > now - span) / span
+
+    def _add_end(self, end: tuple[float, float], arrival: float) -> None:
+        self._named = [*self._named[-_KEPT + 1 :], (arrival, *end)]
+        lo, hi = end
+        for i, (a, b) in enumerate(self._ends):
+            if lo <= b and a <= hi:  # the same end: narrow it
+                self._ends[i] = (max(a, lo), min(b, hi))
+                return
+        self._ends.append(end)
+        self._ends.sort()
+        del self._ends[:-_KEPT]
+
+    def _settle(self) -> None:
+        """Read the window off the refusals again (``ratefit.py``)."""
+        allowed, refused = self._arrivals()
+        fit = fit_fixed(self._ends, (self._longest, self._reach), allowed, refused)
+        if fit is NO_FIT:  # no fixed window explains the ends: forget the older ones
+            self.kind = "sliding"
+            del self._ends[: len(self._ends) // 2]
+            fit = None
+        if fit is None and self.kind == "sliding":  # ends at one phase mean a fixed window
+            fit = fit_sliding(self._named, (self._longest, self._reach), allowed)
+        if fit is None:
+            if self.fit is not None and self.fit.kind == "fixed":
+                self.fit = None  # the old phase no longer holds: the adaptive rate until one does
+            return
+        if self.fit is None:
+            self._probe_at = (self._named[-1][0] if self._named else 0.0) + PROBE_EVERY * fit.window
+        self.fit, self.kind = fit, fit.kind
+        if fit.limit is not None:
+            self.limit = fit.limit
+        else:
+            self.limit = fixed_limit(fit, allowed, refused)
+
+    # -- the pace --------------------------------------------------------------------------
+    def _index(self, t: float) -> int:
+        assert self.fit is not None
+        return int((t - self.fit.end) // self.fit.window)
+
+    def _held(self, arrive: float, *, narrow: bool = False) -> int:
+        """Our requests (allowed or in flight) the fitted window holds as one arriving at
+        ``arrive`` arrives: at most (``narrow``: at least, as far as the fit knows)."""
+        assert self.fit is not None
+        allowed, _ = self._arrivals()
+        fit = self.fit
+        if fit.kind == "fixed":
+            start = fit.end + self._index(arrive) * fit.window + (fit.margin if narrow else 0.0)
+        else:
+            start = arrive - fit.window + (fit.margin if narrow else -fit.margin)
+        return bisect.bisect_right(allowed, arrive) - bisect.bisect_right(allowed, start)
+
+    def next_allowed(self, now: float, last_send: float | None) -> float:
+        """When the next request may leave (>= now)."""
+        t = max(now, self.blocked_until)
+        if not self.active:
+            return t
+        if self.fit is not None and self.limit is not None:
+            return self._windowed(t)
+        if self.cubic.rate is not None and last_send is not None:
+            t = max(t, last_send + 1.0 / self.cubic.at(t))
+        return t
+
+    def _windowed(self, t: float) -> float:
+        """The earliest time from ``t`` whose request the fitted window has room for."""
+        assert self.fit is not None and self.limit is not None
+        fit, owd = self.fit, (self._rtt or 0.0) / 2
+        room = self.limit + (1 if self._probe is None and t >= self._probe_at else 0)
+        allowed, _ = self._arrivals()
+        for _ in range(8):
+            arrive = t + owd
+            if fit.kind == "sliding":
+                held = [a for a in allowed if a > arrive - fit.window - fit.margin]
+                if len(held) < room:
+                    return t
+                t = held[len(held) - room] + fit.window + fit.margin - owd + 1e-6
+                continue
+            start = fit.end + self._index(arrive) * fit.window
+            if arrive < start + fit.margin:
+                t = start + fit.margin - owd
+            elif arrive > start + fit.window - fit.margin or self._held(arrive) >= room:
+                t = start + fit.window + fit.margin - owd
+            else:
+                return t
+        return t
+
+    def describe(self) -> str:
+        """What was learned, in words (as ``-v`` logs it)."""
+        if self.fit is not None and self.limit is not None:
+            return (f"{self.limit} per {self.fit.window:.2f}s, {self.fit.kind} window "
+                    "(learned from 429s)")  # fmt: skip
+        if self.cubic.rate is not None:
+            kind = "sliding window, " if self.kind == "sliding" else ""
+            return f"{kind}adaptive {self.cubic.rate:.2f}/s (learned from 429s)"
+        return "429s seen, no quota inferred yet"

@@ -1,0 +1,144 @@
+"""HiddenQuota on a fake clock: a quota shown only by 429s, learned and paced by."""
+
+from __future__ import annotations
+
+import asyncio
+
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from harvester.engine.ratecubic import CubicRate
+from harvester.engine.ratefit import NO_FIT, fit_fixed, fit_sliding, fixed_limit
+from harvester.engine.ratelearn import HiddenQuota
+from tests import ratesim
+
+START = 1_790_000_000.0
+
+
+def test_nothing_is_paced_before_a_refusal() -> None:
+    """Until a 429, every request may leave at once."""
+    q = HiddenQuota()
+    for seq in range(1, 50):
+        q.sent(seq, 0.0)
+    assert q.next_allowed(0.0, 0.0) == 0.0 and not q.active
+
+
+def test_a_refusal_closes_until_its_retry_after_and_echoes_cut_once() -> None:
+    """The first 429 closes the API until the end Retry-After names; refusals of requests
+    already on their way narrow that end but do not cut the rate again."""
+    q = HiddenQuota(rand=lambda: 0.0)
+    for seq in range(1, 25):
+        q.sent(seq, seq * 0.01)
+        q.answered(seq, seq * 0.01 + 0.05, True)
+    for seq in (25, 26, 27):
+        q.sent(seq, 0.3)
+    q.refused_at(25, 0.35, (1.3, 2.35))
+    rate = q.rate
+    q.refused_at(26, 0.36, (1.31, 2.36))
+    q.refused_at(27, 0.37, (1.32, 2.37))
+    assert q.rate == rate and q.blocked_until == 2.37
+    assert q.next_allowed(1.0, 0.3) >= 2.37
+
+
+def test_without_retry_after_the_backoff_doubles() -> None:
+    """No Retry-After: closed 1 s, then 2 s for a refusal with none allowed between (jitter
+    takes off up to half: none here)."""
+    q = HiddenQuota(rand=lambda: 0.0)
+    q.sent(1, 0.0)
+    q.refused_at(1, 0.1, None)
+    assert q.blocked_until == 1.1
+    q.sent(2, 1.1)
+    q.refused_at(2, 1.2, None)
+    assert q.blocked_until == 3.2
+
+
+def _run(**kw: object) -> ratesim.Outcome:
+    base: dict[str, object] = {"limit": 20, "window": 2.0, "seconds": 60.0, "latency": 0.05,
+                               "hidden": True, "start": START}  # fmt: skip
+    base.update(kw)
+    return asyncio.run(ratesim.run(**base))  # type: ignore[arg-type]
+
+
+def test_a_long_fixed_window_is_read_off_the_retry_after_ends() -> None:
+    """19 per 20 s, Retry-After as a date: the ends fit one phase; the limit and window are
+    inferred and the windows after the first refusal are used to at least 95 %."""
+    out = _run(limit=19, window=20.0, seconds=400.0, retry_after="date")
+    q = out.limiter.policy.hidden
+    assert (q.kind, q.limit) == ("fixed", 19) and abs((q.window or 0) - 20.0) < 0.2
+    assert out.utilization(19, (out.first_refusal or 0) + 1, 19) >= 0.95
+    assert out.limiter.report()["learned_from"] == "429"
+
+
+def test_a_quota_that_falls_is_followed_down_and_one_that_rises_up() -> None:
+    """20 per 2 s falling to 10, then 10 rising to 20: the windows after the change are held to
+    the new quota (few refusals), and the rise is used (more than the old limit per window)."""
+    down = _run(retry_after="seconds", change_after=200, change_to=10, seconds=80.0)
+    late = [down.served.get(w, 0) for w in range(30, 39)]
+    assert max(late) <= 10 and down.refused <= 0.06 * down.sent
+    up = _run(limit=10, retry_after="seconds", change_after=100, change_to=20, seconds=80.0)
+    assert sum(up.served.get(w, 0) for w in range(30, 39)) / 9 > 12
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    limit=st.integers(5, 40),
+    window=st.sampled_from([1.0, 2.0, 5.0, 20.0]),
+    workers=st.integers(1, 8),
+    latency=st.floats(0.001, 0.1),
+    sliding=st.booleans(),
+    retry_after=st.sampled_from(["seconds", "date"]),
+    phase=st.floats(0.0, 1.0),
+)
+def test_the_pace_never_draws_a_429_storm(
+    limit: int, window: float, workers: int, latency: float, sliding: bool,
+    retry_after: ratesim.RetryAfter, phase: float,
+) -> None:  # fmt: skip
+    """A hidden fixed or sliding quota with Retry-After, any in-flight count, round trips up to a
+    tenth of the window: refusals are at most twice the walks in flight (the first refusal's
+    echoes) plus 12 % of the requests."""
+    assume(latency <= window / 10)
+    out = _run(limit=limit, window=window, seconds=window * 20, workers=workers,
+               latency=latency * window, sliding=sliding, retry_after=retry_after,
+               start=START + phase)  # fmt: skip
+    assert out.refused <= 2 * workers + 0.12 * out.sent, out
+
+
+def test_fixed_window_read_off_ends_at_one_phase() -> None:
+    """Ends 2 s apart at one phase, each refusal after 5 allowed in its window: a fixed window
+    of 2 s, ending on even seconds, with a limit of 5."""
+    allowed = [w + 0.1 * i for w in (8.0, 12.0, 18.0) for i in range(1, 6)]
+    refused = [w + 0.6 for w in (8.0, 12.0, 18.0)]
+    ends = [(9.95, 10.0), (13.95, 14.0), (19.95, 20.0)]
+    fit = fit_fixed(ends, (1.35, 1.4), allowed, refused)
+    assert fit is not None and fit.kind == "fixed"
+    assert abs(fit.window - 2.0) < 0.02 and abs((fit.end + 0.01) % 2.0) < 0.06
+    assert fixed_limit(fit, allowed, refused) == 5
+    assert (
+        fit_fixed(ends[:2], (1.35, 1.4), allowed, refused) is None
+    )  # two ends fit too many lengths
+
+
+def test_ends_at_no_common_phase_fit_no_fixed_window() -> None:
+    """Three ends whose gaps share no length near the time-to-end seen: no fixed window."""
+    assert fit_fixed([(1.9, 2.0), (4.6, 4.7), (7.9, 8.0)], (1.8, 1.9), [0.0], [0.5]) is NO_FIT
+
+
+def test_sliding_window_read_off_its_oldest_requests() -> None:
+    """Each refusal names the moment the 3rd latest allowed request leaves, 2 s after it came:
+    a sliding window of 3 per 2 s."""
+    allowed = [0.0, 0.1, 0.2, 2.0, 2.1, 2.2, 4.0, 4.1, 4.2]
+    refusals = [(0.3, 1.95, 2.0), (2.3, 3.95, 4.0), (4.3, 5.95, 6.0)]
+    fit = fit_sliding(refusals, (1.65, 1.7), allowed)
+    assert fit is not None and (fit.kind, fit.limit) == ("sliding", 3)
+    assert 1.9 <= fit.window <= 2.05
+
+
+def test_adaptive_rate_is_cut_then_regrows_along_a_cubic() -> None:
+    """A refusal cuts the rate to 0.9 of what the server allowed; it is back there after k
+    seconds and grows on beyond it; the next cut starts from the lesser of curve and allowed."""
+    c = CubicRate()
+    c.cut(now=10.0, allowed_rate=10.0, k=4.0)
+    assert (round(c.at(10.0), 6), round(c.at(14.0), 6)) == (9.0, 10.0)
+    assert c.at(16.0) > 10.0
+    c.cut(now=16.0, allowed_rate=8.0, k=4.0)
+    assert round(c.at(16.0), 6) == 7.2
