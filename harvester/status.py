@@ -44,11 +44,11 @@ import orjson
 
 from harvester.errors import HarvesterError, OutputError
 from harvester.plural import counted
-from harvester.run import STATE
 from harvester.store.checkpoint import CHECKPOINT, Checkpoint, find_resumable
 from harvester.store.lease import LOCK, lease_holder
 from harvester.store.lock import RunLock
 from harvester.store.manifest import MANIFEST
+from harvester.store.run_state import STATE
 from harvester.store.storage import BucketDir, Location, location
 
 __all__ = ["collect_status", "render_status", "run"]

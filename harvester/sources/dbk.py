@@ -101,8 +101,7 @@ class DbkSource:
         else:
             start = self._start(ctx)
             end = t0
-            if ctx.save_plan is not None:
-                await ctx.save_plan([[_iso(start), _iso(end)]])
+            await ctx.run.save_plan([[_iso(start), _iso(end)]])
         learned = [(int(a), int(b), int(n)) for a, b, n in _list(ctx.source_state.get("windows"))]
         done = []
         for pid, result in ctx.done.items():
@@ -150,8 +149,8 @@ class DbkSource:
                 await self._run(ctx, late, catch_up=True)
                 covered += late.covered
                 self._latest = None
-                if latest.newer and ctx.supersede is not None:
-                    self._replaced = await ctx.supersede(latest.newer)
+                if latest.newer:
+                    self._replaced = await ctx.run.supersede(latest.newer)
                 if note := latest.note():
                     ctx.checks["note"] = note
         ctx.checks.update({
@@ -267,8 +266,8 @@ class DbkSource:
         done, self._since_checkpoint = self._since_checkpoint, []
         self._pending_records = 0
         self._last_checkpoint = self.clock.monotonic()
-        if ctx.checkpoint is not None and done:
-            await ctx.checkpoint(dict(done))  # one commit for the group: one shard, not many
+        if done:
+            await ctx.run.checkpoint(dict(done))  # one commit for the group: one shard, not many
 
 
 def _iso(ts: int) -> str:

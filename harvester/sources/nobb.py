@@ -137,8 +137,8 @@ class NobbSource:
             fetcher.latest = fetcher.prints  # start-day fingerprints, then the catch-up's finds
             await self._walk(ctx, catch_up, "asc", Seam(), catch_up=True)
             fetcher.latest = None
-            if fetcher.prints.newer and ctx.supersede is not None and ctx.mode == "dump":
-                replaced = await ctx.supersede(fetcher.prints.newer)
+            if fetcher.prints.newer and ctx.mode == "dump":
+                replaced = await ctx.run.supersede(fetcher.prints.newer)
                 ctx.checks["replaced_by_newer_version"] = replaced
             if note := fetcher.prints.note():
                 ctx.checks["note"] = note
@@ -296,13 +296,12 @@ class NobbSource:
                 self._positions.drop(pid)  # its pieces hold its items; never checkpointed done
             elif result.get("ok"):
                 self._positions.drop(pid)
-                if ctx.checkpoint is not None:
-                    await ctx.checkpoint({pid: result})
+                await ctx.run.checkpoint({pid: result})
 
     async def _maybe_save(self, ctx: RunContext) -> None:
         """Every ``checkpoint_every`` seconds: make the walks' positions durable (positions.py)."""
         now = self.clock.monotonic()
-        if ctx.save_positions is None or now - self._last_save < ctx.checkpoint_every:
+        if now - self._last_save < ctx.checkpoint_every:
             return
         self._last_save = now  # first, so the walks that reach here meanwhile do not save too
-        await ctx.save_positions(self._positions.snapshot())
+        await ctx.run.save_positions(self._positions.snapshot())
