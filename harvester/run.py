@@ -38,7 +38,13 @@ from harvester.progress import Progress
 from harvester.sources.base import Mode, RunContext, Source
 from harvester.store.lock import run_lock
 from harvester.store.manifest import Manifest
-from harvester.store.run_state import STATE, RunOutcome, RunState, load_source_state
+from harvester.store.run_state import (
+    STATE,
+    RunOutcome,
+    RunState,
+    load_source_state,
+    recover_source_state,
+)
 from harvester.store.storage import Location, location
 
 __all__ = ["STATE", "RunResult", "load_source_state", "run_source"]
@@ -103,6 +109,10 @@ async def run_source(
     source_dir.make()
     t0 = clock.monotonic()
     with run_lock(source_dir, output.lock_lease_seconds):
+        # First: a state.json that cannot be read nor rebuilt stops the run before it starts.
+        state = recover_source_state(
+            source_dir, source=source.name, mode=mode, rebuild=source.state_from
+        )
         run = RunState.open(
             source_dir,
             source=source.name,
@@ -112,7 +122,6 @@ async def run_source(
             resume=resume,
             now=datetime.fromtimestamp(clock.time(), UTC),
         )
-        state = load_source_state(source_dir)
         async with run:
             ctx = RunContext(
                 source=source.name,

@@ -105,6 +105,11 @@ class Source(Protocol):
         """The exactly-once key of a written record (to rebuild the key set on resume)."""
         ...
 
+    def state_from(self, manifest: Mapping[str, object]) -> dict[str, object]:
+        """What a complete run with this manifest left in ``next_state``, rebuilt from the
+        manifest alone (for a ``state.json`` that is lost or corrupt)."""
+        ...
+
     async def check(self) -> None:
         """Before the run writes anything: raise ``CertificateError`` if the API's TLS
         certificate does not verify (other failures are left to ``harvest``'s retries)."""

@@ -26,7 +26,7 @@ first version, the manifest says so, and the next sync carries them).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 
 import orjson
@@ -83,6 +83,18 @@ class DbkSource:
             if end > 0 and b"\\" not in key:
                 return key.decode()
         return str(orjson.loads(line)["record_reference"])
+
+    def state_from(self, manifest: Mapping[str, object]) -> dict[str, object]:
+        """The high-water mark is the run's start (as ``harvest`` leaves it); the learned window
+        sizes are the run's own windows (older ones outside its range are learned again)."""
+        started = int(datetime.fromisoformat(str(manifest["started"])).timestamp())
+        parts = manifest.get("partitions")
+        covered = [
+            (int(str(r["start"])), int(str(r["end"])), int(str(r["count"])))
+            for r in (parts.values() if isinstance(parts, dict) else ())
+            if isinstance(r, dict) and r.get("ok") and "count" in r
+        ]
+        return {"high_water": _iso(started), "windows": _merge([], sorted(covered), 0, 0)}
 
     async def check(self) -> None:
         await check_certificate(self.cfg, self.name)

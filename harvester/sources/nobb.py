@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
 import orjson
@@ -78,6 +78,11 @@ class NobbSource:
     def key_of(self, line: bytes) -> int:
         key = orjson.loads(line)["nobbNumber"]
         return int(key)
+
+    def state_from(self, manifest: Mapping[str, object]) -> dict[str, object]:
+        """The high-water mark is the day the run started (as ``harvest`` leaves it)."""
+        started = datetime.fromisoformat(str(manifest["started"])).astimezone(UTC)
+        return {"high_water": started.date().isoformat()}
 
     async def check(self) -> None:
         await check_certificate(self.cfg, self.name)
