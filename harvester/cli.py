@@ -111,7 +111,7 @@ def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> a
     """``parser.parse_args``, except that dump's and sync's sources may also follow options
     (``dump nobb --resume dbk``): argparse fills a ``nargs="*"`` positional once."""
     args, extra = parser.parse_known_args(argv)
-    if extra and getattr(args, "command", None) in ("dump", "sync"):
+    if extra and getattr(args, "command", None) in ("dump", "sync", "compact"):
         args.source = [*args.source, *(_checked_source(parser, x) for x in extra)]
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
@@ -158,6 +158,10 @@ def build_parser() -> argparse.ArgumentParser:
             "--resume", action="store_true", help=f"continue the newest unfinished {mode}"
         )
         _add_run_options(run)
+
+    from harvester.compact import add_parser as add_compact
+
+    add_compact(sub, _add_sources, _add_run_options)
 
     status = sub.add_parser("status", help="runs, high-water marks and resumable runs under OUT")
     status.add_argument(
@@ -269,6 +273,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "probe":
             return _probe(args)
+        if args.command == "compact":
+            from harvester.compact import run_command as run_compact
+
+            with asyncio.Runner(loop_factory=loop_factory()) as runner:
+                return runner.run(run_compact(args))
         with asyncio.Runner(loop_factory=loop_factory()) as runner:
             return runner.run(run_command(args))
     except HarvesterError as exc:

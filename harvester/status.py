@@ -10,6 +10,8 @@
         "runs": [{"run_id", "mode", "status", "complete", "records", "shards",
                   "started", "finished", "duration_seconds"}],   # newest ``last``, newest first
         "resumable": {"dump": null | {...}, "sync": null | {...}},
+        "current": null | {"run_id", "as_of", "records"},   # current.json: the newest snapshot
+        "unmerged_syncs": 0,                     # complete syncs newer than what it merged
         "problems": ["OUT/nobb/X/manifest.json: not valid JSON (...)"]}]}
 
 A run's ``status``: ``complete``/``incomplete`` (its manifest says), ``crashed`` (a checkpoint
@@ -48,6 +50,7 @@ from harvester.store.checkpoint import CHECKPOINT, Checkpoint, find_resumable
 from harvester.store.lease import LOCK, lease_holder
 from harvester.store.lock import RunLock
 from harvester.store.manifest import MANIFEST
+from harvester.store.output import CURRENT
 from harvester.store.run_state import STATE
 from harvester.store.storage import BucketDir, Location, location
 
@@ -188,10 +191,25 @@ def _source(source_dir: Location, last: int) -> dict[str, Any]:
         _mark_running(source_dir, runs)
     other = {k: len(v) for k, v in state.items() if not _scalar(v) and k != "last_complete_run"}
     resumable = {mode: _resumable(source_dir, mode, problems) for mode in MODES}
+    current, unmerged = _current(source_dir, problems)
     return {"source": source_dir.name, "dir": str(source_dir), "running": holder is not None,
             "lock_holder": holder, "high_water": {k: v for k, v in state.items() if _scalar(v)},
             "last_complete_run": lcr if isinstance(lcr, dict) else None, "state_other": other,
-            "runs": runs, "resumable": resumable, "problems": problems}  # fmt: skip
+            "runs": runs, "resumable": resumable, "problems": problems,
+            "current": current, "unmerged_syncs": unmerged}  # fmt: skip
+
+
+def _current(source_dir: Location, problems: list[str]) -> tuple[dict[str, Any] | None, int]:
+    """``current.json`` (None if no snapshot yet) and how many complete syncs it does not hold."""
+    from harvester.compact import find_inputs
+
+    current = _read_json(source_dir, CURRENT, problems)
+    try:
+        base, syncs = find_inputs(source_dir)
+    except OSError as exc:
+        problems.append(f"{source_dir}: cannot list the runs to merge ({exc})")
+        return current, 0
+    return current, len(syncs) if base is not None else 0
 
 
 def collect_status(out_dir: Location | Path | str, *, last: int = 5) -> dict[str, Any]:
@@ -226,6 +244,15 @@ def render_status(data: dict[str, Any]) -> str:
         if lcr is not None:
             lines.append(f"  last complete run: {lcr.get('run_id')} ({lcr.get('mode')}, "
                          f"{counted(lcr.get('records'), 'record')})")  # fmt: skip
+        cur = src["current"]
+        if cur is not None:
+            lines.append(f"  current snapshot: {cur.get('run_id')} "
+                         f"(as of {_short(cur.get('as_of'))}, "
+                         f"{counted(cur.get('records'), 'record')}), "
+                         f"{counted(src['unmerged_syncs'], 'sync')} not merged yet")  # fmt: skip
+        elif src["unmerged_syncs"]:
+            lines.append(f"  no snapshot yet; {counted(src['unmerged_syncs'], 'sync')} since the "
+                         "last dump (harvester compact)")  # fmt: skip
         for key, size in src["state_other"].items():
             lines.append(f"  {key}: {counted(size, 'entry', 'entries')}")
         table = [("run", "mode", "status", "records", "shards", "started", "finished", "took")]

@@ -144,6 +144,8 @@ class RunOutcome:
     checks: Mapping[str, object]
     transport: Mapping[str, object]
     rate_limit: Mapping[str, object]
+    #: A snapshot's merged runs (``Manifest.bases``).
+    bases: tuple[Mapping[str, object], ...] = ()
 
 
 class RunState:
@@ -289,6 +291,23 @@ class RunState:
             await asyncio.to_thread(self.run_dir.delete, name)
         return replaced
 
+    async def drop_lines(self, lines: set[bytes]) -> int:
+        """Remove these exact lines from the committed shards; how many were removed."""
+        removed = 0
+
+        def edit(old: list[bytes]) -> list[bytes] | None:
+            nonlocal removed
+            out = [line for line in old if line not in lines]
+            removed += len(old) - len(out)
+            return out if len(out) != len(old) else None
+
+        old = await self.sink.rewrite(edit)
+        self._cp.shards = list(self.sink.shards)
+        await self._save()
+        for name in old:
+            await asyncio.to_thread(self.run_dir.delete, name)
+        return removed
+
     async def finish(self, outcome: RunOutcome, *, finished: datetime) -> Manifest:
         """Commit the sink, then write ``manifest.json`` last; returns the manifest."""
         shards = await self.sink.commit()
@@ -307,6 +326,7 @@ class RunState:
             checks=outcome.checks,
             transport=outcome.transport,
             rate_limit=outcome.rate_limit,
+            bases=outcome.bases,
         )
         await asyncio.to_thread(write_manifest, self.run_dir, manifest)
         return manifest

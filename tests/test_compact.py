@@ -1,0 +1,139 @@
+"""``harvester compact``: a dump and the syncs after it, merged into the catalogue as it is now."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from harvester.cli import main
+from harvester.compact import compact_source
+from harvester.config import DbkConfig, NobbConfig, OutputConfig, Secret
+from harvester.output import current_run, read_lines, verify_run
+from harvester.progress import Progress
+from harvester.run import RunResult, run_source
+from harvester.sim.server import Simulator
+from harvester.sim.settings import SimSettings
+from harvester.sources.base import Mode
+from harvester.sources.dbk import DbkSource
+from harvester.sources.nobb import NobbSource
+from harvester.status import collect_status
+from tests.simtools import clocks_at
+from tests.test_dbk_dump import _expected
+from tests.test_nobb_dump import _served
+
+OUTPUT = OutputConfig(shard_max_records=300)
+
+
+def _account(sim: Simulator) -> dict[str, Any]:
+    return {"base_url": sim.url, "username": Secret("harvester"), "password": Secret("harvester")}
+
+
+async def _harvest(sim: Simulator, out: Path, source: str, mode: Mode) -> RunResult:
+    """One run of ``source`` with the default config, on a clock reading the simulator's now."""
+    clock = clocks_at(sim.settings.now)[1]
+    src = (NobbSource(NobbConfig(**_account(sim)), clock=clock) if source == "nobb"
+           else DbkSource(DbkConfig(**_account(sim)), clock=clock))  # fmt: skip
+    result = await run_source(src, mode=mode, output=OUTPUT, out_dir=out, config_digest="t",
+                              progress=Progress(source=source), clock=clock)  # fmt: skip
+    assert result.exit_code == 0, result.summary_line()
+    return result
+
+
+def _snapshot(run: Path | str | None) -> dict[Any, bytes]:
+    assert isinstance(run, Path)
+    manifest = verify_run(run)
+    assert manifest["mode"] == "snapshot" and manifest["complete"] is True
+    lines = list(read_lines(run))
+    keys = [orjson.loads(line).get("nobbNumber") or orjson.loads(line)["record_reference"]
+            for line in lines]  # fmt: skip
+    assert len(keys) == len(set(keys)), "a key written twice"
+    return dict(zip(keys, lines, strict=True))
+
+
+async def test_dbk_two_rounds_of_changes_and_deletions_compact_to_the_catalogue(
+    tmp_path: Path,
+) -> None:
+    """dump, then twice changes and deletes and a sync: the snapshot is the live catalogue."""
+    settings = SimSettings(dbk_products=1200, rate_limit=0, seed=25)
+    async with Simulator(settings) as sim:
+        books = sim.ctx.books
+        await _harvest(sim, tmp_path, "dbk", "dump")
+        deletes = [p for p in range(books.size) if "<NotificationType>05" in books.product(p)]
+        now = int(sim.settings.now.timestamp())  # the clients' clocks start there
+        for round_, picks in enumerate(([5, 600, 1100, deletes[0]], [5, 700, deletes[1]])):
+            for ref in [books.record_reference(p) for p in picks]:
+                books.touch(ref, now - 600 + 60 * round_)
+            await _harvest(sim, tmp_path, "dbk", "sync")
+        result = await compact_source("dbk", output=OUTPUT, out_dir=tmp_path)
+        served = _expected(books, range(books.size))
+    live = {k: v for k, v in served.items() if not orjson.loads(v).get("deleted")}
+    assert len(live) < len(served)
+    assert _snapshot(current_run(tmp_path / "dbk")) == live
+    assert result.manifest is not None
+    checks: Any = result.manifest.checks
+    assert checks["deleted_dropped"] >= 2 and checks["replaced"] >= 5
+    bases = orjson.loads((Path(str(result.run)) / "manifest.json").read_bytes())["bases"]
+    assert [b["mode"] for b in bases] == ["dump", "sync", "sync"]
+    for b in bases:
+        raw = (tmp_path / "dbk" / b["run_id"] / "manifest.json").read_bytes()
+        assert b["sha256"] == hashlib.sha256(raw).hexdigest()
+
+
+async def test_nobb_changes_compact_to_the_items_as_served(tmp_path: Path) -> None:
+    """NOBB: items changed after the dump are in the snapshot in their newest version."""
+    settings = SimSettings(nobb_items=3000, rate_limit=0, seed=26)
+    async with Simulator(settings) as sim:
+        cat = sim.ctx.nobb
+        await _harvest(sim, tmp_path, "nobb", "dump")
+        for keys in ([cat.keys[3], cat.keys[1500]], [cat.keys[3]]):
+            for key in keys:
+                cat.touch(key, sim.settings.now.date())
+            await _harvest(sim, tmp_path, "nobb", "sync")
+        await compact_source("nobb", output=OUTPUT, out_dir=tmp_path)
+        served = await _served(sim, settings)
+    assert _snapshot(current_run(tmp_path / "nobb")) == served
+
+
+async def test_a_lone_dump_then_nothing_new(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """After a lone dump a snapshot equal to it; again with nothing new: says so, writes nothing."""
+    settings = SimSettings(nobb_items=1000, rate_limit=0, seed=27)
+    async with Simulator(settings) as sim:
+        dump = await _harvest(sim, tmp_path, "nobb", "dump")
+    first = await compact_source("nobb", output=OUTPUT, out_dir=tmp_path)
+    assert first.run is not None
+    assert sorted(read_lines(dump.run_dir)) == sorted(read_lines(Path(str(first.run))))
+    current = orjson.loads((tmp_path / "nobb" / "current.json").read_bytes())
+    assert current == {"run_id": first.run.name, "as_of": dump.manifest.started.isoformat(),
+                       "records": 1000}  # fmt: skip
+    before = sorted(p.name for p in (tmp_path / "nobb").iterdir())
+    again = await compact_source("nobb", output=OUTPUT, out_dir=tmp_path)
+    assert again.run is None and again.exit_code == 0 and "nothing new" in again.message
+    assert sorted(p.name for p in (tmp_path / "nobb").iterdir()) == before
+    status = collect_status(tmp_path)["sources"][0]
+    assert status["current"]["run_id"] == first.run.name and status["unmerged_syncs"] == 0
+
+
+async def test_a_base_that_fails_its_sha256_writes_nothing(tmp_path: Path) -> None:
+    """A dump shard changed after its manifest: exit 1, no run directory, no current.json."""
+    settings = SimSettings(nobb_items=1000, rate_limit=0, seed=28)
+    async with Simulator(settings) as sim:
+        dump = await _harvest(sim, tmp_path, "nobb", "dump")
+    shard = sorted(dump.run_dir.glob("part-*"))[1]
+    data = bytearray(shard.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte: same size, another sha256
+    shard.write_bytes(bytes(data))
+    config = tmp_path / "c.toml"
+    config.write_text(f'[output]\ndir = "{tmp_path}"\n[nobb]\nbase_url = "http://127.0.0.1:9"\n'
+                      'username = "u"\npassword = "p"\n')  # fmt: skip
+    code = await asyncio.to_thread(main, ["compact", "nobb", "--config", str(config), "-q"])
+    assert code == 1
+    assert sorted(p.name for p in (tmp_path / "nobb").iterdir()) == sorted(
+        [".lock", "state.json", dump.run_dir.name]
+    )
