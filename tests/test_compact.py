@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -55,28 +59,40 @@ def _snapshot(run: Path | str | None) -> dict[Any, bytes]:
     return dict(zip(keys, lines, strict=True))
 
 
-async def test_dbk_two_rounds_of_changes_and_deletions_compact_to_the_catalogue(
+async def test_dbk_two_rounds_of_changes_additions_and_deletions_compact_to_the_catalogue(
     tmp_path: Path,
 ) -> None:
-    """dump, then twice changes and deletes and a sync: the snapshot is the live catalogue."""
+    """dump, then twice changes, additions and deletions and a sync: the live catalogue."""
     settings = SimSettings(dbk_products=1200, rate_limit=0, seed=25)
     async with Simulator(settings) as sim:
         books = sim.ctx.books
         await _harvest(sim, tmp_path, "dbk", "dump")
-        deletes = [p for p in range(books.size) if "<NotificationType>05" in books.product(p)]
+        live = [books.record_reference(p) for p in range(books.size)
+                if "<NotificationType>05" not in books.product(p)]  # fmt: skip
         now = int(sim.settings.now.timestamp())  # the clients' clocks start there
-        for round_, picks in enumerate(([5, 600, 1100, deletes[0]], [5, 700, deletes[1]])):
-            for ref in [books.record_reference(p) for p in picks]:
-                books.touch(ref, now - 600 + 60 * round_)
+        added = []
+        for round_, (changed, deleted) in enumerate(
+            ((live[5:8], live[600:602]), ([live[5], live[900]], [live[6]]))
+        ):
+            at = now - 600 + 60 * round_
+            for ref in changed:
+                books.touch(ref, at)
+            for ref in deleted:
+                books.delete(ref, at)
+            added += [books.add(at), books.add(at + 1)]
             await _harvest(sim, tmp_path, "dbk", "sync")
         result = await compact_source("dbk", output=OUTPUT, out_dir=tmp_path)
         served = _expected(books, range(books.size))
-    live = {k: v for k, v in served.items() if not orjson.loads(v).get("deleted")}
-    assert len(live) < len(served)
-    assert _snapshot(current_run(tmp_path / "dbk")) == live
+    expected = {k: v for k, v in served.items() if not orjson.loads(v).get("deleted")}
+    for ref in (live[600], live[601], live[6]):
+        assert ref in served and ref not in expected
+    snapshot = _snapshot(current_run(tmp_path / "dbk"))
+    assert snapshot == expected
+    assert set(added) & set(expected) and live[5] in snapshot
     assert result.manifest is not None
     checks: Any = result.manifest.checks
-    assert checks["deleted_dropped"] >= 2 and checks["replaced"] >= 5
+    assert checks["records"] == len(expected)
+    assert checks["deleted_dropped"] >= 3 and checks["replaced"] >= 6
     bases = orjson.loads((Path(str(result.run)) / "manifest.json").read_bytes())["bases"]
     assert [b["mode"] for b in bases] == ["dump", "sync", "sync"]
     for b in bases:
@@ -90,9 +106,10 @@ async def test_nobb_changes_compact_to_the_items_as_served(tmp_path: Path) -> No
     async with Simulator(settings) as sim:
         cat = sim.ctx.nobb
         await _harvest(sim, tmp_path, "nobb", "dump")
-        for keys in ([cat.keys[3], cat.keys[1500]], [cat.keys[3]]):
+        for keys in ([cat.keys[3], cat.keys[1500]], [cat.keys[3], cat.keys[2999]]):
             for key in keys:
                 cat.touch(key, sim.settings.now.date())
+            sim.ctx.nobb_generation += 1  # the simulator's cached orderings are stale now
             await _harvest(sim, tmp_path, "nobb", "sync")
         await compact_source("nobb", output=OUTPUT, out_dir=tmp_path)
         served = await _served(sim, settings)
@@ -137,3 +154,86 @@ async def test_a_base_that_fails_its_sha256_writes_nothing(tmp_path: Path) -> No
     assert sorted(p.name for p in (tmp_path / "nobb").iterdir()) == sorted(
         [".lock", "state.json", dump.run_dir.name]
     )
+
+
+def _sim_process(items: int, seed: int) -> tuple[subprocess.Popen[str], str]:
+    cmd = [sys.executable, "-m", "harvester", "simulate", "--port", "0", "--nobb-items",
+           str(items), "--seed", str(seed), "--rate-limit", "0"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    return proc, proc.stdout.readline().split()[-1]
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "harvester", *args, "-q"]
+
+
+def _kill_when_visited(cmd: list[str], source_dir: Path, env: dict[str, str] | None = None) -> str:
+    """Start ``cmd``; SIGKILL it once its snapshot checkpoint records merged lines; the run id."""
+    with subprocess.Popen(cmd, env=env) as proc:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            for cp in source_dir.glob("2*/checkpoint.json"):
+                data = orjson.loads(cp.read_bytes() or b"{}")
+                if data.get("mode") == "snapshot" and data.get("positions", {}).get("visited"):
+                    proc.send_signal(signal.SIGKILL)
+                    proc.wait()
+                    return cp.parent.name
+            time.sleep(0.005)  # polling the checkpoint file
+    raise AssertionError("the compaction ended before a checkpoint listed merged lines")
+
+
+def test_sigkill_mid_compaction_then_resume(tmp_path: Path) -> None:
+    """SIGKILL with lines merged, then --resume: the same run completes, equal to the dump."""
+    sim, url = _sim_process(12_000, 29)
+    try:
+        cfg = tmp_path / "c.toml"
+        account = f'base_url = "{url}"\nusername = "harvester"\npassword = "harvester"\n'
+        cfg.write_text(f'[output]\ndir = "{tmp_path}"\nshard_max_records = 400\n'
+                       f'checkpoint_seconds = 0.001\n[nobb]\n{account}')  # fmt: skip
+        dump = subprocess.run(_cli("dump", "nobb", "--config", str(cfg), "--progress", "never"))
+        assert dump.returncode == 0
+    finally:
+        sim.terminate()
+        sim.wait()
+        assert sim.stdout is not None
+        sim.stdout.close()
+    source_dir = tmp_path / "nobb"
+    (dump_dir,) = source_dir.glob("2*")
+    killed = _kill_when_visited(_cli("compact", "nobb", "--config", str(cfg)), source_dir)
+    assert not (source_dir / killed / "manifest.json").exists()
+    assert not (source_dir / "current.json").exists()
+    done = subprocess.run(_cli("compact", "nobb", "--config", str(cfg), "--resume"),
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in source_dir.glob("2*")) == sorted([dump_dir.name, killed])
+    assert current_run(source_dir) == source_dir / killed
+    assert sorted(read_lines(source_dir / killed)) == sorted(read_lines(dump_dir))
+
+
+def test_compact_after_sync_leaves_a_fresh_snapshot(tmp_path: Path) -> None:
+    """[output] compact_after_sync: each complete sync is followed by a snapshot holding it."""
+    sim, url = _sim_process(2000, 30)
+    try:
+        account = f'base_url = "{url}"\nusername = "harvester"\npassword = "harvester"\n'
+        cfg = tmp_path / "c.toml"
+        cfg.write_text(f'[output]\ndir = "{tmp_path}"\ncompact_after_sync = true\n'
+                       f'[nobb]\n{account}')  # fmt: skip
+        for mode in ("dump", "sync"):
+            done = subprocess.run(_cli(mode, "nobb", "--config", str(cfg), "--progress", "never"),
+                                  capture_output=True, text=True)  # fmt: skip
+            assert done.returncode == 0, done.stderr
+    finally:
+        sim.terminate()
+        sim.wait()
+        assert sim.stdout is not None
+        sim.stdout.close()
+    source_dir = tmp_path / "nobb"
+    runs = sorted(source_dir.glob("2*"))
+    modes = [orjson.loads((r / "manifest.json").read_bytes())["mode"] for r in runs]
+    assert modes == ["dump", "sync", "snapshot"], "no snapshot after the dump, one after the sync"
+    assert "nobb compact: 2,000 records from 2 runs" in done.stderr
+    assert current_run(source_dir) == runs[2]
+    bases = orjson.loads((runs[2] / "manifest.json").read_bytes())["bases"]
+    assert [b["run_id"] for b in bases] == [runs[0].name, runs[1].name]
+    assert sorted(read_lines(runs[2])) == sorted(read_lines(runs[0]))

@@ -3,7 +3,8 @@
 ``Merge.run`` reads the input runs newest first and writes a line only if no newer run held its
 key, so the first version met is the newest (a later run wins). It holds, as its only index,
 the sorted 64-bit codes (``keyset.encode_key``) of the newer runs' keys, plus the current run's
-codes while it is read: 16 bytes a key, and a transient sort of one run's keys at its end.
+codes while it is read: 16 bytes a key, and a transient sort of one run's keys at its end (and
+a set of the keys an older run holds again, the changed ones, to count them once).
 Records pass as bytes, shard by shard, decompressed in 1 MiB pieces (``iter_lines``); nothing
 is parsed but the key (and, for a possible delete or a key held twice by one run, that line).
 
@@ -128,6 +129,7 @@ class Merge:
         self.skip = skip  # lines already visited (and their keepers written) before a resume
         self.counts = Counts()
         self._newer = array("q")  # sorted codes of the runs read so far
+        self._replaced: set[int] = set()  # keys met again in an older run: the changed ones
 
     async def run(
         self,
@@ -157,6 +159,7 @@ class Merge:
                 await drop(self._losers(where, shards, twice))
             if index < len(runs) - 1:  # the oldest run's codes are never looked up again
                 self._newer = array("q", heapq.merge(self._newer, _unique(ordered, twice)))
+        self.counts.replaced = len(self._replaced)
         return self.counts
 
     def _pass(self, lines: list[bytes], codes: array[int]) -> list[bytes]:
@@ -172,7 +175,7 @@ class Merge:
             if n_newer:
                 i = bisect.bisect_left(newer, code)
                 if i < n_newer and newer[i] == code:
-                    c.replaced += 1
+                    self._replaced.add(code)
                     continue
             if deleted is not None and b'"deleted"' in line and deleted(line):
                 c.deleted_dropped += 1
