@@ -195,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--only",
         metavar="SCENARIO[,SCENARIO]",
-        help="some of: nobb, latency, dbk, limiter, scaling, peers, s3",
+        help="some of: nobb, latency, dbk, limiter, scaling, peers, s3, edges, compact",
     )
     bench.add_argument("--rounds", type=int, help="interleaved rounds (default 2)")
     bench.add_argument("--sweep", action="store_true", help="tuning sweep instead of the suite")
@@ -268,16 +268,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_status(args)
     if args.command == "bench":
         return _bench(args)
-    from harvester.app import run_command
-
     try:
-        if args.command == "probe":
-            return _probe(args)
-        if args.command == "compact":
+        if args.command == "compact":  # no HTTP stack needed: it reads and writes output only
             from harvester.compact import run_command as run_compact
 
             with asyncio.Runner(loop_factory=loop_factory()) as runner:
                 return runner.run(run_compact(args))
+        from harvester.app import run_command
+
+        if args.command == "probe":
+            return _probe(args)
         with asyncio.Runner(loop_factory=loop_factory()) as runner:
             return runner.run(run_command(args))
     except HarvesterError as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 import signal
 import subprocess
 import sys
@@ -237,3 +238,19 @@ def test_compact_after_sync_leaves_a_fresh_snapshot(tmp_path: Path) -> None:
     bases = orjson.loads((runs[2] / "manifest.json").read_bytes())["bases"]
     assert [b["run_id"] for b in bases] == [runs[0].name, runs[1].name]
     assert sorted(read_lines(runs[2])) == sorted(read_lines(runs[0]))
+
+
+async def test_the_docs_snapshot_example_reads_the_current_snapshot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/output.md's snapshot example (Python, DuckDB, pandas) runs as written."""
+    text = (Path(__file__).parent.parent / "docs" / "output.md").read_text()
+    (code,) = [b for b in re.findall(r"```python\n(.*?)```", text, flags=re.S)
+               if "current_run" in b]  # fmt: skip
+    async with Simulator(SimSettings(nobb_items=800, rate_limit=0, seed=31)) as sim:
+        await _harvest(sim, tmp_path / "out", "nobb", "dump")
+    await compact_source("nobb", output=OUTPUT, out_dir=tmp_path / "out")
+    monkeypatch.chdir(tmp_path)
+    scope: dict[str, Any] = {"__name__": "docs_example"}
+    exec(compile(code, "docs/output.md", "exec"), scope)
+    assert scope["items"] == scope["count"] == 800 and len(scope["frame"]) == 800

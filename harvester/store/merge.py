@@ -5,7 +5,7 @@ key, so the first version met is the newest (a later run wins). It holds, as its
 the sorted 64-bit codes (``keyset.encode_key``) of the newer runs' keys, plus the current run's
 codes while it is read: 16 bytes a key, and a transient sort of one run's keys at its end (and
 a set of the keys an older run holds again, the changed ones, to count them once).
-Records pass as bytes, shard by shard, decompressed in 1 MiB pieces (``iter_lines``); nothing
+Records pass as bytes, shard by shard, decompressed in 256 KiB pieces (``iter_lines``); nothing
 is parsed but the key (and, for a possible delete or a key held twice by one run, that line).
 
 Where one run holds a key twice (harvester's own runs never do: the sink writes each key once),
@@ -37,7 +37,7 @@ from harvester.store.storage import Location
 
 __all__ = ["Counts", "Merge", "Rules", "changed_at", "is_deleted", "iter_lines", "verify_shards"]
 
-CHUNK = 1 << 20
+CHUNK = 1 << 18  # compressed: ~10x that once inflated (NOBB items), so pieces stay small
 
 
 def _chunks(run: Location, name: str) -> Iterator[bytes]:
