@@ -17,7 +17,6 @@ snapshot, it says so and writes nothing (exit 0). Once the manifest is written,
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import sys
 from dataclasses import dataclass
@@ -32,8 +31,9 @@ from harvester.engine.clock import Clock, SystemClock
 from harvester.errors import ConfigError, HarvesterError, OutputError
 from harvester.plural import counted
 from harvester.store.lock import run_lock
-from harvester.store.manifest import MANIFEST, Manifest
+from harvester.store.manifest import Manifest
 from harvester.store.merge import Merge, Rules, changed_at, is_deleted, verify_shards
+from harvester.store.merge_inputs import SNAPSHOT, Input, find_inputs, planned_inputs
 from harvester.store.output import CURRENT
 from harvester.store.run_state import RunOutcome, RunState
 from harvester.store.storage import Location, location
@@ -48,7 +48,6 @@ __all__ = [
     "run_command",
 ]
 
-SNAPSHOT = "snapshot"
 log = logging.getLogger("harvester.compact")
 _NOBB_PREFIX = b'{"nobbNumber":'
 _DBK_PREFIX = b'{"record_reference":"'
@@ -82,76 +81,6 @@ def rules_for(source: str, *, keep_deleted: bool = False) -> Rules:
         deleted=is_deleted,
         keep_deleted=keep_deleted,
     )
-
-
-@dataclass(frozen=True, slots=True)
-class Input:
-    """One complete run to merge."""
-
-    run_id: str
-    mode: str
-    where: Location
-    manifest: dict[str, Any]
-    sha256: str
-
-    @property
-    def covers(self) -> str:
-        """The newest run whose records this one holds (a snapshot: the newest it merged)."""
-        if self.mode != SNAPSHOT:
-            return self.run_id
-        return max((str(b.get("run_id")) for b in self.manifest.get("bases") or []), default="")
-
-    @property
-    def as_of(self) -> str:
-        """The high-water mark of the newest run merged (a run's start)."""
-        if self.mode == SNAPSHOT:
-            return str((self.manifest.get("checks") or {}).get("as_of", ""))
-        return str(self.manifest.get("started", ""))
-
-    def base_entry(self) -> dict[str, object]:
-        return {"run_id": self.run_id, "mode": self.mode, "sha256": self.sha256}
-
-
-def _complete(source_dir: Location) -> list[Input]:
-    found = []
-    for name in sorted(source_dir.entries()[0]):
-        where = source_dir / name
-        raw = where.read(MANIFEST)
-        if raw is None:
-            continue
-        try:
-            manifest = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            continue
-        if isinstance(manifest, dict) and manifest.get("complete") is True:
-            sha = hashlib.sha256(raw).hexdigest()
-            found.append(Input(name, str(manifest.get("mode")), where, manifest, sha))
-    return found
-
-
-def find_inputs(source_dir: Location) -> tuple[Input | None, list[Input]]:
-    """The base (None: no complete dump yet) and the complete syncs after it, in run order."""
-    runs = _complete(source_dir)
-    bases = [r for r in runs if r.mode in ("dump", SNAPSHOT)]
-    if not bases:
-        return None, []
-    base = max(bases, key=lambda r: (r.covers, r.mode == SNAPSHOT, r.run_id))
-    return base, [r for r in runs if r.mode == "sync" and r.run_id > base.covers]
-
-
-def _planned(source_dir: Location, plan: list[list[str | None]]) -> list[Input]:
-    """A resumed snapshot's inputs, as its checkpoint names them (the same bytes, or an error)."""
-    by_id = {r.run_id: r for r in _complete(source_dir)}
-    inputs = []
-    for run_id, sha in plan:
-        found = by_id.get(str(run_id))
-        if found is None or found.sha256 != sha:
-            raise OutputError(
-                f"{source_dir.show(str(run_id))}: changed or gone since the "
-                "snapshot began; start a new one (without --resume)"
-            )
-        inputs.append(found)
-    return inputs
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,7 +150,7 @@ def _inputs(source_dir: Location, resume: bool) -> list[Input] | CompactResult:
 
         unfinished = find_resumable(source_dir, SNAPSHOT)
         if unfinished is not None and (plan := Checkpoint.load(unfinished).plan):
-            return _planned(source_dir, plan)
+            return planned_inputs(source_dir, plan)
     base, syncs = find_inputs(source_dir)
     if base is None:
         raise OutputError(f"{source_dir}: no complete dump to compact; run a dump first")

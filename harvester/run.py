@@ -38,13 +38,8 @@ from harvester.progress import Progress
 from harvester.sources.base import Mode, RunContext, Source
 from harvester.store.lock import run_lock
 from harvester.store.manifest import Manifest
-from harvester.store.run_state import (
-    STATE,
-    RunOutcome,
-    RunState,
-    load_source_state,
-    recover_source_state,
-)
+from harvester.store.run_state import RunOutcome, RunState
+from harvester.store.state_file import STATE, load_source_state, recover_source_state
 from harvester.store.storage import Location, location
 
 __all__ = ["STATE", "RunResult", "load_source_state", "run_source"]

@@ -50,8 +50,9 @@ from harvester.store.checkpoint import CHECKPOINT, Checkpoint, find_resumable
 from harvester.store.lease import LOCK, lease_holder
 from harvester.store.lock import RunLock
 from harvester.store.manifest import MANIFEST
+from harvester.store.merge_inputs import find_inputs
 from harvester.store.output import CURRENT
-from harvester.store.run_state import STATE
+from harvester.store.state_file import STATE
 from harvester.store.storage import BucketDir, Location, location
 
 __all__ = ["collect_status", "render_status", "run"]
@@ -201,8 +202,6 @@ def _source(source_dir: Location, last: int) -> dict[str, Any]:
 
 def _current(source_dir: Location, problems: list[str]) -> tuple[dict[str, Any] | None, int]:
     """``current.json`` (None if no snapshot yet) and how many complete syncs it does not hold."""
-    from harvester.compact import find_inputs
-
     current = _read_json(source_dir, CURRENT, problems)
     try:
         base, syncs = find_inputs(source_dir)
