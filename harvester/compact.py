@@ -179,6 +179,7 @@ async def _merge(
         "records": sum(s.records for s in written),
         "replaced": counts.replaced,
         "deleted_dropped": counts.deleted_dropped,
+        "deleted_kept": counts.deleted_kept,
         "duplicates_in_run": counts.duplicates_in_run,
         "as_of": inputs[-1].as_of,
         "runs": {i.run_id: int(i.manifest.get("records") or 0) for i in inputs},

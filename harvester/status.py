@@ -9,7 +9,7 @@
         "state_other": {"windows": 812},         # state.json's other entries, by size
         "runs": [{"run_id", "mode", "status", "complete", "records", "shards",
                   "started", "finished", "duration_seconds"}],   # newest ``last``, newest first
-        "resumable": {"dump": null | {...}, "sync": null | {...}},
+        "resumable": {"dump": null | {...}, "sync": null | {...}, "snapshot": null | {...}},
         "current": null | {"run_id", "as_of", "records"},   # current.json: the newest snapshot
         "unmerged_syncs": 0,                     # complete syncs newer than what it merged
         "problems": ["OUT/nobb/X/manifest.json: not valid JSON (...)"]}]}
@@ -20,7 +20,8 @@ whose checkpoint was written last), ``empty`` (neither file), ``unreadable`` (a 
 not a readable JSON object, named in ``problems``). Without a manifest, ``records``/``shards``
 are the checkpoint's so far and ``finished`` is null.
 
-``resumable[mode]`` is the run ``harvester <mode> <source> --resume`` would continue
+``resumable[mode]`` is the run ``harvester <mode> <source> --resume`` would continue (for
+``snapshot``: ``harvester compact <source> --resume``)
 (``checkpoint.find_resumable``): ``run_id``, ``started``, ``partitions_done`` (DBK: windows),
 ``partitions_planned`` (``PLANNED`` sources with a plan, else null), ``shards``, ``records``.
 If ``--resume`` would fail on a corrupt checkpoint, it is null and ``problems`` says why.
@@ -57,7 +58,9 @@ from harvester.store.storage import BucketDir, Location, location
 
 __all__ = ["collect_status", "render_status", "run"]
 
-MODES = ("dump", "sync")
+MODES = ("dump", "sync", "snapshot")
+#: The command that resumes each mode.
+_COMMAND = {"dump": "dump", "sync": "sync", "snapshot": "compact"}
 #: Sources whose checkpoint ``plan`` lists their partitions (DBK's plan is one time range, cut
 #: into windows as the run goes, so its total is not known in advance).
 PLANNED = frozenset({"nobb"})
@@ -277,7 +280,7 @@ def render_status(data: dict[str, Any]) -> str:
             lines.append(f"  resumable {mode}: {res['run_id']}: {parts} done, "
                          f"{counted(res['shards'], 'shard')}, "
                          f"{counted(res['records'], 'record')} so far "
-                         f"(harvester {mode} {src['source']} --resume)")  # fmt: skip
+                         f"(harvester {_COMMAND[mode]} {src['source']} --resume)")  # fmt: skip
         lines += [f"  problem: {p}" for p in src["problems"]]
     return "\n".join(line.rstrip() for line in lines) + "\n"
 

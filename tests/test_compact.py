@@ -26,7 +26,7 @@ from harvester.sim.settings import SimSettings
 from harvester.sources.base import Mode
 from harvester.sources.dbk import DbkSource
 from harvester.sources.nobb import NobbSource
-from harvester.status import collect_status
+from harvester.status import collect_status, render_status
 from tests.simtools import clocks_at
 from tests.test_dbk_dump import _expected
 from tests.test_nobb_dump import _served
@@ -82,6 +82,8 @@ async def test_dbk_two_rounds_of_changes_additions_and_deletions_compact_to_the_
                 books.delete(ref, at)
             added += [books.add(at), books.add(at + 1)]
             await _harvest(sim, tmp_path, "dbk", "sync")
+        (src,) = collect_status(tmp_path)["sources"]
+        assert (src["current"], src["unmerged_syncs"]) == (None, 2)
         result = await compact_source("dbk", output=OUTPUT, out_dir=tmp_path)
         served = _expected(books, range(books.size))
     expected = {k: v for k, v in served.items() if not orjson.loads(v).get("deleted")}
@@ -204,6 +206,8 @@ def test_sigkill_mid_compaction_then_resume(tmp_path: Path) -> None:
     killed = _kill_when_visited(_cli("compact", "nobb", "--config", str(cfg)), source_dir)
     assert not (source_dir / killed / "manifest.json").exists()
     assert not (source_dir / "current.json").exists()
+    assert f"resumable snapshot: {killed}" in render_status(collect_status(tmp_path))
+    assert "(harvester compact nobb --resume)" in render_status(collect_status(tmp_path))
     done = subprocess.run(_cli("compact", "nobb", "--config", str(cfg), "--resume"),
                           capture_output=True, text=True)  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -254,3 +258,17 @@ async def test_the_docs_snapshot_example_reads_the_current_snapshot(
     scope: dict[str, Any] = {"__name__": "docs_example"}
     exec(compile(code, "docs/output.md", "exec"), scope)
     assert scope["items"] == scope["count"] == 800 and len(scope["frame"]) == 800
+
+
+async def test_keep_deleted_keeps_the_deletes(tmp_path: Path) -> None:
+    """--keep-deleted: DBK deletes stay in the snapshot, which then equals the lone dump."""
+    settings = SimSettings(dbk_products=600, rate_limit=0, seed=32)
+    async with Simulator(settings) as sim:
+        dump = await _harvest(sim, tmp_path, "dbk", "dump")
+    kept = await compact_source("dbk", output=OUTPUT, out_dir=tmp_path, keep_deleted=True)
+    assert kept.manifest is not None
+    lines = sorted(read_lines(dump.run_dir))
+    assert sorted(read_lines(Path(str(kept.run)))) == lines
+    deletes = sum(b'"deleted":true' in line for line in lines)
+    checks: Any = kept.manifest.checks
+    assert deletes and (checks["deleted_dropped"], checks["deleted_kept"]) == (0, deletes)

@@ -117,6 +117,7 @@ class Counts:
     visited: int = 0
     replaced: int = 0
     deleted_dropped: int = 0
+    deleted_kept: int = 0  # with ``keep_deleted``
     duplicates_in_run: int = 0
     runs: dict[str, int] = field(default_factory=dict)
 
@@ -178,9 +179,10 @@ class Merge:
                     self._replaced.add(code)
                     continue
             if deleted is not None and b'"deleted"' in line and deleted(line):
-                c.deleted_dropped += 1
                 if not self.rules.keep_deleted:
+                    c.deleted_dropped += 1
                     continue
+                c.deleted_kept += 1
             if at >= first:
                 keep.append(line)
         c.visited += len(lines)
