@@ -104,19 +104,7 @@ async def run_source(
     source_dir.make()
     t0 = clock.monotonic()
     with run_lock(source_dir, output.lock_lease_seconds):
-        # First: a state.json that cannot be read nor rebuilt stops the run before it starts.
-        state = recover_source_state(
-            source_dir, source=source.name, mode=mode, rebuild=source.state_from
-        )
-        run = RunState.open(
-            source_dir,
-            source=source.name,
-            mode=mode,
-            output=output,
-            key_of=source.key_of,
-            resume=resume,
-            now=datetime.fromtimestamp(clock.time(), UTC),
-        )
+        state, run = _open(source, source_dir, mode, output, resume, clock)
         async with run:
             ctx = RunContext(
                 source=source.name,
@@ -131,7 +119,7 @@ async def run_source(
             complete = not interrupted and not ctx.failed
             manifest = await run.finish(
                 _outcome(ctx, complete, config_digest),
-                finished=datetime.fromtimestamp(clock.time(), UTC),
+                finished=_now(clock),
             )
         _log_transport(source.name, ctx.transport)
         if complete:
@@ -148,6 +136,38 @@ async def run_source(
         duration=clock.monotonic() - t0,
         failed=tuple(ctx.failed),
     )
+
+
+def _now(clock: Clock) -> datetime:
+    return datetime.fromtimestamp(clock.time(), UTC)
+
+
+def _open(
+    source: Source,
+    source_dir: Location,
+    mode: Mode,
+    output: OutputConfig,
+    resume: bool,
+    clock: Clock,
+) -> tuple[dict[str, object], RunState]:
+    """The source's state, then its run directory (new, or with ``resume`` the unfinished one).
+
+    The state first: a state.json that can be neither read nor rebuilt stops the run before a
+    run directory is made.
+    """
+    state = recover_source_state(
+        source_dir, source=source.name, mode=mode, rebuild=source.state_from
+    )
+    run = RunState.open(
+        source_dir,
+        source=source.name,
+        mode=mode,
+        output=output,
+        key_of=source.key_of,
+        resume=resume,
+        now=_now(clock),
+    )
+    return state, run
 
 
 async def _harvest(source: Source, ctx: RunContext) -> bool:
