@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,8 @@ from harvester.sources.base import Mode
 from harvester.sources.dbk import DbkSource
 from harvester.sources.nobb import NobbSource
 from harvester.status import collect_status, render_status
+from harvester.store.run_state import RunOutcome, RunState
+from harvester.store.storage import location
 from tests.simtools import clocks_at
 from tests.test_dbk_dump import _expected
 from tests.test_nobb_dump import _served
@@ -272,3 +275,43 @@ async def test_keep_deleted_keeps_the_deletes(tmp_path: Path) -> None:
     deletes = sum(b'"deleted":true' in line for line in lines)
     checks: Any = kept.manifest.checks
     assert deletes and (checks["deleted_dropped"], checks["deleted_kept"]) == (0, deletes)
+
+
+async def _write_run(out: Path, mode: str, at: datetime, lines: list[bytes]) -> str:
+    """A complete run holding exactly ``lines`` (the sink's key set bypassed: duplicates too)."""
+    source_dir = location(out) / "nobb"
+    source_dir.make()
+    run = RunState.open(source_dir, source="nobb", mode=mode, output=OUTPUT,
+                        key_of=lambda line: 0, now=at)  # fmt: skip
+    async with run:
+        await run.sink.write_lines(lines)
+        outcome = RunOutcome(complete=True, config_digest="t", partitions={}, checks={},
+                             transport={}, rate_limit={})  # fmt: skip
+        await run.finish(outcome, finished=at)
+    return run.run_dir.name
+
+
+def _item(number: int, modified: str, extra: str = "") -> bytes:
+    return (f'{{"nobbNumber":{number},"status":{{"lastModifiedDate":"{modified}"}}'
+            f'{extra}}}').encode()  # fmt: skip
+
+
+async def test_a_key_held_twice_by_one_run_keeps_its_newer_change_date(tmp_path: Path) -> None:
+    """Within one run the newer lastModifiedDate wins (a tie: the later line); a line held
+    twice byte for byte is kept once; a later run still wins over both."""
+    day = datetime(2026, 11, 1, 2, tzinfo=UTC)
+    dump = [_item(1, "2026-10-02"), _item(2, "2026-10-01"), _item(1, "2026-10-01"),
+            _item(3, "2026-10-01"), _item(3, "2026-10-01"), _item(4, "2026-10-05"),
+            _item(2, "2026-10-03"), _item(5, "2026-10-01", ',"a":1'),
+            _item(5, "2026-10-01", ',"a":2')]  # fmt: skip
+    await _write_run(tmp_path, "dump", day, dump)
+    await _write_run(tmp_path, "sync", day + timedelta(days=1),
+                     [_item(4, "2026-10-06"), _item(4, "2026-10-04")])  # fmt: skip
+    result = await compact_source("nobb", output=OUTPUT, out_dir=tmp_path)
+    assert result.manifest is not None
+    assert sorted(read_lines(Path(str(result.run)))) == sorted([
+        _item(1, "2026-10-02"), _item(2, "2026-10-03"), _item(3, "2026-10-01"),
+        _item(4, "2026-10-06"), _item(5, "2026-10-01", ',"a":2'),
+    ])  # fmt: skip
+    checks: Any = result.manifest.checks
+    assert (checks["duplicates_in_run"], checks["replaced"], checks["records"]) == (5, 1, 5)

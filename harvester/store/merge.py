@@ -136,13 +136,15 @@ class Merge:
         self,
         runs: list[tuple[str, Location, list[str]]],
         write: Callable[[list[bytes]], Awaitable[None]],
-        drop: Callable[[set[bytes]], Awaitable[object]],
+        drop: Callable[[set[bytes], set[bytes]], Awaitable[object]],
         tick: Callable[[int], Awaitable[None]],
     ) -> Counts:
         """Merge ``runs`` (run id, directory, shard names; oldest first).
 
-        ``write`` takes kept lines, ``drop`` the lines to remove from what was written (a key
-        held twice by one run), ``tick`` the lines visited so far after each shard.
+        ``write`` takes kept lines; ``drop(losers, winners)`` removes from what was written the
+        losing versions of a key one run holds twice, and all but one copy of each winning
+        line (a run may hold the very same line twice); ``tick`` the lines visited so far,
+        after each shard.
         """
         for index, (run_id, where, shards) in enumerate(reversed(runs)):
             codes = array("q")
@@ -157,7 +159,7 @@ class Merge:
             del codes
             twice = _repeated(ordered)
             if twice:
-                await drop(self._losers(where, shards, twice))
+                await drop(*self._losers(where, shards, twice))
             if index < len(runs) - 1:  # the oldest run's codes are never looked up again
                 self._newer = array("q", heapq.merge(self._newer, _unique(ordered, twice)))
         self.counts.replaced = len(self._replaced)
@@ -188,8 +190,11 @@ class Merge:
         c.visited += len(lines)
         return keep
 
-    def _losers(self, where: Location, shards: list[str], twice: set[int]) -> set[bytes]:
-        """For each key the run holds twice, every version but the newest by change date."""
+    def _losers(
+        self, where: Location, shards: list[str], twice: set[int]
+    ) -> tuple[set[bytes], set[bytes]]:
+        """For the keys the run holds twice: the versions that lose (older by change date; a
+        tie, the earlier line), and the winners (each to be kept once)."""
         versions: dict[int, list[tuple[str, int, bytes]]] = {}
         seq = 0
         for name in shards:
@@ -200,11 +205,14 @@ class Merge:
                         versions.setdefault(code, []).append((self.rules.changed(line), seq, line))
                     seq += 1
         losers: set[bytes] = set()
+        winners: set[bytes] = set()
         for found in versions.values():
             found.sort()
-            losers.update(line for _, _, line in found[:-1])
+            best = found[-1][2]
+            winners.add(best)
+            losers.update(line for _, _, line in found[:-1] if line != best)
             self.counts.duplicates_in_run += len(found) - 1
-        return losers
+        return losers, winners
 
 
 def _repeated(ordered: array[int]) -> set[int]:

@@ -29,6 +29,7 @@ import asyncio
 import logging
 import re
 from collections.abc import Callable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
@@ -220,13 +221,25 @@ class RunState:
             await asyncio.to_thread(self.run_dir.delete, name)
         return replaced
 
-    async def drop_lines(self, lines: set[bytes]) -> int:
-        """Remove these exact lines from the committed shards; how many were removed."""
+    async def drop_lines(
+        self, lines: AbstractSet[bytes], once: AbstractSet[bytes] = frozenset()
+    ) -> int:
+        """Remove these exact lines from the committed shards, and every copy but the first of
+        the lines in ``once``; how many lines were removed."""
         removed = 0
+        seen: set[bytes] = set()
 
-        def edit(old: list[bytes]) -> list[bytes] | None:
+        def edit(old: list[bytes]) -> list[bytes] | None:  # called shard by shard, in order
             nonlocal removed
-            out = [line for line in old if line not in lines]
+            out = []
+            for line in old:
+                if line in once:
+                    if line in seen:
+                        continue
+                    seen.add(line)
+                elif line in lines:
+                    continue
+                out.append(line)
             removed += len(old) - len(out)
             return out if len(out) != len(old) else None
 
