@@ -127,8 +127,8 @@ def _checked_source(parser: argparse.ArgumentParser, text: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser (``harvester --help`` lists demo, dump, sync, status, simulate,
-    probe, bench)."""
+    """The full argument parser (``harvester --help`` lists demo, dump, sync, compact, status,
+    simulate, probe, bench)."""
     parser = _Parser(
         prog="harvester",
         description="Bulk harvests of the NOBB Export API and the DBK ONIX 3.1 export into sharded "
@@ -161,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from harvester.compact import add_parser as add_compact
 
-    add_compact(sub, _add_sources, _add_run_options)
+    add_compact(sub, _add_sources, out_arg)
 
     status = sub.add_parser("status", help="runs, high-water marks and resumable runs under OUT")
     status.add_argument(
