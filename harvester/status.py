@@ -246,14 +246,14 @@ def render_status(data: dict[str, Any]) -> str:
         if lcr is not None:
             lines.append(f"  last complete run: {lcr.get('run_id')} ({lcr.get('mode')}, "
                          f"{counted(lcr.get('records'), 'record')})")  # fmt: skip
-        cur = src["current"]
+        cur, unmerged = src.get("current"), src.get("unmerged_syncs", 0)
         if cur is not None:
             lines.append(f"  current snapshot: {cur.get('run_id')} "
                          f"(as of {_short(cur.get('as_of'))}, "
                          f"{counted(cur.get('records'), 'record')}), "
-                         f"{counted(src['unmerged_syncs'], 'sync')} not merged yet")  # fmt: skip
-        elif src["unmerged_syncs"]:
-            lines.append(f"  no snapshot yet; {counted(src['unmerged_syncs'], 'sync')} since the "
+                         f"{counted(unmerged, 'sync')} not merged yet")  # fmt: skip
+        elif unmerged:
+            lines.append(f"  no snapshot yet; {counted(unmerged, 'sync')} since the "
                          "last dump (harvester compact)")  # fmt: skip
         for key, size in src["state_other"].items():
             lines.append(f"  {key}: {counted(size, 'entry', 'entries')}")
@@ -270,7 +270,7 @@ def render_status(data: dict[str, Any]) -> str:
             for row in table:
                 lines.append("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
         for mode in MODES:
-            res = src["resumable"][mode]
+            res = src["resumable"].get(mode)
             if res is None:
                 continue
             planned = res["partitions_planned"]

@@ -141,6 +141,9 @@ async def test_a_lone_dump_then_nothing_new(
     assert sorted(p.name for p in (tmp_path / "nobb").iterdir()) == before
     status = collect_status(tmp_path)["sources"][0]
     assert status["current"]["run_id"] == first.run.name and status["unmerged_syncs"] == 0
+    text = render_status(collect_status(tmp_path))
+    assert f"  current snapshot: {first.run.name} (as of " in text
+    assert ", 1,000 records), 0 syncs not merged yet\n" in text
 
 
 async def test_a_base_that_fails_its_sha256_writes_nothing(tmp_path: Path) -> None:
