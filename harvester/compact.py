@@ -167,14 +167,30 @@ async def _merge(
     merge = Merge(rules, skip=int(str(run.positions.get("visited", 0))))
     last = clock.monotonic()
 
+    async def save() -> None:
+        # While a resume replays what was written before (visited < skip) nothing is written:
+        # the durable lines are still those of ``skip`` visited ones, never fewer.
+        await run.save_positions({"visited": max(merge.counts.visited, merge.skip)})
+
     async def tick(visited: int) -> None:
         nonlocal last
         if clock.monotonic() - last >= every:
             last = clock.monotonic()
-            await run.save_positions({"visited": visited})
+            await save()
 
     shards = [(i.run_id, i.where, [str(s["path"]) for s in i.manifest["shards"]]) for i in inputs]
-    counts = await merge.run(shards, run.sink.write_lines, run.drop_lines, tick)
+
+    # Whatever makes written lines durable records how many lines were visited with them: a
+    # resume replays exactly those without writing them again.
+    async def merged(run_id: str, lines: int) -> None:
+        await save()
+        await run.checkpoint({run_id: {"ok": True, "lines": lines}})
+
+    async def drop(losers: set[bytes], winners: set[bytes]) -> None:
+        await save()
+        await run.drop_lines(losers, winners)
+
+    counts = await merge.run(shards, run.sink.write_lines, drop, tick, merged)
     written = await run.sink.commit()
     checks = {
         "records": sum(s.records for s in written),

@@ -23,7 +23,8 @@ are the checkpoint's so far and ``finished`` is null.
 ``resumable[mode]`` is the run ``harvester <mode> <source> --resume`` would continue (for
 ``snapshot``: ``harvester compact <source> --resume``)
 (``checkpoint.find_resumable``): ``run_id``, ``started``, ``partitions_done`` (DBK: windows),
-``partitions_planned`` (``PLANNED`` sources with a plan, else null), ``shards``, ``records``.
+``partitions_planned`` (``PLANNED`` sources with a plan, else null), ``shards``, ``records``;
+for a snapshot, ``partitions_done`` and ``partitions_planned`` count its input runs.
 If ``--resume`` would fail on a corrupt checkpoint, it is null and ``problems`` says why.
 
 Nothing is written. The lock is tested with a non-blocking shared ``flock`` on a read-only
@@ -167,7 +168,9 @@ def _resumable(source_dir: Location, mode: str, problems: list[str]) -> dict[str
         return None
     if run_dir is None or cp is None:
         return None
-    planned = len(cp.plan) if cp.plan is not None and source_dir.name in PLANNED else None
+    # A snapshot's plan lists the runs it merges, and done the ones merged so far.
+    parts = source_dir.name in PLANNED or mode == "snapshot"
+    planned = len(cp.plan) if cp.plan is not None and parts else None
     return {"run_id": run_dir.name, "started": cp.started, "partitions_done": len(cp.done),
             "partitions_planned": planned, "shards": len(cp.shards),
             "records": sum(s.records for s in cp.shards)}  # fmt: skip
@@ -275,8 +278,8 @@ def render_status(data: dict[str, Any]) -> str:
                 continue
             planned = res["partitions_planned"]
             done = res["partitions_done"]
-            parts = f"{done} of {counted(planned, 'partition')}" if planned else counted(
-                done, "partition")  # fmt: skip
+            unit = "input run" if mode == "snapshot" else "partition"
+            parts = f"{done} of {counted(planned, unit)}" if planned else counted(done, unit)
             lines.append(f"  resumable {mode}: {res['run_id']}: {parts} done, "
                          f"{counted(res['shards'], 'shard')}, "
                          f"{counted(res['records'], 'record')} so far "

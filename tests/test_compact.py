@@ -166,8 +166,9 @@ async def test_a_base_that_fails_its_sha256_writes_nothing(tmp_path: Path) -> No
 
 
 def _sim_process(items: int, seed: int) -> tuple[subprocess.Popen[str], str]:
+    """A simulator whose world is dated today (``--now now``), so a sync finds recent items."""
     cmd = [sys.executable, "-m", "harvester", "simulate", "--port", "0", "--nobb-items",
-           str(items), "--seed", str(seed), "--rate-limit", "0"]  # fmt: skip
+           str(items), "--seed", str(seed), "--rate-limit", "0", "--now", "now"]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     return proc, proc.stdout.readline().split()[-1]
@@ -177,14 +178,16 @@ def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "harvester", *args, "-q"]
 
 
-def _kill_when_visited(cmd: list[str], source_dir: Path, env: dict[str, str] | None = None) -> str:
-    """Start ``cmd``; SIGKILL it once its snapshot checkpoint records merged lines; the run id."""
-    with subprocess.Popen(cmd, env=env) as proc:
+def _kill_when_visited(cmd: list[str], source_dir: Path, more_than: int = 0) -> str:
+    """Start ``cmd``; SIGKILL it once its snapshot checkpoint records more than ``more_than``
+    lines merged; the snapshot's run id."""
+    with subprocess.Popen(cmd) as proc:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and proc.poll() is None:
             for cp in source_dir.glob("2*/checkpoint.json"):
                 data = orjson.loads(cp.read_bytes() or b"{}")
-                if data.get("mode") == "snapshot" and data.get("positions", {}).get("visited"):
+                visited = data.get("positions", {}).get("visited", 0)
+                if data.get("mode") == "snapshot" and visited > more_than:
                     proc.send_signal(signal.SIGKILL)
                     proc.wait()
                     return cp.parent.name
@@ -193,23 +196,28 @@ def _kill_when_visited(cmd: list[str], source_dir: Path, env: dict[str, str] | N
 
 
 def test_sigkill_mid_compaction_then_resume(tmp_path: Path) -> None:
-    """SIGKILL with lines merged, then --resume: the same run completes, equal to the dump."""
+    """SIGKILL in the dump, after the sync was merged, then --resume: the same run completes,
+    every item once (the sync's versions, the same bytes: nothing changed)."""
     sim, url = _sim_process(12_000, 29)
     try:
         cfg = tmp_path / "c.toml"
         account = f'base_url = "{url}"\nusername = "harvester"\npassword = "harvester"\n'
         cfg.write_text(f'[output]\ndir = "{tmp_path}"\nshard_max_records = 400\n'
                        f'checkpoint_seconds = 0.001\n[nobb]\n{account}')  # fmt: skip
-        dump = subprocess.run(_cli("dump", "nobb", "--config", str(cfg), "--progress", "never"))
-        assert dump.returncode == 0
+        for mode in ("dump", "sync"):
+            run = subprocess.run(_cli(mode, "nobb", "--config", str(cfg), "--progress", "never"))
+            assert run.returncode == 0
     finally:
         sim.terminate()
         sim.wait()
         assert sim.stdout is not None
         sim.stdout.close()
     source_dir = tmp_path / "nobb"
-    (dump_dir,) = source_dir.glob("2*")
-    killed = _kill_when_visited(_cli("compact", "nobb", "--config", str(cfg)), source_dir)
+    dump_dir, sync_dir = sorted(source_dir.glob("2*"))
+    synced = int(str(verify_run(sync_dir)["records"]))
+    assert 0 < synced < 12_000
+    command = _cli("compact", "nobb", "--config", str(cfg))
+    killed = _kill_when_visited(command, source_dir, more_than=synced)
     assert not (source_dir / killed / "manifest.json").exists()
     assert not (source_dir / "current.json").exists()
     assert f"resumable snapshot: {killed}" in render_status(collect_status(tmp_path))
@@ -217,7 +225,7 @@ def test_sigkill_mid_compaction_then_resume(tmp_path: Path) -> None:
     done = subprocess.run(_cli("compact", "nobb", "--config", str(cfg), "--resume"),
                           capture_output=True, text=True)  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert sorted(p.name for p in source_dir.glob("2*")) == sorted([dump_dir.name, killed])
+    assert sorted(p.name for p in source_dir.glob("2*")) == [dump_dir.name, sync_dir.name, killed]
     assert current_run(source_dir) == source_dir / killed
     assert sorted(read_lines(source_dir / killed)) == sorted(read_lines(dump_dir))
 

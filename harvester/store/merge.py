@@ -138,13 +138,14 @@ class Merge:
         write: Callable[[list[bytes]], Awaitable[None]],
         drop: Callable[[set[bytes], set[bytes]], Awaitable[object]],
         tick: Callable[[int], Awaitable[None]],
+        merged: Callable[[str, int], Awaitable[None]],
     ) -> Counts:
         """Merge ``runs`` (run id, directory, shard names; oldest first).
 
         ``write`` takes kept lines; ``drop(losers, winners)`` removes from what was written the
         losing versions of a key one run holds twice, and all but one copy of each winning
         line (a run may hold the very same line twice); ``tick`` the lines visited so far,
-        after each shard.
+        after each shard; ``merged`` a run's id and line count once it is merged.
         """
         for index, (run_id, where, shards) in enumerate(reversed(runs)):
             codes = array("q")
@@ -162,6 +163,7 @@ class Merge:
                 await drop(*self._losers(where, shards, twice))
             if index < len(runs) - 1:  # the oldest run's codes are never looked up again
                 self._newer = array("q", heapq.merge(self._newer, _unique(ordered, twice)))
+            await merged(run_id, len(ordered))
         self.counts.replaced = len(self._replaced)
         return self.counts
 
