@@ -3,8 +3,9 @@
 ``Merge.run`` reads the input runs newest first and writes a line only if no newer run held its
 key, so the first version met is the newest (a later run wins). It holds, as its only index,
 the sorted 64-bit codes (``keyset.encode_key``) of the newer runs' keys, plus the current run's
-codes while it is read: 16 bytes a key, and a transient sort of one run's keys at its end (and
-a set of the keys an older run holds again, the changed ones, to count them once).
+codes while it is read: 16 bytes a key, 24 while one run's codes are sorted at its end (in
+pieces, never as a list of Python ints), and a set of the keys an older run holds again (the
+changed ones, to count them once).
 Records pass as bytes, shard by shard, decompressed in 256 KiB pieces (``iter_lines``); nothing
 is parsed but the key (and, for a possible delete or a key held twice by one run, that line).
 
@@ -156,7 +157,7 @@ class Merge:
                         await write(keep)
                 await tick(self.counts.visited)
             self.counts.runs[run_id] = len(codes)
-            ordered = array("q", sorted(codes))
+            ordered = _sorted(codes)
             del codes
             twice = _repeated(ordered)
             if twice:
@@ -217,15 +218,25 @@ class Merge:
         return losers, winners
 
 
+def _sorted(codes: array[int], piece: int = 1 << 16) -> array[int]:
+    """``codes`` sorted, through sorted pieces merged: never a list of the whole run's keys
+    (36 bytes a key as Python ints), at most the two arrays (16 bytes a key)."""
+    if len(codes) <= piece:
+        return array("q", sorted(codes))
+    pieces = [array("q", sorted(codes[at : at + piece])) for at in range(0, len(codes), piece)]
+    return array("q", heapq.merge(*pieces))
+
+
 def _repeated(ordered: array[int]) -> set[int]:
     """The codes that occur more than once in a sorted array."""
     return {a for a, b in zip(ordered, islice(ordered, 1, None), strict=False) if a == b}
 
 
 def _unique(ordered: array[int], twice: set[int]) -> Iterator[int]:
+    """A sorted array's codes, each once."""
     if not twice:
         return iter(ordered)
-    return iter(array("q", sorted(set(ordered))))
+    return (code for at, code in enumerate(ordered) if at == 0 or ordered[at - 1] != code)
 
 
 def changed_at(*path: str) -> Callable[[bytes], str]:
