@@ -105,6 +105,7 @@ async def compact_source(
     out_dir: Location | Path | str,
     resume: bool = False,
     keep_deleted: bool = False,
+    config_digest: str = "",
     clock: Clock | None = None,
 ) -> CompactResult:
     """Merge ``source``'s newest base and the syncs after it into a new snapshot run."""
@@ -131,7 +132,7 @@ async def compact_source(
         async with run:
             if run.plan is None:
                 await run.save_plan([[one.run_id, one.sha256] for one in inputs])
-            manifest = await _merge(run, inputs, rules, clock, output.checkpoint_seconds)
+            manifest = await _merge(run, inputs, rules, clock, output, config_digest)
         as_of = inputs[-1].as_of
         current = {"run_id": run.run_dir.name, "as_of": as_of, "records": manifest.records}
         source_dir.write(CURRENT, orjson.dumps(current, option=orjson.OPT_INDENT_2))
@@ -162,8 +163,15 @@ def _inputs(source_dir: Location, resume: bool) -> list[Input] | CompactResult:
 
 
 async def _merge(
-    run: RunState, inputs: list[Input], rules: Rules, clock: Clock, every: float
+    run: RunState,
+    inputs: list[Input],
+    rules: Rules,
+    clock: Clock,
+    output: OutputConfig,
+    digest: str,
 ) -> Manifest:
+    """Merge ``inputs`` into the open ``run``, checkpointed as it goes; its manifest."""
+    every = output.checkpoint_seconds
     merge = Merge(rules, skip=int(str(run.positions.get("visited", 0))))
     last = clock.monotonic()
 
@@ -203,7 +211,7 @@ async def _merge(
     }
     outcome = RunOutcome(
         complete=True,
-        config_digest="",
+        config_digest=digest,
         partitions={},
         checks=checks,
         transport={},
@@ -252,13 +260,19 @@ async def compact_all(
     *,
     resume: bool = False,
     keep_deleted: bool = False,
+    config_digest: str = "",
 ) -> list[CompactResult]:
     """Compact each source in turn; a failure is that source's result (exit 1), not a raise."""
     results = []
     for name in sources:
         try:
             found = await compact_source(
-                name, output=output, out_dir=out_dir, resume=resume, keep_deleted=keep_deleted
+                name,
+                output=output,
+                out_dir=out_dir,
+                resume=resume,
+                keep_deleted=keep_deleted,
+                config_digest=config_digest,
             )
         except HarvesterError as exc:
             found = CompactResult(name, None, None, f"failed: {exc}", exc.exit_code or 1)
@@ -283,7 +297,12 @@ async def run_command(args: Any) -> int:
         raise ConfigError(f"no [nobb] or [dbk] section in the config {args.config}")
     out: Path | str = args.out if args.out is not None else cfg.output.dir
     results = await compact_all(
-        picked, cfg.output, out, resume=args.resume, keep_deleted=args.keep_deleted
+        picked,
+        cfg.output,
+        out,
+        resume=args.resume,
+        keep_deleted=args.keep_deleted,
+        config_digest=cfg.digest(),
     )
     for r in results:
         print(r.summary_line(), file=sys.stderr)

@@ -253,8 +253,10 @@ def test_compact_after_sync_leaves_a_fresh_snapshot(tmp_path: Path) -> None:
     assert modes == ["dump", "sync", "snapshot"], "no snapshot after the dump, one after the sync"
     assert "nobb compact: 2,000 records from 2 runs" in done.stderr
     assert current_run(source_dir) == runs[2]
-    bases = orjson.loads((runs[2] / "manifest.json").read_bytes())["bases"]
-    assert [b["run_id"] for b in bases] == [runs[0].name, runs[1].name]
+    snapshot = orjson.loads((runs[2] / "manifest.json").read_bytes())
+    assert [b["run_id"] for b in snapshot["bases"]] == [runs[0].name, runs[1].name]
+    sync = orjson.loads((runs[1] / "manifest.json").read_bytes())
+    assert snapshot["config_digest"] == sync["config_digest"] != ""
     assert sorted(read_lines(runs[2])) == sorted(read_lines(runs[0]))
 
 
