@@ -260,6 +260,42 @@ def test_compact_after_sync_leaves_a_fresh_snapshot(tmp_path: Path) -> None:
     assert sorted(read_lines(runs[2])) == sorted(read_lines(runs[0]))
 
 
+def test_a_failed_compaction_after_sync_leaves_the_sync_complete(tmp_path: Path) -> None:
+    """compact_after_sync with a snapshot shard spoiled: exit 1, the sync complete, state.json
+    advanced, the previous snapshot still current, no new snapshot."""
+    sim, url = _sim_process(1500, 33)
+    try:
+        account = f'base_url = "{url}"\nusername = "harvester"\npassword = "harvester"\n'
+        cfg = tmp_path / "c.toml"
+        cfg.write_text(f'[output]\ndir = "{tmp_path}"\ncompact_after_sync = true\n'
+                       f'shard_max_records = 500\n[nobb]\n{account}')  # fmt: skip
+        codes = []
+        for mode in ("dump", "sync", "sync"):
+            done = subprocess.run(_cli(mode, "nobb", "--config", str(cfg), "--progress", "never"),
+                                  capture_output=True, text=True)  # fmt: skip
+            codes.append(done.returncode)
+            if len(codes) == 2:  # spoil the snapshot the next compaction starts from
+                shard = sorted((tmp_path / "nobb").glob("2*/part-00001.ndjson.gz"))[-1]
+                data = bytearray(shard.read_bytes())
+                data[len(data) // 2] ^= 0xFF
+                shard.write_bytes(bytes(data))
+    finally:
+        sim.terminate()
+        sim.wait()
+        assert sim.stdout is not None
+        sim.stdout.close()
+    assert codes == [0, 0, 1], done.stderr
+    assert "nobb compact: failed:" in done.stderr and "does not match" in done.stderr
+    source_dir = tmp_path / "nobb"
+    runs = sorted(source_dir.glob("2*"))
+    modes = [orjson.loads((r / "manifest.json").read_bytes())["mode"] for r in runs]
+    assert modes == ["dump", "sync", "snapshot", "sync"]
+    assert orjson.loads((runs[3] / "manifest.json").read_bytes())["complete"] is True
+    state = orjson.loads((source_dir / "state.json").read_bytes())
+    assert state["last_complete_run"]["run_id"] == runs[3].name
+    assert current_run(source_dir) == runs[2]
+
+
 async def test_the_docs_snapshot_example_reads_the_current_snapshot(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
