@@ -203,11 +203,31 @@ async def run_command(args: argparse.Namespace) -> int:
     for result in found:
         _report(result)
     results: list[RunResult | HarvesterError | int] = list(found)
+    if args.command == "sync" and cfg.output.compact_after_sync:
+        results += await _compact_after(found, cfg.output, out_dir, cfg.digest())
     if args.summary_json is not None:
         write_summary(args.summary_json, args.command, results)
     if cfg.output.prometheus_file is not None:
         write_prometheus(cfg.output.prometheus_file, results)
     return _exit_code(results)
+
+
+async def _compact_after(
+    found: Sequence[RunResult | HarvesterError],
+    output: OutputConfig,
+    out_dir: Path | str,
+    digest: str,
+) -> list[int]:
+    """``[output] compact_after_sync``: a snapshot after each complete sync; their exit codes
+    (a failed compaction is 1, resumable, and leaves the sync complete)."""
+    from harvester.compact import compact_all
+
+    done = [r.source for r in found if isinstance(r, RunResult) and r.manifest.complete]
+    codes = []
+    for result in await compact_all(done, output, out_dir, config_digest=digest):
+        print(result.summary_line(), file=sys.stderr)
+        codes.append(result.exit_code)
+    return codes
 
 
 def write_summary(

@@ -102,6 +102,8 @@ class OutputConfig:
     #: Object storage only: how long a failing store call is retried, and the lock's lease.
     store_retry_seconds: float = 120.0
     lock_lease_seconds: float = 60.0
+    #: After every complete sync, merge it into a new snapshot (``harvester compact``).
+    compact_after_sync: bool = False
 
     def __post_init__(self) -> None:
         if self.checkpoint_seconds <= 0:

@@ -226,6 +226,14 @@ class ShardSink:
             await self._hand_over()
         return True
 
+    async def write_lines(self, lines: list[bytes]) -> None:
+        """Queue records whose keys the caller has made distinct (a merge): no key set lookup."""
+        self._batch += lines
+        self._batch_size += sum(map(len, lines))
+        self.records += len(lines)
+        if self._batch_size >= self._batch_bytes:
+            await self._hand_over()
+
     async def _hand_over(self) -> None:
         # The batch is taken before waiting, so records written meanwhile start the next one;
         # the lock keeps exactly one batch in the writer thread at a time, in order.
