@@ -18,8 +18,7 @@ serialises every item with the same key order), so a failed try is rare.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import NoReturn
+from typing import NamedTuple, NoReturn
 
 import msgspec
 import orjson
@@ -29,8 +28,7 @@ from harvester.errors import MalformedBody
 __all__ = ["ItemSplitter", "NobbItem"]
 
 
-@dataclass(frozen=True, slots=True)
-class NobbItem:
+class NobbItem(NamedTuple):
     """One item: its key, its JSON line (no newline), and its last-modified time if present."""
 
     key: int
@@ -76,6 +74,9 @@ class ItemSplitter:
         self._label = label
         self._max_item = max_item_bytes
         self._signature: re.Pattern[bytes] | None = None
+        #: The exact bytes of the last boundary found (``},{"nobbNumber"``): the next chunk's
+        #: last boundary is found by ``rfind`` from the end, not by scanning the whole buffer.
+        self._literal: bytes | None = None
 
     @property
     def items(self) -> int:
@@ -140,26 +141,43 @@ class ItemSplitter:
         """The ``,`` after the last true item end in the buffer, with the items before it."""
         buf = self._buf
         tried: set[int] = set()
+        if self._literal is not None:
+            brace = buf.rfind(self._literal)
+            if brace >= 0:
+                tried.add(brace)
+                found = self._try(brace)
+                if found is not None:
+                    return found
         # With a known signature, plain candidates are tried only once the buffer is large: they
         # mostly fall inside nested arrays, and each failed try costs a decode of the buffer.
         patterns = [self._signature] if self._signature is not None else []
         if not patterns or len(buf) > _GENERIC_AFTER:
             patterns.append(_CANDIDATE)
         for pattern in patterns:
-            ends = [m.start() for m in pattern.finditer(buf)]
-            for brace in reversed(ends):
+            for m in reversed(list(pattern.finditer(buf))):
+                brace = m.start()
                 if brace in tried:
                     continue
                 tried.add(brace)
                 if len(tried) > 64:
                     return None  # pathological: wait for more data (or the end)
-                doc = b"[" + buf[: brace + 1] + b"]"
-                try:
-                    raws = _RAW_LIST.decode(doc)
-                except msgspec.DecodeError:
-                    continue
-                return buf.index(b",", brace), doc, raws
+                found = self._try(brace)
+                if found is not None:
+                    if pattern is self._signature:
+                        self._literal = m.group(0)
+                    return found
         return None
+
+    def _try(self, brace: int) -> tuple[int, bytes, list[msgspec.Raw]] | None:
+        """The items before ``brace`` if it closes a top-level item, else None."""
+        buf = self._buf
+        # One copy: the memoryview is released when join returns, so ``buf`` may shrink later.
+        doc = b"".join((b"[", memoryview(buf)[: brace + 1], b"]"))
+        try:
+            raws = _RAW_LIST.decode(doc)
+        except msgspec.DecodeError:
+            return None
+        return buf.index(b",", brace), doc, raws
 
     def _finish_last(self) -> list[NobbItem]:
         body = bytes(self._buf).rstrip(_WS)
@@ -195,26 +213,43 @@ class ItemSplitter:
             self._fail(f"an item is not an object with a numeric nobbNumber ({exc})")
         except msgspec.DecodeError as exc:
             self._fail(f"invalid JSON ({exc})")
+        # msgspec skips the fields it is not asked for without checking their UTF-8: the whole
+        # fragment is checked at once (item by item only to name a bad one).
+        if not doc.isascii():
+            try:
+                doc.decode()
+            except UnicodeDecodeError:
+                self._bad_utf8(raws)
+        multiline = b"\n" in doc
         out = []
         for raw, head in zip(raws, heads, strict=True):
             line = bytes(raw)
-            if not line.isascii():
-                # msgspec skips the fields it is not asked for without checking their UTF-8.
-                try:
-                    line.decode()
-                except UnicodeDecodeError as exc:
-                    self._fail(f"invalid UTF-8 at byte {exc.start} of the item")
             key = head.nobbNumber
-            if isinstance(key, str) and key.isdigit():
-                key = int(key)
-            if not isinstance(key, int) or isinstance(key, bool):
-                self._fail(f"item {self._items} has no nobbNumber")
-            if b"\n" in line:
+            if type(key) is not int:
+                key = self._key(key)
+            if multiline and b"\n" in line:
                 # Pretty-printed input: NDJSON needs one line per record.
                 line = orjson.dumps(orjson.loads(line))
-            out.append(NobbItem(key, line, head.status.lastModifiedDate if head.status else None))
+            status = head.status
+            out.append(NobbItem(key, line, status.lastModifiedDate if status else None))
             self._items += 1
         return out
+
+    def _key(self, key: object) -> int:
+        if isinstance(key, str) and key.isdigit():
+            key = int(key)
+        if not isinstance(key, int) or isinstance(key, bool):
+            self._fail(f"item {self._items} has no nobbNumber")
+        return key
+
+    def _bad_utf8(self, raws: list[msgspec.Raw]) -> NoReturn:
+        for n, raw in enumerate(raws):
+            try:
+                bytes(raw).decode()
+            except UnicodeDecodeError as exc:
+                self._items += n
+                self._fail(f"invalid UTF-8 at byte {exc.start} of the item")
+        self._fail("invalid UTF-8 between items")
 
     def _end(self, rest: bytes) -> None:
         if rest.strip(_WS):
