@@ -41,7 +41,8 @@ reached it is still written; the sink's key set drops the second copy of one tha
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+import operator
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -237,6 +238,51 @@ class Walk:
         if claim is Claim.MET:
             self.done = True
         return claim
+
+    def on_items(self, keys: Sequence[int]) -> list[Claim]:
+        """``on_item`` for each of ``keys`` in order, up to and including a RESTART or MET.
+
+        The same answers and state as calling ``on_item`` key by key, in one loop over locals.
+        """
+        out: list[Claim] = []
+        if not keys:
+            return out
+        if self.done or not self._page_keys:  # a page's first key may be an expiry
+            first = self.on_item(keys[0])
+            out.append(first)
+            if first is Claim.RESTART or first is Claim.MET:
+                return out
+            keys = keys[1:]
+        seam, asc = self.seam, self.direction == "asc"
+        beyond = operator.gt if asc else operator.lt
+        mine, theirs = (seam.asc_high, seam.desc_low) if asc else (seam.desc_low, seam.asc_high)
+        chain, last = self._chain_last, self._last
+        claimed, seen, new = Claim.CLAIMED, Claim.SEEN, 0
+        taken = 0
+        for key in keys:
+            taken += 1
+            if chain is None or beyond(key, chain):
+                chain = key
+            if last is None or beyond(key, last):
+                last = key
+            if theirs is not None and not beyond(theirs, key):  # the other end's key: met
+                seam.closed = self.done = True
+                out.append(Claim.MET)
+                break
+            if mine is not None and not beyond(key, mine):
+                out.append(seen)
+            else:
+                mine = key
+                new += 1
+                out.append(claimed)
+        self._page_keys.extend(keys[:taken])
+        self._chain_last, self._last = chain, last
+        if asc:
+            seam.asc_high = mine
+        else:
+            seam.desc_low = mine
+        seam.claimed += new
+        return out
 
     def restart(self) -> dict[str, str]:
         """Parameters of page 1 after an expired token; keys already seen will be SEEN."""

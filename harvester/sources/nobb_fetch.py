@@ -96,19 +96,11 @@ class PageFetcher:
             splitter = ItemSplitter(label=request.label)
             async for chunk in resp.chunks():
                 ctx.progress.bytes_in += len(chunk)
-                for item in splitter.feed(chunk):
-                    claim = await self._take(ctx, walk, item, counter)
-                    if claim is Claim.RESTART:
-                        return None
-                    if claim is Claim.MET:
-                        return headers
-            for item in splitter.close():
-                claim = await self._take(ctx, walk, item, counter)
-                if claim is Claim.RESTART:
-                    return None
-                if claim is Claim.MET:
-                    break
-            return headers
+                stop = await self._claim_and_write(ctx, walk, splitter.feed(chunk), counter)
+                if stop is not None:
+                    return None if stop is Claim.RESTART else headers
+            stop = await self._claim_and_write(ctx, walk, splitter.close(), counter)
+            return None if stop is Claim.RESTART else headers
 
         def on_retry(n: int, exc: FetchError, delay: float) -> None:
             ctx.progress.retries += 1
@@ -125,32 +117,47 @@ class PageFetcher:
                 f"(HTTP {exc.status} at {PATH}) [{exc.request}]"
             ) from None
 
-    async def _take(
-        self, ctx: RunContext, walk: Walk, item: NobbItem, counter: list[int] | None
-    ) -> Claim:
-        """One streamed item: claim it for this walk and, if it is ours and new, write it.
+    async def _claim_and_write(
+        self, ctx: RunContext, walk: Walk, items: list[NobbItem], counter: list[int] | None
+    ) -> Claim | None:
+        """A chunk's items, in order: claim them for ``walk`` and write those ours and new.
 
-        During the catch-up (``self.latest`` set) an item the sink already had is offered as
-        a newer version (``latest.py``); before it, items changed on the start day are
-        fingerprinted so the catch-up can tell them unchanged.
+        Returns RESTART or MET when an item ended the page there (the items after it are not
+        claimed), else None. During the catch-up (``self.latest`` set) an item the sink already
+        had is offered as a newer version (``latest.py``); before it, items changed on the start
+        day are fingerprinted so the catch-up can tell them unchanged.
         """
-        if self.edges is not None and item.modified:
+        if not items:
+            return None
+        if self.edges is not None:
             part = walk.partition
-            self.edges.observe(part.date_from, part.date_to, item.modified)
-        claim = walk.on_item(item.key)
-        if claim is not Claim.CLAIMED:
-            return claim
-        if self.floor and item.modified and item.modified[:10] < self.floor:
-            return claim  # asked for only as the day early below a sync's range (edges.py)
-        latest = self.latest
-        if await ctx.sink.write(item.key, item.line):
-            ctx.progress.records += 1
-            if counter is not None:
-                counter[0] += 1
-            if latest is not None:
-                latest.written(item.key)
-            elif item.modified is not None and item.modified.startswith(self.start_day):
-                self.prints.fingerprint(item.key, item.line)
-        elif latest is not None:
-            latest.met_again(item.key, item.line)
-        return claim
+            self.edges.observe_all(part.date_from, part.date_to, [i.modified for i in items])
+        claims = walk.on_items([item.key for item in items])
+        # claims may stop short of items (at a RESTART or MET): zip stops there too.
+        mine = [i for i, claim in zip(items, claims, strict=False) if claim is Claim.CLAIMED]
+        if self.floor:  # asked for only as the day early below a sync's range (edges.py)
+            floor = self.floor
+            mine = [i for i in mine if not (i.modified and i.modified[:10] < floor)]
+        if mine:
+            fresh = await ctx.sink.write_many([i.key for i in mine], [i.line for i in mine])
+            self._written(ctx, mine, fresh, counter)
+        last = claims[-1]
+        return last if last is Claim.RESTART or last is Claim.MET else None
+
+    def _written(
+        self, ctx: RunContext, items: list[NobbItem], fresh: list[bool], counter: list[int] | None
+    ) -> None:
+        """Counts the records the sink took; the catch-up's versions and start-day prints."""
+        new = fresh.count(True)
+        ctx.progress.records += new
+        if counter is not None:
+            counter[0] += new
+        latest, day = self.latest, self.start_day
+        for item, took in zip(items, fresh, strict=True):
+            if took:
+                if latest is not None:
+                    latest.written(item.key)
+                elif item.modified is not None and item.modified.startswith(day):
+                    self.prints.fingerprint(item.key, item.line)
+            elif latest is not None:
+                latest.met_again(item.key, item.line)

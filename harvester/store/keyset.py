@@ -17,7 +17,7 @@ import bisect
 import hashlib
 import heapq
 from array import array
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 __all__ = ["Key", "KeySet", "encode_key"]
 
@@ -74,6 +74,28 @@ class KeySet:
         if len(self._recent) >= max(self._merge_at, len(self._sorted) >> 2):
             self._merge()
         return True
+
+    def add_many(self, keys: Sequence[Key]) -> list[bool]:
+        """``add`` each of ``keys`` in order (a key repeated within them is new once)."""
+        out: list[bool] = []
+        new = out.append
+        recent, ordered = self._recent, self._sorted
+        size = len(ordered)
+        bisect_left, limit = bisect.bisect_left, _NUMERIC_LIMIT
+        for key in keys:
+            code = key if type(key) is int and 0 <= key < limit else encode_key(key)
+            if code in recent:
+                new(False)
+                continue
+            i = bisect_left(ordered, code)
+            if i < size and ordered[i] == code:
+                new(False)
+                continue
+            recent.add(code)
+            new(True)
+        if len(recent) >= max(self._merge_at, size >> 2):
+            self._merge()
+        return out
 
     def nbytes(self) -> int:
         """Approximate memory held by the stored keys, in bytes."""

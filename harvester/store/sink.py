@@ -29,7 +29,7 @@ import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -225,6 +225,23 @@ class ShardSink:
         if self._batch_size >= self._batch_bytes:
             await self._hand_over()
         return True
+
+    async def write_many(self, keys: Sequence[int | str], lines: Sequence[bytes]) -> list[bool]:
+        """``write`` each record in order (one hand-over check for all): which were new."""
+        fresh = self.keys.add_many(keys)
+        batch = self._batch
+        size = kept = 0
+        for line, new in zip(lines, fresh, strict=True):
+            if new:
+                batch.append(line)
+                size += len(line)
+                kept += 1
+        self._batch_size += size
+        self.records += kept
+        self.duplicates += len(fresh) - kept
+        if self._batch_size >= self._batch_bytes:
+            await self._hand_over()
+        return fresh
 
     async def _hand_over(self) -> None:
         # The batch is taken before waiting, so records written meanwhile start the next one;
