@@ -40,7 +40,11 @@ def test_membership_after_merge() -> None:
     assert ks.nbytes() >= 8 * 900
 
 
-@given(st.lists(keys, max_size=300), st.integers(min_value=1, max_value=50), st.data())
+@given(
+    st.one_of(st.lists(keys, max_size=300), st.lists(st.integers(0, 400), max_size=300)),
+    st.integers(min_value=1, max_value=50),
+    st.data(),
+)
 def test_add_many_answers_as_add_one_by_one(
     items: list[int | str], merge_at: int, data: st.DataObject
 ) -> None:

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import enum
 import operator
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -257,6 +257,17 @@ class Walk:
         beyond = operator.gt if asc else operator.lt
         mine, theirs = (seam.asc_high, seam.desc_low) if asc else (seam.desc_low, seam.asc_high)
         chain, last = self._chain_last, self._last
+        if self._all_new(keys, beyond, (mine, chain, last), theirs):
+            # The usual chunk: keys in walk order, all beyond this end and short of the other.
+            end = keys[-1]
+            self._page_keys.extend(keys)
+            self._chain_last = self._last = end
+            if asc:
+                seam.asc_high = end
+            else:
+                seam.desc_low = end
+            seam.claimed += len(keys)
+            return out + [Claim.CLAIMED] * len(keys)
         claimed, seen, new = Claim.CLAIMED, Claim.SEEN, 0
         taken = 0
         for key in keys:
@@ -283,6 +294,23 @@ class Walk:
             seam.desc_low = mine
         seam.claimed += new
         return out
+
+    @staticmethod
+    def _all_new(
+        keys: Sequence[int],
+        beyond: Callable[[int, int], bool],
+        behind: tuple[int | None, ...],
+        theirs: int | None,
+    ) -> bool:
+        """True if ``keys`` run strictly in walk order, past all ``behind``, before ``theirs``."""
+        if not keys:
+            return False
+        first, end = keys[0], keys[-1]
+        if any(ref is not None and not beyond(first, ref) for ref in behind):
+            return False
+        if theirs is not None and not beyond(theirs, end):
+            return False
+        return all(map(beyond, keys[1:], keys))
 
     def restart(self) -> dict[str, str]:
         """Parameters of page 1 after an expired token; keys already seen will be SEEN."""

@@ -19,7 +19,7 @@ from harvester.engine.limiter import RateLimiter
 from harvester.engine.retry import RetryPolicy, call_with_retries
 from harvester.errors import AuthError, FetchError, Unauthorized
 from harvester.logs import log_request
-from harvester.parse.nobb import ItemSplitter, NobbItem
+from harvester.parse.nobb import Items, ItemSplitter
 from harvester.plan.edges import DayEdges
 from harvester.plan.walk import Claim, Walk
 from harvester.sources.base import RunContext
@@ -118,7 +118,7 @@ class PageFetcher:
             ) from None
 
     async def _claim_and_write(
-        self, ctx: RunContext, walk: Walk, items: list[NobbItem], counter: list[int] | None
+        self, ctx: RunContext, walk: Walk, items: Items, counter: list[int] | None
     ) -> Claim | None:
         """A chunk's items, in order: claim them for ``walk`` and write those ours and new.
 
@@ -127,25 +127,30 @@ class PageFetcher:
         had is offered as a newer version (``latest.py``); before it, items changed on the start
         day are fingerprinted so the catch-up can tell them unchanged.
         """
-        if not items:
+        keys, lines, modified = items.keys, items.lines, items.modified
+        if not keys:
             return None
         if self.edges is not None:
             part = walk.partition
-            self.edges.observe_all(part.date_from, part.date_to, [i.modified for i in items])
-        claims = walk.on_items([item.key for item in items])
-        # claims may stop short of items (at a RESTART or MET): zip stops there too.
-        mine = [i for i, claim in zip(items, claims, strict=False) if claim is Claim.CLAIMED]
+            self.edges.observe_all(part.date_from, part.date_to, modified)
+        claims = walk.on_items(keys)
+        if claims.count(Claim.CLAIMED) < len(keys):  # some seen, or the page ended early
+            mine = [n for n, claim in enumerate(claims) if claim is Claim.CLAIMED]
+            keys, lines, modified = _pick(mine, keys, lines, modified)
         if self.floor:  # asked for only as the day early below a sync's range (edges.py)
             floor = self.floor
-            mine = [i for i in mine if not (i.modified and i.modified[:10] < floor)]
-        if mine:
-            fresh = await ctx.sink.write_many([i.key for i in mine], [i.line for i in mine])
-            self._written(ctx, mine, fresh, counter)
+            low = [n for n, when in enumerate(modified) if when and when[:10] < floor]
+            if low:
+                mine = sorted(set(range(len(keys))).difference(low))
+                keys, lines, modified = _pick(mine, keys, lines, modified)
+        if keys:
+            fresh = await ctx.sink.write_many(keys, lines)
+            self._written(ctx, Items(keys, lines, modified), fresh, counter)
         last = claims[-1]
         return last if last is Claim.RESTART or last is Claim.MET else None
 
     def _written(
-        self, ctx: RunContext, items: list[NobbItem], fresh: list[bool], counter: list[int] | None
+        self, ctx: RunContext, items: Items, fresh: list[bool], counter: list[int] | None
     ) -> None:
         """Counts the records the sink took; the catch-up's versions and start-day prints."""
         new = fresh.count(True)
@@ -153,11 +158,24 @@ class PageFetcher:
         if counter is not None:
             counter[0] += new
         latest, day = self.latest, self.start_day
-        for item, took in zip(items, fresh, strict=True):
+        if latest is None:
+            # One substring search per chunk first: most chunks hold no start-day change.
+            dates = "\n".join(filter(None, items.modified))
+            if not any(d in dates for d in day):
+                return
+            for n, when in enumerate(items.modified):
+                if when is not None and when.startswith(day) and fresh[n]:
+                    self.prints.fingerprint(items.keys[n], items.lines[n])
+            return
+        for key, line, took in zip(items.keys, items.lines, fresh, strict=True):
             if took:
-                if latest is not None:
-                    latest.written(item.key)
-                elif item.modified is not None and item.modified.startswith(day):
-                    self.prints.fingerprint(item.key, item.line)
-            elif latest is not None:
-                latest.met_again(item.key, item.line)
+                latest.written(key)
+            else:
+                latest.met_again(key, line)
+
+
+def _pick(
+    at: list[int], keys: list[int], lines: list[bytes], modified: list[str | None]
+) -> tuple[list[int], list[bytes], list[str | None]]:
+    """The entries at positions ``at`` of three parallel lists."""
+    return [keys[n] for n in at], [lines[n] for n in at], [modified[n] for n in at]

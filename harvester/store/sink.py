@@ -229,13 +229,14 @@ class ShardSink:
     async def write_many(self, keys: Sequence[int | str], lines: Sequence[bytes]) -> list[bool]:
         """``write`` each record in order (one hand-over check for all): which were new."""
         fresh = self.keys.add_many(keys)
-        batch = self._batch
-        size = kept = 0
-        for line, new in zip(lines, fresh, strict=True):
-            if new:
-                batch.append(line)
-                size += len(line)
-                kept += 1
+        kept = fresh.count(True)
+        if kept == len(lines):
+            self._batch += lines
+            size = sum(map(len, lines))
+        else:
+            taken = [line for line, new in zip(lines, fresh, strict=True) if new]
+            self._batch += taken
+            size = sum(map(len, taken))
         self._batch_size += size
         self.records += kept
         self.duplicates += len(fresh) - kept
