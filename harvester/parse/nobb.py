@@ -67,11 +67,11 @@ class Items:
         self.modified += more.modified
 
 
-class _Status(msgspec.Struct):
+class _Status(msgspec.Struct, gc=False):
     lastModifiedDate: str | None = None
 
 
-class _Head(msgspec.Struct):
+class _Head(msgspec.Struct, gc=False):
     nobbNumber: int | str | None = None
     status: _Status | None = None
 
