@@ -28,6 +28,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -56,18 +57,21 @@ password = "harvester"
 
 
 def _run(cmd: list[str]) -> dict[str, Any]:
-    """Run ``cmd`` from the repository root; user+sys CPU and peak RSS of that process alone."""
+    """Run ``cmd`` from the repository root: user+sys CPU, peak RSS and wall seconds (start-up
+    included) of that process and the children it waited for."""
+    t = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stdout is not None and proc.stderr is not None
     out = proc.stdout.read()
     err = proc.stderr.read()
     _, status, usage = os.wait4(proc.pid, 0)
+    secs = time.perf_counter() - t
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd[1:4])} failed (exit {proc.returncode}): "
                            f"{err.decode()[-2000:]}")  # fmt: skip
     return {"cpu": usage.ru_utime + usage.ru_stime, "rss_mb": usage.ru_maxrss / 1024,
-            "out": out.decode()}  # fmt: skip
+            "secs": secs, "out": out.decode()}  # fmt: skip
 
 
 def _dump(url: str, tmp: Path, n: list[int]) -> dict[str, Any]:
