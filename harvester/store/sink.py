@@ -92,14 +92,15 @@ class _ShardWriter:
             room = self.max_records - self._records
             take = lines[start : start + room]
             # Respect the byte limit too: stop at the line that would cross it (at least one).
-            if self.max_bytes:
+            # (The sum first: a batch far below the limit needs no line-by-line walk.)
+            if self.max_bytes and self._raw + sum(map(len, take)) + len(take) >= self.max_bytes:
                 total, cut = 0, 0
                 for cut, line in enumerate(take, 1):  # noqa: B007 - cut is used after the loop
                     total += len(line) + 1
                     if self._raw + total >= self.max_bytes:
                         break
                 take = take[:cut]
-            self._emit(b"\n".join(take) + b"\n", len(take))
+            self._emit(b"\n".join([*take, b""]), len(take))  # one copy, newline-terminated
             start += len(take)
             if self._records >= self.max_records or self._raw >= self.max_bytes:
                 done.append(self.finalize_open())
