@@ -30,10 +30,8 @@ from harvester.logs import setup_logging
 from harvester.plural import counted
 from harvester.progress import Progress, ProgressMode
 from harvester.run import RunResult, run_source
-from harvester.sim.server import Simulator
 from harvester.sim.settings import SimSettings
 from harvester.sources.base import Mode, Source
-from harvester.sources.dbk import DbkSource
 from harvester.sources.nobb import NobbSource
 from harvester.store.manifest import atomic_write
 
@@ -136,6 +134,9 @@ def _report(result: RunResult | HarvesterError) -> None:
 
 async def run_demo(*, out_dir: Path, nobb_items: int, dbk_products: int) -> int:
     """Start the simulator in-process and dump NOBB and DBK from it, at once, into ``out_dir``."""
+    from harvester.sim.server import Simulator
+    from harvester.sources.dbk import DbkSource
+
     # No DBK bulk second here: the demo shows complete runs (tests show the unsplittable one).
     settings = SimSettings(
         nobb_items=nobb_items, dbk_products=dbk_products, rate_limit=0, dbk_bulk_second=False
@@ -174,6 +175,13 @@ async def run_demo(*, out_dir: Path, nobb_items: int, dbk_products: int) -> int:
     return _exit_code(results)
 
 
+def _dbk_source(cfg: DbkConfig) -> Source:
+    # Imported only when [dbk] is configured: lxml and the ONIX tables cost a NOBB run ~40 ms.
+    from harvester.sources.dbk import DbkSource
+
+    return DbkSource(cfg)
+
+
 async def run_command(args: argparse.Namespace) -> int:
     """Dispatch one parsed command line; returns the exit code."""
     if args.command == "demo":
@@ -185,7 +193,7 @@ async def run_command(args: argparse.Namespace) -> int:
     out_dir: Path | str = args.out if args.out is not None else cfg.output.dir
     configured: dict[str, Source | None] = {
         "nobb": NobbSource(cfg.nobb) if cfg.nobb is not None else None,
-        "dbk": DbkSource(cfg.dbk) if cfg.dbk is not None else None,
+        "dbk": _dbk_source(cfg.dbk) if cfg.dbk is not None else None,
     }
     named = picked_sources(args.source)
     missing = [name for name in named or () if configured[name] is None]

@@ -195,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--only",
         metavar="SCENARIO[,SCENARIO]",
-        help="some of: nobb, latency, dbk, limiter, scaling, peers, s3, edges, compact",
+        help="some of: nobb, latency, dbk, limiter, scaling, peers, s3, edges, compact, cpu",
     )
     bench.add_argument("--rounds", type=int, help="interleaved rounds (default 2)")
     bench.add_argument("--sweep", action="store_true", help="tuning sweep instead of the suite")

@@ -138,7 +138,7 @@ class _ApiConfig:
     max_body_mb: int = 2048
     retries: int = 6
     sync_overlap_days: float = 1.0
-    accept_encoding: str = "gzip, br"
+    accept_encoding: str = "gzip, br;q=0.5"
     #: A PEM bundle trusted besides the system store (a company CA that re-signs TLS).
     ca_file: Path | None = None
     #: ``http://[user:password@]host:port``; wins over HTTPS_PROXY / HTTP_PROXY / NO_PROXY.

@@ -8,7 +8,7 @@ and the clock.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol
@@ -25,9 +25,12 @@ Mode = Literal["dump", "sync"]
 
 
 class RecordSink(Protocol):
-    """Where records go: ``write`` returns False for a key already written in this run."""
+    """Where records go: ``write`` returns False for a key already written in this run;
+    ``write_many`` writes several in order and says which were new."""
 
     async def write(self, key: Key, line: bytes) -> bool: ...
+
+    async def write_many(self, keys: Sequence[Key], lines: Sequence[bytes]) -> list[bool]: ...
 
 
 @dataclass(slots=True, kw_only=True)
