@@ -1,11 +1,11 @@
 """``python -m benchmarks``: every benchmark against the embedded simulator, one table, one JSON.
 
-Runs each scenario (``nobb``, ``latency``, ``dbk``, ``limiter``, ``scaling``, ``peers``,
-``s3``, ``edges``) with its baseline in the same run, interleaved, medians of ``--rounds``
-rounds; prints one table (the notes under it name each baseline) and writes everything to
-``benchmarks/results/<UTC start time>.json``. Run it from the repository root (``harvester bench``
-does that for you in a source checkout). The simulator runs on the same machine as the clients,
-so on a 2-core machine the figures include that contention.
+Runs each scenario (``nobb``, ``latency``, ``dbk``, ``limiter``, ``scaling``, ``peers``, ``s3``,
+``edges``, ``compact``, ``cpu``) with its baseline in the same run, interleaved, medians of
+``--rounds`` rounds (``compact``: one round); prints one table (the notes under it name each
+baseline) and writes everything to ``benchmarks/results/<UTC start time>.json``. Run it from the
+repository root (``harvester bench`` does that for you in a source checkout). The simulator runs
+on the same machine as the clients, so on a 2-core machine the figures include that contention.
 
     python -m benchmarks                        # everything, 2 rounds (about 20 minutes)
     python -m benchmarks --quick                # small sizes, one round
@@ -29,11 +29,13 @@ from benchmarks.suite import RESULTS, Row, machine, render_table, write_results
 from harvester.errors import ConfigError
 
 Scenario = Callable[[bool, int], tuple[list[Row], dict[str, Any]]]
-NAMES = ("nobb", "latency", "dbk", "limiter", "scaling", "peers", "s3", "edges")
+NAMES = ("nobb", "latency", "dbk", "limiter", "scaling", "peers", "s3", "edges", "compact", "cpu")
 
 
 def _scenarios() -> dict[str, Scenario]:
+    from benchmarks.bench_compact import scenario as compact
     from benchmarks.peers import peers
+    from benchmarks.scen_cpu import cpu
     from benchmarks.scen_edges import edges
     from benchmarks.scen_nobb import latency, nobb, scaling
     from benchmarks.scen_other import dbk, limiter
@@ -41,7 +43,7 @@ def _scenarios() -> dict[str, Scenario]:
 
     return {"nobb": nobb, "latency": latency, "dbk": dbk, "limiter": limiter,
             "scaling": scaling, "peers": peers, "s3": s3,
-            "edges": edges}  # fmt: skip
+            "edges": edges, "compact": compact, "cpu": cpu}  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -105,7 +105,10 @@ def child(variant: str, url: str, state: str) -> None:
         dt = time.perf_counter() - t
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    print(f"{n} {size} {dt} {own} {kids}")
+    # CPU of this process and of every worker it started (reaped by the pool's shutdown).
+    cpu = sum(getattr(resource.getrusage(who), f) for who in (resource.RUSAGE_SELF,
+              resource.RUSAGE_CHILDREN) for f in ("ru_utime", "ru_stime"))  # fmt: skip
+    print(f"{n} {size} {dt} {own} {kids} {cpu}")
 
 
 def run_child(variant: str, url: str, state: Path) -> list[float]:

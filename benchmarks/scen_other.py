@@ -34,7 +34,7 @@ PLAIN = "plain aiolimiter.AsyncLimiter(20, 2)"
 
 
 def _dbk_run(variant: str, url: str, state: Path) -> dict[str, Any]:
-    n, size, secs, own, kids = bench_dbk.run_child(variant, url, state)
+    n, size, secs, own, kids = bench_dbk.run_child(variant, url, state)[:5]
     return {"n": n, "bytes": size, "secs": secs, "rss_mb": own, "rss_workers_mb": kids}
 
 

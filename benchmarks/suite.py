@@ -42,7 +42,7 @@ __all__ = [
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
-HIGHER_IS_BETTER = ("items/s", "products/s", "MB/s", "utilization", "ops/s")
+HIGHER_IS_BETTER = ("items/s", "products/s", "products/s/core", "MB/s", "utilization", "ops/s")
 
 
 @dataclass(slots=True, kw_only=True)
@@ -130,7 +130,7 @@ def _fmt(metric: str, value: float | None) -> str:
         return "-"
     if metric == "utilization":
         return f"{value:.1%}"
-    if metric in ("items/s", "products/s", "429s"):
+    if metric in ("items/s", "products/s", "products/s/core", "429s"):
         return f"{value:,.0f}"
     if metric == "MB/s" or metric.startswith("s"):
         return f"{value:,.1f}" if value < 100 else f"{value:,.0f}"

@@ -31,10 +31,8 @@ from harvester.logs import setup_logging
 from harvester.plural import counted
 from harvester.progress import Progress, ProgressMode
 from harvester.run import RunResult, run_source
-from harvester.sim.server import Simulator
 from harvester.sim.settings import SimSettings
 from harvester.sources.base import Mode, Source
-from harvester.sources.dbk import DbkSource
 from harvester.sources.nobb import NobbSource
 from harvester.store.manifest import atomic_write
 
@@ -139,6 +137,9 @@ def _report(result: RunResult | HarvesterError) -> None:
 
 async def run_demo(*, out_dir: Path, nobb_items: int, dbk_products: int) -> int:
     """Start the simulator in-process and dump NOBB and DBK from it, at once, into ``out_dir``."""
+    from harvester.sim.server import Simulator
+    from harvester.sources.dbk import DbkSource
+
     # No DBK bulk second here: the demo shows complete runs (tests show the unsplittable one).
     settings = SimSettings(
         nobb_items=nobb_items, dbk_products=dbk_products, rate_limit=0, dbk_bulk_second=False
@@ -177,6 +178,13 @@ async def run_demo(*, out_dir: Path, nobb_items: int, dbk_products: int) -> int:
     return _exit_code(results)
 
 
+def _dbk_source(cfg: DbkConfig) -> Source:
+    # Imported only when [dbk] is configured: lxml and the ONIX tables cost a NOBB run ~40 ms.
+    from harvester.sources.dbk import DbkSource
+
+    return DbkSource(cfg)
+
+
 async def run_command(args: argparse.Namespace, *, clock: Clock | None = None) -> int:
     """Dispatch one parsed command line; returns the exit code. ``clock`` times each run."""
     if args.command == "demo":
@@ -188,7 +196,7 @@ async def run_command(args: argparse.Namespace, *, clock: Clock | None = None) -
     out_dir: Path | str = args.out if args.out is not None else cfg.output.dir
     configured: dict[str, Source | None] = {
         "nobb": NobbSource(cfg.nobb) if cfg.nobb is not None else None,
-        "dbk": DbkSource(cfg.dbk) if cfg.dbk is not None else None,
+        "dbk": _dbk_source(cfg.dbk) if cfg.dbk is not None else None,
     }
     named = picked_sources(args.source)
     missing = [name for name in named or () if configured[name] is None]
@@ -206,11 +214,31 @@ async def run_command(args: argparse.Namespace, *, clock: Clock | None = None) -
     for result in found:
         _report(result)
     results: list[RunResult | HarvesterError | int] = list(found)
+    if args.command == "sync" and cfg.output.compact_after_sync:
+        results += await _compact_after(found, cfg.output, out_dir, cfg.digest())
     if args.summary_json is not None:
         write_summary(args.summary_json, args.command, results)
     if cfg.output.prometheus_file is not None:
         write_prometheus(cfg.output.prometheus_file, results)
     return _exit_code(results)
+
+
+async def _compact_after(
+    found: Sequence[RunResult | HarvesterError],
+    output: OutputConfig,
+    out_dir: Path | str,
+    digest: str,
+) -> list[int]:
+    """``[output] compact_after_sync``: a snapshot after each complete sync; their exit codes
+    (a failed compaction is 1, resumable, and leaves the sync complete)."""
+    from harvester.compact import compact_all
+
+    done = [r.source for r in found if isinstance(r, RunResult) and r.manifest.complete]
+    codes = []
+    for result in await compact_all(done, output, out_dir, config_digest=digest):
+        print(result.summary_line(), file=sys.stderr)
+        codes.append(result.exit_code)
+    return codes
 
 
 def write_summary(

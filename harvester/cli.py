@@ -116,7 +116,7 @@ def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> a
     """``parser.parse_args``, except that dump's and sync's sources may also follow options
     (``dump nobb --resume dbk``): argparse fills a ``nargs="*"`` positional once."""
     args, extra = parser.parse_known_args(argv)
-    if extra and getattr(args, "command", None) in ("dump", "sync"):
+    if extra and getattr(args, "command", None) in ("dump", "sync", "compact"):
         args.source = [*args.source, *(_checked_source(parser, x) for x in extra)]
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
@@ -132,8 +132,8 @@ def _checked_source(parser: argparse.ArgumentParser, text: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser (``harvester --help`` lists demo, dump, sync, status, simulate,
-    probe, bench)."""
+    """The full argument parser (``harvester --help`` lists demo, dump, sync, compact, status,
+    simulate, probe, bench)."""
     parser = _Parser(
         prog="harvester",
         description="Bulk harvests of the NOBB Export API and the DBK ONIX 3.1 export into sharded "
@@ -162,6 +162,10 @@ def build_parser() -> argparse.ArgumentParser:
             "--resume", action="store_true", help=f"continue the newest unfinished {mode}"
         )
         _add_run_options(run)
+
+    from harvester.compact import add_parser as add_compact
+
+    add_compact(sub, _add_sources, out_arg)
 
     status = sub.add_parser("status", help="runs, high-water marks and resumable runs under OUT")
     status.add_argument(
@@ -195,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--only",
         metavar="SCENARIO[,SCENARIO]",
-        help="some of: nobb, latency, dbk, limiter, scaling, peers, s3",
+        help="some of: nobb, latency, dbk, limiter, scaling, peers, s3, edges, compact, cpu",
     )
     bench.add_argument("--rounds", type=int, help="interleaved rounds (default 2)")
     bench.add_argument("--sweep", action="store_true", help="tuning sweep instead of the suite")
@@ -269,9 +273,14 @@ def main(argv: Sequence[str] | None = None, *, clock: Clock | None = None) -> in
         return run_status(args)
     if args.command == "bench":
         return _bench(args)
-    from harvester.app import run_command
-
     try:
+        if args.command == "compact":  # no HTTP stack needed: it reads and writes output only
+            from harvester.compact import run_command as run_compact
+
+            with asyncio.Runner(loop_factory=loop_factory()) as runner:
+                return runner.run(run_compact(args))
+        from harvester.app import run_command
+
         if args.command == "probe":
             return _probe(args)
         with asyncio.Runner(loop_factory=loop_factory()) as runner:

@@ -102,6 +102,8 @@ class OutputConfig:
     #: Object storage only: how long a failing store call is retried, and the lock's lease.
     store_retry_seconds: float = 120.0
     lock_lease_seconds: float = 60.0
+    #: After every complete sync, merge it into a new snapshot (``harvester compact``).
+    compact_after_sync: bool = False
 
     def __post_init__(self) -> None:
         if self.checkpoint_seconds <= 0:
@@ -136,7 +138,7 @@ class _ApiConfig:
     max_body_mb: int = 2048
     retries: int = 6
     sync_overlap_days: float = 1.0
-    accept_encoding: str = "gzip, br"
+    accept_encoding: str = "gzip, br;q=0.5"
     #: A PEM bundle trusted besides the system store (a company CA that re-signs TLS).
     ca_file: Path | None = None
     #: ``http://[user:password@]host:port``; wins over HTTPS_PROXY / HTTP_PROXY / NO_PROXY.

@@ -76,6 +76,7 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
     "accept_encoding": str,
     "page_size": int,
     "two_ended": bool,
+    "compact_after_sync": bool,
     "partitions": int,
     "suppliers": list,
     "token_ttl": (int, float),

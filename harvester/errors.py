@@ -65,6 +65,7 @@ __all__ = [
     "RateLimited",
     "RequestTimeout",
     "ServerError",
+    "StateError",
     "StatusError",
     "TransportError",
     "TruncatedBody",
@@ -118,6 +119,15 @@ class Interrupted(HarvesterError):
 
 class OutputError(HarvesterError, OSError):
     """Writing or verifying output failed (disk full, permission denied, checksum mismatch)."""
+
+
+class StateError(OutputError):
+    """A source's ``state.json`` is unreadable and cannot be rebuilt: nothing was started.
+
+    Names the file and the fix (a dump, which writes a new one).
+    """
+
+    exit_code = 2
 
 
 class FetchError(HarvesterError):

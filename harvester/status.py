@@ -9,7 +9,9 @@
         "state_other": {"windows": 812},         # state.json's other entries, by size
         "runs": [{"run_id", "mode", "status", "complete", "records", "shards",
                   "started", "finished", "duration_seconds"}],   # newest ``last``, newest first
-        "resumable": {"dump": null | {...}, "sync": null | {...}},
+        "resumable": {"dump": null | {...}, "sync": null | {...}, "snapshot": null | {...}},
+        "current": null | {"run_id", "as_of", "records"},   # current.json: the newest snapshot
+        "unmerged_syncs": 0,                     # complete syncs newer than what it merged
         "problems": ["OUT/nobb/X/manifest.json: not valid JSON (...)"]}]}
 
 A run's ``status``: ``complete``/``incomplete`` (its manifest says), ``crashed`` (a checkpoint
@@ -18,9 +20,11 @@ whose checkpoint was written last), ``empty`` (neither file), ``unreadable`` (a 
 not a readable JSON object, named in ``problems``). Without a manifest, ``records``/``shards``
 are the checkpoint's so far and ``finished`` is null.
 
-``resumable[mode]`` is the run ``harvester <mode> <source> --resume`` would continue
+``resumable[mode]`` is the run ``harvester <mode> <source> --resume`` would continue (for
+``snapshot``: ``harvester compact <source> --resume``)
 (``checkpoint.find_resumable``): ``run_id``, ``started``, ``partitions_done`` (DBK: windows),
-``partitions_planned`` (``PLANNED`` sources with a plan, else null), ``shards``, ``records``.
+``partitions_planned`` (``PLANNED`` sources with a plan, else null), ``shards``, ``records``;
+for a snapshot, ``partitions_done`` and ``partitions_planned`` count its input runs.
 If ``--resume`` would fail on a corrupt checkpoint, it is null and ``problems`` says why.
 
 Nothing is written. The lock is tested with a non-blocking shared ``flock`` on a read-only
@@ -44,16 +48,20 @@ import orjson
 
 from harvester.errors import HarvesterError, OutputError
 from harvester.plural import counted
-from harvester.run import STATE
 from harvester.store.checkpoint import CHECKPOINT, Checkpoint, find_resumable
 from harvester.store.lease import LOCK, lease_holder
 from harvester.store.lock import RunLock
 from harvester.store.manifest import MANIFEST
+from harvester.store.merge_inputs import find_inputs
+from harvester.store.output import CURRENT
+from harvester.store.state_file import STATE
 from harvester.store.storage import BucketDir, Location, location
 
 __all__ = ["collect_status", "render_status", "run"]
 
-MODES = ("dump", "sync")
+MODES = ("dump", "sync", "snapshot")
+#: The command that resumes each mode.
+_COMMAND = {"dump": "dump", "sync": "sync", "snapshot": "compact"}
 #: Sources whose checkpoint ``plan`` lists their partitions (DBK's plan is one time range, cut
 #: into windows as the run goes, so its total is not known in advance).
 PLANNED = frozenset({"nobb"})
@@ -160,7 +168,9 @@ def _resumable(source_dir: Location, mode: str, problems: list[str]) -> dict[str
         return None
     if run_dir is None or cp is None:
         return None
-    planned = len(cp.plan) if cp.plan is not None and source_dir.name in PLANNED else None
+    # A snapshot's plan lists the runs it merges, and done the ones merged so far.
+    parts = source_dir.name in PLANNED or mode == "snapshot"
+    planned = len(cp.plan) if cp.plan is not None and parts else None
     return {"run_id": run_dir.name, "started": cp.started, "partitions_done": len(cp.done),
             "partitions_planned": planned, "shards": len(cp.shards),
             "records": sum(s.records for s in cp.shards)}  # fmt: skip
@@ -188,10 +198,23 @@ def _source(source_dir: Location, last: int) -> dict[str, Any]:
         _mark_running(source_dir, runs)
     other = {k: len(v) for k, v in state.items() if not _scalar(v) and k != "last_complete_run"}
     resumable = {mode: _resumable(source_dir, mode, problems) for mode in MODES}
+    current, unmerged = _current(source_dir, problems)
     return {"source": source_dir.name, "dir": str(source_dir), "running": holder is not None,
             "lock_holder": holder, "high_water": {k: v for k, v in state.items() if _scalar(v)},
             "last_complete_run": lcr if isinstance(lcr, dict) else None, "state_other": other,
-            "runs": runs, "resumable": resumable, "problems": problems}  # fmt: skip
+            "runs": runs, "resumable": resumable, "problems": problems,
+            "current": current, "unmerged_syncs": unmerged}  # fmt: skip
+
+
+def _current(source_dir: Location, problems: list[str]) -> tuple[dict[str, Any] | None, int]:
+    """``current.json`` (None if no snapshot yet) and how many complete syncs it does not hold."""
+    current = _read_json(source_dir, CURRENT, problems)
+    try:
+        base, syncs = find_inputs(source_dir)
+    except OSError as exc:
+        problems.append(f"{source_dir}: cannot list the runs to merge ({exc})")
+        return current, 0
+    return current, len(syncs) if base is not None else 0
 
 
 def collect_status(out_dir: Location | Path | str, *, last: int = 5) -> dict[str, Any]:
@@ -226,6 +249,15 @@ def render_status(data: dict[str, Any]) -> str:
         if lcr is not None:
             lines.append(f"  last complete run: {lcr.get('run_id')} ({lcr.get('mode')}, "
                          f"{counted(lcr.get('records'), 'record')})")  # fmt: skip
+        cur, unmerged = src.get("current"), src.get("unmerged_syncs", 0)
+        if cur is not None:
+            lines.append(f"  current snapshot: {cur.get('run_id')} "
+                         f"(as of {_short(cur.get('as_of'))}, "
+                         f"{counted(cur.get('records'), 'record')}), "
+                         f"{counted(unmerged, 'sync')} not merged yet")  # fmt: skip
+        elif unmerged:
+            lines.append(f"  no snapshot yet; {counted(unmerged, 'sync')} since the "
+                         "last dump (harvester compact)")  # fmt: skip
         for key, size in src["state_other"].items():
             lines.append(f"  {key}: {counted(size, 'entry', 'entries')}")
         table = [("run", "mode", "status", "records", "shards", "started", "finished", "took")]
@@ -241,17 +273,17 @@ def render_status(data: dict[str, Any]) -> str:
             for row in table:
                 lines.append("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
         for mode in MODES:
-            res = src["resumable"][mode]
+            res = src["resumable"].get(mode)
             if res is None:
                 continue
             planned = res["partitions_planned"]
             done = res["partitions_done"]
-            parts = f"{done} of {counted(planned, 'partition')}" if planned else counted(
-                done, "partition")  # fmt: skip
+            unit = "input run" if mode == "snapshot" else "partition"
+            parts = f"{done} of {counted(planned, unit)}" if planned else counted(done, unit)
             lines.append(f"  resumable {mode}: {res['run_id']}: {parts} done, "
                          f"{counted(res['shards'], 'shard')}, "
                          f"{counted(res['records'], 'record')} so far "
-                         f"(harvester {mode} {src['source']} --resume)")  # fmt: skip
+                         f"(harvester {_COMMAND[mode]} {src['source']} --resume)")  # fmt: skip
         lines += [f"  problem: {p}" for p in src["problems"]]
     return "\n".join(line.rstrip() for line in lines) + "\n"
 

@@ -50,7 +50,7 @@ async def _get(url: str, settings: HttpSettings | None = None) -> tuple[int, byt
 
 def _encoded(data: bytes, encoding: str) -> Handler:
     async def handler(request: web.Request) -> web.StreamResponse:
-        assert request.headers["Accept-Encoding"] == "gzip, br"
+        assert request.headers["Accept-Encoding"] == "gzip, br;q=0.5"
         return web.Response(body=data, headers={"Content-Encoding": encoding})
 
     return handler

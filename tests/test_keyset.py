@@ -38,3 +38,25 @@ def test_membership_after_merge() -> None:
     assert 2997 in ks
     assert 2998 not in ks
     assert ks.nbytes() >= 8 * 900
+
+
+@given(
+    st.one_of(st.lists(keys, max_size=300), st.lists(st.integers(0, 400), max_size=300)),
+    st.integers(min_value=1, max_value=50),
+    st.data(),
+)
+def test_add_many_answers_as_add_one_by_one(
+    items: list[int | str], merge_at: int, data: st.DataObject
+) -> None:
+    """add_many() over any chunking answers and stores exactly as add() key by key."""
+    one, many = KeySet(merge_at=merge_at), KeySet(merge_at=merge_at)
+    expected = [one.add(item) for item in items]
+    got: list[bool] = []
+    pos = 0
+    while pos < len(items):
+        n = data.draw(st.integers(min_value=1, max_value=40))
+        got += many.add_many(items[pos : pos + n])
+        pos += n
+    assert got == expected
+    assert len(many) == len(one)
+    assert all(item in many for item in items)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from datetime import date, timedelta
 
+from harvester.plan.edges import DayEdges
 from harvester.plan.partitions import Probe, plan
 from harvester.plan.walk import Partition
 
@@ -92,3 +93,19 @@ async def test_empty_catalogue_has_no_partitions() -> None:
 
     found = await plan(probe, first=FIRST, last=LAST, parts=4, fanout=4)
     assert (found.partitions, found.total) == ([], 0)
+
+
+def test_day_edges_learn_from_a_pages_change_dates() -> None:
+    """observe_all() proves an end inclusive only from an item changed on that very day."""
+    edges = DayEdges()
+    edges.observe_all("2024-01-02", "2024-01-05", [None, "2024-01-03T10:00:00", "2024-01-01"])
+    assert (edges.from_inclusive, edges.to_inclusive) == (None, None)
+    edges.observe_all("2024-01-02", "2024-01-05", ["2024-01-05T23:59:59", None])
+    assert (edges.from_inclusive, edges.to_inclusive) == (None, True)
+    edges.observe_all(None, None, ["2024-01-02T00:00:00"])  # an open range proves nothing
+    assert (edges.from_inclusive, edges.to_inclusive) == (None, True)
+    edges.observe_all("2024-01-02", None, ["2024-01-02T00:00:00"])
+    assert (edges.from_inclusive, edges.to_inclusive) == (True, True)
+    fixed = DayEdges(fixed=True)
+    fixed.observe_all("2024-01-02", "2024-01-05", ["2024-01-02", "2024-01-05"])
+    assert (fixed.from_inclusive, fixed.to_inclusive) == (None, None)

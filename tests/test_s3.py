@@ -356,3 +356,46 @@ def test_refused_credentials_are_an_error_that_does_not_quote_them(
     assert f"{prefix}/nobb/.lock" in done.stderr
     assert bad not in done.stderr + done.stdout and SECRET_KEY not in done.stderr
     assert _objects(prefix) == {}
+
+
+def test_sigkill_mid_compaction_then_resume_on_s3(
+    s3: SeaweedFS, prefix: str, tmp_path: Path
+) -> None:
+    """compact into s3://: SIGKILL with lines merged, --resume after the lease: the same run,
+    equal to the dump; current.json in the bucket names it."""
+    sim, url = _sim(6000, 31, latency_ms=0)
+    try:
+        cfg = _config(tmp_path, url, prefix, "checkpoint_seconds = 0.001\n")
+        dumped = _run(s3, tmp_path, "dump", "nobb", "--config", str(cfg), "-q")
+        assert dumped.returncode == 0, dumped.stderr
+    finally:
+        _stop(sim)
+    source = location(prefix) / "nobb"
+    (dump_id,) = source.entries()[0]
+    with subprocess.Popen(_harvester("compact", "nobb", "--config", str(cfg), "-q"),
+                          env=_env(s3, tmp_path)) as proc:  # fmt: skip
+        deadline = time.monotonic() + 60
+        killed = None
+        while killed is None and time.monotonic() < deadline and proc.poll() is None:
+            for run_id in source.entries()[0]:
+                raw = (source / run_id).read("checkpoint.json")
+                cp = orjson.loads(raw) if raw else {}
+                if cp.get("mode") == "snapshot" and cp.get("positions", {}).get("visited"):
+                    killed = run_id
+            time.sleep(0.01)  # polling the bucket for the snapshot's checkpoint
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert killed is not None, "the compaction ended before a checkpoint listed merged lines"
+    assert source.read("current.json") is None
+    deadline = time.monotonic() + 60
+    while True:
+        done = _run(s3, tmp_path, "compact", "nobb", "--config", str(cfg), "--resume")
+        if done.returncode != 75 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)  # poll interval while the killed run's 2 s lease runs out
+    assert done.returncode == 0, done.stderr
+    assert sorted(source.entries()[0]) == sorted([dump_id, killed])
+    assert orjson.loads(source.read("current.json") or b"{}")["run_id"] == killed
+    snapshot = f"{prefix}/nobb/{killed}"
+    assert verify_run(snapshot)["mode"] == "snapshot"
+    assert sorted(read_lines(snapshot)) == sorted(read_lines(f"{prefix}/nobb/{dump_id}"))

@@ -51,6 +51,18 @@ async def test_checksums_and_sizes_match_the_files(tmp_path: Path) -> None:
         assert s.sha256 == hashlib.sha256(data).hexdigest()
 
 
+async def test_write_many_keeps_order_and_drops_repeats(tmp_path: Path) -> None:
+    """write_many() writes new keys in order, drops repeats (within a call too), and says which."""
+    async with ShardSink(tmp_path, keys=KeySet(), batch_bytes=64) as sink:
+        assert await sink.write(3, _line(3))
+        assert await sink.write_many([1, 2, 3, 2, 4], [_line(i) for i in (1, 2, 3, 2, 4)]) == [
+            True, True, False, False, True]  # fmt: skip
+        shards = await sink.commit()
+    assert (sink.records, sink.duplicates) == (4, 2)
+    lines = gzip.decompress((tmp_path / shards[0].path).read_bytes())
+    assert lines == b"".join(_line(i) + b"\n" for i in (3, 1, 2, 4))
+
+
 async def test_duplicates_are_dropped(tmp_path: Path) -> None:
     """A key written twice is kept once; write says False the second time."""
     async with ShardSink(tmp_path, keys=KeySet(), compression="none") as sink:

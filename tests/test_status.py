@@ -76,7 +76,7 @@ async def test_complete_dump_is_listed_with_records_and_high_water(tmp_path: Pat
         "run_id": result.run_dir.name, "mode": "dump", "records": 2000,
     }  # fmt: skip
     assert src["state_other"] == {}
-    assert src["resumable"] == {"dump": None, "sync": None}
+    assert src["resumable"] == {"dump": None, "sync": None, "snapshot": None}
     text = render_status(data)
     assert f"  high_water: {high_water}\n" in text
     assert f"  last complete run: {result.run_dir.name} (dump, 2,000 records)\n" in text
@@ -109,6 +109,7 @@ async def test_incomplete_real_run_is_reported_resumable(tmp_path: Path, now: da
             "shards": len(cp.shards), "records": sum(s.records for s in cp.shards),
         },
         "sync": None,
+        "snapshot": None,
     }  # fmt: skip
     text = render_status(collect_status(tmp_path))
     shards = f"{len(cp.shards)} shard" + ("" if len(cp.shards) == 1 else "s")
@@ -136,6 +137,7 @@ def test_crashed_run_is_resumable_and_running_while_locked(tmp_path: Path) -> No
         "dump": {"run_id": "20261122T020000Z", "started": "2026-11-20T02:00:00+00:00",
                  "partitions_done": 1, "partitions_planned": 2, "shards": 2, "records": 755},
         "sync": None,
+        "snapshot": None,
     }  # fmt: skip
     assert not (source_dir / ".lock").exists()  # status never creates the lock file
     with RunLock(source_dir):

@@ -194,3 +194,57 @@ def test_resume_skips_written_keys() -> None:
     walk.resume_from(5)
     walk.first_request()
     assert [walk.on_item(k) for k in (3, 5, 6)] == [Claim.SEEN, Claim.SEEN, Claim.CLAIMED]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    pages=st.lists(
+        st.lists(st.integers(min_value=1, max_value=40), max_size=8), min_size=1, max_size=6
+    ),
+    other=st.lists(st.integers(min_value=1, max_value=40), max_size=8),
+    cuts=st.lists(st.integers(min_value=0, max_value=8), max_size=6),
+    desc=st.booleans(),
+)
+def test_on_items_answers_as_on_item_key_by_key(
+    pages: list[list[int]], other: list[int], cuts: list[int], desc: bool
+) -> None:
+    """A page's keys claimed in chunks give the same claims and state as one by one."""
+    ends: list[tuple[Walk, Walk]] = []
+    answers: list[list[Claim]] = [[], []]
+    for batched in (False, True):
+        seam = Seam()
+        mine = Walk(P, "desc" if desc else "asc", seam, page_size=8)
+        theirs = Walk(P, "asc" if desc else "desc", seam, page_size=8)
+        mine.first_request()
+        theirs.first_request()
+        for key in other:  # the other end's keys, claimed first
+            theirs.on_item(key)
+        for n, page in enumerate(pages):
+            got = answers[batched]
+            if batched:
+                cut = cuts[n] if n < len(cuts) else 3
+                for chunk in (page[:cut], page[cut:]):
+                    claims = mine.on_items(chunk) if chunk else []
+                    got += claims
+                    if claims and claims[-1] in (Claim.RESTART, Claim.MET):
+                        break
+            else:
+                for key in page:
+                    got.append(mine.on_item(key))
+                    if got[-1] in (Claim.RESTART, Claim.MET):
+                        break
+            try:
+                if got and got[-1] is Claim.RESTART:
+                    mine.restart()
+                elif mine.on_page_end({"x-forwardToken": f"t{n}"}) is None:
+                    break
+            except PaginationError:  # a guard (empty pages, restarts): the same for both
+                answers[batched].append(Claim.MET)
+                break
+        ends.append((mine, theirs))
+    assert answers[0] == answers[1]
+    (a, _), (b, _) = ends
+    assert (a.seam.asc_high, a.seam.desc_low, a.seam.claimed, a.seam.closed) == (
+        b.seam.asc_high, b.seam.desc_low, b.seam.claimed, b.seam.closed)  # fmt: skip
+    assert (a.position, a.done, a._chain_last, a._page_keys) == (
+        b.position, b.done, b._chain_last, b._page_keys)  # fmt: skip

@@ -23,7 +23,6 @@ import email.utils
 import logging
 import os
 import time
-import zlib
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
@@ -31,12 +30,11 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import aiohttp
-import brotli
 import orjson
 from multidict import CIMultiDictProxy
 
 from harvester.config import is_loopback
-from harvester.engine.decoders import decoder_for
+from harvester.engine.decoders import CORRUPT, decoder_for
 from harvester.engine.tls import client_context, verify_reason
 from harvester.errors import (
     BodyTooLarge,
@@ -72,7 +70,7 @@ class HttpSettings:
     chunk_size: int = 1 << 16
     user_agent: str = "harvester/0.1"
     #: What the client offers; "identity" saves CPU on both ends where bandwidth is free.
-    accept_encoding: str = "gzip, br"
+    accept_encoding: str = "gzip, br;q=0.5"
     #: A PEM bundle trusted besides the system store (a company CA).
     ca_file: Path | None = None
     #: The configured proxy; None: the environment's (HTTPS_PROXY, HTTP_PROXY, NO_PROXY).
@@ -207,7 +205,7 @@ def _translate(label: str, route: _Route | None = None) -> Iterator[None]:
         ) from exc
     except aiohttp.ClientError as exc:
         raise TruncatedBody(f"transport error ({type(exc).__name__})", request=label) from exc
-    except (zlib.error, brotli.error) as exc:
+    except CORRUPT as exc:
         raise TruncatedBody(f"the compressed body is corrupt ({exc})", request=label) from exc
 
 

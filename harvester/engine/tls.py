@@ -9,6 +9,7 @@ host name checks off. ``verify_reason`` words a failed verification the way Open
 
 from __future__ import annotations
 
+import functools
 import os
 import ssl
 from collections.abc import Mapping
@@ -38,8 +39,17 @@ def client_context(
     """
     env = os.environ if env is None else env
     _check_env(env)
+    # Loading the system store costs ~50 ms of CPU: a run's clients (the certificate check, the
+    # run itself) share one context per trust configuration. ConfigErrors are never cached.
+    return _context(ca_file, key, env.get("SSL_CERT_FILE") or None, env.get("SSL_CERT_DIR") or None)
+
+
+@functools.lru_cache(maxsize=8)
+def _context(
+    ca_file: Path | None, key: str, cafile: str | None, capath: str | None
+) -> ssl.SSLContext:
+    env = {"SSL_CERT_FILE": cafile or "", "SSL_CERT_DIR": capath or ""}
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    cafile, capath = env.get("SSL_CERT_FILE") or None, env.get("SSL_CERT_DIR") or None
     if cafile is None and capath is None:
         context.load_default_certs(ssl.Purpose.SERVER_AUTH)
     else:  # what OpenSSL does with the variables, read from ``env`` rather than the process

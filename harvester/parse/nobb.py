@@ -18,19 +18,18 @@ serialises every item with the same key order), so a failed try is rare.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import NoReturn
+from collections.abc import Iterator
+from typing import NamedTuple, NoReturn
 
 import msgspec
 import orjson
 
 from harvester.errors import MalformedBody
 
-__all__ = ["ItemSplitter", "NobbItem"]
+__all__ = ["ItemSplitter", "Items", "NobbItem"]
 
 
-@dataclass(frozen=True, slots=True)
-class NobbItem:
+class NobbItem(NamedTuple):
     """One item: its key, its JSON line (no newline), and its last-modified time if present."""
 
     key: int
@@ -38,11 +37,41 @@ class NobbItem:
     modified: str | None
 
 
-class _Status(msgspec.Struct):
+class Items:
+    """Items in the order served, as three parallel lists (a chunk's worth, handled as one).
+
+    Iterating gives ``NobbItem`` values; ``keys``, ``lines`` and ``modified`` are the columns.
+    """
+
+    __slots__ = ("keys", "lines", "modified")
+
+    def __init__(
+        self,
+        keys: list[int] | None = None,
+        lines: list[bytes] | None = None,
+        modified: list[str | None] | None = None,
+    ) -> None:
+        self.keys = keys if keys is not None else []
+        self.lines = lines if lines is not None else []
+        self.modified = modified if modified is not None else []
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def __iter__(self) -> Iterator[NobbItem]:
+        return map(NobbItem, self.keys, self.lines, self.modified)
+
+    def extend(self, more: Items) -> None:
+        self.keys += more.keys
+        self.lines += more.lines
+        self.modified += more.modified
+
+
+class _Status(msgspec.Struct, gc=False):
     lastModifiedDate: str | None = None
 
 
-class _Head(msgspec.Struct):
+class _Head(msgspec.Struct, gc=False):
     nobbNumber: int | str | None = None
     status: _Status | None = None
 
@@ -50,6 +79,7 @@ class _Head(msgspec.Struct):
 _RAW_LIST = msgspec.json.Decoder(list[msgspec.Raw])
 _HEAD_LIST = msgspec.json.Decoder(list[_Head])
 _CANDIDATE = re.compile(rb"\}\s*,")
+_CLOSING = re.compile(rb"[ \t\r\n]*\]")
 _FIRST_KEY = re.compile(rb'\s*\{\s*"((?:[^"\\]|\\.)*)"')
 _WS = b" \t\r\n"
 _GENERIC_AFTER = 4 << 20
@@ -61,8 +91,8 @@ class ItemSplitter:
     >>> s = ItemSplitter()
     >>> [i.key for i in s.feed(b'[{"nobbNumber": 1}, {"nobbNu')]
     [1]
-    >>> s.feed(b'mber": 2}]')
-    []
+    >>> len(s.feed(b'mber": 2}]'))
+    0
     >>> [i.key for i in s.close()]
     [2]
     """
@@ -76,23 +106,26 @@ class ItemSplitter:
         self._label = label
         self._max_item = max_item_bytes
         self._signature: re.Pattern[bytes] | None = None
+        #: The exact bytes of the last boundary found (``},{"nobbNumber"``): the next chunk's
+        #: last boundary is found by ``rfind`` from the end, not by scanning the whole buffer.
+        self._literal: bytes | None = None
 
     @property
     def items(self) -> int:
         """How many items have been emitted so far."""
         return self._items
 
-    def feed(self, chunk: bytes) -> list[NobbItem]:
+    def feed(self, chunk: bytes) -> Items:
         """Add body bytes; returns the items completed by them."""
         if self._ended:
             if chunk.strip(_WS):
                 self._fail("data after the end of the array")
-            return []
+            return Items()
         self._buf += chunk
         if not self._started:
             stripped = self._buf.lstrip(_WS)
             if not stripped:
-                return []
+                return Items()
             if stripped[:1] != b"[":
                 self._fail("the page is not a JSON array")
             self._offset += len(self._buf) - len(stripped) + 1
@@ -100,23 +133,23 @@ class ItemSplitter:
             self._started = True
         return self._split(final=False)
 
-    def close(self) -> list[NobbItem]:
+    def close(self) -> Items:
         """The body is complete: returns the last items (MalformedBody if the array is not)."""
         if not self._started:
             self._fail("empty body, expected a JSON array")
-        out = [] if self._ended else self._split(final=True)
+        out = Items() if self._ended else self._split(final=True)
         if not self._ended:
             self._fail("the array is not closed: the body was cut short")
         return out
 
-    def _split(self, *, final: bool) -> list[NobbItem]:
+    def _split(self, *, final: bool) -> Items:
         buf = self._buf
-        body = buf.lstrip(_WS)
-        if body[:1] == b"]":
+        closing = _CLOSING.match(buf)  # a match, not lstrip: no copy of the buffer per chunk
+        if closing:
             if self._items:
                 self._fail("a comma before the end of the array")
-            self._end(bytes(body[1:]))
-            return []
+            self._end(bytes(buf[closing.end() :]))
+            return Items()
         if self._signature is None:
             m = _FIRST_KEY.match(buf)
             if m:
@@ -127,7 +160,7 @@ class ItemSplitter:
                 return self._finish_last()
             if len(buf) > self._max_item:
                 self._fail(f"an item is larger than {self._max_item} bytes")
-            return []
+            return Items()
         end, doc, raws = found
         items = self._items_of(doc, raws)
         self._offset += end + 1
@@ -140,34 +173,51 @@ class ItemSplitter:
         """The ``,`` after the last true item end in the buffer, with the items before it."""
         buf = self._buf
         tried: set[int] = set()
+        if self._literal is not None:
+            brace = buf.rfind(self._literal)
+            if brace >= 0:
+                tried.add(brace)
+                found = self._try(brace)
+                if found is not None:
+                    return found
         # With a known signature, plain candidates are tried only once the buffer is large: they
         # mostly fall inside nested arrays, and each failed try costs a decode of the buffer.
         patterns = [self._signature] if self._signature is not None else []
         if not patterns or len(buf) > _GENERIC_AFTER:
             patterns.append(_CANDIDATE)
         for pattern in patterns:
-            ends = [m.start() for m in pattern.finditer(buf)]
-            for brace in reversed(ends):
+            for m in reversed(list(pattern.finditer(buf))):
+                brace = m.start()
                 if brace in tried:
                     continue
                 tried.add(brace)
                 if len(tried) > 64:
                     return None  # pathological: wait for more data (or the end)
-                doc = b"[" + buf[: brace + 1] + b"]"
-                try:
-                    raws = _RAW_LIST.decode(doc)
-                except msgspec.DecodeError:
-                    continue
-                return buf.index(b",", brace), doc, raws
+                found = self._try(brace)
+                if found is not None:
+                    if pattern is self._signature:
+                        self._literal = m.group(0)
+                    return found
         return None
 
-    def _finish_last(self) -> list[NobbItem]:
+    def _try(self, brace: int) -> tuple[int, bytes, list[msgspec.Raw]] | None:
+        """The items before ``brace`` if it closes a top-level item, else None."""
+        buf = self._buf
+        # One copy: the memoryview is released when join returns, so ``buf`` may shrink later.
+        doc = b"".join((b"[", memoryview(buf)[: brace + 1], b"]"))
+        try:
+            raws = _RAW_LIST.decode(doc)
+        except msgspec.DecodeError:
+            return None
+        return buf.index(b",", brace), doc, raws
+
+    def _finish_last(self) -> Items:
         body = bytes(self._buf).rstrip(_WS)
         if not body.endswith(b"]"):
             close = body.rfind(b"]")
             if close >= 0 and self._parses(body[:close]):
                 self._fail("data after the end of the array")
-            return []
+            return Items()
         items = self._decode(body[:-1])
         self._end(b"")
         return items
@@ -180,7 +230,7 @@ class ItemSplitter:
             return False
         return True
 
-    def _decode(self, fragment: bytes) -> list[NobbItem]:
+    def _decode(self, fragment: bytes) -> Items:
         doc = b"[" + fragment + b"]"
         try:
             raws = _RAW_LIST.decode(doc)
@@ -188,33 +238,46 @@ class ItemSplitter:
             self._fail(f"invalid JSON ({exc})")
         return self._items_of(doc, raws)
 
-    def _items_of(self, doc: bytes, raws: list[msgspec.Raw]) -> list[NobbItem]:
+    def _items_of(self, doc: bytes, raws: list[msgspec.Raw]) -> Items:
         try:
             heads = _HEAD_LIST.decode(doc)
         except msgspec.ValidationError as exc:
             self._fail(f"an item is not an object with a numeric nobbNumber ({exc})")
         except msgspec.DecodeError as exc:
             self._fail(f"invalid JSON ({exc})")
-        out = []
-        for raw, head in zip(raws, heads, strict=True):
-            line = bytes(raw)
-            if not line.isascii():
-                # msgspec skips the fields it is not asked for without checking their UTF-8.
-                try:
-                    line.decode()
-                except UnicodeDecodeError as exc:
-                    self._fail(f"invalid UTF-8 at byte {exc.start} of the item")
-            key = head.nobbNumber
-            if isinstance(key, str) and key.isdigit():
-                key = int(key)
-            if not isinstance(key, int) or isinstance(key, bool):
-                self._fail(f"item {self._items} has no nobbNumber")
-            if b"\n" in line:
-                # Pretty-printed input: NDJSON needs one line per record.
-                line = orjson.dumps(orjson.loads(line))
-            out.append(NobbItem(key, line, head.status.lastModifiedDate if head.status else None))
-            self._items += 1
-        return out
+        # msgspec skips the fields it is not asked for without checking their UTF-8: the whole
+        # fragment is checked at once (item by item only to name a bad one).
+        if not doc.isascii():
+            try:
+                doc.decode()
+            except UnicodeDecodeError:
+                self._bad_utf8(raws)
+        lines = list(map(bytes, raws))
+        keys = [head.nobbNumber for head in heads]
+        if set(map(type, keys)) - {int}:  # a numeric string, or no key at all (bools are out)
+            keys = [self._key(key, n) for n, key in enumerate(keys)]
+        modified = [None if h.status is None else h.status.lastModifiedDate for h in heads]
+        if b"\n" in doc:  # pretty-printed input: NDJSON needs one line per record
+            lines = [orjson.dumps(orjson.loads(line)) if b"\n" in line else line for line in lines]
+        self._items += len(lines)
+        return Items(keys, lines, modified)  # type: ignore[arg-type]  # keys checked above
+
+    def _key(self, key: object, n: int) -> int:
+        if isinstance(key, str) and key.isdigit():
+            key = int(key)
+        if not isinstance(key, int) or isinstance(key, bool):
+            self._items += n
+            self._fail(f"item {self._items} has no nobbNumber")
+        return key
+
+    def _bad_utf8(self, raws: list[msgspec.Raw]) -> NoReturn:
+        for n, raw in enumerate(raws):
+            try:
+                bytes(raw).decode()
+            except UnicodeDecodeError as exc:
+                self._items += n
+                self._fail(f"invalid UTF-8 at byte {exc.start} of the item")
+        self._fail("invalid UTF-8 between items")
 
     def _end(self, rest: bytes) -> None:
         if rest.strip(_WS):

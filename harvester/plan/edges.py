@@ -104,6 +104,20 @@ class DayEdges:
         if day == date_to:
             self.to_inclusive = True
 
+    def observe_all(
+        self, date_from: str | None, date_to: str | None, modified: Iterable[str | None]
+    ) -> None:
+        """``observe`` for each of ``modified`` (a page's items; None: no change date)."""
+        if self.fixed:
+            return
+        want_from = date_from is not None and not self.from_inclusive
+        want_to = date_to is not None and not self.to_inclusive
+        if not (want_from or want_to):
+            return  # nothing left to learn from this range: skip the items
+        for when in modified:
+            if when:
+                self.observe(date_from, date_to, when)
+
     @property
     def tiles(self) -> bool:
         """Partitions ``..x`` and ``x+1..`` hold every day between them: both ends inclusive."""

@@ -43,7 +43,8 @@ next sync carries them); in a sync the key set keeps the first and the next sync
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+import operator
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -239,6 +240,79 @@ class Walk:
         if claim is Claim.MET:
             self.done = True
         return claim
+
+    def on_items(self, keys: Sequence[int]) -> list[Claim]:
+        """``on_item`` for each of ``keys`` in order, up to and including a RESTART or MET.
+
+        The same answers and state as calling ``on_item`` key by key, in one loop over locals.
+        """
+        out: list[Claim] = []
+        if not keys:
+            return out
+        if self.done or not self._page_keys:  # a page's first key may be an expiry
+            first = self.on_item(keys[0])
+            out.append(first)
+            if first is Claim.RESTART or first is Claim.MET:
+                return out
+            keys = keys[1:]
+        seam, asc = self.seam, self.direction == "asc"
+        beyond = operator.gt if asc else operator.lt
+        mine, theirs = (seam.asc_high, seam.desc_low) if asc else (seam.desc_low, seam.asc_high)
+        chain, last = self._chain_last, self._last
+        if self._all_new(keys, beyond, (mine, chain, last), theirs):
+            # The usual chunk: keys in walk order, all beyond this end and short of the other.
+            end = keys[-1]
+            self._page_keys.extend(keys)
+            self._chain_last = self._last = end
+            if asc:
+                seam.asc_high = end
+            else:
+                seam.desc_low = end
+            seam.claimed += len(keys)
+            return out + [Claim.CLAIMED] * len(keys)
+        claimed, seen, new = Claim.CLAIMED, Claim.SEEN, 0
+        taken = 0
+        for key in keys:
+            taken += 1
+            if chain is None or beyond(key, chain):
+                chain = key
+            if last is None or beyond(key, last):
+                last = key
+            if theirs is not None and not beyond(theirs, key):  # the other end's key: met
+                seam.closed = self.done = True
+                out.append(Claim.MET)
+                break
+            if mine is not None and not beyond(key, mine):
+                out.append(seen)
+            else:
+                mine = key
+                new += 1
+                out.append(claimed)
+        self._page_keys.extend(keys[:taken])
+        self._chain_last, self._last = chain, last
+        if asc:
+            seam.asc_high = mine
+        else:
+            seam.desc_low = mine
+        seam.claimed += new
+        return out
+
+    @staticmethod
+    def _all_new(
+        keys: Sequence[int],
+        beyond: Callable[[int, int], bool],
+        behind: tuple[int | None, ...],
+        theirs: int | None,
+    ) -> bool:
+        """True if ``keys`` run strictly in walk order, past all ``behind``, before ``theirs``."""
+        if not keys:
+            return False
+        first, end = keys[0], keys[-1]
+        if any(ref is not None and not beyond(first, ref) for ref in behind):
+            return False
+        if theirs is not None and not beyond(theirs, end):
+            return False
+        return all(map(beyond, keys[1:], keys))
 
     def restart(self) -> dict[str, str]:
         """Parameters of page 1 after an expired token; keys already seen will be SEEN."""

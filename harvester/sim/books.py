@@ -136,6 +136,8 @@ class BookCatalogue:
         self.publisher = array("i", (PUBLISHERS[s % len(PUBLISHERS)] for s in order))
         self._by_isbn = {isbn13(s): p for p, s in enumerate(order)} if size <= 1_000_000 else {}
         self._templates: dict[int, list[str]] = {}
+        #: Serials deleted since the start (``delete``): served as notification 05.
+        self._deleted: set[int] = set()
 
     def record_reference(self, pos: int) -> str:
         return f"dk.dbk.{isbn13(self.serial[pos])}"
@@ -171,6 +173,23 @@ class BookCatalogue:
         self.serial.insert(new, serial)
         self.publisher.insert(new, pub)
         self._by_isbn = {isbn13(s): p for p, s in enumerate(self.serial)}
+
+    def add(self, ts: int) -> str:
+        """A new product (a serial no product had) updated at ``ts``; its record reference."""
+        serial = max(self.serial) + 1
+        new = bisect.bisect_right(self.times, ts)
+        self.times.insert(new, ts)
+        self.serial.insert(new, serial)
+        self.publisher.insert(new, PUBLISHERS[serial % len(PUBLISHERS)])
+        self.size += 1
+        self._by_isbn = {isbn13(s): p for p, s in enumerate(self.serial)}
+        return f"dk.dbk.{isbn13(serial)}"
+
+    def delete(self, record_reference: str, ts: int) -> None:
+        """Delete a product at ``ts``: from then on it is served as a deletion (notification
+        05), updated at ``ts``."""
+        self._deleted.add(self.serial[self._by_isbn[record_reference.removeprefix("dk.dbk.")]])
+        self.touch(record_reference, ts)
 
     def message(self, positions: Sequence[int], *, sent: int, number: int, release: str = "3.1",
                 datestamps: str = "stamped") -> Iterator[bytes]:  # fmt: skip
@@ -223,7 +242,11 @@ class BookCatalogue:
             "PUBNAME": escape(_PUBLISHER_NAMES[pub_no % len(_PUBLISHER_NAMES)]),
             "PD": published.strftime("%Y%m%d"),
         }
-        return "".join(fill[x] if i % 2 else x for i, x in enumerate(parts))
+        text = "".join(fill[x] if i % 2 else x for i, x in enumerate(parts))
+        if serial in self._deleted:
+            for was in ("03", "04"):
+                text = text.replace(f"<NotificationType>{was}<", "<NotificationType>05<", 1)
+        return text
 
     def _template(self, serial: int) -> str:
         rng = random.Random(self.seed * 1_000_033 + serial)

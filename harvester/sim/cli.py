@@ -17,8 +17,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from harvester.sim import readings
-from harvester.sim.server import Simulator, server_context
 from harvester.sim.settings import SimSettings
+
+# harvester.sim.server (aiohttp.web and both catalogues) is imported where it serves, not here:
+# every ``harvester`` command builds its parser with ``add_arguments``, and would pay ~0.2 s.
 
 __all__ = ["add_arguments", "main", "parse_now", "run", "settings_from"]
 
@@ -179,11 +181,15 @@ def tls_from(args: argparse.Namespace) -> ssl.SSLContext | None:
         return None
     if cert is None or key is None:
         raise ValueError("--tls-cert and --tls-key go together")
+    from harvester.sim.server import server_context
+
     return server_context(cert, key)
 
 
 async def serve(settings: SimSettings, ssl_context: ssl.SSLContext | None = None) -> None:
     """Serve until SIGINT or SIGTERM."""
+    from harvester.sim.server import Simulator
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -1,12 +1,12 @@
 """Sending simulated answers: latency, content negotiation, streamed compression, faults.
 
 ``send`` streams a body given as an iterable of byte pieces: the pieces are gathered into
-~64 KB chunks, compressed incrementally (``br`` preferred over ``gzip`` when both are offered,
-identity otherwise, at a low level so the simulator stays fast) and sent with chunked transfer
-encoding, so no body is ever built whole in memory; ``encoding`` other than ``negotiate`` is a
-server that knows only that one, whatever is offered. Latency is applied before the first byte.
-A fault chosen by ``faults.py`` changes how the body goes out: reset mid-body, trickled, a
-truncated compressed stream, or garbage in the middle.
+~64 KB chunks, compressed incrementally (the offered coding with the highest q, ``br`` over
+``gzip`` when both are offered alike, identity otherwise, at a low level so the simulator stays
+fast) and sent with chunked transfer encoding, so no body is ever built whole in memory;
+``encoding`` other than ``negotiate`` is a server that knows only that one, whatever is offered.
+Latency is applied before the first byte. A fault chosen by ``faults.py`` changes how the body
+goes out: reset mid-body, trickled, a truncated compressed stream, or garbage in the middle.
 """
 
 from __future__ import annotations
@@ -64,17 +64,27 @@ class _Brotli:
 
 
 def choose_encoding(accept: str) -> str:
-    """``br`` if offered, else ``gzip`` if offered, else ``identity`` (q=0 means refused)."""
-    offered = set()
+    """The offered coding with the highest q (RFC 9110 12.5.3); ``br`` wins a tie with ``gzip``.
+
+    q=0 refuses a coding; nothing offered (or only unknown codings) is ``identity``.
+    """
+    best, best_q = "identity", 0.0
     for part in accept.split(","):
         name, _, params = part.strip().partition(";")
-        if params.strip().replace(" ", "") in ("q=0", "q=0.0"):
+        name = name.strip().lower()
+        q = 1.0
+        for param in params.split(";"):
+            key, _, value = param.strip().partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        if name not in ("br", "gzip") or q <= 0:
             continue
-        offered.add(name.strip().lower())
-    for name in ("br", "gzip"):
-        if name in offered:
-            return name
-    return "identity"
+        if q > best_q or (q == best_q and name == "br"):
+            best, best_q = name, q
+    return best
 
 
 def _encoder(name: str) -> Encoder:

@@ -8,7 +8,7 @@ and the clock.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol
@@ -16,6 +16,7 @@ from typing import Literal, Protocol
 from harvester.engine.clock import Clock
 from harvester.progress import Progress
 from harvester.store.keyset import Key
+from harvester.store.run_state import RunState
 
 # Key belongs to the key set (store/keyset.py); re-exported here for the sources.
 __all__ = ["Key", "Mode", "RecordSink", "RunContext", "Source"]
@@ -24,9 +25,12 @@ Mode = Literal["dump", "sync"]
 
 
 class RecordSink(Protocol):
-    """Where records go: ``write`` returns False for a key already written in this run."""
+    """Where records go: ``write`` returns False for a key already written in this run;
+    ``write_many`` writes several in order and says which were new."""
 
     async def write(self, key: Key, line: bytes) -> bool: ...
+
+    async def write_many(self, keys: Sequence[Key], lines: Sequence[bytes]) -> list[bool]: ...
 
 
 @dataclass(slots=True, kw_only=True)
@@ -35,31 +39,17 @@ class RunContext:
 
     source: str
     mode: Mode
-    sink: RecordSink
     clock: Clock
     progress: Progress
-    started: datetime
-    #: A resumed run's partition plan (None for a new run) and its finished partitions.
-    plan: list[list[str | None]] | None = None
-    done: Mapping[str, dict[str, object]] = field(default_factory=dict)
-    #: Called with {partition id: result} once those partitions' records are all written:
-    #: makes them durable (one commit) and records the partitions as finished.
-    checkpoint: Callable[[Mapping[str, dict[str, object]]], Awaitable[None]] | None = None
-    #: Called with the unfinished walks' positions: makes every record written so far durable
-    #: and records the positions with it, so a resume continues from them.
-    save_positions: Callable[[dict[str, object]], Awaitable[None]] | None = None
-    #: A resumed run's saved positions (see ``save_positions``).
-    positions: Mapping[str, object] = field(default_factory=dict)
-    #: Records already in the kept shards of a resumed run (0 for a new run).
-    records_before: int = 0
+    #: The run directory's commit protocol: ``run.sink`` is where records go;
+    #: ``run.checkpoint({partition id: result})`` makes those partitions' records durable and
+    #: records them finished; ``run.save_positions`` the unfinished walks' positions with every
+    #: record so far; ``run.save_plan`` a new run's partition plan; ``run.supersede({key: newer
+    #: line})`` replaces lines already committed (a record changed during a dump ends in its
+    #: latest version, still once).
+    run: RunState
     #: At most this many seconds between checkpoints (``output.checkpoint_seconds``).
     checkpoint_every: float = 60.0
-    #: Called once with a new run's partition plan, so a resume walks the same partitions.
-    save_plan: Callable[[list[list[str | None]]], Awaitable[None]] | None = None
-    #: Called with {key: newer line} for records already written: their old lines are
-    #: replaced in the committed shards (a record changed during a dump ends in its latest
-    #: version, still once). Returns how many lines were replaced.
-    supersede: Callable[[Mapping[Key, bytes]], Awaitable[int]] | None = None
     #: The source's saved state from the last complete run (high-water marks, learned plans).
     source_state: Mapping[str, object] = field(default_factory=dict)
     #: Filled by the source: partition id → result (``{"ok": true, ...}`` or an error).
@@ -74,6 +64,36 @@ class RunContext:
     transport: dict[str, object] = field(default_factory=dict)
 
     @property
+    def sink(self) -> RecordSink:
+        """Where records go (the run's ``ShardSink``)."""
+        return self.run.sink
+
+    @property
+    def started(self) -> datetime:
+        """When the run began (a resumed run: when it first began)."""
+        return self.run.started
+
+    @property
+    def plan(self) -> list[list[str | None]] | None:
+        """A resumed run's partition plan (None for a new run)."""
+        return self.run.plan
+
+    @property
+    def done(self) -> Mapping[str, dict[str, object]]:
+        """A resumed run's finished partitions: {partition id: result}."""
+        return self.run.done
+
+    @property
+    def positions(self) -> Mapping[str, object]:
+        """A resumed run's saved walk positions (see ``RunState.save_positions``)."""
+        return self.run.positions
+
+    @property
+    def records_before(self) -> int:
+        """Records already in the kept shards of a resumed run (0 for a new run)."""
+        return self.run.records_before
+
+    @property
     def failed(self) -> list[str]:
         """Ids of partitions that ended in failure."""
         return sorted(pid for pid, r in self.partitions.items() if not r.get("ok", False))
@@ -86,6 +106,11 @@ class Source(Protocol):
 
     def key_of(self, line: bytes) -> Key:
         """The exactly-once key of a written record (to rebuild the key set on resume)."""
+        ...
+
+    def state_from(self, manifest: Mapping[str, object]) -> dict[str, object]:
+        """What a complete run with this manifest left in ``next_state``, rebuilt from the
+        manifest alone (for a ``state.json`` that is lost or corrupt)."""
         ...
 
     async def check(self) -> None:

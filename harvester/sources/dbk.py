@@ -28,7 +28,7 @@ first version, the manifest says so, and the next sync carries them).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 
 import orjson
@@ -88,6 +88,18 @@ class DbkSource:
                 return key.decode()
         return str(orjson.loads(line)["record_reference"])
 
+    def state_from(self, manifest: Mapping[str, object]) -> dict[str, object]:
+        """The high-water mark is the run's start (as ``harvest`` leaves it); the learned window
+        sizes are the run's own windows (older ones outside its range are learned again)."""
+        started = int(datetime.fromisoformat(str(manifest["started"])).timestamp())
+        parts = manifest.get("partitions")
+        covered = [
+            (int(str(r["start"])), int(str(r["end"])), int(str(r["count"])))
+            for r in (parts.values() if isinstance(parts, dict) else ())
+            if isinstance(r, dict) and r.get("ok") and "count" in r
+        ]
+        return {"high_water": _iso(started), "windows": _merge([], sorted(covered), 0, 0)}
+
     async def check(self) -> None:
         await check_certificate(self.cfg, self.name)
 
@@ -105,8 +117,7 @@ class DbkSource:
         else:
             start = self._start(ctx)
             end = t0
-            if ctx.save_plan is not None:
-                await ctx.save_plan([[_iso(start), _iso(end)]])
+            await ctx.run.save_plan([[_iso(start), _iso(end)]])
         learned = [(int(a), int(b), int(n)) for a, b, n in _list(ctx.source_state.get("windows"))]
         done = []
         for pid, result in ctx.done.items():
@@ -161,8 +172,8 @@ class DbkSource:
                 await self._run(ctx, late, catch_up=True)
                 covered += late.covered
                 self._latest = None
-                if latest.newer and ctx.supersede is not None:
-                    self._replaced = await ctx.supersede(latest.newer)
+                if latest.newer:
+                    self._replaced = await ctx.run.supersede(latest.newer)
                 if note := latest.note():
                     ctx.checks["note"] = note
         ctx.checks.update({
@@ -318,8 +329,8 @@ class DbkSource:
         done, self._since_checkpoint = self._since_checkpoint, []
         self._pending_records = 0
         self._last_checkpoint = self.clock.monotonic()
-        if ctx.checkpoint is not None and done:
-            await ctx.checkpoint(dict(done))  # one commit for the group: one shard, not many
+        if done:
+            await ctx.run.checkpoint(dict(done))  # one commit for the group: one shard, not many
 
 
 def _iso(ts: int) -> str:

@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 
 import orjson
 
@@ -77,6 +78,11 @@ class NobbSource:
     def key_of(self, line: bytes) -> int:
         key = orjson.loads(line)["nobbNumber"]
         return int(key)
+
+    def state_from(self, manifest: Mapping[str, object]) -> dict[str, object]:
+        """The high-water mark is the day the run started (as ``harvest`` leaves it)."""
+        started = datetime.fromisoformat(str(manifest["started"])).astimezone(UTC)
+        return {"high_water": started.date().isoformat()}
 
     async def check(self) -> None:
         await check_certificate(self.cfg, self.name)
@@ -139,8 +145,8 @@ class NobbSource:
             fetcher.latest = fetcher.fingerprints
             await self._walk(ctx, catch_up, "asc", Seam(), catch_up=True)
             fetcher.latest = None
-            if fetcher.fingerprints.newer and ctx.supersede is not None and ctx.mode == "dump":
-                replaced = await ctx.supersede(fetcher.fingerprints.newer)
+            if fetcher.fingerprints.newer and ctx.mode == "dump":
+                replaced = await ctx.run.supersede(fetcher.fingerprints.newer)
                 ctx.checks["replaced_by_newer_version"] = replaced
             if note := fetcher.fingerprints.note():
                 ctx.checks["note"] = note
@@ -299,13 +305,12 @@ class NobbSource:
                 self._positions.drop(pid)  # its pieces hold its items; never checkpointed done
             elif result.get("ok"):
                 self._positions.drop(pid)
-                if ctx.checkpoint is not None:
-                    await ctx.checkpoint({pid: result})
+                await ctx.run.checkpoint({pid: result})
 
     async def _maybe_save(self, ctx: RunContext) -> None:
         """Every ``checkpoint_every`` seconds: make the walks' positions durable (positions.py)."""
         now = self.clock.monotonic()
-        if ctx.save_positions is None or now - self._last_save < ctx.checkpoint_every:
+        if now - self._last_save < ctx.checkpoint_every:
             return
         self._last_save = now  # first, so the walks that reach here meanwhile do not save too
-        await ctx.save_positions(self._positions.snapshot())
+        await ctx.run.save_positions(self._positions.snapshot())

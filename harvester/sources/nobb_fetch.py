@@ -21,7 +21,7 @@ from harvester.engine.limiter import RateLimiter
 from harvester.engine.retry import RetryPolicy, backoff, call_with_retries
 from harvester.errors import AuthError, FetchError, Unauthorized
 from harvester.logs import log_request
-from harvester.parse.nobb import ItemSplitter, NobbItem
+from harvester.parse.nobb import Items, ItemSplitter
 from harvester.plan.edges import DayEdges
 from harvester.plan.walk import Claim, Walk
 from harvester.sources.base import RunContext
@@ -114,19 +114,11 @@ class PageFetcher:
             splitter = ItemSplitter(label=request.label)
             async for chunk in resp.chunks():
                 ctx.progress.bytes_in += len(chunk)
-                for item in splitter.feed(chunk):
-                    claim = await self._take(ctx, walk, item, counter)
-                    if claim is Claim.RESTART:
-                        return None
-                    if claim is Claim.MET:
-                        return headers
-            for item in splitter.close():
-                claim = await self._take(ctx, walk, item, counter)
-                if claim is Claim.RESTART:
-                    return None
-                if claim is Claim.MET:
-                    break
-            return headers
+                stop = await self._claim_and_write(ctx, walk, splitter.feed(chunk), counter)
+                if stop is not None:
+                    return None if stop is Claim.RESTART else headers
+            stop = await self._claim_and_write(ctx, walk, splitter.close(), counter)
+            return None if stop is Claim.RESTART else headers
 
         def on_retry(n: int, exc: FetchError, delay: float) -> None:
             ctx.progress.retries += 1
@@ -159,32 +151,65 @@ class PageFetcher:
                 f"(HTTP {exc.status} at {PATH}) [{exc.request}]"
             ) from None
 
-    async def _take(
-        self, ctx: RunContext, walk: Walk, item: NobbItem, counter: list[int] | None
-    ) -> Claim:
-        """One streamed item: claim it for this walk and, if it is ours and new, write it.
+    async def _claim_and_write(
+        self, ctx: RunContext, walk: Walk, items: Items, counter: list[int] | None
+    ) -> Claim | None:
+        """A chunk's items, in order: claim them for ``walk`` and write those ours and new.
 
-        During the catch-up (``self.latest`` set) an item the sink already had is offered as
-        a newer version (``latest.py``); before it, items changed on the start day are
-        fingerprinted so the catch-up can tell them unchanged.
+        Returns RESTART or MET when an item ended the page there (the items after it are not
+        claimed), else None. During the catch-up (``self.latest`` set) an item the sink already
+        had is offered as a newer version (``latest.py``); before it, items changed on the start
+        day are fingerprinted so the catch-up can tell them unchanged.
         """
-        if self.edges is not None and item.modified:
+        keys, lines, modified = items.keys, items.lines, items.modified
+        if not keys:
+            return None
+        if self.edges is not None:
             part = walk.partition
-            self.edges.observe(part.date_from, part.date_to, item.modified)
-        claim = walk.on_item(item.key)
-        if claim is not Claim.CLAIMED:
-            return claim
-        if self.floor and item.modified and item.modified[:10] < self.floor:
-            return claim  # asked for only as the day early below a sync's range (edges.py)
-        latest = self.latest
-        if await ctx.sink.write(item.key, item.line):
-            ctx.progress.records += 1
-            if counter is not None:
-                counter[0] += 1
-            if latest is not None:
-                latest.written(item.key)
-            elif item.modified is not None and item.modified.startswith(self.start_day):
-                self.fingerprints.fingerprint(item.key, item.line)
-        elif latest is not None:
-            latest.met_again(item.key, item.line)
-        return claim
+            self.edges.observe_all(part.date_from, part.date_to, modified)
+        claims = walk.on_items(keys)
+        if claims.count(Claim.CLAIMED) < len(keys):  # some seen, or the page ended early
+            mine = [n for n, claim in enumerate(claims) if claim is Claim.CLAIMED]
+            keys, lines, modified = _pick(mine, keys, lines, modified)
+        if self.floor:  # asked for only as the day early below a sync's range (edges.py)
+            floor = self.floor
+            low = [n for n, when in enumerate(modified) if when and when[:10] < floor]
+            if low:
+                mine = sorted(set(range(len(keys))).difference(low))
+                keys, lines, modified = _pick(mine, keys, lines, modified)
+        if keys:
+            fresh = await ctx.sink.write_many(keys, lines)
+            self._written(ctx, Items(keys, lines, modified), fresh, counter)
+        last = claims[-1]
+        return last if last is Claim.RESTART or last is Claim.MET else None
+
+    def _written(
+        self, ctx: RunContext, items: Items, fresh: list[bool], counter: list[int] | None
+    ) -> None:
+        """Counts the records the sink took; the catch-up's versions and start-day fingerprints."""
+        new = fresh.count(True)
+        ctx.progress.records += new
+        if counter is not None:
+            counter[0] += new
+        latest, day = self.latest, self.start_day
+        if latest is None:
+            # One substring search per chunk first: most chunks hold no start-day change.
+            dates = "\n".join(filter(None, items.modified))
+            if not any(d in dates for d in day):
+                return
+            for n, when in enumerate(items.modified):
+                if when is not None and when.startswith(day) and fresh[n]:
+                    self.fingerprints.fingerprint(items.keys[n], items.lines[n])
+            return
+        for key, line, took in zip(items.keys, items.lines, fresh, strict=True):
+            if took:
+                latest.written(key)
+            else:
+                latest.met_again(key, line)
+
+
+def _pick(
+    at: list[int], keys: list[int], lines: list[bytes], modified: list[str | None]
+) -> tuple[list[int], list[bytes], list[str | None]]:
+    """The entries at positions ``at`` of three parallel lists."""
+    return [keys[n] for n in at], [lines[n] for n in at], [modified[n] for n in at]

@@ -62,7 +62,7 @@ class PartitionPlanner:
 
         None if planning failed: logged and recorded as ``ctx.partitions["plan"]``; the run has
         no walks and is incomplete, and ``--resume`` plans again. A new plan is saved
-        (``ctx.save_plan``) before it is returned; ``parts`` starts as a copy of it.
+        (``ctx.run.save_plan``) before it is returned; ``parts`` starts as a copy of it.
         """
         cfg = self.cfg
         expected: int | None = None
@@ -88,8 +88,7 @@ class PartitionPlanner:
                 log.error("nobb planning failed: %s", exc)
                 ctx.partitions["plan"] = {"ok": False, "error": str(exc)}
                 return None
-            if ctx.save_plan is not None:
-                await ctx.save_plan([[p.date_from, p.date_to] for p in parts])
+            await ctx.run.save_plan([[p.date_from, p.date_to] for p in parts])
         self.parts = list(parts)
         return parts, expected
 
@@ -161,8 +160,8 @@ class PartitionPlanner:
         positions.drop(pid)
         at = self.parts.index(part)
         self.parts[at : at + 1] = found
-        if ctx.save_plan is not None:  # a resume walks the pieces, not the partition
-            await ctx.save_plan([[p.date_from, p.date_to] for p in self.parts])
+        # A resume walks the pieces, not the partition.
+        await ctx.run.save_plan([[p.date_from, p.date_to] for p in self.parts])
         ctx.progress.partitions_total += len(found)
         log.info("%s: cut into %s by change date (a walk may run %.1fs, %s)", walk.label,
                  counted(len(found), "partition"), self.budget.seconds,

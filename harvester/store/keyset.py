@@ -17,7 +17,8 @@ import bisect
 import hashlib
 import heapq
 from array import array
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from itertools import repeat
 
 __all__ = ["Key", "KeySet", "encode_key"]
 
@@ -74,6 +75,49 @@ class KeySet:
         if len(self._recent) >= max(self._merge_at, len(self._sorted) >> 2):
             self._merge()
         return True
+
+    def add_many(self, keys: Sequence[Key]) -> list[bool]:
+        """``add`` each of ``keys`` in order (a key repeated within them is new once)."""
+        recent, ordered = self._recent, self._sorted
+        size = len(ordered)
+        if self._all_new(keys):
+            recent.update(keys)  # type: ignore[arg-type]  # _all_new: numeric keys only
+            if len(recent) >= max(self._merge_at, size >> 2):
+                self._merge()
+            return [True] * len(keys)
+        out: list[bool] = []
+        new = out.append
+        bisect_left, limit = bisect.bisect_left, _NUMERIC_LIMIT
+        for key in keys:
+            code = key if type(key) is int and 0 <= key < limit else encode_key(key)
+            if code in recent:
+                new(False)
+                continue
+            i = bisect_left(ordered, code)
+            if i < size and ordered[i] == code:
+                new(False)
+                continue
+            recent.add(code)
+            new(True)
+        if len(recent) >= max(self._merge_at, size >> 2):
+            self._merge()
+        return out
+
+    def _all_new(self, keys: Sequence[Key]) -> bool:
+        """True if ``keys`` are distinct numeric keys, none stored yet (checked in C loops)."""
+        if not keys or set(map(type, keys)) != {int}:
+            return False
+        if min(keys) < 0 or max(keys) >= _NUMERIC_LIMIT:  # type: ignore[operator]
+            return False
+        if len(set(keys)) != len(keys) or not self._recent.isdisjoint(keys):
+            return False
+        ordered = self._sorted
+        if not ordered:
+            return True
+        # bisect_left finds, for each key, the first stored code >= it: equal means stored.
+        last = len(ordered) - 1
+        at = map(min, map(bisect.bisect_left, repeat(ordered), keys), repeat(last))
+        return set(map(ordered.__getitem__, at)).isdisjoint(keys)
 
     def nbytes(self) -> int:
         """Approximate memory held by the stored keys, in bytes."""

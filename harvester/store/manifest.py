@@ -75,6 +75,8 @@ class Manifest:
     transport: Mapping[str, object] = field(default_factory=dict)
     #: The API's rate limit as inferred, and what it cost (``RateLimiter.report``).
     rate_limit: Mapping[str, object] = field(default_factory=dict)
+    #: A snapshot's inputs: each merged run's run_id, mode and its manifest.json's sha256.
+    bases: Sequence[Mapping[str, object]] = ()
 
     @property
     def records(self) -> int:
@@ -97,6 +99,7 @@ class Manifest:
             "transport": dict(self.transport),
             "rate_limit": dict(self.rate_limit),
             "harvester_version": __version__,
+            **({"bases": [dict(b) for b in self.bases]} if self.mode == "snapshot" else {}),
         }
 
 

@@ -1,4 +1,5 @@
-"""Reading harvester's output from Python: verified shards, records, the latest run.
+"""Reading harvester's output from Python: verified shards, records, the latest run, the
+current snapshot (``current_run``).
 
 >>> # from harvester.output import read_run, verify_run
 >>> # manifest = verify_run(Path("out/nobb/20261122T020000Z"))   # checks every shard
@@ -26,7 +27,10 @@ from harvester.store.compress import decompress_shard
 from harvester.store.manifest import read_manifest
 from harvester.store.storage import Location, location
 
-__all__ = ["latest_run", "read_lines", "read_run", "verify_run"]
+__all__ = ["CURRENT", "current_run", "latest_run", "read_lines", "read_run", "verify_run"]
+
+#: ``OUT/<source>/current.json``: the newest complete snapshot (``harvester compact``).
+CURRENT = "current.json"
 
 
 def _shards(manifest: dict[str, object]) -> list[dict[str, Any]]:
@@ -103,3 +107,22 @@ def latest_run(
         if manifest.get("complete") or not complete_only:
             return run.local if run.local is not None else str(run)
     return None
+
+
+def current_run(source_dir: Location | Path | str) -> Path | str | None:
+    """The run ``OUT/<source>/current.json`` names: the current snapshot (None if none yet).
+
+    The pointer is replaced atomically once a snapshot is complete, so no listing is needed;
+    the result goes straight into ``read_run`` or ``verify_run`` (a local ``Path`` or, in a
+    bucket, its ``s3://`` URL). ``OutputError`` if the pointer is unreadable.
+    """
+    src = location(source_dir)
+    raw = src.read(CURRENT)
+    if raw is None:
+        return None
+    try:
+        run_id = orjson.loads(raw)["run_id"]
+    except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+        raise OutputError(f"cannot read {src.show(CURRENT)}: {exc}") from exc
+    run = src / str(run_id)
+    return run.local if run.local is not None else str(run)

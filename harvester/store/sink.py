@@ -29,7 +29,7 @@ import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -92,14 +92,15 @@ class _ShardWriter:
             room = self.max_records - self._records
             take = lines[start : start + room]
             # Respect the byte limit too: stop at the line that would cross it (at least one).
-            if self.max_bytes:
+            # (The sum first: a batch far below the limit needs no line-by-line walk.)
+            if self.max_bytes and self._raw + sum(map(len, take)) + len(take) >= self.max_bytes:
                 total, cut = 0, 0
                 for cut, line in enumerate(take, 1):  # noqa: B007 - cut is used after the loop
                     total += len(line) + 1
                     if self._raw + total >= self.max_bytes:
                         break
                 take = take[:cut]
-            self._emit(b"\n".join(take) + b"\n", len(take))
+            self._emit(b"\n".join([*take, b""]), len(take))  # one copy, newline-terminated
             start += len(take)
             if self._records >= self.max_records or self._raw >= self.max_bytes:
                 done.append(self.finalize_open())
@@ -225,6 +226,32 @@ class ShardSink:
         if self._batch_size >= self._batch_bytes:
             await self._hand_over()
         return True
+
+    async def write_lines(self, lines: list[bytes]) -> None:
+        """Queue records whose keys the caller has made distinct (a merge): no key set lookup."""
+        self._batch += lines
+        self._batch_size += sum(map(len, lines))
+        self.records += len(lines)
+        if self._batch_size >= self._batch_bytes:
+            await self._hand_over()
+
+    async def write_many(self, keys: Sequence[int | str], lines: Sequence[bytes]) -> list[bool]:
+        """``write`` each record in order (one hand-over check for all): which were new."""
+        fresh = self.keys.add_many(keys)
+        kept = fresh.count(True)
+        if kept == len(lines):
+            self._batch += lines
+            size = sum(map(len, lines))
+        else:
+            taken = [line for line, new in zip(lines, fresh, strict=True) if new]
+            self._batch += taken
+            size = sum(map(len, taken))
+        self._batch_size += size
+        self.records += kept
+        self.duplicates += len(fresh) - kept
+        if self._batch_size >= self._batch_bytes:
+            await self._hand_over()
+        return fresh
 
     async def _hand_over(self) -> None:
         # The batch is taken before waiting, so records written meanwhile start the next one;

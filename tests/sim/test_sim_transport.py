@@ -15,8 +15,11 @@ from tests.harness import NOBB, basic_auth
 
 
 def test_encoding_negotiation() -> None:
-    """br is preferred to gzip, q=0 refuses, anything else is identity."""
+    """The highest q wins, br a tie with gzip, q=0 refuses, anything else is identity."""
     assert choose_encoding("gzip, deflate, br") == "br"
+    assert choose_encoding("gzip, br;q=0.5") == "gzip"
+    assert choose_encoding("gzip;q=0.2, br;q=0.9") == "br"
+    assert choose_encoding("deflate;q=1, identity") == "identity"
     assert choose_encoding("gzip") == "gzip"
     assert choose_encoding("br;q=0, gzip") == "gzip"
     assert choose_encoding("") == "identity"
