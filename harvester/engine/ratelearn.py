@@ -37,6 +37,8 @@ __all__ = ["PROBE_EVERY", "HiddenQuota"]
 
 #: Under a fitted window, one request more is let through once in this many windows.
 PROBE_EVERY = 8
+#: "No time yet" in our monotonic seconds, whose origin is arbitrary (0 may lie ahead).
+NEVER = float("-inf")
 _KEPT = 24  # distinct window ends (and refusals naming one) kept
 _COUNTED = 400  # our latest requests a window is fitted to
 #: K, the seconds the adaptive rate takes to regrow to the rate refused: this many times the
@@ -57,7 +59,7 @@ class HiddenQuota:
     def __init__(self, rand: Callable[[], float] | None = None) -> None:
         self._rand = rand or random.random
         self.active = False  # a refusal was seen
-        self.blocked_until = 0.0
+        self.blocked_until = NEVER
         self.fit: Fit | None = None  # the window read off the refusals, once one fits
         self.limit: int | None = None
         self.kind: str | None = None  # "fixed" or "sliding" once seen, else None
@@ -70,7 +72,7 @@ class HiddenQuota:
         self._named: list[tuple[float, float, float]] = []  # (arrival, end bounds) of refusals
         self._log: collections.OrderedDict[int, _Req] = collections.OrderedDict()
         self._rtt: float | None = None
-        self._probe_at = 0.0  # when the next probe may go
+        self._probe_at = NEVER  # when the next probe may go
         self._probe: int | None = None  # the probe in flight (sequence number)
         self._step = 1
 
@@ -196,7 +198,9 @@ class HiddenQuota:
                 self.fit = None  # the old phase no longer holds: the adaptive rate until one does
             return
         if self.fit is None:
-            self._probe_at = (self._named[-1][0] if self._named else 0.0) + PROBE_EVERY * fit.window
+            self._probe_at = (
+                self._named[-1][0] if self._named else NEVER
+            ) + PROBE_EVERY * fit.window
         self.fit, self.kind = fit, fit.kind
         if fit.limit is not None:
             self.limit = fit.limit
