@@ -6,8 +6,12 @@ request's sequence number and, where it came with ``Retry-After``, the bounds of
 it names (our monotonic seconds: a value in whole seconds is rounded). From then on:
 
 - **a refusal closes the API** until that end (else for a backoff from 1 s doubling with each
-  refusal in a row, jittered down by up to half); a refusal of a request that was already on
-  its way when the API closed narrows that end and changes nothing else;
+  refusal in a row, jittered down by up to half; once the adaptive rate runs, from two of its
+  intervals, at most 1 s, as its cut already slows the pace); a refusal of a request that was
+  already on its way when the API closed narrows that end and changes nothing else. Under a
+  fitted window the API reopens as soon as the window has room again, which a whole-second
+  ``Retry-After`` overstates by up to a second, but never before the end's lower bound (the
+  server's stated time less its rounding);
 - **the window is read off the refusals** (``ratefit.py``): a fixed one from ends that share
   a phase; once the ends fit no fixed window, a sliding one from ends that are each the
   ``limit``-th latest request allowed plus the window. Once one fits, the pace lets ``limit``
@@ -17,7 +21,8 @@ it names (our monotonic seconds: a value in whole seconds is rounded). From then
 - **until then an adaptive rate** (``ratecubic.py``: cut on a refusal, regrowing along a cubic
   curve, requests evenly spaced); ends that fit no fixed window mark the kind ``sliding``;
 - **changes both ways**: a refusal under a fitted window sets ``limit`` to what that window
-  held (down at once) and reads the window again; every ``PROBE_EVERY`` windows one request
+  held (down at once) and reads the window again, from that window on where the limit fell
+  (the windows before allowed more than it does now); every ``PROBE_EVERY`` windows one request
   more is let through, and each such probe the server allows raises ``limit`` (doubling the
   step while they pass, probing again at once).
 """
@@ -39,6 +44,8 @@ __all__ = ["PROBE_EVERY", "HiddenQuota"]
 PROBE_EVERY = 8
 #: "No time yet" in our monotonic seconds, whose origin is arbitrary (0 may lie ahead).
 NEVER = float("-inf")
+#: Under the adaptive rate, a refusal without Retry-After closes for this many of its intervals.
+BACKOFF_INTERVALS = 2.0
 _KEPT = 24  # distinct window ends (and refusals naming one) kept
 _COUNTED = 400  # our latest requests a window is fitted to
 #: K, the seconds the adaptive rate takes to regrow to the rate refused: this many times the
@@ -75,6 +82,7 @@ class HiddenQuota:
         self._probe_at = NEVER  # when the next probe may go
         self._probe: int | None = None  # the probe in flight (sequence number)
         self._step = 1
+        self._since = NEVER  # requests arriving earlier say nothing of the quota now
 
     @property
     def window(self) -> float | None:
@@ -121,6 +129,7 @@ class HiddenQuota:
     def _arrivals(self) -> tuple[list[float], list[float]]:
         """Our latest requests' arrivals: allowed ones (ascending; in flight too), refused."""
         recent = list(self._log.values())[-_COUNTED:]
+        recent = [r for r in recent if self._arrival(r) >= self._since]
         allowed = sorted(self._arrival(r) for r in recent if r.allowed)
         return allowed, [self._arrival(r) for r in recent if not r.allowed]
 
@@ -137,7 +146,25 @@ class HiddenQuota:
             self._longest = max(self._longest, end[0] - now)
             self._reach = max(self._reach, end[1] - now)
             self._add_end(end, self._arrival(req))
-            self.blocked_until = max(self.blocked_until, end[1])
+            if self.fit is None:  # the adaptive rate's first cut counts up to this
+                self.blocked_until = max(self.blocked_until, end[1])
+        self._refused(seq, req, now, end, hold)
+        if end is not None:
+            self.blocked_until = max(self.blocked_until, self._reopen(end))
+
+    def _reopen(self, end: tuple[float, float]) -> float:
+        """When the API reopens after a refusal naming ``end`` (bounds): at the latest, the end's
+        upper bound; under a fitted window, as soon as it has room again (a whole-second
+        Retry-After rounds up by up to a second; the fitted edges do not), but never before the
+        end's lower bound (the server's stated time less its rounding)."""
+        lo, hi = end
+        if self.fit is None or self.limit is None:
+            return hi
+        return min(hi, max(lo, self._windowed(lo, probe=False)))
+
+    def _refused(self, seq: int, req: _Req, now: float, end: tuple[float, float] | None,
+                 hold: float | None) -> None:  # fmt: skip
+        """``refused_at`` after the end's bounds are taken: the backoff, the limit, the fit."""
         if req.sent <= self._closed_at:  # on its way before the API closed: the same refusal
             if end is not None:
                 self._settle()
@@ -147,7 +174,8 @@ class HiddenQuota:
         if hold is not None:
             self.blocked_until = max(self.blocked_until, now + hold)
         elif end is None:
-            wait = min(60.0, 2.0 ** (self._strikes - 1)) * (1 - self._rand() / 2)
+            wait = min(60.0, self._first_wait() * 2.0 ** (self._strikes - 1))
+            wait *= 1 - self._rand() / 2
             self.blocked_until = max(self.blocked_until, now + wait)
         probe, self._probe = self._probe == seq, None
         if self.fit is not None:
@@ -155,13 +183,25 @@ class HiddenQuota:
             if probe:  # the limit holds: probe again later, from a step of one
                 self._step = 1
                 return
-            self.limit = max(1, min(self.limit or 1, self._held(self._arrival(req))))
+            limit = max(1, min(self.limit or 1, self._held(self._arrival(req))))
+            if limit < (self.limit or 0) and self.fit.kind == "fixed":
+                # A lower quota: the windows before this one no longer show it (they allowed
+                # more than it does now); the window is read again from this one on.
+                self._since = self.fit.end + self._index(self._arrival(req)) * self.fit.window
+            self.limit = limit
         self._settle()
         if self.fit is None and self._strikes == 1:  # refused again with none allowed
             allowed = sum(1 for r in self._log.values() if r.allowed and r.received is not None)
             if allowed:  # between: still closed, a matter for the backoff, not the rate
                 self.cubic.cut(now=now, allowed_rate=self._allowed_rate(now),
                                k=max(2.0, _K_WINDOWS * self._longest))  # fmt: skip
+
+    def _first_wait(self) -> float:
+        """The backoff after a first refusal in a row with no Retry-After: 1 s, or once the
+        adaptive rate is running, a few of its intervals (its cut already slows the pace)."""
+        if self.cubic.rate is None:
+            return 1.0
+        return min(1.0, BACKOFF_INTERVALS / self.cubic.rate)
 
     def _allowed_rate(self, now: float) -> float:
         """Requests allowed per second: the first time, from the first until the API reopens;
@@ -235,11 +275,13 @@ class HiddenQuota:
             t = max(t, last_send + 1.0 / self.cubic.at(t))
         return t
 
-    def _windowed(self, t: float) -> float:
-        """The earliest time from ``t`` whose request the fitted window has room for."""
+    def _windowed(self, t: float, *, probe: bool = True) -> float:
+        """The earliest time from ``t`` whose request the fitted window has room for (one more
+        when a probe is due and ``probe``)."""
         assert self.fit is not None and self.limit is not None
         fit, owd = self.fit, (self._rtt or 0.0) / 2
-        room = self.limit + (1 if self._probe is None and t >= self._probe_at else 0)
+        due = probe and self._probe is None and t >= self._probe_at
+        room = self.limit + (1 if due else 0)
         allowed, _ = self._arrivals()
         for _ in range(8):
             arrive = t + owd
