@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from harvester.engine.ratecubic import CubicRate
 from harvester.engine.ratefit import NO_FIT, Fit, fit_fixed, fit_sliding, fixed_limit
-from harvester.engine.ratelearn import HiddenQuota
+from harvester.engine.ratelearn import BACKOFF_INTERVALS, HiddenQuota
 from tests import ratesim
 
 START = 1_790_000_000.0
@@ -192,8 +192,8 @@ def test_a_lower_quota_is_read_from_the_window_it_dropped_in() -> None:
 
 
 def test_under_the_adaptive_rate_a_refusal_without_retry_after_closes_briefly() -> None:
-    """No Retry-After once the adaptive rate runs: closed for two of its intervals (at most
-    1 s) of the pace the refusal met, where the first refusal closed for 1 s."""
+    """No Retry-After once the adaptive rate runs: closed for a few intervals (at most 1 s) of
+    the pace the refusal met, where the first refusal closed for 1 s."""
     q = HiddenQuota(rand=lambda: 0.0)
     for seq in range(1, 21):
         q.sent(seq, 0.05 * seq)
@@ -207,5 +207,14 @@ def test_under_the_adaptive_rate_a_refusal_without_retry_after_closes_briefly() 
     rate = q.rate  # the pace the refusal met
     assert rate is not None
     q.refused_at(23, 2.35, None)
-    assert q.blocked_until == pytest.approx(2.35 + min(1.0, 2.0 / rate))
+    assert q.blocked_until == pytest.approx(2.35 + min(1.0, BACKOFF_INTERVALS / rate))
     assert q.blocked_until < 3.35  # not the second second of a doubling backoff
+
+
+def test_a_refusal_naming_another_end_moves_the_phase_not_the_limit() -> None:
+    """A refusal just after a fitted edge whose Retry-After names an end the fit does not
+    (the real edge came a little later): the limit stands; it is not what the new window held."""
+    q = _fitted(limit=3)
+    q.sent(4, 11.97)  # arrives at 12.02 by our estimate: the fit puts it in the next window
+    q.refused_at(4, 12.07, (12.0, 13.07))
+    assert q.limit == 3

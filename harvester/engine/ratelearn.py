@@ -6,7 +6,7 @@ request's sequence number and, where it came with ``Retry-After``, the bounds of
 it names (our monotonic seconds: a value in whole seconds is rounded). From then on:
 
 - **a refusal closes the API** until that end (else for a backoff from 1 s doubling with each
-  refusal in a row, jittered down by up to half; once the adaptive rate runs, from two of its
+  refusal in a row, jittered down by up to half; once the adaptive rate runs, from 2.5 of its
   intervals, at most 1 s, as its cut already slows the pace); a refusal of a request that was
   already on its way when the API closed narrows that end and changes nothing else. Under a
   fitted window the API reopens as soon as the window has room again, which a whole-second
@@ -16,12 +16,15 @@ it names (our monotonic seconds: a value in whole seconds is rounded). From then
   a phase; once the ends fit no fixed window, a sliding one from ends that are each the
   ``limit``-th latest request allowed plus the window. Once one fits, the pace lets ``limit``
   requests arrive in each fixed window (counted by their estimated arrival, half-way through
-  the round trip), none within ``margin`` of its edges, or at most ``limit`` in any sliding
+  the round trip), none within ``margin`` (at least half a round trip) of its edges, or at
+  most ``limit`` in any sliding
   window (plus ``margin``);
 - **until then an adaptive rate** (``ratecubic.py``: cut on a refusal, regrowing along a cubic
   curve, requests evenly spaced); ends that fit no fixed window mark the kind ``sliding``;
 - **changes both ways**: a refusal under a fitted window sets ``limit`` to what that window
-  held (down at once) and reads the window again, from that window on where the limit fell
+  held (down at once; unless the end it names is not that window's: then an arrival placed
+  across an edge shows the phase off, and only the window is read again) and reads the window
+  again, from that window on where the limit fell
   (the windows before allowed more than it does now); every ``PROBE_EVERY`` windows one request
   more is let through, and each such probe the server allows raises ``limit`` (doubling the
   step while they pass, probing again at once).
@@ -45,7 +48,7 @@ PROBE_EVERY = 8
 #: "No time yet" in our monotonic seconds, whose origin is arbitrary (0 may lie ahead).
 NEVER = float("-inf")
 #: Under the adaptive rate, a refusal without Retry-After closes for this many of its intervals.
-BACKOFF_INTERVALS = 2.0
+BACKOFF_INTERVALS = 2.5
 _KEPT = 24  # distinct window ends (and refusals naming one) kept
 _COUNTED = 400  # our latest requests a window is fitted to
 #: K, the seconds the adaptive rate takes to regrow to the rate refused: this many times the
@@ -183,6 +186,11 @@ class HiddenQuota:
             if probe:  # the limit holds: probe again later, from a step of one
                 self._step = 1
                 return
+            if not self._names_fitted_end(end, self._arrival(req)):
+                # The refusal names another end than the window it was fitted to: an arrival
+                # placed across an edge shows the phase off, not the quota lower.
+                self._settle()
+                return
             limit = max(1, min(self.limit or 1, self._held(self._arrival(req))))
             if limit < (self.limit or 0) and self.fit.kind == "fixed":
                 # A lower quota: the windows before this one no longer show it (they allowed
@@ -195,6 +203,15 @@ class HiddenQuota:
             if allowed:  # between: still closed, a matter for the backoff, not the rate
                 self.cubic.cut(now=now, allowed_rate=self._allowed_rate(now),
                                k=max(2.0, _K_WINDOWS * self._longest))  # fmt: skip
+
+    def _names_fitted_end(self, end: tuple[float, float] | None, arrival: float) -> bool:
+        """Whether a refusal's named ``end`` (None: unknown) may be the end of the fitted fixed
+        window its ``arrival`` falls in (a sliding fit: always)."""
+        fit = self.fit
+        if end is None or fit is None or fit.kind != "fixed":
+            return True
+        edge = fit.end + (self._index(arrival) + 1) * fit.window
+        return end[0] - fit.margin <= edge <= end[1] + fit.margin
 
     def _first_wait(self) -> float:
         """The backoff after a first refusal in a row with no Retry-After: 1 s, or once the
@@ -292,10 +309,12 @@ class HiddenQuota:
                 t = held[len(held) - room] + fit.window + fit.margin - owd + 1e-6
                 continue
             start = fit.end + self._index(arrive) * fit.window
-            if arrive < start + fit.margin:
-                t = start + fit.margin - owd
-            elif arrive > start + fit.window - fit.margin or self._held(arrive) >= room:
-                t = start + fit.window + fit.margin - owd
+            # An arrival is estimated half-way through the round trip: off by up to that much.
+            margin = max(fit.margin, owd)
+            if arrive < start + margin:
+                t = start + margin - owd
+            elif arrive > start + fit.window - margin or self._held(arrive) >= room:
+                t = start + fit.window + margin - owd
             else:
                 return t
         return t
