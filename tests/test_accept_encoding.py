@@ -121,3 +121,16 @@ async def test_default_dump_to_the_simulator_reads_identity(tmp_path: Path) -> N
     manifest = orjson.loads((result.run_dir / "manifest.json").read_bytes())
     assert manifest["transport"]["accept_encoding"] == "identity"
     assert manifest["transport"]["accept_encoding_rule"] == LOOPBACK_RULE
+
+
+async def test_the_verbose_log_names_the_offer_and_its_rule(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """-v's transport line says what Accept-Encoding was offered and why."""
+    caplog.set_level("INFO", logger="harvester")
+    async with Simulator(SimSettings(nobb_items=50, rate_limit=0, seed=6)) as sim:
+        result = await _dump(sim, tmp_path)
+    assert result.exit_code == 0
+    lines = [r.getMessage() for r in caplog.records if "connection(s) opened" in r.getMessage()]
+    assert len(lines) == 1
+    assert lines[0].endswith(f"; Accept-Encoding: identity ({LOOPBACK_RULE})")
