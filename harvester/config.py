@@ -138,7 +138,8 @@ class _ApiConfig:
     max_body_mb: int = 2048
     retries: int = 6
     sync_overlap_days: float = 1.0
-    accept_encoding: str = "gzip, br;q=0.5"
+    #: "auto": identity to a loopback host without a proxy, "gzip, br;q=0.5" elsewhere.
+    accept_encoding: str = "auto"
     #: A PEM bundle trusted besides the system store (a company CA that re-signs TLS).
     ca_file: Path | None = None
     #: ``http://[user:password@]host:port``; wins over HTTPS_PROXY / HTTP_PROXY / NO_PROXY.
@@ -165,9 +166,11 @@ class _ApiConfig:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{section}.{name}: must be > 0")
         offered = [e.strip().split(";")[0] for e in self.accept_encoding.split(",")]
-        if not offered or not set(offered) <= {"gzip", "br", "identity", "deflate"}:
+        if self.accept_encoding.strip().lower() != "auto" and (
+            not offered or not set(offered) <= {"gzip", "br", "identity", "deflate"}
+        ):
             raise ConfigError(
-                f"{section}.accept_encoding: a list of gzip, br, identity, not "
+                f'{section}.accept_encoding: "auto", or a list of gzip, br, identity, not '
                 f"{self.accept_encoding!r}"
             )
         if self.max_body_mb < 1 or self.retries < 0 or self.sync_overlap_days < 0:

@@ -202,9 +202,11 @@ def _log_transport(source: str, t: Mapping[str, object]) -> None:
     if t:
         via = f"via proxy {t['proxy']}" if t.get("proxy") else "direct"
         log.info(
-            "%s: %s connection(s) opened (%s, %s)",
+            "%s: %s connection(s) opened (%s, %s); Accept-Encoding: %s (%s)",
             source,
             t.get("connections"),
             t.get("scheme"),
             via,
+            t.get("accept_encoding"),
+            t.get("accept_encoding_rule"),
         )

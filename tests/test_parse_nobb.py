@@ -109,3 +109,39 @@ def test_memory_is_bounded_by_one_item() -> None:
     s.close()
     assert peak < 4096 + 2 * len(item)
     assert s.items == 2000
+
+
+STATUS_DECOYS = [
+    # a nested "status" object before the top-level one
+    ({"nobbNumber": 1, "module": {"status": {"lastModifiedDate": "nested"}},
+      "status": {"lastModifiedDate": "2024-01-01T00:00:00"}}, 1, "2024-01-01T00:00:00"),
+    # "status": inside a string, and a key whose name ends in an escaped quote and "status"
+    ({"nobbNumber": 2, "t": '"status":{"lastModifiedDate":"in a string"}',
+      'x"status': {"lastModifiedDate": "escaped key"},
+      "status": {"lastModifiedDate": "2024-02-02T00:00:00"}}, 2, "2024-02-02T00:00:00"),
+    # a } inside the status object's strings; a nested object inside status
+    ({"nobbNumber": 3, "status": {"createdDate": "}}", "lastModifiedDate": "2024-03-03T00:00:00"}},
+     3, "2024-03-03T00:00:00"),
+    ({"nobbNumber": 4, "status": {"sub": {"a": 1}, "lastModifiedDate": "2024-04-04T00:00:00"}},
+     4, "2024-04-04T00:00:00"),
+    # nobbNumber after status; status not an object; status null
+    ({"status": {"lastModifiedDate": "2024-05-05T00:00:00"}, "nobbNumber": 5}, 5,
+     "2024-05-05T00:00:00"),
+    ({"nobbNumber": 6, "status": [{"lastModifiedDate": "an array"}], "k": {}}, 6, "ERR"),
+    ({"nobbNumber": 7, "status": None, "s": {"status": {"lastModifiedDate": "deeper"}}}, 7, None),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("item", "key", "modified"), STATUS_DECOYS)
+def test_status_read_from_a_prefix_is_never_fooled(
+    item: dict[str, object], key: int, modified: str | None
+) -> None:
+    """Keys and modified times equal a full decode's, whatever "status" decoys precede them."""
+    body = b"[" + orjson.dumps(item) + b"," + orjson.dumps({"nobbNumber": 99}) + b"]"
+    if modified == "ERR":
+        with pytest.raises(MalformedBody, match="not an object with a numeric nobbNumber"):
+            _split(body, 7)
+        return
+    items = _split(body, 7)
+    assert [(i.key, i.modified) for i in items] == [(key, modified), (99, None)]
+    assert items[0].line == orjson.dumps(item)

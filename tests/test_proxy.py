@@ -111,7 +111,8 @@ async def test_plain_http_to_loopback_goes_through_http_proxy(
     assert result.manifest.complete and result.manifest.records == 400
     assert result.manifest.transport == {
         "connections": result.manifest.transport["connections"], "scheme": "http",
-        "proxy": proxy.url,
+        "proxy": proxy.url, "accept_encoding": "gzip, br;q=0.5",
+        "accept_encoding_rule": "auto: through a proxy (compression saves the wire)",
     }  # fmt: skip
     # proxy.py writes one access line per client connection (its last request), as it closes.
     opened = int(str(result.manifest.transport["connections"]))

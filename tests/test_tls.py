@@ -56,7 +56,11 @@ async def test_nobb_dumps_exactly_over_tls_with_ca_file(tls: TlsFiles, tmp_path:
     lines = list(read_lines(result.run_dir))
     assert dict(zip([orjson.loads(x)["nobbNumber"] for x in lines], lines, strict=True)) == served
     transport = result.manifest.transport
-    assert transport == {"connections": transport["connections"], "scheme": "https", "proxy": None}
+    assert transport == {
+        "connections": transport["connections"], "scheme": "https", "proxy": None,
+        "accept_encoding": "identity",
+        "accept_encoding_rule": "auto: loopback, no proxy (the wire is free, inflating is not)",
+    }  # fmt: skip
     # Keep-alive: at most one connection per walk in flight, for dozens of pages.
     assert 1 <= int(str(transport["connections"])) <= 4 < requests // 5
 
@@ -215,7 +219,13 @@ async def test_the_client_speaks_tls_1_2_or_newer_and_reuses_connections(tls: Tl
                 async with http.stream(request) as resp:
                     assert resp.status == 200
                     await resp.read()
-    assert report == {"connections": 1, "scheme": "https", "proxy": None}
+    assert report == {
+        "connections": 1,
+        "scheme": "https",
+        "proxy": None,
+        "accept_encoding": "gzip, br;q=0.5",
+        "accept_encoding_rule": "configured",
+    }
 
 
 def test_ca_file_problems_are_config_errors_naming_the_key(tmp_path: Path) -> None:

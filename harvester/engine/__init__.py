@@ -1,11 +1,11 @@
 """The network engine: requests on the wire, their pace and their retries.
 
 Owns HTTP (``http``: the only aiohttp client user; TLS contexts in ``tls``, body decoders in
-``decoders``), rate limiting (``limiter``, the pace it applies in ``ratepolicy``, the window the
-answers show in ``ratewindow``, the server's rate headers in ``rateheaders``, the send log in
-``ratelog``, the server clock skew in ``rateskew``; a quota only 429s show, learned in
-``ratelearn`` from the window ``ratefit`` reads off the refusals, else the adaptive rate of
-``ratecubic``), retries with backoff (``retry``),
+``decoders``, the ``Accept-Encoding`` offered in ``encoding``), rate limiting (``limiter``, the
+pace it applies in ``ratepolicy``, the window the answers show in ``ratewindow``, the server's
+rate headers in ``rateheaders``, the send log in ``ratelog``, the server clock skew in
+``rateskew``; a quota only 429s show, learned in ``ratelearn`` from the window ``ratefit`` reads
+off the refusals, else the adaptive rate of ``ratecubic``), retries with backoff (``retry``),
 bounded-concurrency task pools (``scheduler``) and time as a seam (``clock``).
 
 May import: itself, ``harvester.errors``, ``harvester.plural``, ``harvester.logs``,

@@ -35,6 +35,7 @@ from multidict import CIMultiDictProxy
 
 from harvester.config import is_loopback
 from harvester.engine.decoders import CORRUPT, decoder_for
+from harvester.engine.encoding import COMPRESSED, offer
 from harvester.engine.tls import client_context, verify_reason
 from harvester.errors import (
     BodyTooLarge,
@@ -69,8 +70,9 @@ class HttpSettings:
     max_body_bytes: int = 2 << 30
     chunk_size: int = 1 << 16
     user_agent: str = "harvester/0.1"
-    #: What the client offers; "identity" saves CPU on both ends where bandwidth is free.
-    accept_encoding: str = "gzip, br;q=0.5"
+    #: What the client offers, or "auto": identity to loopback, gzip first elsewhere
+    #: (``encoding.offer``); "identity" saves CPU on both ends where bandwidth is free.
+    accept_encoding: str = COMPRESSED
     #: A PEM bundle trusted besides the system store (a company CA).
     ca_file: Path | None = None
     #: The configured proxy; None: the environment's (HTTPS_PROXY, HTTP_PROXY, NO_PROXY).
@@ -274,7 +276,8 @@ class HttpClient:
 
     ``env`` (default: ``os.environ``) is where the proxy variables and ``SSL_CERT_FILE`` are
     read, once, here. ``report``, when given, is kept up to date with ``connections`` (opened so
-    far), ``scheme`` and ``proxy`` (its URL without credentials, or None).
+    far), ``scheme``, ``proxy`` (its URL without credentials, or None), ``accept_encoding`` (the
+    value offered) and ``accept_encoding_rule`` (why: ``encoding.offer``).
     """
 
     def __init__(
@@ -303,8 +306,11 @@ class HttpClient:
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
         self.report = report if report is not None else {}
+        self._encoding, rule = offer(settings.accept_encoding, parts.hostname,
+                                     proxied=proxy is not None)  # fmt: skip
         self.report.update(connections=0, scheme=parts.scheme,
-                           proxy=proxy.proxy.url if proxy else None)  # fmt: skip
+                           proxy=proxy.proxy.url if proxy else None,
+                           accept_encoding=self._encoding, accept_encoding_rule=rule)  # fmt: skip
 
     @property
     def connections(self) -> int:
@@ -331,7 +337,7 @@ class HttpClient:
                     total=None, sock_connect=s.connect_timeout, sock_read=s.read_timeout
                 ),
                 auto_decompress=False,
-                headers={"Accept-Encoding": s.accept_encoding, "User-Agent": s.user_agent},
+                headers={"Accept-Encoding": self._encoding, "User-Agent": s.user_agent},
                 trust_env=False,  # the proxy is chosen here (proxies.py), not by aiohttp
                 trace_configs=[trace],
             )

@@ -13,6 +13,10 @@ inside a nested value leaves an opened ``{`` or ``[`` unclosed; either way the f
 valid JSON. On success every item in the fragment is emitted. Candidates are tried from the
 last one backwards, starting with those followed by ``{"<first key of the first item>"`` (the API
 serialises every item with the same key order), so a failed try is rare.
+
+That decode is the one pass over the body: each item's key and modified time are then decoded
+from the item's head only, up to the end of its ``status`` object (``_head``; the whole item
+where that prefix cannot be proven to be the top level's), not by a second decode of the page.
 """
 
 from __future__ import annotations
@@ -77,12 +81,39 @@ class _Head(msgspec.Struct, gc=False):
 
 
 _RAW_LIST = msgspec.json.Decoder(list[msgspec.Raw])
-_HEAD_LIST = msgspec.json.Decoder(list[_Head])
+_HEAD = msgspec.json.Decoder(_Head)
+_STATUS_KEY = b'"status":'
 _CANDIDATE = re.compile(rb"\}\s*,")
 _CLOSING = re.compile(rb"[ \t\r\n]*\]")
 _FIRST_KEY = re.compile(rb'\s*\{\s*"((?:[^"\\]|\\.)*)"')
 _WS = b" \t\r\n"
 _GENERIC_AFTER = 4 << 20
+
+
+def _head(line: bytes) -> _Head:
+    """An item's ``nobbNumber`` and ``status``, decoding the item only up to its status object.
+
+    ``line`` is one complete, valid JSON object (a top-level element msgspec already delimited).
+    ``"status":`` whose quote is not escaped is a key token (inside a string every ``"`` byte
+    follows a backslash), at some depth. The item cut after the first ``}`` that follows it,
+    plus one ``}``, is valid JSON exactly when that key is at the top level, its value an object
+    without nested objects, and the cut outside any string: any other cut leaves a string or a
+    container open. Only then is the short prefix decoded (its fields are the item's: JSON
+    tokenises a prefix as it does the whole); else, or when ``nobbNumber`` comes later, the whole
+    item is. The API puts ``status`` before the large ``suppliers`` and ``properties``.
+    """
+    at = line.find(_STATUS_KEY)
+    if at > 0 and line[at - 1] != 0x5C:  # 0x5C: a backslash (an escaped quote: not a key)
+        end = line.find(b"}", at)
+        if end > 0:
+            try:
+                head = _HEAD.decode(b"".join((memoryview(line)[: end + 1], b"}")))
+            except msgspec.DecodeError:
+                pass
+            else:
+                if head.nobbNumber is not None:
+                    return head
+    return _HEAD.decode(line)
 
 
 class ItemSplitter:
@@ -239,8 +270,9 @@ class ItemSplitter:
         return self._items_of(doc, raws)
 
     def _items_of(self, doc: bytes, raws: list[msgspec.Raw]) -> Items:
+        lines = list(map(bytes, raws))
         try:
-            heads = _HEAD_LIST.decode(doc)
+            heads = list(map(_head, lines))
         except msgspec.ValidationError as exc:
             self._fail(f"an item is not an object with a numeric nobbNumber ({exc})")
         except msgspec.DecodeError as exc:
@@ -252,7 +284,6 @@ class ItemSplitter:
                 doc.decode()
             except UnicodeDecodeError:
                 self._bad_utf8(raws)
-        lines = list(map(bytes, raws))
         keys = [head.nobbNumber for head in heads]
         if set(map(type, keys)) - {int}:  # a numeric string, or no key at all (bools are out)
             keys = [self._key(key, n) for n, key in enumerate(keys)]
