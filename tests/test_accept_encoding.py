@@ -17,7 +17,7 @@ from harvester.errors import ConfigError
 from harvester.proxies import ProxyUrl
 from harvester.sim.server import Simulator
 from harvester.sim.settings import SimSettings
-from tests.test_nobb_dump import _dump
+from tests.harness import dump_nobb
 
 LOOPBACK_RULE = "auto: loopback, no proxy (the wire is free, inflating is not)"
 
@@ -116,7 +116,7 @@ async def test_through_a_proxy_auto_offers_compression(echo: tuple[str, list[str
 async def test_default_dump_to_the_simulator_reads_identity(tmp_path: Path) -> None:
     """A default-config dump over loopback asks for identity; its manifest says so and why."""
     async with Simulator(SimSettings(nobb_items=300, rate_limit=0, seed=5)) as sim:
-        result = await _dump(sim, tmp_path)
+        result = await dump_nobb(sim, tmp_path)
     assert result.exit_code == 0 and result.manifest.records == 300
     manifest = orjson.loads((result.run_dir / "manifest.json").read_bytes())
     assert manifest["transport"]["accept_encoding"] == "identity"
@@ -129,7 +129,7 @@ async def test_the_verbose_log_names_the_offer_and_its_rule(
     """-v's transport line says what Accept-Encoding was offered and why."""
     caplog.set_level("INFO", logger="harvester")
     async with Simulator(SimSettings(nobb_items=50, rate_limit=0, seed=6)) as sim:
-        result = await _dump(sim, tmp_path)
+        result = await dump_nobb(sim, tmp_path)
     assert result.exit_code == 0
     lines = [r.getMessage() for r in caplog.records if "connection(s) opened" in r.getMessage()]
     assert len(lines) == 1
