@@ -46,7 +46,7 @@ from harvester.plan.windows import Window, WindowPlanner, estimate
 from harvester.sources.base import Key, RunContext
 from harvester.sources.dbk_auth import DbkSession
 from harvester.sources.dbk_fetch import EXPORT, Fetched, WindowFetcher
-from harvester.sources.endpoint import check_certificate, http_settings
+from harvester.sources.endpoint import Endpoint, check_certificate, http_settings
 from harvester.store.latest import LatestVersions
 
 __all__ = ["EXPORT", "DbkSource"]
@@ -145,9 +145,11 @@ class DbkSource:
             OnixConverter(cfg.workers) as conv,
         ):
             self._session = DbkSession(cfg, http, self.clock, policy=self._policy)
+            endpoint = Endpoint(source=self.name, http=http, limiter=self._limiter,
+                                clock=self.clock, policy=self._policy, log=log)  # fmt: skip
             self._fetcher = WindowFetcher(
-                cfg=cfg, http=http, limiter=self._limiter, session=self._session, conv=conv,
-                clock=self.clock, policy=self._policy, on_record=self._on_record, floor=start,
+                cfg=cfg, endpoint=endpoint, session=self._session, conv=conv,
+                on_record=self._on_record, floor=start,
             )  # fmt: skip
             await self._session.bearer()  # bad credentials stop the source before any window
             main = WindowPlanner(

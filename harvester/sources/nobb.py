@@ -43,7 +43,7 @@ from harvester.plan.positions import Positions
 from harvester.plan.walk import Partition, Seam, Walk
 from harvester.plan.walk_budget import WalkBudget
 from harvester.sources.base import RunContext
-from harvester.sources.endpoint import check_certificate, http_settings
+from harvester.sources.endpoint import Endpoint, check_certificate, http_settings
 from harvester.sources.nobb_fetch import PageFetcher
 from harvester.sources.nobb_plan import PartitionPlanner
 from harvester.sources.nobb_split import child_seam
@@ -100,9 +100,10 @@ class NobbSource:
             DayEdges() if assume is None else DayEdges(assume[0], assume[1], fixed=True)
         )
         async with HttpClient(settings, base_url=cfg.base_url, report=ctx.transport) as http:
+            endpoint = Endpoint(source=self.name, http=http, limiter=self._limiter,
+                                clock=self.clock, policy=self._policy, log=log)  # fmt: skip
             self._fetcher = PageFetcher(
-                http=http, limiter=self._limiter, auth=self._auth, policy=self._policy,
-                clock=self.clock, edges=edges,
+                endpoint=endpoint, auth=self._auth, edges=edges,
                 start_day=tuple(d.isoformat() for d in {ctx.started.date(),
                                                         edges.since(ctx.started.date())}),
             )  # fmt: skip
