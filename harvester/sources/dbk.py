@@ -35,7 +35,6 @@ import orjson
 
 from harvester.config import DbkConfig
 from harvester.engine.clock import Clock, SystemClock
-from harvester.engine.http import HttpClient
 from harvester.engine.limiter import RateLimiter
 from harvester.engine.retry import RetryPolicy
 from harvester.engine.scheduler import run_pool
@@ -46,7 +45,13 @@ from harvester.plan.windows import Window, WindowPlanner, estimate
 from harvester.sources.base import Key, RunContext
 from harvester.sources.dbk_auth import DbkSession
 from harvester.sources.dbk_fetch import EXPORT, Fetched, WindowFetcher
-from harvester.sources.endpoint import Endpoint, check_certificate, http_settings
+from harvester.sources.endpoint import (
+    Connect,
+    Endpoint,
+    check_certificate,
+    connector,
+    http_settings,
+)
 from harvester.store.latest import LatestVersions
 
 __all__ = ["EXPORT", "DbkSource"]
@@ -68,10 +73,13 @@ class DbkSource:
         *,
         clock: Clock | None = None,
         assume_edges: tuple[bool, bool] | None = None,
+        connect: Connect | None = None,
     ) -> None:
         """``assume_edges`` (``updatedFrom`` inclusive, ``updatedTo`` inclusive) takes a reading
-        as known instead of measuring it: only a benchmark's baseline does (edges.py)."""
+        as known instead of measuring it: only a benchmark's baseline does (edges.py).
+        ``connect`` opens the run's client (default: ``HttpClient`` on ``cfg.base_url``)."""
         self.cfg = cfg
+        self._connect = connect or connector(cfg.base_url)
         self.clock = clock or SystemClock()
         self._policy = RetryPolicy(attempts=max(1, cfg.retries))
         self._assume = assume_edges
@@ -141,7 +149,7 @@ class DbkSource:
             else SecondEdges(self._assume[0], self._assume[1], fixed=True)
         )  # fmt: skip
         async with (
-            HttpClient(settings, base_url=cfg.base_url, report=ctx.transport) as http,
+            self._connect(settings, ctx.transport) as http,
             OnixConverter(cfg.workers) as conv,
         ):
             self._session = DbkSession(cfg, http, self.clock, policy=self._policy)

@@ -20,21 +20,33 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from harvester.config import DbkConfig, NobbConfig
 from harvester.engine.clock import Clock
-from harvester.engine.http import HttpClient, HttpSettings, Request, Response, raise_for_status
+from harvester.engine.http import (
+    Client,
+    HttpClient,
+    HttpSettings,
+    Request,
+    Response,
+    raise_for_status,
+)
 from harvester.engine.limiter import RateLimiter
 from harvester.engine.retry import RetryPolicy, call_with_retries
 from harvester.errors import FetchError, Unauthorized
 from harvester.logs import log_request
 from harvester.progress import Progress
 
-__all__ = ["Answer", "Endpoint", "check_certificate", "http_settings"]
+__all__ = ["Answer", "Connect", "Endpoint", "check_certificate", "connector", "http_settings"]
 
 T = TypeVar("T")
+
+#: Opens a source's client for one run, from its settings and the manifest's ``transport``
+#: report (kept up to date by the client); ``connector`` gives the default, ``HttpClient``.
+Connect = Callable[[HttpSettings, dict[str, object]], AbstractAsyncContextManager[Client]]
 
 log = logging.getLogger("harvester.http")
 
@@ -52,6 +64,15 @@ def http_settings(cfg: NobbConfig | DbkConfig, name: str, *, extra: int = 0) -> 
         proxy=cfg.proxy,
         name=name,
     )
+
+
+def connector(base_url: str) -> Connect:
+    """``HttpClient`` on ``base_url``: the client every run opens unless given another."""
+
+    def connect(settings: HttpSettings, report: dict[str, object]) -> HttpClient:
+        return HttpClient(settings, base_url=base_url, report=report)
+
+    return connect
 
 
 async def check_certificate(cfg: NobbConfig | DbkConfig, name: str) -> None:
@@ -88,7 +109,7 @@ class Endpoint:
     """One API as a source sends to it: its client, its limiter, the retry policy, the clock."""
 
     source: str  #: the section's name, in each request's log line
-    http: HttpClient
+    http: Client
     limiter: RateLimiter
     clock: Clock
     policy: RetryPolicy

@@ -33,7 +33,6 @@ import orjson
 
 from harvester.config import NobbConfig
 from harvester.engine.clock import Clock, SystemClock
-from harvester.engine.http import HttpClient
 from harvester.engine.limiter import RateLimiter
 from harvester.engine.retry import RetryPolicy
 from harvester.engine.scheduler import run_pool
@@ -43,7 +42,13 @@ from harvester.plan.positions import Positions
 from harvester.plan.walk import Partition, Seam, Walk
 from harvester.plan.walk_budget import WalkBudget
 from harvester.sources.base import RunContext
-from harvester.sources.endpoint import Endpoint, check_certificate, http_settings
+from harvester.sources.endpoint import (
+    Connect,
+    Endpoint,
+    check_certificate,
+    connector,
+    http_settings,
+)
 from harvester.sources.nobb_fetch import PageFetcher
 from harvester.sources.nobb_plan import PartitionPlanner
 from harvester.sources.nobb_split import child_seam
@@ -65,11 +70,14 @@ class NobbSource:
         *,
         clock: Clock | None = None,
         assume_edges: tuple[bool, bool] | None = None,
+        connect: Connect | None = None,
     ) -> None:
         """``assume_edges`` (``from`` inclusive, ``to`` inclusive) takes a reading as known
-        instead of measuring it: only a benchmark's baseline does (edges.py)."""
+        instead of measuring it: only a benchmark's baseline does (edges.py).
+        ``connect`` opens the run's client (default: ``HttpClient`` on ``cfg.base_url``)."""
         self._assume = assume_edges
         self.cfg = cfg
+        self._connect = connect or connector(cfg.base_url)
         self.clock = clock or SystemClock()
         raw = f"{cfg.username.reveal()}:{cfg.password.reveal()}".encode()
         self._auth = (("Authorization", "Basic " + base64.b64encode(raw).decode()),)
@@ -99,7 +107,7 @@ class NobbSource:
         edges = self._edges = (
             DayEdges() if assume is None else DayEdges(assume[0], assume[1], fixed=True)
         )
-        async with HttpClient(settings, base_url=cfg.base_url, report=ctx.transport) as http:
+        async with self._connect(settings, ctx.transport) as http:
             endpoint = Endpoint(source=self.name, http=http, limiter=self._limiter,
                                 clock=self.clock, policy=self._policy, log=log)  # fmt: skip
             self._fetcher = PageFetcher(
