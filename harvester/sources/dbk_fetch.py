@@ -57,7 +57,7 @@ class Fetched:
     #: Datestamps equal to the ``updatedFrom`` / ``updatedTo`` sent (proof of the edge reading).
     at_edges: list[int] = field(default_factory=list)
     seconds: bool = False  #: some datestamp was not on a whole minute
-    extra: int = 0  #: products from the one-second overlap outside the window (edges.py)
+    overlap: int = 0  #: products from the one-second overlap outside the window (edges.py)
     #: The server refused the window as holding too many products (413, or a 400 saying so):
     #: its status and message. The window is split like a full answer; nothing was written.
     refused: str | None = None
@@ -90,7 +90,7 @@ class WindowFetcher:
 
         async def prepare() -> Request:
             nonlocal token, splitter
-            out.count = out.extra = 0
+            out.count = out.overlap = 0
             out.refused, out.stated_cap, out.inside = None, None, None
             out.seen.clear()
             out.at_edges.clear()
@@ -174,7 +174,7 @@ class WindowFetcher:
         src: Src = {}
         limit = max(2, 2 * self.cfg.workers)
         # The seconds asked for beyond the window itself (edges.py): the neighbours' records.
-        overlap = {t for t in bounds if not w.start <= t < w.end}
+        beyond = {t for t in bounds if not w.start <= t < w.end}
 
         async def drain(keep: int) -> None:
             while len(pending) > keep:
@@ -182,15 +182,15 @@ class WindowFetcher:
                 converted[0] += len(records)
                 _edge_times(out, (t for _, _, t in records if t is not None), bounds)
                 for key, line, t in records:
-                    if t is not None and t in overlap and self.floor is not None and t < self.floor:
-                        out.extra += 1  # asked for only as the overlap below the whole run
+                    if t is not None and t in beyond and self.floor is not None and t < self.floor:
+                        out.overlap += 1  # asked for only as the overlap below the whole run
                         continue
                     new = await ctx.sink.write(key, line)
                     if new:
                         ctx.progress.records += 1
                         out.written += 1
-                    if t is not None and t in overlap:
-                        out.extra += 1  # the overlap's: a neighbour's record, not a newer one
+                    if t is not None and t in beyond:
+                        out.overlap += 1  # the overlap's: a neighbour's record, not a newer one
                     else:
                         self.on_record(key, line, new)
 

@@ -51,10 +51,10 @@ Connect = Callable[[HttpSettings, dict[str, object]], AbstractAsyncContextManage
 log = logging.getLogger("harvester.http")
 
 
-def http_settings(cfg: NobbConfig | DbkConfig, name: str, *, extra: int = 0) -> HttpSettings:
-    """The client settings of section ``name``; ``extra`` connections beyond its concurrency."""
+def http_settings(cfg: NobbConfig | DbkConfig, name: str, *, spare: int = 0) -> HttpSettings:
+    """The client settings of section ``name``; ``spare`` connections beyond its concurrency."""
     return HttpSettings(
-        concurrency=cfg.concurrency + extra,
+        concurrency=cfg.concurrency + spare,
         connect_timeout=cfg.connect_timeout,
         first_byte_timeout=cfg.first_byte_timeout,
         read_timeout=cfg.read_timeout,
