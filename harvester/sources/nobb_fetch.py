@@ -106,33 +106,34 @@ class PageFetcher:
             stop = await self._claim_and_write(ctx, walk, splitter.close(), counter)
             return None if stop is Claim.RESTART else headers
 
-        def unauthorized(exc: Unauthorized) -> None:
-            raise AuthError(
-                f"nobb: the server refused the credentials from nobb.username / nobb.password "
-                f"(HTTP {exc.status} at {PATH}) [{exc.request}]"
-            ) from None
-
         accepted = 0
         while True:
             answer = await self.endpoint.send(
                 prepare, page, progress=ctx.progress, what=label,
-                partition=walk.partition.id if walk else None, unauthorized=unauthorized,
+                partition=walk.partition.id if walk else None, unauthorized=_refused,
             )  # fmt: skip
             if not isinstance(answer, _Accepted):
                 return answer
-            # 202 Accepted: the page is being prepared. Not an error, not an empty page nor
-            # the end of a chain, and no attempt spent: wait and ask again, a bounded number
-            # of times (a Retry-After past max_delay is cut to it: asking early costs one 202).
             accepted += 1
-            ctx.progress.accepted += 1
-            policy = self.endpoint.policy
-            if accepted > policy.max_429_waits:
-                raise FetchError(f"HTTP 202 Accepted {accepted} times in a row",
-                                 request=request.label)  # fmt: skip
-            delay = backoff(accepted, policy) if answer.after is None else answer.after
-            delay = min(delay, policy.max_delay)
-            log.info("%s: 202 Accepted, asking again in %.1fs", label, delay)
-            await self.endpoint.clock.sleep(delay)
+            await self._wait_accepted(ctx, accepted, answer, request.label, label)
+
+    async def _wait_accepted(
+        self, ctx: RunContext, accepted: int, answer: _Accepted, request: str, label: str
+    ) -> None:
+        """The ``accepted``-th 202 Accepted in a row for one page: wait before asking again.
+
+        The page is being prepared: not an error, not an empty page nor the end of a chain,
+        and no attempt spent. Wait ``Retry-After`` (cut to ``max_delay``: asking early costs
+        one 202), else a backoff; past ``max_429_waits`` in a row, ``FetchError``.
+        """
+        ctx.progress.accepted += 1
+        policy = self.endpoint.policy
+        if accepted > policy.max_429_waits:
+            raise FetchError(f"HTTP 202 Accepted {accepted} times in a row", request=request)
+        delay = backoff(accepted, policy) if answer.after is None else answer.after
+        delay = min(delay, policy.max_delay)
+        log.info("%s: 202 Accepted, asking again in %.1fs", label, delay)
+        await self.endpoint.clock.sleep(delay)
 
     async def _claim_and_write(
         self, ctx: RunContext, walk: Walk, items: Items, counter: list[int] | None
@@ -189,6 +190,14 @@ class PageFetcher:
                 latest.written(key)
             else:
                 latest.met_again(key, line)
+
+
+def _refused(exc: Unauthorized) -> None:
+    """A 401 on a page: the configured credentials are wrong (``AuthError``, exit 3)."""
+    raise AuthError(
+        f"nobb: the server refused the credentials from nobb.username / nobb.password "
+        f"(HTTP {exc.status} at {PATH}) [{exc.request}]"
+    ) from None
 
 
 def _pick(
