@@ -245,3 +245,19 @@ async def test_a_dbk_413_is_a_refusal_to_split_never_retried() -> None:
     )
     assert sink.records == {} and seen == [] and len(pages.sent) == 1
     assert progress.retries == 0
+
+
+async def test_a_dbk_401_authenticates_again_and_asks_the_window_again() -> None:
+    """A 401 on a window: one new login, the window asked again with the new token, no retry."""
+    lo, hi = _ts("20250101T000000"), _ts("20250101T000100")
+    pages = Pages((401, {}, b'{"message":"expired"}'), (200, {}, b'{"token":"h.p.s"}'),
+                  (204, {}, b""))  # fmt: skip
+    got, seen, progress = await _window(pages, Sink(), Window(lo, hi))
+    assert [(r.method, r.url, r.headers) for r in pages.sent] == [
+        ("GET", EXPORT, (("Authorization", "Bearer tok"),)),
+        ("POST", "/dwapi/users/authenticate", ()),
+        ("GET", EXPORT, (("Authorization", "Bearer h.p.s"),)),
+    ]
+    assert pages.sent[1].json == {"username": "u", "password": "p"}
+    assert (got.count, got.written, got.refused, seen) == (0, 0, None, [])
+    assert (progress.requests, progress.retries) == (2, 0)
