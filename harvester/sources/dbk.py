@@ -115,7 +115,7 @@ class DbkSource:
         )
         ctx.rate_report = limiter.report
         ctx.progress.rate = limiter.report
-        settings = http_settings(cfg, self.name, spare=1)  # one connection for token renewal
+        settings = http_settings(cfg, self.name, spare_connections=1)  # one for token renewal
         t0 = int(ctx.started.timestamp())
         if ctx.plan:
             start, end = (int(datetime.fromisoformat(str(v)).timestamp()) for v in ctx.plan[0])

@@ -133,7 +133,7 @@ class DbkRun:
             return out
 
         async def fetch(w: Window, add: Callable[[Window], None]) -> None:
-            await self._one(planner, w, catch_up=catch_up)
+            await self._harvest_window(planner, w, catch_up=catch_up)
             for nxt in ready():
                 add(nxt)
 
@@ -144,63 +144,67 @@ class DbkRun:
             # as itself, not wrapped in a group.
             raise group.exceptions[0] from None
 
-    async def _one(self, planner: WindowPlanner, w: Window, *, catch_up: bool) -> None:
+    async def _harvest_window(self, planner: WindowPlanner, w: Window, *, catch_up: bool) -> None:
+        """Fetch window ``w`` (again, exactly, if the edges learned say it was asked wide), then
+        mark it complete, failed or cut off in ``planner`` and checkpoint when due."""
         ctx = self.ctx
         full = w.width > 1  # a full one-second window is read whole: it cannot be split
         try:
             while True:
                 bounds = self.edges.bounds(w.start, w.end)
-                got = await self.fetcher.fetch(ctx, w, stop_when_full=full, bounds=bounds)
-                self.edges.observe(bounds, got.at_edges, seconds=got.seconds)
-                self.known = got.inside if got.inside is not None else self.known
-                again = got.count >= planner.cap or got.refused is not None
+                fetched = await self.fetcher.fetch(ctx, w, stop_when_full=full, bounds=bounds)
+                self.edges.observe(bounds, fetched.at_edges, seconds=fetched.seconds)
+                self.known = fetched.inside if fetched.inside is not None else self.known
+                again = fetched.count >= planner.cap or fetched.refused is not None
                 if not again or self.edges.bounds(w.start, w.end) == bounds:
                     break
                 # Full, and asked with an overlap second the reading now known (from this
                 # response or another) leaves out: ask again exactly before splitting, so a
                 # dense neighbour never makes a window look full. At most twice (two ends).
                 log.info("dbk edges now %s; window %s again", self.edges.describe(), w.id)
-            if got.refused is not None and w.width == 1 and bounds != (w.start, w.end):
-                got = await self._exactly(w, got)
+            if fetched.refused is not None and w.width == 1 and bounds != (w.start, w.end):
+                fetched = await self._exactly(w, fetched)
         except FetchError as exc:
             log.error("dbk window %s failed: %s", w.id, exc)
             planner.fail(w, str(exc))
             ctx.partitions[w.id] = {"ok": False, "start": w.start, "end": w.end, "error": str(exc)}
             ctx.progress.partitions_failed += 1
             return
-        if got.refused is not None:
+        if fetched.refused is not None:
             # Refused as too many (413, or a 400 saying so): split exactly like a full answer,
             # planning from here on for the cap the message states.
-            log.info("dbk window %s refused as too many products (%s): split", w.id, got.refused)
-            if got.stated_cap is not None:
-                planner.limit(got.stated_cap)
-                self.stated_cap = min(self.stated_cap or got.stated_cap, got.stated_cap)
+            log.info(
+                "dbk window %s refused as too many products (%s): split", w.id, fetched.refused
+            )
+            if fetched.stated_cap is not None:
+                planner.limit(fetched.stated_cap)
+                self.stated_cap = min(self.stated_cap or fetched.stated_cap, fetched.stated_cap)
             self.refusals += 1
-        if got.refused is not None or got.count >= planner.cap:
-            if not planner.truncated(w, got.seen):
+        if fetched.refused is not None or fetched.count >= planner.cap:
+            if not planner.truncated(w, fetched.seen):
                 why = (
-                    f"{got.count} or more products share one second (the response cap is "
+                    f"{fetched.count} or more products share one second (the response cap is "
                     f"{planner.cap}): this window cannot be split, some may be missing"
-                    if got.refused is None
+                    if fetched.refused is None
                     else f"the server refuses this one-second window as too many products "
-                    f"({got.refused}): it cannot be split, its products are missing"
+                    f"({fetched.refused}): it cannot be split, its products are missing"
                 )
                 log.error("dbk window %s: %s", w.id, why)
                 ctx.partitions[w.id] = {"ok": False, "start": w.start, "end": w.end, "error": why}
             return
-        planner.complete(w, got.count - got.overlap)
+        planner.complete(w, fetched.count - fetched.outside)
         ctx.progress.partitions_done += 1
         ctx.progress.span_done += w.width
         result: dict[str, object] = {"ok": True, "start": w.start, "end": w.end,
-                                     "count": got.count - got.overlap,
-                                     "written": got.written}  # fmt: skip
-        self.overlap_repeats += got.overlap
+                                     "count": fetched.count - fetched.outside,
+                                     "written": fetched.written}  # fmt: skip
+        self.overlap_repeats += fetched.outside
         if catch_up:
             result["catch_up"] = True
-            self.changed += max(0, got.count - got.overlap - got.written)
+            self.changed += max(0, fetched.count - fetched.outside - fetched.written)
         ctx.partitions[w.id] = result
         self.since_checkpoint.append((w.id, result))
-        self.pending_records += got.written
+        self.pending_records += fetched.written
         if (
             self.pending_records >= self.checkpoint_records
             or self.clock.monotonic() - self.last_checkpoint >= ctx.checkpoint_every
@@ -215,16 +219,16 @@ class DbkRun:
         be an exclusive reading leaving the second out)."""
         ctx = self.ctx
         exact = (w.start, w.end)
-        got = await self.fetcher.fetch(ctx, w, stop_when_full=False, bounds=exact)
-        self.edges.observe(exact, got.at_edges, seconds=got.seconds)
-        if got.refused is None and not self.edges.from_inclusive and self.known is not None:
+        fetched = await self.fetcher.fetch(ctx, w, stop_when_full=False, bounds=exact)
+        self.edges.observe(exact, fetched.at_edges, seconds=fetched.seconds)
+        if fetched.refused is None and not self.edges.from_inclusive and self.known is not None:
             # Empty: prove the reading on a second known to hold a product, asked alone.
             t = self.known
             probe = Window(t, t + 1)
             seen = await self.fetcher.fetch(ctx, probe, stop_when_full=False, bounds=(t, t + 1))
             self.edges.observe((t, t + 1), seen.at_edges, seconds=seen.seconds)
-        if got.refused is None and self.edges.from_inclusive:
-            return got
+        if fetched.refused is None and self.edges.from_inclusive:
+            return fetched
         return refused
 
     def _on_record(self, key: Key, line: bytes, new: bool) -> None:

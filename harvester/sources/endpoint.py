@@ -51,10 +51,13 @@ Connect = Callable[[HttpSettings, dict[str, object]], AbstractAsyncContextManage
 log = logging.getLogger("harvester.http")
 
 
-def http_settings(cfg: NobbConfig | DbkConfig, name: str, *, spare: int = 0) -> HttpSettings:
-    """The client settings of section ``name``; ``spare`` connections beyond its concurrency."""
+def http_settings(
+    cfg: NobbConfig | DbkConfig, name: str, *, spare_connections: int = 0
+) -> HttpSettings:
+    """The client settings of section ``name``, with ``spare_connections`` beyond its
+    concurrency."""
     return HttpSettings(
-        concurrency=cfg.concurrency + spare,
+        concurrency=cfg.concurrency + spare_connections,
         connect_timeout=cfg.connect_timeout,
         first_byte_timeout=cfg.first_byte_timeout,
         read_timeout=cfg.read_timeout,

@@ -86,13 +86,13 @@ class NobbRun:
         await self._fill_boundaries()
         catch_up = Partition(self.edges.since(self.today).isoformat(), None)
         fetcher = self.fetcher
-        fetcher.latest = fetcher.prints  # start-day fingerprints, then the catch-up's finds
+        fetcher.latest = fetcher.fingerprints  # start-day fingerprints, then the catch-up's finds
         await self._walk(catch_up, "asc", Seam(), catch_up=True)
         fetcher.latest = None
-        if fetcher.prints.newer and ctx.mode == "dump":
-            replaced = await ctx.run.supersede(fetcher.prints.newer)
+        if fetcher.fingerprints.newer and ctx.mode == "dump":
+            replaced = await ctx.run.supersede(fetcher.fingerprints.newer)
             ctx.checks["replaced_by_newer_version"] = replaced
-        if note := fetcher.prints.note():
+        if note := fetcher.fingerprints.note():
             ctx.checks["note"] = note
         return True
 
