@@ -184,7 +184,7 @@ class NobbRun:
             "asc" if direction == "asc" else "desc",
             seam,
             page_size=self.cfg.page_size,
-            extra={"suppliers": ",".join(self.cfg.suppliers)} if self.cfg.suppliers else None,
+            filters={"suppliers": ",".join(self.cfg.suppliers)} if self.cfg.suppliers else None,
         )
         pid = f"catch-up:{part.id}" if catch_up else f"edge:{part.id}" if fill else part.id
         result = ctx.partitions.setdefault(pid, {"ok": True, "catch_up": catch_up})
