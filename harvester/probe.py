@@ -23,6 +23,7 @@ limit, latency and header style. ``--json`` prints the same as one JSON object k
 from __future__ import annotations
 
 import base64
+import logging
 from dataclasses import replace
 from typing import Any
 
@@ -35,9 +36,11 @@ from harvester.engine.limiter import RateLimiter
 from harvester.engine.retry import RetryPolicy
 from harvester.errors import AuthError, ConfigError
 from harvester.plan.walk import TOTAL
-from harvester.sources.endpoint import http_settings
+from harvester.sources.endpoint import Answer, Endpoint, http_settings
 
 __all__ = ["JUMP_WAIT", "probe", "render", "sweep_command"]
+
+log = logging.getLogger("harvester.probe")
 
 #: The third NOBB request waits for the window's reset if it comes within this many seconds.
 JUMP_WAIT = 15.0
@@ -49,29 +52,42 @@ def _settings(cfg: NobbConfig | DbkConfig) -> HttpSettings:
     return replace(http_settings(cfg, name), concurrency=2)
 
 
-async def _timed(http: HttpClient, limiter: RateLimiter, request: Request, clock: Clock
-                 ) -> tuple[float, int, dict[str, str]]:  # fmt: skip
-    """One request under the limiter: seconds to its headers, status, headers."""
-    async with limiter.slot():
-        t0 = clock.monotonic()
-        async with http.stream(request) as resp:
-            took = clock.monotonic() - t0
-            limiter.observe(resp.headers, resp.status)
-            headers = dict(resp.headers)
-            body = await resp.read(2048)
-            if resp.status >= 400 and resp.status != 429:
-                raise_for_status(resp, request, body)
-            return took, resp.status, headers
+def _endpoint(cfg: NobbConfig | DbkConfig, http: HttpClient, clock: Clock) -> Endpoint:
+    """One attempt per request and no request lines: a probe reports what it measured."""
+    name = "nobb" if isinstance(cfg, NobbConfig) else "dbk"
+    limiter = RateLimiter.from_setting(cfg.rate_limit, clock=clock, name=name,
+                                       key=f"{name}.rate_limit")  # fmt: skip
+    return Endpoint(source=name, http=http, limiter=limiter, clock=clock,
+                    policy=RetryPolicy(attempts=1), log=log, log_requests=False)  # fmt: skip
+
+
+async def _timed(endpoint: Endpoint, request: Request) -> tuple[float, int, dict[str, str]]:
+    """One request under the limiter: seconds to its headers, status, headers (a 429 too)."""
+
+    async def prepare() -> Request:
+        return request
+
+    async def read(answer: Answer) -> tuple[float, int, dict[str, str]]:
+        resp = answer.response
+        headers = dict(resp.headers)
+        body = await resp.read(2048)
+        if resp.status >= 400 and resp.status != 429:
+            raise_for_status(resp, request, body)
+        return answer.first_byte, resp.status, headers
+
+    return await endpoint.send(prepare, read, progress=None, what=request.label)
 
 
 async def _nobb(cfg: NobbConfig, clock: Clock) -> dict[str, Any]:
-    limiter = RateLimiter.from_setting(cfg.rate_limit, clock=clock, name="nobb",
-                                       key="nobb.rate_limit")  # fmt: skip
+    from harvester.sources.nobb_fetch import PATH
+
     raw = f"{cfg.username.reveal()}:{cfg.password.reveal()}".encode()
     auth = (("Authorization", "Basic " + base64.b64encode(raw).decode()),)
     times: list[float] = []
     hits: int | None = None
     async with HttpClient(_settings(cfg), base_url=cfg.base_url) as http:
+        endpoint = _endpoint(cfg, http, clock)
+        limiter = endpoint.limiter
         reset_at: float | None = None
         for n in range(3):
             if n == 1:
@@ -84,9 +100,9 @@ async def _nobb(cfg: NobbConfig, clock: Clock) -> dict[str, Any]:
                 # The window's end as the second answer narrowed it (never before the first's).
                 end = max(reset_at, limiter.policy.hi or reset_at)
                 await clock.sleep(max(0.0, end - clock.monotonic()) + 0.05)
-            request = Request(method="GET", url="/api/v2/items", params=(("pageSize", "1"),),
+            request = Request(method="GET", url=PATH, params=(("pageSize", "1"),),
                               headers=auth, label=f"nobb probe {n + 1}")  # fmt: skip
-            took, status, headers = await _timed(http, limiter, request, clock)
+            took, status, headers = await _timed(endpoint, request)
             if status == 401:
                 raise AuthError("nobb: the server refused nobb.username / nobb.password")
             times.append(took)
@@ -101,10 +117,9 @@ async def _dbk(cfg: DbkConfig, clock: Clock) -> dict[str, Any]:
     from harvester.sources.dbk_auth import DbkSession
     from harvester.sources.dbk_fetch import EXPORT
 
-    limiter = RateLimiter.from_setting(cfg.rate_limit, clock=clock, name="dbk",
-                                       key="dbk.rate_limit")  # fmt: skip
     times: list[float] = []
     async with HttpClient(_settings(cfg), base_url=cfg.base_url) as http:
+        endpoint = _endpoint(cfg, http, clock)
         session = DbkSession(cfg, http, clock, policy=RetryPolicy(attempts=1))
         t0 = clock.monotonic()
         token = await session.bearer()
@@ -114,11 +129,11 @@ async def _dbk(cfg: DbkConfig, clock: Clock) -> dict[str, Any]:
             request = Request(method="GET", url=EXPORT, params=params,
                               headers=(("Authorization", f"Bearer {token}"),),
                               label=f"dbk probe {n + 1}")  # fmt: skip
-            took, status, _ = await _timed(http, limiter, request, clock)
+            took, status, _ = await _timed(endpoint, request)
             if status == 401:
                 raise AuthError("dbk: the export refused the token the authentication gave")
             times.append(took)
-    return {**_latency(times), **_policy(limiter)}
+    return {**_latency(times), **_policy(endpoint.limiter)}
 
 
 def _latency(times: list[float]) -> dict[str, Any]:

@@ -23,10 +23,11 @@ import email.utils
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -52,8 +53,8 @@ from harvester.errors import (
 from harvester.proxies import ProxyChoice, ProxyUrl, choose
 
 __all__ = [
-    "HttpClient", "HttpSettings", "Request", "Response", "problem_text", "raise_for_status",
-    "retry_after",
+    "Client", "HttpClient", "HttpSettings", "Request", "Response", "problem_text",
+    "raise_for_status", "retry_after",
 ]  # fmt: skip
 
 log = logging.getLogger("harvester.http")
@@ -100,24 +101,33 @@ class Request:
 
 
 class Response:
-    """A streamed response: status, case-insensitive headers, decompressed ``chunks()``."""
+    """A streamed response: status, case-insensitive headers, decompressed ``chunks()``.
+
+    ``body`` gives the body as it arrives on the wire (still compressed), ``settings.chunk_size``
+    bytes at most at a time: ``HttpClient.stream`` reads the socket; a test may give literal bytes.
+    """
 
     def __init__(
-        self, raw: aiohttp.ClientResponse, request: Request, settings: HttpSettings
+        self,
+        status: int,
+        headers: CIMultiDictProxy[str],
+        body: Callable[[int], AsyncIterator[bytes]],
+        request: Request,
+        settings: HttpSettings,
     ) -> None:
-        self._raw = raw
+        self._body = body
         self._request = request
         self._settings = settings
-        self.status = raw.status
-        self.headers: CIMultiDictProxy[str] = raw.headers
+        self.status = status
+        self.headers = headers
         self.received = 0  # decompressed bytes so far
 
     async def chunks(self) -> AsyncIterator[bytes]:
         """The body, decompressed, as it arrives; raises on bombs, resets and truncation."""
-        decoder = decoder_for(self._raw.headers.get("Content-Encoding", ""))
+        decoder = decoder_for(self.headers.get("Content-Encoding", ""))
         cap = self._settings.max_body_bytes
         with _translate(self._request.label):
-            async for data in self._raw.content.iter_chunked(self._settings.chunk_size):
+            async for data in self._body(self._settings.chunk_size):
                 out = decoder.feed(data, self._room(cap))
                 while out:
                     self.received += len(out)
@@ -271,6 +281,14 @@ def raise_for_status(response: Response, request: Request, body: bytes = b"") ->
     raise ClientError(message, status=status, request=request.label)
 
 
+class Client(Protocol):
+    """What requests are sent through: ``HttpClient``, or a test's literal answers."""
+
+    def stream(self, request: Request) -> AbstractAsyncContextManager[Response]:
+        """Send ``request``; the response's body is read through ``chunks()`` inside the block."""
+        ...
+
+
 class HttpClient:
     """One API's connection pool; an async context manager (``aclose`` is idempotent).
 
@@ -375,7 +393,8 @@ class HttpClient:
             raise ConnectError(f"{self._route.via()} refused the request: HTTP 407 "
                                f"{raw.reason or ''}".rstrip(), request=request.label)  # fmt: skip
         try:
-            yield Response(raw, request, self._settings)
+            yield Response(raw.status, raw.headers, raw.content.iter_chunked, request,
+                           self._settings)  # fmt: skip
         except BaseException:
             raw.close()  # a half-read body: drop the connection rather than reuse it
             raise

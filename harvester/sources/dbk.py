@@ -13,8 +13,9 @@ high-water mark (its ``T0``) minus ``sync_overlap_days``, and catches up the sam
 windows a complete run saw are kept in ``state.json`` as the learned density the next run plans
 from.
 
-One window's request, retries and body → records are ``dbk_fetch.py``'s. A window's records
-are final when the window is; finished windows are checkpointed in groups (every
+One window's request, retries and body → records are ``dbk_fetch.py``'s; one run's windows and
+state are a ``DbkRun`` (``dbk_run.py``): the source object holds only its configuration. A
+window's records are final when the window is; finished windows are checkpointed in groups (every
 ``CHECKPOINT_RECORDS`` records, or ``output.checkpoint_seconds``), so shards stay large.
 
 Exactly-once, latest version: a product is in one window, its update time's. A product that
@@ -28,26 +29,29 @@ first version, the manifest says so, and the next sync carries them).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
 import orjson
 
 from harvester.config import DbkConfig
 from harvester.engine.clock import Clock, SystemClock
-from harvester.engine.http import HttpClient
 from harvester.engine.limiter import RateLimiter
 from harvester.engine.retry import RetryPolicy
-from harvester.engine.scheduler import run_pool
-from harvester.errors import FetchError
 from harvester.parse.onix_pool import OnixConverter
 from harvester.plan.edges import SecondEdges
-from harvester.plan.windows import Window, WindowPlanner, estimate
-from harvester.sources.base import Key, RunContext
+from harvester.plan.windows import estimate
+from harvester.sources.base import RunContext
 from harvester.sources.dbk_auth import DbkSession
-from harvester.sources.dbk_fetch import EXPORT, Fetched, WindowFetcher
-from harvester.sources.endpoint import check_certificate, http_settings
-from harvester.store.latest import LatestVersions
+from harvester.sources.dbk_fetch import EXPORT
+from harvester.sources.dbk_run import DbkRun
+from harvester.sources.endpoint import (
+    Connect,
+    Endpoint,
+    check_certificate,
+    connector,
+    http_settings,
+)
 
 __all__ = ["EXPORT", "DbkSource"]
 
@@ -68,15 +72,16 @@ class DbkSource:
         *,
         clock: Clock | None = None,
         assume_edges: tuple[bool, bool] | None = None,
+        connect: Connect | None = None,
     ) -> None:
         """``assume_edges`` (``updatedFrom`` inclusive, ``updatedTo`` inclusive) takes a reading
-        as known instead of measuring it: only a benchmark's baseline does (edges.py)."""
+        as known instead of measuring it: only a benchmark's baseline does (edges.py).
+        ``connect`` opens the run's client (default: ``HttpClient`` on ``cfg.base_url``)."""
         self.cfg = cfg
+        self._connect = connect or connector(cfg.base_url)
         self.clock = clock or SystemClock()
         self._policy = RetryPolicy(attempts=max(1, cfg.retries))
         self._assume = assume_edges
-        self._stated_cap: int | None = None  # the cap a refusal stated, for every planner after
-        self._known: int | None = None  # a second some answer showed a product in (_exactly)
 
     def key_of(self, line: bytes) -> str:
         # Records start with their key (parse/onix.py writes it first): slice it out, and
@@ -105,11 +110,11 @@ class DbkSource:
 
     async def harvest(self, ctx: RunContext) -> None:
         cfg = self.cfg
-        self._limiter = RateLimiter.from_setting(
+        limiter = RateLimiter.from_setting(
             cfg.rate_limit, clock=self.clock, name="dbk", key="dbk.rate_limit"
         )
-        ctx.rate_report = self._limiter.report
-        ctx.progress.rate = self._limiter.report
+        ctx.rate_report = limiter.report
+        ctx.progress.rate = limiter.report
         settings = http_settings(cfg, self.name, spare_connections=1)  # one for token renewal
         t0 = int(ctx.started.timestamp())
         if ctx.plan:
@@ -128,65 +133,22 @@ class DbkSource:
         # The share done is the time finished windows cover, of [start, end) (then of now).
         ctx.progress.span_total = end - start
         ctx.progress.span_done = sum(max(0, min(b, end) - max(a, start)) for a, b in done)
-        self._since_checkpoint: list[tuple[str, dict[str, object]]] = []
-        self._pending_records = 0
-        self._last_checkpoint = self.clock.monotonic()
-        self._changed = 0
-        self._latest: LatestVersions | None = None  # during the catch-up only
-        self._replaced = 0
-        self._overlap_repeats = 0
-        self._refusals = 0
-        self._edges = (
+        edges = (
             SecondEdges() if self._assume is None
             else SecondEdges(self._assume[0], self._assume[1], fixed=True)
         )  # fmt: skip
         async with (
-            HttpClient(settings, base_url=cfg.base_url, report=ctx.transport) as http,
+            self._connect(settings, ctx.transport) as http,
             OnixConverter(cfg.workers) as conv,
         ):
-            self._session = DbkSession(cfg, http, self.clock, policy=self._policy)
-            self._fetcher = WindowFetcher(
-                cfg=cfg, http=http, limiter=self._limiter, session=self._session, conv=conv,
-                clock=self.clock, policy=self._policy, on_record=self._on_record, floor=start,
-            )  # fmt: skip
-            await self._session.bearer()  # bad credentials stop the source before any window
-            main = WindowPlanner(
-                start, end, cap=cfg.max_products_per_response, lanes=cfg.concurrency,
-                learned=learned, done=done,
-            )  # fmt: skip
-            await self._run(ctx, main, catch_up=False)
-            await self._flush_checkpoints(ctx)
-            covered = list(main.covered)
-            # Dump and sync alike catch up from the run's start second to now: what changed
-            # in the very second the run started, and while it ran.
-            if not main.failed and not main.unsplittable:
-                now = int(self.clock.time()) + 1
-                ctx.progress.span_total = max(end, now) - start
-                late = WindowPlanner(
-                    end, max(end, now), cap=cfg.max_products_per_response, lanes=cfg.concurrency,
-                    learned=learned,
-                )  # fmt: skip
-                if self._stated_cap is not None:
-                    late.limit(self._stated_cap)
-                latest = self._latest = LatestVersions()
-                await self._run(ctx, late, catch_up=True)
-                covered += late.covered
-                self._latest = None
-                if latest.newer:
-                    self._replaced = await ctx.run.supersede(latest.newer)
-                if note := latest.note():
-                    ctx.checks["note"] = note
-        ctx.checks.update({
-            "windows": main.requests, "unsplittable": [w.id for w in main.unsplittable],
-            "written": ctx.records_before + ctx.progress.records,
-            "changed_during_run": self._changed,
-            "replaced_by_newer_version": self._replaced,
-            "overlap_repeats": self._overlap_repeats,
-            "refused_as_too_many": self._refusals,
-            "edges": self._edges.describe(),
-            "authentications": self._session.authentications,
-            "token_refreshes": self._session.refreshes,
-        })  # fmt: skip
+            session = DbkSession(cfg, http, self.clock, policy=self._policy)
+            endpoint = Endpoint(source=self.name, http=http, limiter=limiter, clock=self.clock,
+                                policy=self._policy, log=log)  # fmt: skip
+            run = DbkRun(cfg=cfg, ctx=ctx, clock=self.clock, endpoint=endpoint, session=session,
+                         conv=conv, edges=edges, start=start, end=end,
+                         checkpoint_records=CHECKPOINT_RECORDS)  # fmt: skip
+            covered = await run.harvest(learned, done)
+        ctx.checks.update(run.checks())
         ctx.next_state["high_water"] = _iso(end)
         ctx.next_state["windows"] = _merge(learned, covered, start, end)
 
@@ -199,138 +161,6 @@ class DbkSource:
                 )
                 return int(since.timestamp())
         return int(self.cfg.start.timestamp())
-
-    async def _run(self, ctx: RunContext, planner: WindowPlanner, *, catch_up: bool) -> None:
-        """Fetch windows until the planner is finished, ``concurrency`` at once (``run_pool``).
-
-        The planner knows the next windows (a cut window's parts first) only once earlier ones
-        come back, so they are taken at the start and after each window, whose handler ``add``s
-        them. The pool ends with nothing queued or running: the planner is finished then.
-        """
-        lanes = self.cfg.concurrency
-
-        def ready() -> list[Window]:
-            # Taken windows count as in flight in the planner, queued or running: at most
-            # ``lanes`` of them, one a worker.
-            out: list[Window] = []
-            while planner.in_flight < lanes and (w := planner.take()) is not None:
-                out.append(w)
-            return out
-
-        async def fetch(w: Window, add: Callable[[Window], None]) -> None:
-            await self._harvest_window(ctx, planner, w, catch_up=catch_up)
-            for nxt in ready():
-                add(nxt)
-
-        try:
-            await run_pool(ready(), fetch, concurrency=lanes)
-        except BaseExceptionGroup as group:
-            # One window's fatal error (AuthError, a disk error) stops the source: report it
-            # as itself, not wrapped in a group.
-            raise group.exceptions[0] from None
-
-    async def _harvest_window(
-        self, ctx: RunContext, planner: WindowPlanner, w: Window, *, catch_up: bool
-    ) -> None:
-        """Fetch window ``w`` (again, exactly, if the edges learned say it was asked wide), then
-        mark it complete, failed or cut off in ``planner`` and checkpoint when due."""
-        full = w.width > 1  # a full one-second window is read whole: it cannot be split
-        try:
-            while True:
-                bounds = self._edges.bounds(w.start, w.end)
-                fetched = await self._fetcher.fetch(ctx, w, stop_when_full=full, bounds=bounds)
-                self._edges.observe(bounds, fetched.at_edges, seconds=fetched.seconds)
-                self._known = fetched.inside if fetched.inside is not None else self._known
-                again = fetched.count >= planner.cap or fetched.refused is not None
-                if not again or self._edges.bounds(w.start, w.end) == bounds:
-                    break
-                # Full, and asked with an overlap second the reading now known (from this
-                # response or another) leaves out: ask again exactly before splitting, so a
-                # dense neighbour never makes a window look full. At most twice (two ends).
-                log.info("dbk edges now %s; window %s again", self._edges.describe(), w.id)
-            if fetched.refused is not None and w.width == 1 and bounds != (w.start, w.end):
-                fetched = await self._exactly(ctx, w, fetched)
-        except FetchError as exc:
-            log.error("dbk window %s failed: %s", w.id, exc)
-            planner.fail(w, str(exc))
-            ctx.partitions[w.id] = {"ok": False, "start": w.start, "end": w.end, "error": str(exc)}
-            ctx.progress.partitions_failed += 1
-            return
-        if fetched.refused is not None:
-            # Refused as too many (413, or a 400 saying so): split exactly like a full answer,
-            # planning from here on for the cap the message states.
-            log.info(
-                "dbk window %s refused as too many products (%s): split", w.id, fetched.refused
-            )
-            if fetched.stated_cap is not None:
-                planner.limit(fetched.stated_cap)
-                self._stated_cap = min(self._stated_cap or fetched.stated_cap, fetched.stated_cap)
-            self._refusals += 1
-        if fetched.refused is not None or fetched.count >= planner.cap:
-            if not planner.truncated(w, fetched.seen):
-                why = (
-                    f"{fetched.count} or more products share one second (the response cap is "
-                    f"{planner.cap}): this window cannot be split, some may be missing"
-                    if fetched.refused is None
-                    else f"the server refuses this one-second window as too many products "
-                    f"({fetched.refused}): it cannot be split, its products are missing"
-                )
-                log.error("dbk window %s: %s", w.id, why)
-                ctx.partitions[w.id] = {"ok": False, "start": w.start, "end": w.end, "error": why}
-            return
-        planner.complete(w, fetched.count - fetched.outside)
-        ctx.progress.partitions_done += 1
-        ctx.progress.span_done += w.width
-        result: dict[str, object] = {"ok": True, "start": w.start, "end": w.end,
-                                     "count": fetched.count - fetched.outside,
-                                     "written": fetched.written}  # fmt: skip
-        self._overlap_repeats += fetched.outside
-        if catch_up:
-            result["catch_up"] = True
-            self._changed += max(0, fetched.count - fetched.outside - fetched.written)
-        ctx.partitions[w.id] = result
-        self._since_checkpoint.append((w.id, result))
-        self._pending_records += fetched.written
-        if (
-            self._pending_records >= CHECKPOINT_RECORDS
-            or self.clock.monotonic() - self._last_checkpoint >= ctx.checkpoint_every
-        ):
-            await self._flush_checkpoints(ctx)
-
-    async def _exactly(self, ctx: RunContext, w: Window, refused: Fetched) -> Fetched:
-        """A one-second window refused with its overlap second (an unproven reading sends
-        ``updatedFrom`` a second early): that neighbour may be the crowded one. Ask for the
-        second alone; if a product stamped with it comes back, ``updatedFrom`` is proven
-        inclusive and the answer is exact. Otherwise the refusal stands (an empty answer may
-        be an exclusive reading leaving the second out)."""
-        exact = (w.start, w.end)
-        fetched = await self._fetcher.fetch(ctx, w, stop_when_full=False, bounds=exact)
-        self._edges.observe(exact, fetched.at_edges, seconds=fetched.seconds)
-        if fetched.refused is None and not self._edges.from_inclusive and self._known is not None:
-            # Empty: prove the reading on a second known to hold a product, asked alone.
-            t = self._known
-            probe = Window(t, t + 1)
-            seen = await self._fetcher.fetch(ctx, probe, stop_when_full=False, bounds=(t, t + 1))
-            self._edges.observe((t, t + 1), seen.at_edges, seconds=seen.seconds)
-        if fetched.refused is None and self._edges.from_inclusive:
-            return fetched
-        return refused
-
-    def _on_record(self, key: Key, line: bytes, new: bool) -> None:
-        """Catch-up only: remember newer versions of records written before they changed."""
-        if self._latest is None:
-            return
-        if new:
-            self._latest.written(key)
-        else:
-            self._latest.met_again(key, line)
-
-    async def _flush_checkpoints(self, ctx: RunContext) -> None:
-        done, self._since_checkpoint = self._since_checkpoint, []
-        self._pending_records = 0
-        self._last_checkpoint = self.clock.monotonic()
-        if done:
-            await ctx.run.checkpoint(dict(done))  # one commit for the group: one shard, not many
 
 
 def _iso(ts: int) -> str:

@@ -29,7 +29,7 @@ import orjson
 
 from harvester.config import DbkConfig
 from harvester.engine.clock import Clock
-from harvester.engine.http import HttpClient, Request, raise_for_status
+from harvester.engine.http import Client, Request, raise_for_status
 from harvester.engine.retry import RetryPolicy, call_with_retries
 from harvester.errors import AuthError, FetchError, StatusError
 
@@ -65,9 +65,7 @@ def jwt_times(token: str) -> tuple[float | None, float | None]:
 class DbkSession:
     """Bearer tokens for the DBK export (module docstring)."""
 
-    def __init__(
-        self, cfg: DbkConfig, http: HttpClient, clock: Clock, *, policy: RetryPolicy
-    ) -> None:
+    def __init__(self, cfg: DbkConfig, http: Client, clock: Clock, *, policy: RetryPolicy) -> None:
         self.cfg = cfg
         self.http = http
         self.clock = clock

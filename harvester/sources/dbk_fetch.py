@@ -1,11 +1,12 @@
 """One DBK export window: its request, the limiter, retries, re-authentication, body → records.
 
 ``WindowFetcher.fetch`` sends ``updatedFrom``/``updatedTo`` (and the configured ``publisher`` /
-``productIds``) as GET query parameters or a POST JSON body, under the source's limiter, with the
-session's bearer token; a 401 makes the session authenticate again once (``dbk_auth.py``), 429s
-wait on the limiter, other retryable failures retry the whole window (records already written
-are dropped by the sink's key set). 204 is an empty window. A 413, or a 400 whose message says
-"too many" (``too_many``), is no error: ``Fetched.refused`` says the window is to be split.
+``productIds``) as GET query parameters or a POST JSON body through ``Endpoint.send`` (the source's
+limiter, retries), with the session's bearer token; a 401 makes the session authenticate again once
+(``dbk_auth.py``), 429s wait on the limiter, other retryable failures retry the whole window
+(records already written are dropped by the sink's key set). 204 is an empty window. A 413, or a 400
+whose message says "too many" (``too_many``), is no error: ``Fetched.refused`` says the window is to
+be split.
 
 A body is cut at product boundaries as it streams in (``parse/onix_split.py``) and held until it
 is known not to be cut off (at most ``max_products_per_response`` products); its batches are then
@@ -26,12 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harvester.config import DbkConfig
-from harvester.engine.clock import Clock
-from harvester.engine.http import HttpClient, Request, problem_text, raise_for_status
-from harvester.engine.limiter import RateLimiter
-from harvester.engine.retry import RetryPolicy, call_with_retries
-from harvester.errors import FetchError, Unauthorized
-from harvester.logs import log_request
+from harvester.engine.http import Request, problem_text, raise_for_status
 from harvester.parse.onix import Converted, Src, product_times
 from harvester.parse.onix_pool import OnixConverter
 from harvester.parse.onix_split import Batch, OnixSplitter, Prologue
@@ -39,6 +35,7 @@ from harvester.plan.windows import Window, sent_time
 from harvester.plural import counted
 from harvester.sources.base import Key, RunContext
 from harvester.sources.dbk_auth import DbkSession
+from harvester.sources.endpoint import Answer, Endpoint
 
 __all__ = ["EXPORT", "Fetched", "WindowFetcher", "too_many"]
 
@@ -74,12 +71,9 @@ class WindowFetcher:
     """Fetches windows for one run (module docstring)."""
 
     cfg: DbkConfig
-    http: HttpClient
-    limiter: RateLimiter
+    endpoint: Endpoint
     session: DbkSession
     conv: OnixConverter
-    clock: Clock
-    policy: RetryPolicy
     on_record: Callable[[Key, bytes, bool], None]
     #: The run's first second: an overlap second below it is the previous run's (not written).
     floor: int | None = None
@@ -90,70 +84,54 @@ class WindowFetcher:
         """One window, asked as ``bounds`` (``updatedFrom``, ``updatedTo``: edges.py), retried
         as a whole; ``FetchError`` when the retries run out."""
         out = Fetched()
-        attempts = [0]
+        token = ""
+        splitter = OnixSplitter(label="")
+        converted = [0]
 
-        async def attempt() -> Fetched:
+        async def prepare() -> Request:
+            nonlocal token, splitter
             out.count = out.outside = 0
             out.refused, out.stated_cap, out.inside = None, None, None
             out.seen.clear()
             out.at_edges.clear()
-            attempts[0] += 1
             token = await self.session.bearer()
             request = self._request(w, bounds, token)
-            ctx.progress.requests += 1
             splitter = OnixSplitter(label=request.label)
-            converted = [0]
-            t0 = self.clock.monotonic()
-            status = 0
-            try:
-                async with self.limiter.slot():
-                    t0 = self.clock.monotonic()  # the request's own time, not the queue's
-                    async with self.http.stream(request) as resp:
-                        status = resp.status
-                        self.limiter.observe(resp.headers, resp.status)
-                        if resp.status == 401:
-                            await self.session.after_401(token)
-                        if resp.status in (400, 413):
-                            body = await resp.read(2048)
-                            if (refusal := too_many(resp.status, body)) is not None:
-                                out.refused, out.stated_cap = refusal
-                                return out
-                            raise_for_status(resp, request, body)
-                        if resp.status >= 400:
-                            if resp.status == 429:
-                                ctx.progress.throttled += 1
-                            raise_for_status(resp, request, await resp.read(2048))
-                        self.session.confirm(token)
-                        if resp.status == 204:
-                            return out
-                        cap = self.cfg.max_products_per_response if stop_when_full else None
-                        await self._stream(ctx, resp.chunks(), splitter, request.label, out,
-                                           converted, cap, w, bounds)  # fmt: skip
-            except _Full:
-                out.count = splitter.products
-                _edge_times(out, out.seen, bounds)
-            else:
-                # The workers' count guards the splitter's (a product end it did not see).
-                out.count = max(splitter.products, converted[0])
-            finally:
-                log_request(log, source="dbk", partition=w.id, request=request.label,
-                            status=status, seconds=self.clock.monotonic() - t0,
-                            attempt=attempts[0],
-                            detail=counted(splitter.products, "product"))  # fmt: skip
+            converted[0] = 0
+            return request
+
+        async def window(answer: Answer) -> Fetched:
+            resp, request = answer.response, answer.request
+            if resp.status == 401:
+                await self.session.after_401(token)
+            if resp.status in (400, 413):
+                body = await resp.read(2048)
+                if (refusal := too_many(resp.status, body)) is not None:
+                    out.refused, out.stated_cap = refusal
+                    return out
+                raise_for_status(resp, request, body)
+            await self.endpoint.refuse(answer, ctx.progress)
+            self.session.confirm(token)
+            if resp.status == 204:
+                return out
+            cap = self.cfg.max_products_per_response if stop_when_full else None
+            await self._stream(ctx, resp.chunks(), splitter, request.label, out, converted, cap,
+                               w, bounds)  # fmt: skip
+            # The workers' count guards the splitter's (a product end it did not see).
+            out.count = max(splitter.products, converted[0])
             return out
 
-        def on_retry(n: int, exc: FetchError, delay: float) -> None:
-            ctx.progress.retries += 1
-            log.warning("dbk window %s: retry %d in %.1fs after %s", w.id, n, delay, exc)
-
-        while True:
-            try:
-                return await call_with_retries(
-                    attempt, policy=self.policy, clock=self.clock, limiter=self.limiter,
-                    on_retry=on_retry,
-                )  # fmt: skip
-            except Unauthorized:
-                continue  # the session authenticated again (after_401); a second refusal raised
+        try:
+            return await self.endpoint.send(
+                prepare, window, progress=ctx.progress, what=f"dbk window {w.id}",
+                partition=w.id, numbered=True,
+                detail=lambda: counted(splitter.products, "product"),
+                unauthorized=lambda _: None,  # the session authenticated again (after_401)
+            )  # fmt: skip
+        except _Full:
+            out.count = splitter.products
+            _edge_times(out, out.seen, bounds)
+            return out
 
     def _request(self, w: Window, bounds: tuple[int, int], token: str) -> Request:
         cfg = self.cfg
@@ -196,7 +174,7 @@ class WindowFetcher:
         src: Src = {}
         limit = max(2, 2 * self.cfg.workers)
         # The seconds asked for beyond the window itself (edges.py): the neighbours' records.
-        overlap = {t for t in bounds if not w.start <= t < w.end}
+        beyond = {t for t in bounds if not w.start <= t < w.end}
 
         async def drain(keep: int) -> None:
             while len(pending) > keep:
@@ -204,14 +182,14 @@ class WindowFetcher:
                 converted[0] += len(records)
                 _edge_times(out, (t for _, _, t in records if t is not None), bounds)
                 for key, line, t in records:
-                    if t is not None and t in overlap and self.floor is not None and t < self.floor:
+                    if t is not None and t in beyond and self.floor is not None and t < self.floor:
                         out.outside += 1  # asked for only as the overlap below the whole run
                         continue
                     new = await ctx.sink.write(key, line)
                     if new:
                         ctx.progress.records += 1
                         out.written += 1
-                    if t is not None and t in overlap:
+                    if t is not None and t in beyond:
                         out.outside += 1  # the overlap's: a neighbour's record, not a newer one
                     else:
                         self.on_record(key, line, new)

@@ -1,12 +1,12 @@
 """One NOBB page: its request under the limiter, retries, and items streamed into the sink.
 
-``PageFetcher.fetch`` sends one ``GET /api/v2/items`` and, for a walk, streams the page's items
-(``parse/nobb.py``) through the walk's claims into the sink; it returns the response headers, or
-None when page 1 came back instead, or a 400 answered a page token (an expired token: the walk
-restarts). A 202 Accepted is waited out (``Retry-After``, else backoff) and the page asked again,
-costing no retry attempt (at most ``max_429_waits`` times). A page retried after a
-failure part-way re-reads what the sink already has, and its key set drops the repeats. During
-the catch-up (``latest`` set) an item the sink already had is offered as a newer version
+``PageFetcher.fetch`` sends one ``GET /api/v2/items`` through ``Endpoint.send`` and, for a walk,
+streams the page's items (``parse/nobb.py``) through the walk's claims into the sink; it returns the
+response headers, or None when page 1 came back instead, or a 400 answered a page token (an expired
+token: the walk restarts). A 202 Accepted is waited out (``Retry-After``, else backoff) and the page
+asked again, costing no retry attempt (at most ``max_429_waits`` times). A page retried after a
+failure part-way re-reads what the sink already has, and its key set drops the repeats. During the
+catch-up (``latest`` set) an item the sink already had is offered as a newer version
 (``latest.py``); before it, items changed on the run's start day are fingerprinted.
 """
 
@@ -15,16 +15,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from harvester.engine.clock import Clock
-from harvester.engine.http import HttpClient, Request, Response, raise_for_status, retry_after
-from harvester.engine.limiter import RateLimiter
-from harvester.engine.retry import RetryPolicy, backoff, call_with_retries
+from harvester.engine.http import Request, retry_after
+from harvester.engine.retry import backoff
 from harvester.errors import AuthError, FetchError, Unauthorized
-from harvester.logs import log_request
 from harvester.parse.nobb import Items, ItemSplitter
 from harvester.plan.edges import DayEdges
 from harvester.plan.walk import Claim, Walk
 from harvester.sources.base import RunContext
+from harvester.sources.endpoint import Answer, Endpoint
 from harvester.store.latest import LatestVersions
 
 __all__ = ["PATH", "PageFetcher"]
@@ -44,11 +42,8 @@ class _Accepted:
 class PageFetcher:
     """Fetches pages for one run (module docstring)."""
 
-    http: HttpClient
-    limiter: RateLimiter
+    endpoint: Endpoint
     auth: tuple[tuple[str, str], ...]
-    policy: RetryPolicy
-    clock: Clock
     #: The days the catch-up walks again (the run's start day, and the day before while
     #: ``from`` may be exclusive): items changed on them are fingerprinted when written.
     start_day: tuple[str, ...]
@@ -75,39 +70,30 @@ class PageFetcher:
             headers=self.auth,
             label=f"{label} GET {PATH} {params.get('from', '')}..{params.get('to', '')}",
         )
-        first = [True]
+        first = True
 
-        async def attempt() -> dict[str, str] | _Accepted | None:
-            if walk is not None and not first[0]:
+        async def prepare() -> Request:
+            nonlocal first
+            if walk is not None and not first:
                 walk.retry_page()
-            first[0] = False
-            ctx.progress.requests += 1
-            async with self.limiter.slot():
-                t0, status = self.clock.monotonic(), [0]
-                try:
-                    async with self.http.stream(request) as resp:
-                        status[0] = resp.status
-                        return await page(resp)
-                finally:
-                    log_request(log, source="nobb", request=request.label, status=status[0],
-                                partition=walk.partition.id if walk else None,
-                                seconds=self.clock.monotonic() - t0)  # fmt: skip
+            first = False
+            return request
 
-        async def page(resp: Response) -> dict[str, str] | _Accepted | None:
-            self.limiter.observe(resp.headers, resp.status)
+        async def page(answer: Answer) -> dict[str, str] | _Accepted | None:
+            nonlocal first
+            resp = answer.response
             if resp.status == 202:
-                first[0] = True  # nothing of the page was read: asking again is no retry
-                return _Accepted(retry_after(resp.headers.get("Retry-After"), self.clock.time()))
+                first = True  # nothing of the page was read: asking again is no retry
+                return _Accepted(
+                    retry_after(resp.headers.get("Retry-After"), self.endpoint.clock.time())
+                )
             if resp.status == 400 and walk is not None and "pageToken" in params:
                 # A server may answer an expired token as it answers a garbage one: the chain
                 # is dead, as when page 1 comes back (the walk restarts, bounded, or is cut).
                 log.warning("%s: HTTP 400 for its page token: taken as an expired chain",
                             request.label)  # fmt: skip
                 return None
-            if resp.status >= 400:
-                if resp.status == 429:
-                    ctx.progress.throttled += 1
-                raise_for_status(resp, request, await resp.read(2048))
+            await self.endpoint.refuse(answer, ctx.progress)
             headers = dict(resp.headers)
             if walk is None:
                 return headers
@@ -120,36 +106,34 @@ class PageFetcher:
             stop = await self._claim_and_write(ctx, walk, splitter.close(), counter)
             return None if stop is Claim.RESTART else headers
 
-        def on_retry(n: int, exc: FetchError, delay: float) -> None:
-            ctx.progress.retries += 1
-            log.warning("%s: retry %d in %.1fs after %s", label, n, delay, exc)
+        accepted = 0
+        while True:
+            answer = await self.endpoint.send(
+                prepare, page, progress=ctx.progress, what=label,
+                partition=walk.partition.id if walk else None, unauthorized=_refused,
+            )  # fmt: skip
+            if not isinstance(answer, _Accepted):
+                return answer
+            accepted += 1
+            await self._wait_accepted(ctx, accepted, answer, request.label, label)
 
-        try:
-            accepted = 0
-            while True:
-                got = await call_with_retries(
-                    attempt, policy=self.policy, clock=self.clock, limiter=self.limiter,
-                    on_retry=on_retry,
-                )  # fmt: skip
-                if not isinstance(got, _Accepted):
-                    return got
-                # 202 Accepted: the page is being prepared. Not an error, not an empty page nor
-                # the end of a chain, and no attempt spent: wait and ask again, a bounded number
-                # of times (a Retry-After past max_delay is cut to it: asking early costs one 202).
-                accepted += 1
-                ctx.progress.accepted += 1
-                if accepted > self.policy.max_429_waits:
-                    raise FetchError(f"HTTP 202 Accepted {accepted} times in a row",
-                                     request=request.label)  # fmt: skip
-                delay = backoff(accepted, self.policy) if got.after is None else got.after
-                delay = min(delay, self.policy.max_delay)
-                log.info("%s: 202 Accepted, asking again in %.1fs", label, delay)
-                await self.clock.sleep(delay)
-        except Unauthorized as exc:
-            raise AuthError(
-                f"nobb: the server refused the credentials from nobb.username / nobb.password "
-                f"(HTTP {exc.status} at {PATH}) [{exc.request}]"
-            ) from None
+    async def _wait_accepted(
+        self, ctx: RunContext, accepted: int, answer: _Accepted, request: str, label: str
+    ) -> None:
+        """The ``accepted``-th 202 Accepted in a row for one page: wait before asking again.
+
+        The page is being prepared: not an error, not an empty page nor the end of a chain,
+        and no attempt spent. Wait ``Retry-After`` (cut to ``max_delay``: asking early costs
+        one 202), else a backoff; past ``max_429_waits`` in a row, ``FetchError``.
+        """
+        ctx.progress.accepted += 1
+        policy = self.endpoint.policy
+        if accepted > policy.max_429_waits:
+            raise FetchError(f"HTTP 202 Accepted {accepted} times in a row", request=request)
+        delay = backoff(accepted, policy) if answer.after is None else answer.after
+        delay = min(delay, policy.max_delay)
+        log.info("%s: 202 Accepted, asking again in %.1fs", label, delay)
+        await self.endpoint.clock.sleep(delay)
 
     async def _claim_and_write(
         self, ctx: RunContext, walk: Walk, items: Items, counter: list[int] | None
@@ -206,6 +190,14 @@ class PageFetcher:
                 latest.written(key)
             else:
                 latest.met_again(key, line)
+
+
+def _refused(exc: Unauthorized) -> None:
+    """A 401 on a page: the configured credentials are wrong (``AuthError``, exit 3)."""
+    raise AuthError(
+        f"nobb: the server refused the credentials from nobb.username / nobb.password "
+        f"(HTTP {exc.status} at {PATH}) [{exc.request}]"
+    ) from None
 
 
 def _pick(
