@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import gzip
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -174,3 +175,17 @@ async def test_aclose_is_idempotent() -> None:
     with pytest.raises(RuntimeError, match="closed"):
         async with client.stream(Request(method="GET", url="/")):
             pass
+
+
+def test_retry_after_date_is_read_against_the_servers_own_date() -> None:
+    """An HTTP-date Retry-After counts from the answer's Date (the server's clock) when it has
+    one: a server a day ahead of us asks for 2 s, not a day and 2 s; without Date, our clock."""
+    from harvester.engine.http import retry_after
+
+    ours = 1_800_000_000.0  # our clock; the server's runs a day ahead
+    server = email.utils.formatdate(ours + 86_400, usegmt=True)
+    later = email.utils.formatdate(ours + 86_402, usegmt=True)
+    assert retry_after(later, ours, server) == 2.0
+    assert retry_after(later, ours) == 86_402.0
+    assert retry_after(later, ours, "not a date") == 86_402.0
+    assert retry_after("7", ours, server) == 7.0

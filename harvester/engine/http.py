@@ -19,6 +19,7 @@ alive across requests; ``report`` counts the ones opened (the manifest's ``trans
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import logging
 import os
@@ -234,9 +235,14 @@ def _retry_after(value: str | None, now: float) -> float | None:
     return max(0.0, when.timestamp() - now)
 
 
-def retry_after(value: str | None, now: float) -> float | None:
-    """A ``Retry-After`` header as seconds from ``now`` (delay seconds or an HTTP date), or None
-    when absent or unreadable."""
+def retry_after(value: str | None, now: float, date: str | None = None) -> float | None:
+    """A ``Retry-After`` header as seconds to wait (delay seconds or an HTTP date), or None when
+    absent or unreadable. An HTTP date is read against the answer's own ``Date`` (``date``, the
+    server's clock) when it has a readable one, else against ``now``: a server whose clock runs a
+    day ahead of ours means a short wait, not a day's."""
+    if date:
+        with contextlib.suppress(TypeError, ValueError):
+            now = email.utils.parsedate_to_datetime(date).timestamp()
     return _retry_after(value, now)
 
 

@@ -85,7 +85,11 @@ class PageFetcher:
             if resp.status == 202:
                 first = True  # nothing of the page was read: asking again is no retry
                 return _Accepted(
-                    retry_after(resp.headers.get("Retry-After"), self.endpoint.clock.time())
+                    retry_after(
+                        resp.headers.get("Retry-After"),
+                        self.endpoint.clock.time(),
+                        resp.headers.get("Date"),
+                    )
                 )
             if resp.status == 400 and walk is not None and "pageToken" in params:
                 # A server may answer an expired token as it answers a garbage one: the chain
