@@ -1,7 +1,7 @@
 """The ``harvester`` command line's grammar: every command and its flags, argv to a Namespace.
 
-``build_parser`` builds one subparser per command (``simulate``'s flags come from ``sim.cli``,
-``compact``'s from ``compact``); ``parse_args`` also collects sources written after options.
+``build_parser`` builds one subparser per command (``simulate``'s flags come from ``sim.cli``);
+``parse_args`` also collects sources written after options.
 A usage error raises ``ConfigError`` (exit 2) with argparse's one-line message.
 """
 
@@ -122,9 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_demo(sub)
     _add_runs(sub)
-    from harvester.compact import add_parser as add_compact
-
-    add_compact(sub, _add_sources, out_arg)
+    _add_compact(sub)
     _add_status(sub)
     simulate = sub.add_parser(
         "simulate", help="serve both APIs on loopback from a synthetic catalogue"
@@ -165,6 +163,36 @@ def _add_runs(sub: _Sub[_Parser]) -> None:
             "--resume", action="store_true", help=f"continue the newest unfinished {mode}"
         )
         _add_run_options(run)
+
+
+def _add_compact(sub: _Sub[_Parser]) -> None:
+    """``harvester compact [nobb] [dbk] [all] --config FILE [--out OUT] [--resume]
+    [--keep-deleted]`` (run by ``compact.run_command``)."""
+    p = sub.add_parser(
+        "compact",
+        help="merge the newest dump or snapshot and the syncs after it into one snapshot",
+        description="Merge the newest complete dump or snapshot of each source and every "
+        "complete sync after it into a new snapshot run; OUT/<source>/current.json names it.",
+        usage="harvester compact [nobb] [dbk] [all] --config FILE [--out OUT] [--resume] "
+        "[--keep-deleted] [options]",
+    )
+    _add_sources(p)
+    p.add_argument("--config", type=Path, required=True, help="TOML config file")
+    p.add_argument(
+        "--out",
+        type=out_arg,
+        help="output directory or s3://bucket/prefix (overrides [output] dir)",
+    )
+    p.add_argument("--resume", action="store_true", help="continue the unfinished snapshot")
+    p.add_argument(
+        "--keep-deleted",
+        action="store_true",
+        help="keep DBK products whose newest version is a delete",
+    )
+    p.add_argument("--log-format", choices=("text", "json"), default="text")
+    verbosity = p.add_mutually_exclusive_group()
+    verbosity.add_argument("-q", "--quiet", action="store_true", help="errors and summary only")
+    verbosity.add_argument("-v", "--verbose", action="store_true", help="more detail")
 
 
 def _add_status(sub: _Sub[_Parser]) -> None:
