@@ -25,6 +25,7 @@ import orjson
 from harvester.config import Config, DbkConfig, NobbConfig, OutputConfig, Secret
 from harvester.config_file import load_config
 from harvester.display import choose
+from harvester.engine.clock import Clock
 from harvester.errors import ConfigError, HarvesterError, Interrupted
 from harvester.logs import setup_logging
 from harvester.plural import counted
@@ -63,6 +64,7 @@ async def harvest_all(
     progress: ProgressMode = "auto",
     log_format: str = "text",
     resume: bool = False,
+    clock: Clock | None = None,
 ) -> list[RunResult | HarvesterError]:
     """Run ``sources`` side by side, one task each under one TaskGroup; a result per source.
 
@@ -82,7 +84,8 @@ async def harvest_all(
     async def run_one(src: Source, prog: Progress) -> RunResult | HarvesterError:
         try:
             return await run_source(src, mode=mode, output=output, out_dir=out_dir,
-                                    config_digest=digest, progress=prog, resume=resume)  # fmt: skip
+                                    config_digest=digest, progress=prog, resume=resume,
+                                    clock=clock)  # fmt: skip
         except HarvesterError as exc:
             return exc
         except Exception as exc:  # a bug: report it, and let the other source finish
@@ -182,8 +185,8 @@ def _dbk_source(cfg: DbkConfig) -> Source:
     return DbkSource(cfg)
 
 
-async def run_command(args: argparse.Namespace) -> int:
-    """Dispatch one parsed command line; returns the exit code."""
+async def run_command(args: argparse.Namespace, *, clock: Clock | None = None) -> int:
+    """Dispatch one parsed command line; returns the exit code. ``clock`` times each run."""
     if args.command == "demo":
         return await run_demo(
             out_dir=args.out, nobb_items=args.nobb_items, dbk_products=args.dbk_products
@@ -206,7 +209,7 @@ async def run_command(args: argparse.Namespace) -> int:
         raise ConfigError(f"no [nobb] or [dbk] section in the config {args.config}")
     found = await harvest_all(
         picked, cfg.output, mode=args.command, out_dir=out_dir, digest=cfg.digest(),
-        progress=args.progress, log_format=args.log_format, resume=args.resume,
+        progress=args.progress, log_format=args.log_format, resume=args.resume, clock=clock,
     )  # fmt: skip
     for result in found:
         _report(result)

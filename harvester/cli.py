@@ -17,9 +17,13 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harvester.cli_parser import SOURCES, build_parser, out_arg, parse_args
 from harvester.errors import ConfigError, HarvesterError
+
+if TYPE_CHECKING:
+    from harvester.engine.clock import Clock
 
 __all__ = ["build_parser", "loop_factory", "main", "out_arg", "parse_args"]
 
@@ -76,8 +80,9 @@ def _probe(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the process exit code."""
+def main(argv: Sequence[str] | None = None, *, clock: Clock | None = None) -> int:
+    """Run the command line; returns the process exit code. ``clock`` times each run (its start,
+    hence its run id; the real clock by default)."""
     try:
         args = parse_args(build_parser(), argv)
     except ConfigError as exc:
@@ -104,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "probe":
             return _probe(args)
         with asyncio.Runner(loop_factory=loop_factory()) as runner:
-            return runner.run(run_command(args))
+            return runner.run(run_command(args, clock=clock))
     except HarvesterError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

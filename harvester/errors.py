@@ -25,7 +25,7 @@ never carry a credential. The exit codes below are described for users in ``docs
     └── FetchError                      one request failed; carries ``request`` (a label, no secret)
         ├── TransportError              retryable: the bytes did not arrive whole
         │   ├── ConnectError            could not connect
-        │   ├── TimeoutError_           connect, first-byte or idle-read timeout
+        │   ├── RequestTimeout          connect, first-byte or idle-read timeout
         │   └── TruncatedBody           reset mid-body, short body, broken compressed stream
         ├── StatusError                 an HTTP status the caller did not want; carries ``status``
         │   ├── ServerError             5xx: retryable
@@ -63,10 +63,10 @@ __all__ = [
     "OutputError",
     "PaginationError",
     "RateLimited",
+    "RequestTimeout",
     "ServerError",
     "StateError",
     "StatusError",
-    "TimeoutError_",
     "TransportError",
     "TruncatedBody",
     "Unauthorized",
@@ -150,7 +150,7 @@ class ConnectError(TransportError):
     """Could not open a connection."""
 
 
-class TimeoutError_(TransportError):  # the builtin name is taken
+class RequestTimeout(TransportError):
     """A connect, first-byte or idle-read timeout expired."""
 
 

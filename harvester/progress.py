@@ -42,6 +42,8 @@ def policy_in_force(report: Mapping[str, object], *, short: bool = False) -> str
     '30/10s fixed'
     >>> policy_in_force({"limit": 20, "window": 2.0, "learned_from": "429", "requests": 9})
     'learned 20/2s'
+    >>> policy_in_force({"learned_from": "429", "limit": None, "rate": 9.46, "requests": 9})
+    'learned 9.5/s adaptive'
     >>> policy_in_force({"kind": None, "ceiling": "10/1s", "requests": 1})
     'none announced, ceiling 10/1s'
     """
@@ -52,7 +54,10 @@ def policy_in_force(report: Mapping[str, object], *, short: bool = False) -> str
         rate += f"{round(window) if window >= 5 else round(window, 1):g}s"
     else:
         rate += "?s"
-    if learned == "429":
+    pace = report.get("rate")
+    if learned == "429" and limit is None and isinstance(pace, int | float):
+        text = f"learned {pace:.1f}/s adaptive"  # no window fitted the refusals (yet)
+    elif learned == "429":
         text = f"learned {rate}"
     elif kind is not None or learned == "headers":
         text = f"{rate} {kind or ''}".rstrip()

@@ -6,23 +6,21 @@ comes back with the headers that matter (``x-totalHits``, the tokens, ``x-rateli
 unless ``spoil(request, upstream)`` returns another answer. The harvester's real ``NobbSource``
 talks to the front over a real socket, so nothing of its HTTP layer is mocked.
 
-``JumpClock`` is the harvester's clock for these tests: real time plus every sleep, skipped.
-Backoff and rate-limit waits take no wall time, and ``slept`` shows what they would have taken.
+The harvester's clock for these tests is ``tests.clocks.JumpClock``: real time plus every sleep,
+skipped, so backoff and rate-limit waits take no wall time.
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import aiohttp
 from aiohttp import web
 
 from harvester.sim.server import Simulator
 
-__all__ = ["Front", "JumpClock", "Upstream", "first_partition"]
+__all__ = ["Front", "Upstream", "first_partition"]
 
 _PASS = ("content-type", "x-totalhits", "x-forwardtoken", "x-backwardtoken")
 
@@ -98,23 +96,3 @@ class Front:
                 self.spoiled.append(request.path_qs)
                 return bad
         return web.Response(status=up.status, body=up.body, headers=up.headers)
-
-
-@dataclass(slots=True)
-class JumpClock:
-    """Real time plus the sum of every sleep so far; a sleep only yields (module docstring)."""
-
-    offset: float = 0.0
-    slept: list[float] = field(default_factory=list)
-
-    def monotonic(self) -> float:
-        return time.monotonic() + self.offset
-
-    def time(self) -> float:
-        return time.time() + self.offset
-
-    async def sleep(self, seconds: float) -> None:
-        seconds = max(0.0, seconds)
-        self.slept.append(seconds)
-        self.offset += seconds
-        await asyncio.sleep(0)

@@ -16,9 +16,9 @@ import pytest
 from aiohttp import web
 
 from harvester.sim.server import Simulator
+from tests.expected import served_nobb, written_nobb
 from tests.front import Front, Upstream
-from tests.test_bad_input_nobb import SETTINGS, _later_asc_page, _run, _written
-from tests.test_nobb_dump import _served
+from tests.test_bad_input_nobb import SETTINGS, _later_asc_page, _run
 
 
 @pytest.mark.parametrize(
@@ -40,9 +40,9 @@ async def test_an_absurd_ratelimit_reset(tmp_path: Path, reset: str, capped: int
 
     async with Simulator(SETTINGS) as sim, Front(sim, spoil) as front:
         result, source = await _run(front.url, tmp_path)
-        served = await _served(sim, SETTINGS)
+        served = await served_nobb(sim, SETTINGS)
     assert front.spoiled and result.exit_code == 0
-    assert _written(result.run_dir) == served
+    assert written_nobb(result.run_dir) == served
     assert source._limiter.capped_resets == capped
     slept = source.clock.slept  # type: ignore[attr-defined]
     assert math.fsum(slept) <= 3600 * capped + 1  # never days: the wait is capped at an hour
@@ -61,9 +61,9 @@ async def test_a_429_with_an_absurd_retry_after(tmp_path: Path, retry_after: str
 
     async with Simulator(SETTINGS) as sim, Front(sim, spoil) as front:
         result, source = await _run(front.url, tmp_path)
-        served = await _served(sim, SETTINGS)
+        served = await served_nobb(sim, SETTINGS)
     assert len(front.spoiled) == 1 and result.exit_code == 0
-    assert _written(result.run_dir) == served
+    assert written_nobb(result.run_dir) == served
     slept = source.clock.slept  # type: ignore[attr-defined]
     # The wait is read on a real clock: a loaded machine takes a few ms off it.
     assert max(slept) == pytest.approx(3600.0, abs=1) and math.fsum(slept) <= 3600 + 1

@@ -16,15 +16,15 @@ import orjson
 import pytest
 from aiohttp import web
 
-from harvester.config import DbkConfig, OutputConfig, Secret
-from harvester.progress import Progress
-from harvester.run import RunResult, run_source
+from harvester.run import RunResult
 from harvester.sim.dbk import DbkApi
 from harvester.sim.server import Simulator
 from harvester.sim.settings import SimSettings
 from harvester.sources.dbk import DbkSource
-from tests.front import Front, JumpClock, Upstream
-from tests.test_dbk_dump import _expected, _run, _written
+from tests.clocks import JumpClock
+from tests.expected import expected_dbk, written_dbk
+from tests.front import Front, Upstream
+from tests.harness import dbk_config, harvest, run_dbk
 
 FIRST = "updatedFrom=19991231T235959%2B0000"  # dbk.start a second early (edges.py): 1st window
 
@@ -50,11 +50,11 @@ async def test_a_401_mid_run_reauthenticates_once_and_finishes_exactly(tmp_path:
             return wall()
 
         sim.ctx.clock = clock
-        result = await _run(sim, tmp_path, clock=JumpClock())
+        result = await run_dbk(sim, tmp_path, clock=JumpClock())
         stats = dict(sim.stats)
         books = sim.ctx.books
     assert rotated and result.exit_code == 0 and result.manifest.complete
-    assert _written(result) == _expected(books, range(books.size))
+    assert written_dbk(result) == expected_dbk(books, range(books.size))
     assert result.manifest.checks["authentications"] == stats["dbk_authentications"] == 2
     assert stats["dbk_traces"] >= 1  # the 401 problem answers
 
@@ -87,7 +87,7 @@ async def test_a_window_that_is_not_a_whole_onix_message(
         return answer(up) if FIRST in request.path_qs and up.status == 200 else None
 
     async with Simulator(settings) as sim, Front(sim, spoil) as front:
-        expected = _expected(sim.ctx.books, range(sim.ctx.books.size))
+        expected = expected_dbk(sim.ctx.books, range(sim.ctx.books.size))
         result = await _dump(front.url, tmp_path, settings)
         (window,) = result.failed
         assert window.startswith("20000101T000000Z..") and result.exit_code == 1
@@ -97,7 +97,7 @@ async def test_a_window_that_is_not_a_whole_onix_message(
         done = orjson.loads((result.run_dir / "checkpoint.json").read_bytes())["done"]
         assert window not in done
         assert len(front.spoiled) == 2  # the first attempt and its one retry
-        written = _written(result)
+        written = written_dbk(result)
         assert all(expected[k] == line for k, line in written.items())
         end = window.split("..")[1]
         missing = {k for k, line in expected.items() if _updated(line) < end}
@@ -105,7 +105,7 @@ async def test_a_window_that_is_not_a_whole_onix_message(
         front.spoil = None
         resumed = await _dump(front.url, tmp_path, settings, resume=True)
     assert resumed.exit_code == 0 and resumed.run_dir == result.run_dir
-    assert _written(resumed) == expected
+    assert written_dbk(resumed) == expected
 
 
 def _updated(line: bytes) -> str:
@@ -114,11 +114,6 @@ def _updated(line: bytes) -> str:
 
 
 async def _dump(url: str, out: Path, settings: SimSettings, *, resume: bool = False) -> RunResult:
-    cfg = DbkConfig(
-        base_url=url, username=Secret("harvester"), password=Secret("harvester"), rate_limit="0",
-        retries=2, workers=0, max_products_per_response=settings.dbk_max_products,
-    )  # fmt: skip
-    return await run_source(
-        DbkSource(cfg, clock=JumpClock()), mode="dump", output=OutputConfig(), out_dir=out,
-        config_digest="test", progress=Progress(source="dbk"), resume=resume,
-    )  # fmt: skip
+    cap = settings.dbk_max_products
+    cfg = dbk_config(url, retries=2, workers=0, max_products_per_response=cap)
+    return await harvest(DbkSource(cfg, clock=JumpClock()), out, resume=resume)

@@ -21,35 +21,26 @@ import orjson
 import pytest
 from aiohttp import web
 
-from harvester.config import NobbConfig, OutputConfig, Secret
+from harvester.config import OutputConfig
 from harvester.errors import AuthError
-from harvester.output import read_lines, verify_run
-from harvester.progress import Progress
-from harvester.run import RunResult, run_source
+from harvester.run import RunResult
 from harvester.sim.server import Simulator
 from harvester.sim.settings import SimSettings
 from harvester.sources.nobb import NobbSource
-from tests.front import Front, JumpClock, Upstream, first_partition
-from tests.test_nobb_dump import _served
+from tests.clocks import JumpClock
+from tests.expected import served_nobb, written_nobb
+from tests.front import Front, Upstream, first_partition
+from tests.harness import harvest, nobb_config
 
 SETTINGS = SimSettings(nobb_items=1200, rate_limit=0, seed=31)
 Spoil = Callable[[Front, web.Request, Upstream], Awaitable[web.StreamResponse | None]]
 
 
-def _cfg(url: str) -> NobbConfig:
-    return NobbConfig(
-        base_url=url, username=Secret("harvester"), password=Secret("harvester"),
-        rate_limit="0", page_size=20, concurrency=4, partitions=4, retries=2,
-    )  # fmt: skip
-
-
 async def _run(url: str, out: Path, *, resume: bool = False) -> tuple[RunResult, NobbSource]:
-    source = NobbSource(_cfg(url), clock=JumpClock())
-    result = await run_source(
-        source, mode="dump", output=OutputConfig(shard_max_records=300), out_dir=out,
-        config_digest="test", progress=Progress(source="nobb"), resume=resume,
-    )  # fmt: skip
-    return result, source
+    cfg = nobb_config(url, page_size=20, concurrency=4, partitions=4, retries=2)
+    source = NobbSource(cfg, clock=JumpClock())
+    output = OutputConfig(shard_max_records=300)
+    return await harvest(source, out, output=output, resume=resume), source
 
 
 def _later_asc_page(request: web.Request) -> bool:
@@ -63,20 +54,12 @@ def _victim(front: Front) -> tuple[str, str]:
     return f"start..{to}", f"nobb partition start..{to} (asc)"
 
 
-def _written(run_dir: Path) -> dict[int, bytes]:
-    verify_run(run_dir)
-    lines = list(read_lines(run_dir))
-    keys = [int(orjson.loads(line)["nobbNumber"]) for line in lines]
-    assert len(keys) == len(set(keys)), "an item was written twice"
-    return dict(zip(keys, lines, strict=True))
-
-
 async def _fails_then_resumes(
     tmp_path: Path, spoil: Spoil, error: Callable[[str, str], str]
 ) -> Front:
     """Run with ``spoil``: exit 1 naming the partition with ``error(pid, label)``; then resume."""
     async with Simulator(SETTINGS) as sim:
-        served = await _served(sim, SETTINGS)
+        served = await served_nobb(sim, SETTINGS)
         async with Front(sim) as front:
             front.spoil = lambda request, up: spoil(front, request, up)
             result, _ = await _run(front.url, tmp_path)
@@ -87,7 +70,7 @@ async def _fails_then_resumes(
             assert isinstance(entry, dict) and entry["error"] == error(pid, label)
             done = orjson.loads((result.run_dir / "checkpoint.json").read_bytes())["done"]
             assert pid not in done and len(done) == len(result.manifest.partitions) - 2
-            written = _written(result.run_dir)
+            written = written_nobb(result.run_dir)
             assert all(served[k] == line for k, line in written.items())
             last_day = pid.split("..")[1]
             others = {k for k, line in served.items() if _day(line) > last_day}
@@ -95,7 +78,7 @@ async def _fails_then_resumes(
             front.spoil = None
             resumed, _ = await _run(front.url, tmp_path, resume=True)
     assert resumed.exit_code == 0 and resumed.run_dir == result.run_dir
-    assert _written(resumed.run_dir) == served
+    assert written_nobb(resumed.run_dir) == served
     return front
 
 
@@ -247,12 +230,12 @@ async def test_the_same_page_forever_is_cut_around(tmp_path: Path) -> None:
         return web.Response(body=first.body, headers={**first.headers, "x-forwardToken": token})
 
     async with Simulator(SETTINGS) as sim:
-        served = await _served(sim, SETTINGS)
+        served = await served_nobb(sim, SETTINGS)
         async with Front(sim) as front:
             front.spoil = lambda request, up: spoil(front, request, up)
             result, _ = await _run(front.url, tmp_path)
     assert result.exit_code == 0 and result.manifest.complete
-    assert _written(result.run_dir) == served
+    assert written_nobb(result.run_dir) == served
     cut = [r for r in result.manifest.partitions.values() if isinstance(r, dict)
            and r.get("split_into")]  # fmt: skip
     assert cut and 0 < len(front.spoiled) <= 40
@@ -276,7 +259,7 @@ async def test_the_same_page_forever_on_one_day(tmp_path: Path) -> None:
     async with Simulator(SETTINGS) as sim:
         for key in sim.nobb_keys():
             sim.touch_nobb(key, date(2026, 11, 2))
-        served = await _served(sim, SETTINGS)
+        served = await served_nobb(sim, SETTINGS)
         async with Front(sim, spoil) as front:
             result, _ = await _run(front.url, tmp_path)
             assert result.exit_code == 1 and not result.manifest.complete
@@ -289,13 +272,13 @@ async def test_the_same_page_forever_on_one_day(tmp_path: Path) -> None:
             front.spoil = None
             resumed, _ = await _run(front.url, tmp_path, resume=True)
     assert resumed.exit_code == 0 and resumed.run_dir == result.run_dir
-    assert _written(resumed.run_dir) == served
+    assert written_nobb(resumed.run_dir) == served
 
 
 async def test_a_401_in_the_middle_of_a_run(tmp_path: Path) -> None:
     """A 401 mid-walk stops the source (exit 3) naming the keys; nothing unfinished is listed."""
     async with Simulator(SETTINGS) as sim:
-        served = await _served(sim, SETTINGS)
+        served = await served_nobb(sim, SETTINGS)
         async with Front(sim) as front:
 
             async def spoil(request: web.Request, up: Upstream) -> web.Response | None:
@@ -321,7 +304,7 @@ async def test_a_401_in_the_middle_of_a_run(tmp_path: Path) -> None:
             front.spoil = None
             resumed, _ = await _run(front.url, tmp_path, resume=True)
     assert resumed.exit_code == 0 and resumed.run_dir == run_dir
-    assert _written(run_dir) == served
+    assert written_nobb(run_dir) == served
 
 
 @pytest.mark.parametrize(

@@ -20,8 +20,7 @@ from harvester.cli import main
 from harvester.compact import compact_source
 from harvester.config import DbkConfig, NobbConfig, OutputConfig, Secret
 from harvester.output import current_run, read_lines, verify_run
-from harvester.progress import Progress
-from harvester.run import RunResult, run_source
+from harvester.run import RunResult
 from harvester.sim.server import Simulator
 from harvester.sim.settings import SimSettings
 from harvester.sources.base import Mode
@@ -30,9 +29,9 @@ from harvester.sources.nobb import NobbSource
 from harvester.status import collect_status, render_status
 from harvester.store.run_state import RunOutcome, RunState
 from harvester.store.storage import location
-from tests.simtools import clocks_at
-from tests.test_dbk_dump import _expected
-from tests.test_nobb_dump import _served
+from tests.clocks import clocks_at
+from tests.expected import expected_dbk, served_nobb
+from tests.harness import harvest, simulate
 
 OUTPUT = OutputConfig(shard_max_records=300)
 
@@ -46,8 +45,7 @@ async def _harvest(sim: Simulator, out: Path, source: str, mode: Mode) -> RunRes
     clock = clocks_at(sim.settings.now)[1]
     src = (NobbSource(NobbConfig(**_account(sim)), clock=clock) if source == "nobb"
            else DbkSource(DbkConfig(**_account(sim)), clock=clock))  # fmt: skip
-    result = await run_source(src, mode=mode, output=OUTPUT, out_dir=out, config_digest="t",
-                              progress=Progress(source=source), clock=clock)  # fmt: skip
+    result = await harvest(src, out, mode=mode, output=OUTPUT, clock=clock, digest="t")
     assert result.exit_code == 0, result.summary_line()
     return result
 
@@ -88,7 +86,7 @@ async def test_dbk_two_rounds_of_changes_additions_and_deletions_compact_to_the_
         (src,) = collect_status(tmp_path)["sources"]
         assert (src["current"], src["unmerged_syncs"]) == (None, 2)
         result = await compact_source("dbk", output=OUTPUT, out_dir=tmp_path)
-        served = _expected(books, range(books.size))
+        served = expected_dbk(books, range(books.size))
     expected = {k: v for k, v in served.items() if not orjson.loads(v).get("deleted")}
     for ref in (live[600], live[601], live[6]):
         assert ref in served and ref not in expected
@@ -118,7 +116,7 @@ async def test_nobb_changes_compact_to_the_items_as_served(tmp_path: Path) -> No
             sim.ctx.nobb_generation += 1  # the simulator's cached orderings are stale now
             await _harvest(sim, tmp_path, "nobb", "sync")
         await compact_source("nobb", output=OUTPUT, out_dir=tmp_path)
-        served = await _served(sim, settings)
+        served = await served_nobb(sim, settings)
     assert _snapshot(current_run(tmp_path / "nobb")) == served
 
 
@@ -167,11 +165,8 @@ async def test_a_base_that_fails_its_sha256_writes_nothing(tmp_path: Path) -> No
 
 def _sim_process(items: int, seed: int) -> tuple[subprocess.Popen[str], str]:
     """A simulator whose world is dated today (``--now now``), so a sync finds recent items."""
-    cmd = [sys.executable, "-m", "harvester", "simulate", "--port", "0", "--nobb-items",
-           str(items), "--seed", str(seed), "--rate-limit", "0", "--now", "now"]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    return proc, proc.stdout.readline().split()[-1]
+    flags = ("--nobb-items", str(items), "--seed", str(seed), "--rate-limit", "0")
+    return simulate(*flags, "--now", "now")
 
 
 def _cli(*args: str) -> list[str]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -13,72 +12,15 @@ import orjson
 import pytest
 
 from harvester.cli import main
-from harvester.config import DbkConfig, OutputConfig, Secret
-from harvester.engine.clock import Clock, SystemClock
+from harvester.config import OutputConfig, Secret
 from harvester.errors import AuthError
-from harvester.output import read_lines, verify_run
-from harvester.parse.onix import convert_batch, read_header
-from harvester.parse.onix_split import Batch, OnixSplitter, Prologue
-from harvester.progress import Progress
-from harvester.run import RunResult, run_source
-from harvester.sim.books import BookCatalogue, basic
+from harvester.sim.books import basic
 from harvester.sim.server import Simulator
 from harvester.sim.settings import FaultProfile, SimSettings
-from harvester.sources.base import Mode
 from harvester.sources.dbk import DbkSource
-from tests.sim.test_sim_now import NOWS
-from tests.simtools import WallClock, clocks_at
-
-
-def _cfg(sim: Simulator, **kw: object) -> DbkConfig:
-    base: dict[str, object] = {
-        "base_url": sim.url, "username": Secret("harvester"), "password": Secret("harvester"),
-        "rate_limit": "0", "concurrency": 4, "retries": 6, "workers": 0,
-        "max_products_per_response": sim.settings.dbk_max_products,
-    }  # fmt: skip
-    base.update(kw)
-    return DbkConfig(**base)  # type: ignore[arg-type]
-
-
-async def _run(
-    sim: Simulator,
-    out: Path,
-    mode: Mode = "dump",
-    clock: Clock | None = None,
-    run_clock: Clock | None = None,
-    **kw: object,
-) -> RunResult:
-    """A run of the DBK source on ``clock``; ``run_clock`` times the run itself (its start)."""
-    return await run_source(
-        DbkSource(_cfg(sim, **kw), clock=clock), mode=mode,
-        output=OutputConfig(shard_max_records=700), out_dir=out, config_digest="test",
-        progress=Progress(source="dbk"), clock=run_clock,
-    )  # fmt: skip
-
-
-def _expected(books: BookCatalogue, positions: range | list[int]) -> dict[str, bytes]:
-    """What the harvester must write for these products: their ONIX, converted, by reference."""
-    body = b"".join(books.message(list(positions), sent=0, number=1))
-    splitter = OnixSplitter()
-    out: dict[str, bytes] = {}
-    prologue: Prologue | None = None
-    for piece in [*splitter.feed(body), *splitter.close()]:
-        if isinstance(piece, Prologue):
-            prologue = piece
-        elif isinstance(piece, Batch):
-            assert prologue is not None
-            src = read_header(prologue.document)
-            out.update((k, line) for k, line, _ in convert_batch(
-                prologue.root_open, prologue.root_tag, piece.data, src))  # fmt: skip
-    return out
-
-
-def _written(result: RunResult) -> dict[str, bytes]:
-    verify_run(result.run_dir)
-    lines = list(read_lines(result.run_dir))
-    keys = [orjson.loads(line)["record_reference"] for line in lines]
-    assert len(keys) == len(set(keys)), "a record_reference was written twice"
-    return dict(zip(keys, lines, strict=True))
+from tests.clocks import NOWS, SimWallClock, Wall, clocks_at
+from tests.expected import expected_dbk, written_dbk
+from tests.harness import harvest, run_dbk, sim_dbk_config
 
 
 @pytest.mark.parametrize("now", NOWS, ids=lambda n: n.isoformat())
@@ -88,11 +30,11 @@ async def test_dump_writes_every_product_once_as_converted(tmp_path: Path, now: 
     settings = SimSettings(dbk_products=2500, dbk_max_products=300, rate_limit=0, seed=5, now=now)
     sim_clock, clock = clocks_at(now)
     async with Simulator(settings, clock=sim_clock) as sim:
-        result = await _run(sim, tmp_path, clock=clock, run_clock=clock)
+        result = await run_dbk(sim, tmp_path, clock=clock, run_clock=clock)
         books = sim.ctx.books
     assert result.manifest.started.date() == now.date()
     assert result.exit_code == 0 and result.manifest.complete
-    assert _written(result) == _expected(books, range(books.size))
+    assert written_dbk(result) == expected_dbk(books, range(books.size))
     checks = result.manifest.checks
     assert checks["written"] == 2500 and checks["unsplittable"] == []
     parts: dict[str, Any] = dict(result.manifest.partitions)
@@ -104,8 +46,8 @@ async def test_a_second_dump_plans_from_the_learned_windows(tmp_path: Path) -> N
     """The windows of a complete run are kept in state.json and make the next dump cheaper."""
     settings = SimSettings(dbk_products=2500, dbk_max_products=200, rate_limit=0, seed=6)
     async with Simulator(settings) as sim:
-        first = await _run(sim, tmp_path)
-        second = await _run(sim, tmp_path)
+        first = await run_dbk(sim, tmp_path)
+        second = await run_dbk(sim, tmp_path)
     state = orjson.loads((tmp_path / "dbk" / "state.json").read_bytes())
     assert sum(n for _, _, n in state["windows"]) == 2500
     assert second.manifest.records == first.manifest.records == 2500
@@ -117,12 +59,12 @@ async def test_default_world_of_8000_products_dumps_complete(tmp_path: Path) -> 
     settings = SimSettings(nobb_items=0, dbk_products=8000, rate_limit=0)
     assert settings.dbk_bulk_second is False and settings.dbk_max_products == 2000
     async with Simulator(settings) as sim:
-        result = await _run(sim, tmp_path)
+        result = await run_dbk(sim, tmp_path)
         books = sim.ctx.books
     assert books.bulk_second is None
     assert result.exit_code == 0 and result.manifest.complete and not result.failed
     assert result.manifest.checks["unsplittable"] == []
-    assert _written(result) == _expected(books, range(books.size))
+    assert written_dbk(result) == expected_dbk(books, range(books.size))
 
 
 async def test_more_than_the_cap_in_one_second_is_named_and_incomplete(tmp_path: Path) -> None:
@@ -131,7 +73,7 @@ async def test_more_than_the_cap_in_one_second_is_named_and_incomplete(tmp_path:
         dbk_products=3000, dbk_max_products=400, rate_limit=0, seed=7, dbk_bulk_second=True
     )
     async with Simulator(settings) as sim:
-        result = await _run(sim, tmp_path)
+        result = await run_dbk(sim, tmp_path)
         bulk = sim.ctx.books.bulk_second
     assert bulk is not None and result.exit_code == 1 and not result.manifest.complete
     from harvester.plan.windows import Window
@@ -150,35 +92,25 @@ async def test_publisher_filter_as_query_or_body(tmp_path: Path, filters_in: str
     """publisher is passed through (GET query or POST JSON body): only that publisher's products."""
     settings = SimSettings(dbk_products=1500, dbk_max_products=200, rate_limit=0, seed=8)
     async with Simulator(settings) as sim:
-        result = await _run(sim, tmp_path, publisher="170864", filters_in=filters_in)
+        result = await run_dbk(sim, tmp_path, publisher="170864", filters_in=filters_in)
         books = sim.ctx.books
     mine = [p for p in range(books.size) if books.publisher[p] == 170864]
     assert 0 < len(mine) < books.size
-    assert _written(result) == _expected(books, mine)
+    assert written_dbk(result) == expected_dbk(books, mine)
 
 
 async def test_process_pool_gives_the_same_lines(tmp_path: Path) -> None:
     """Converting in two worker processes writes the same records as converting inline."""
     settings = SimSettings(dbk_products=1200, dbk_max_products=500, rate_limit=0, seed=9)
     async with Simulator(settings) as sim:
-        pooled = await _run(sim, tmp_path / "a", workers=2)
+        pooled = await run_dbk(sim, tmp_path / "a", workers=2)
         books = sim.ctx.books
-    assert _written(pooled) == _expected(books, range(books.size))
-
-
-class _SimTime(SystemClock):
-    """The client's wall clock is the simulator's (its sleeps and monotonic time are real)."""
-
-    def __init__(self, now: Callable[[], float]) -> None:
-        self.now = now
-
-    def time(self) -> float:
-        return self.now()
+    assert written_dbk(pooled) == expected_dbk(books, range(books.size))
 
 
 async def test_tokens_are_renewed_before_they_expire(tmp_path: Path) -> None:
     """Five simulated minutes per export, a 400 s margin: the JWT is refreshed, never refused."""
-    wall = WallClock(time.time())
+    wall = Wall(time.time())
     settings = SimSettings(dbk_products=800, dbk_max_products=60, rate_limit=0, seed=10)
     async with Simulator(settings, clock=wall) as sim:
         start = wall.now
@@ -187,8 +119,8 @@ async def test_tokens_are_renewed_before_they_expire(tmp_path: Path) -> None:
             return start + 300 * sim.stats["dbk_documents"]
 
         sim.ctx.clock = five_minutes_per_export
-        clock = _SimTime(five_minutes_per_export)
-        result = await _run(sim, tmp_path, clock=clock, concurrency=1, token_refresh_margin=400)
+        clock = SimWallClock(five_minutes_per_export)
+        result = await run_dbk(sim, tmp_path, clock=clock, concurrency=1, token_refresh_margin=400)
         stats = dict(sim.stats)
     checks = result.manifest.checks
     assert result.exit_code == 0 and result.manifest.records == 800
@@ -202,7 +134,7 @@ async def test_wrong_password_stops_the_source_naming_the_keys(tmp_path: Path) -
     settings = SimSettings(dbk_products=100, rate_limit=0)
     async with Simulator(settings) as sim:
         with pytest.raises(AuthError) as err:
-            await _run(sim, tmp_path, password=Secret("s3cret-marker"))
+            await run_dbk(sim, tmp_path, password=Secret("s3cret-marker"))
     assert err.value.exit_code == 3
     assert "dbk.username / dbk.password" in str(err.value)
     assert "s3cret-marker" not in str(err.value)
@@ -213,7 +145,7 @@ async def test_a_foreign_publisher_is_refused_after_one_reauthentication(tmp_pat
     settings = SimSettings(dbk_products=100, rate_limit=0)
     async with Simulator(settings) as sim:
         with pytest.raises(AuthError, match=r"dbk\.publisher"):
-            await _run(sim, tmp_path, publisher="999")
+            await run_dbk(sim, tmp_path, publisher="999")
 
 
 @pytest.mark.parametrize("profile", ["flaky", "hostile"])
@@ -222,26 +154,26 @@ async def test_faults_heal_to_the_same_records(tmp_path: Path, profile: FaultPro
     settings = SimSettings(dbk_products=1500, dbk_max_products=300, rate_limit=0, seed=12,
                            faults=profile)  # fmt: skip
     async with Simulator(settings) as sim:
-        result = await _run(sim, tmp_path, retries=12)
+        result = await run_dbk(sim, tmp_path, retries=12)
         books = sim.ctx.books
     assert result.exit_code == 0
-    assert _written(result) == _expected(books, range(books.size))
+    assert written_dbk(result) == expected_dbk(books, range(books.size))
 
 
 async def test_sync_carries_changes_and_deletions_since_the_high_water(tmp_path: Path) -> None:
     """A sync fetches only products updated since high-water minus the overlap, deletions too."""
     settings = SimSettings(dbk_products=1000, dbk_max_products=300, rate_limit=0, seed=13)
     async with Simulator(settings) as sim:
-        await _run(sim, tmp_path)
+        await run_dbk(sim, tmp_path)
         books = sim.ctx.books
         now = int(sim.ctx.clock())
         gone = next(p for p in range(books.size) if "<NotificationType>05" in books.product(p))
         touched = [books.record_reference(p) for p in (3, 400, 999, gone)]
         for ref in touched:
             books.touch(ref, now - 60)
-        result = await _run(sim, tmp_path, mode="sync", sync_overlap_days=0.01)
+        result = await run_dbk(sim, tmp_path, mode="sync", sync_overlap_days=0.01)
         recent = [p for p in range(books.size) if books.times[p] >= now - 60 - 864 - 5]
-    written = _written(result)
+    written = written_dbk(result)
     assert set(touched) <= set(written)
     assert set(written) == {books.record_reference(p) for p in recent}
     deletion = orjson.loads(written[touched[-1]])
@@ -284,10 +216,10 @@ async def test_a_product_changed_during_the_dump_ends_in_its_latest_version(
             return wall()
 
         sim.ctx.clock = clock
-        result = await _run(sim, tmp_path, concurrency=2)
-        final = _expected(books, range(books.size))
+        result = await run_dbk(sim, tmp_path, concurrency=2)
+        final = expected_dbk(books, range(books.size))
     assert touched and result.exit_code == 0
-    written = _written(result)
+    written = written_dbk(result)
     assert written == final  # every product once, the moved one in its latest version
     assert orjson.loads(written[moved])["onix"]["@datestamp"] == basic(touched[0])
     assert result.manifest.checks["replaced_by_newer_version"] == 1
@@ -302,11 +234,11 @@ async def test_the_servers_limit_is_followed_without_a_429(tmp_path: Path) -> No
     settings = SimSettings(dbk_products=800, dbk_max_products=100, rate_limit=10,
                            rate_window=1.0, seed=16)  # fmt: skip
     async with Simulator(settings) as sim:
-        result = await _run(sim, tmp_path, rate_limit="100/1s")
+        result = await run_dbk(sim, tmp_path, rate_limit="100/1s")
         stats = dict(sim.stats)
         books = sim.ctx.books
     assert result.exit_code == 0
-    assert _written(result) == _expected(books, range(books.size))
+    assert written_dbk(result) == expected_dbk(books, range(books.size))
     assert stats["dbk_requests"] > 10 and stats.get("dbk_429", 0) == 0
 
 
@@ -317,8 +249,8 @@ async def test_product_ids_filter_fetches_only_those_products(tmp_path: Path) ->
         books = sim.ctx.books
         wanted = [5, 333, 870]
         eans = tuple(books.record_reference(p).removeprefix("dk.dbk.") for p in wanted)
-        result = await _run(sim, tmp_path, product_ids=eans, filters_in="body")
-    assert _written(result) == _expected(books, wanted)
+        result = await run_dbk(sim, tmp_path, product_ids=eans, filters_in="body")
+    assert written_dbk(result) == expected_dbk(books, wanted)
 
 
 async def test_cli_dump_all_runs_both_sources_at_once(tmp_path: Path) -> None:
@@ -379,10 +311,8 @@ async def test_a_checkpoint_group_commits_once(
     monkeypatch.setattr(dbk, "CHECKPOINT_RECORDS", 400)
     settings = SimSettings(dbk_products=2500, dbk_max_products=150, rate_limit=0, seed=23)
     async with Simulator(settings) as sim:
-        result = await run_source(
-            DbkSource(_cfg(sim)), mode="dump", output=OutputConfig(shard_max_records=10_000),
-            out_dir=tmp_path, config_digest="t", progress=Progress(source="dbk"),
-        )  # fmt: skip
+        output = OutputConfig(shard_max_records=10_000)
+        result = await harvest(DbkSource(sim_dbk_config(sim)), tmp_path, output=output, digest="t")
     groups = 2500 // 400 + 1  # at most this many groups reach 400 records, plus the last
     assert result.manifest.records == 2500
     assert 2 <= len(result.manifest.shards) <= groups + 1

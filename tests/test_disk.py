@@ -31,9 +31,8 @@ from harvester.output import read_lines, verify_run
 from harvester.sim.server import Simulator
 from harvester.sim.settings import SimSettings
 from harvester.store.checkpoint import Checkpoint
+from tests.expected import expected_dbk, served_nobb
 from tests.front import Front, Upstream
-from tests.test_dbk_dump import _expected
-from tests.test_nobb_dump import _served
 
 SETTINGS = SimSettings(nobb_items=1200, dbk_products=800, dbk_max_products=100, rate_limit=0,
                        seed=23)  # fmt: skip
@@ -94,10 +93,10 @@ async def _exact(source: str, sim: Simulator, run_dir: Path) -> None:
     keys = [orjson.loads(line)[key] for line in lines]
     assert len(keys) == len(set(keys)), "a record was written twice"
     if source == "nobb":
-        assert dict(zip(keys, lines, strict=True)) == await _served(sim, SETTINGS)
+        assert dict(zip(keys, lines, strict=True)) == await served_nobb(sim, SETTINGS)
     else:
         books = sim.ctx.books
-        assert dict(zip(keys, lines, strict=True)) == _expected(books, range(books.size))
+        assert dict(zip(keys, lines, strict=True)) == expected_dbk(books, range(books.size))
 
 
 @pytest.mark.parametrize("source", ["nobb", "dbk"])

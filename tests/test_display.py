@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +19,7 @@ import pyte
 import pytest
 
 from harvester.store.checkpoint import Checkpoint
+from tests.harness import simulate
 
 #: What rich writes before redrawing the two rows and the blank line under them (where the
 #: cursor waits): back to the first, erasing all three.
@@ -50,11 +50,10 @@ max_products_per_response = 100
 @pytest.fixture(scope="module")
 def sim_url() -> Iterator[str]:
     """One simulator for the module's dumps (each dump starts a new run directory)."""
-    cmd = [sys.executable, "-m", "harvester", "simulate", "--port", "0", *SIM]
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) as sim:
+    sim, url = simulate(*SIM)
+    with sim:
         try:
-            assert sim.stdout is not None
-            yield sim.stdout.readline().split()[-1]
+            yield url
         finally:
             sim.terminate()
 

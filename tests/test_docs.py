@@ -18,7 +18,7 @@ from harvester.config import DbkConfig, NobbConfig, OutputConfig
 from harvester.config_file import parse_config
 from harvester.sim.server import Simulator
 from harvester.sim.settings import SimSettings
-from tests.test_nobb_dump import _dump
+from tests.harness import dump_nobb
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.M | re.S)
@@ -71,7 +71,7 @@ async def test_output_python_example_reads_a_real_dump(
     (code,) = [b for b in _blocks((DOCS / "output.md").read_text(), "python")
                if "harvester.output" in b]  # fmt: skip
     async with Simulator(SimSettings(nobb_items=1200, rate_limit=0, seed=41)) as sim:
-        result = await _dump(sim, tmp_path / "out")
+        result = await dump_nobb(sim, tmp_path / "out")
     capsys.readouterr()
     monkeypatch.chdir(tmp_path)
     exec(compile(code, "docs/output.md", "exec"), {"__name__": "docs_example"})

@@ -10,13 +10,13 @@ from typing import Any
 import duckdb
 import pytest
 
-from harvester.config import DbkConfig, NobbConfig, OutputConfig, Secret
-from harvester.progress import Progress
-from harvester.run import RunResult, run_source
+from harvester.config import OutputConfig
+from harvester.run import RunResult
 from harvester.sim.server import Simulator
 from harvester.sim.settings import SimSettings
 from harvester.sources.dbk import DbkSource
 from harvester.sources.nobb import NobbSource
+from tests.harness import dbk_config, harvest, nobb_config
 
 DOC = Path(__file__).parent.parent / "docs" / "output.md"
 EXAMPLE_RUN = "20261122T020000Z"
@@ -33,16 +33,12 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, RunResult]:
 
 
 async def _dump_both(out: Path) -> dict[str, RunResult]:
-    auth: dict[str, Any] = {"username": Secret("harvester"), "password": Secret("harvester"),
-                            "rate_limit": "0"}  # fmt: skip
     found = {}
     async with Simulator(SimSettings(nobb_items=1200, dbk_products=400, rate_limit=0)) as sim:
-        for source in (NobbSource(NobbConfig(base_url=sim.url, page_size=500, **auth)),
-                       DbkSource(DbkConfig(base_url=sim.url, workers=0, **auth))):  # fmt: skip
-            found[source.name] = await run_source(
-                source, mode="dump", output=OutputConfig(shard_max_records=500), out_dir=out,
-                config_digest="docs", progress=Progress(source=source.name),
-            )  # fmt: skip
+        for source in (NobbSource(nobb_config(sim.url, page_size=500)),
+                       DbkSource(dbk_config(sim.url, workers=0))):  # fmt: skip
+            output = OutputConfig(shard_max_records=500)
+            found[source.name] = await harvest(source, out, output=output, digest="docs")
     return found
 
 

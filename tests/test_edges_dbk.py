@@ -16,18 +16,18 @@ import orjson
 import pytest
 from aiohttp import web
 
-from harvester.config import DbkConfig, OutputConfig, Secret
 from harvester.output import read_lines, verify_run
 from harvester.plan.edges import SecondEdges
-from harvester.progress import Progress
-from harvester.run import RunResult, run_source
+from harvester.run import RunResult
 from harvester.sim.books import PUBLISHERS, BookCatalogue, isbn13
 from harvester.sim.dbk import parse_time
 from harvester.sim.server import Simulator
 from harvester.sim.settings import SimSettings
 from harvester.sources.base import Mode
 from harvester.sources.dbk import DbkSource
-from tests.front import Front, JumpClock, Upstream
+from tests.clocks import JumpClock
+from tests.front import Front, Upstream
+from tests.harness import dbk_config, harvest
 
 CAP = 60
 DUMP_AT = 1_790_000_000.4  # the dump starts 0.4 s into a second
@@ -68,15 +68,11 @@ async def _run(
     **kw: object,
 ) -> RunResult:
     base: dict[str, object] = {
-        "base_url": sim.url, "username": Secret("harvester"), "password": Secret("harvester"),
-        "rate_limit": "0", "concurrency": 4, "workers": 0, "max_products_per_response": CAP,
+        "concurrency": 4, "workers": 0, "max_products_per_response": CAP,
         "start": datetime.fromtimestamp(BASE, UTC), "sync_overlap_days": 0,
     }  # fmt: skip
-    cfg = DbkConfig(**{**base, **kw})  # type: ignore[arg-type]
-    return await run_source(
-        DbkSource(cfg, clock=clock), mode=mode, output=OutputConfig(), out_dir=out,
-        config_digest="test", progress=Progress(source="dbk"), clock=clock, resume=resume,
-    )  # fmt: skip
+    cfg = dbk_config(sim.url, **{**base, **kw})
+    return await harvest(DbkSource(cfg, clock=clock), out, mode=mode, clock=clock, resume=resume)
 
 
 def _refs(result: RunResult) -> list[str]:

@@ -15,15 +15,15 @@ import orjson
 import pytest
 from aiohttp import web
 
-from harvester.config import NobbConfig, OutputConfig, Secret
 from harvester.output import read_lines, verify_run
-from harvester.progress import Progress
-from harvester.run import RunResult, run_source
+from harvester.run import RunResult
 from harvester.sim.server import Simulator
 from harvester.sim.settings import SimSettings
 from harvester.sources.base import Mode
 from harvester.sources.nobb import NobbSource
-from tests.front import Front, JumpClock, Upstream
+from tests.clocks import JumpClock
+from tests.front import Front, Upstream
+from tests.harness import harvest, nobb_config
 
 DUMP_AT = 1_790_000_000.0  # 2026-09-21 14:13:20 UTC
 SYNC_AT = DUMP_AT + 3 * 86400
@@ -57,18 +57,13 @@ async def _run(
     **kw: object,
 ) -> RunResult:
     base: dict[str, object] = {
-        "base_url": sim.url, "username": Secret("harvester"), "password": Secret("harvester"),
-        "rate_limit": "0", "page_size": 100, "concurrency": 4, "partitions": 6,
-        "sync_overlap_days": 0,
+        "page_size": 100, "concurrency": 4, "partitions": 6, "sync_overlap_days": 0,
         # JumpClock skips every sleep (the checkpoint timer's too), so the probes' page times it
         # measures say nothing: keep the walk budget from cutting the partitions these tests plan.
         "token_ttl": 1e9, "walk_max_seconds": 1e9 - 1,
     }  # fmt: skip
-    cfg = NobbConfig(**{**base, **kw})  # type: ignore[arg-type]
-    return await run_source(
-        NobbSource(cfg, clock=clock), mode=mode, output=OutputConfig(), out_dir=out,
-        config_digest="test", progress=Progress(source="nobb"), clock=clock, resume=resume,
-    )  # fmt: skip
+    cfg = nobb_config(sim.url, **{**base, **kw})
+    return await harvest(NobbSource(cfg, clock=clock), out, mode=mode, clock=clock, resume=resume)
 
 
 def _keys(result: RunResult) -> list[int]:
@@ -140,12 +135,8 @@ async def test_a_planning_total_the_dump_cannot_account_for_is_named(tmp_path: P
     settings = SimSettings(nobb_items=800, rate_limit=0, seed=9)
     clock = JumpClock(offset=DUMP_AT - JumpClock().time())
     async with Simulator(settings, clock=clock.time) as sim, Front(sim, spoil) as front:
-        cfg = NobbConfig(base_url=front.url, username=Secret("harvester"),
-                         password=Secret("harvester"), rate_limit="0", page_size=100)  # fmt: skip
-        result = await run_source(
-            NobbSource(cfg, clock=clock), mode="dump", output=OutputConfig(), out_dir=tmp_path,
-            config_digest="test", progress=Progress(source="nobb"), clock=clock,
-        )  # fmt: skip
+        cfg = nobb_config(front.url, page_size=100)
+        result = await harvest(NobbSource(cfg, clock=clock), tmp_path, clock=clock)
     checks = result.manifest.checks
     assert front.spoiled and result.manifest.records == 800
     assert checks["planned_total"] == 807 and checks["unaccounted"] == 7

@@ -9,13 +9,9 @@ is gone completes the same run with exactly the clean records. Backoff sleeps ru
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import dataclasses
-import io
 import signal
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,39 +19,33 @@ import aiohttp
 import orjson
 import pytest
 
-from harvester.cli import main
 from harvester.config import OutputConfig
-from harvester.output import read_lines, verify_run
-from harvester.progress import Progress
-from harvester.run import RunResult, run_source
+from harvester.output import read_lines
+from harvester.run import RunResult
 from harvester.sim.books import BookCatalogue
 from harvester.sim.server import Simulator
 from harvester.sim.settings import FaultProfile, SimSettings
 from harvester.sources.nobb import NobbSource
-from tests.front import JumpClock
-from tests.test_dbk_dump import _expected
-from tests.test_dbk_dump import _run as _dbk
-from tests.test_dbk_dump import _written as _dbk_written
-from tests.test_nobb_dump import _cfg as _nobb_cfg
-from tests.test_nobb_dump import _served
+from tests.clocks import JumpClock
+from tests.expected import expected_dbk, served_nobb, written_dbk, written_nobb
+from tests.harness import (
+    DBK_AUTH,
+    DBK_EXPORT,
+    NOBB,
+    basic_auth,
+    cli,
+    harvest,
+    run_dbk,
+    sim_nobb_config,
+    simulate,
+)
 
 SEEDS = [101, 202, 303]
 
 
 async def _nobb(sim: Simulator, out: Path, **kw: object) -> RunResult:
-    source = NobbSource(_nobb_cfg(sim, **kw), clock=JumpClock())
-    return await run_source(
-        source, mode="dump", output=OutputConfig(shard_max_records=400), out_dir=out,
-        config_digest="test", progress=Progress(source="nobb"),
-    )  # fmt: skip
-
-
-def _nobb_written(run_dir: Path) -> dict[int, bytes]:
-    verify_run(run_dir)
-    lines = list(read_lines(run_dir))
-    keys = [int(orjson.loads(line)["nobbNumber"]) for line in lines]
-    assert len(keys) == len(set(keys)), "an item was written twice"
-    return dict(zip(keys, lines, strict=True))
+    source = NobbSource(sim_nobb_config(sim, **kw), clock=JumpClock())
+    return await harvest(source, out, output=OutputConfig(shard_max_records=400))
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -69,10 +59,10 @@ async def test_nobb_faults_heal_to_the_clean_records(
         result = await _nobb(sim, tmp_path, page_size=25, retries=4)
         injected = sum(sim.ctx.faults.injected.values())
     async with Simulator(dataclasses.replace(settings, faults="none")) as clean:
-        served = await _served(clean, settings)
+        served = await served_nobb(clean, settings)
     assert injected > 0
     assert result.exit_code == 0 and result.manifest.complete
-    assert _nobb_written(result.run_dir) == served
+    assert written_nobb(result.run_dir) == served
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -84,12 +74,12 @@ async def test_dbk_faults_heal_to_the_clean_records(
     settings = SimSettings(dbk_products=1000, dbk_max_products=40, rate_limit=0, seed=seed,
                            faults=profile)  # fmt: skip
     async with Simulator(settings) as sim:
-        result = await _dbk(sim, tmp_path, clock=JumpClock(), retries=4)
+        result = await run_dbk(sim, tmp_path, clock=JumpClock(), retries=4)
         injected = sum(sim.ctx.faults.injected.values())
         books = sim.ctx.books
     assert injected > 0
     assert result.exit_code == 0 and result.manifest.complete
-    assert _dbk_written(result) == _expected(books, range(books.size))
+    assert written_dbk(result) == expected_dbk(books, range(books.size))
 
 
 def _config(tmp: Path, url: str, section: str, extra: str = "") -> Path:
@@ -102,20 +92,11 @@ def _config(tmp: Path, url: str, section: str, extra: str = "") -> Path:
     return cfg
 
 
-async def _cli(*argv: str) -> tuple[int, str]:
-    """The CLI in a thread (it owns its loop; the simulator runs on this one): code, stderr."""
-    err = io.StringIO()
-    args = [*argv, "--progress", "never"]
-    with contextlib.redirect_stderr(err):
-        code = await asyncio.to_thread(main, args)
-    return code, err.getvalue()
-
-
 async def test_nobb_permanent_fault_then_resume(tmp_path: Path) -> None:
     """One NOBB partition always 500s: exit 1 naming it; --resume without the fault is exact."""
     settings = SimSettings(nobb_items=1500, rate_limit=0, seed=7)
     async with Simulator(settings) as sim:
-        served = await _served(sim, settings)
+        served = await served_nobb(sim, settings)
         plan = await _nobb(sim, tmp_path / "plan", page_size=50, partitions=4)
         # The biggest partition with both bounds; its pages after the first fail, both ends.
         hits: dict[str, Any] = dict(plan.manifest.partitions)
@@ -126,12 +107,14 @@ async def test_nobb_permanent_fault_then_resume(tmp_path: Path) -> None:
         sim.ctx.settings = dataclasses.replace(settings, fail_matching=failing)
         cfg = _config(tmp_path, sim.url, "nobb", "page_size = 50\npartitions = 4\n")
         summary = tmp_path / "summary.json"
-        code, err = await _cli("dump", "nobb", "--config", str(cfg), "--summary-json", str(summary))
+        code, _, err = await cli(
+            "dump", "nobb", "--config", str(cfg), "--summary-json", str(summary)
+        )
         assert sim.stats["permanent_faults"] >= 2
         sim.ctx.settings = settings
         (run_dir,) = (tmp_path / "out" / "nobb").glob("2*")
         manifest = orjson.loads((run_dir / "manifest.json").read_bytes())
-        resumed, err2 = await _cli("dump", "nobb", "--config", str(cfg), "--resume")
+        resumed, _, err2 = await cli("dump", "nobb", "--config", str(cfg), "--resume")
     assert code == 1, err
     assert "nobb dump: INCOMPLETE (1 partition failed)" in err
     assert manifest["complete"] is False
@@ -145,16 +128,12 @@ async def test_nobb_permanent_fault_then_resume(tmp_path: Path) -> None:
     assert orjson.loads(summary.read_bytes())["sources"][0]["failed_partitions"] == [pid]
     assert resumed == 0, err2
     assert list((tmp_path / "out" / "nobb").glob("2*")) == [run_dir]
-    assert _nobb_written(run_dir) == served
+    assert written_nobb(run_dir) == served
 
 
-def _simulate(*flags: str) -> tuple[subprocess.Popen[str], str]:
-    cmd = [sys.executable, "-m", "harvester", "simulate", "--nobb-items", "10",
-           "--dbk-products", "1200", "--dbk-max-products", "150", "--rate-limit", "0",
-           "--seed", "8", *flags]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    return proc, proc.stdout.readline().split()[-1]
+def _simulate(*flags: str, port: int | str = 0) -> tuple[subprocess.Popen[str], str]:
+    catalogue = ("--nobb-items", "10", "--dbk-products", "1200", "--dbk-max-products", "150")
+    return simulate(*catalogue, "--rate-limit", "0", "--seed", "8", *flags, port=port)
 
 
 def _stop(proc: subprocess.Popen[str]) -> None:
@@ -167,19 +146,19 @@ def _stop(proc: subprocess.Popen[str]) -> None:
 async def test_dbk_permanent_fault_then_resume(tmp_path: Path) -> None:
     """`simulate --fail-matching` fails the first DBK window: exit 1 names it, --resume is exact."""
     first = "updatedFrom=19991231T235959%2B0000"  # dbk.start a second early (edges.py)
-    sim, url = _simulate("--port", "0", "--fail-matching", first)
+    sim, url = _simulate("--fail-matching", first)
     try:
         cfg = _config(tmp_path, url, "dbk", "workers = 0\nmax_products_per_response = 150\n")
-        code, err = await _cli("dump", "dbk", "--config", str(cfg))
+        code, _, err = await cli("dump", "dbk", "--config", str(cfg))
     finally:
         _stop(sim)
     (run_dir,) = (tmp_path / "out" / "dbk").glob("2*")
     manifest = orjson.loads((run_dir / "manifest.json").read_bytes())
     # The fault is gone: the same simulator on the same port, without --fail-matching.
-    sim, url2 = _simulate("--port", url.rsplit(":", 1)[1])
+    sim, url2 = _simulate(port=url.rsplit(":", 1)[1])
     try:
         assert url2 == url
-        resumed, err2 = await _cli("dump", "dbk", "--config", str(cfg), "--resume")
+        resumed, _, err2 = await cli("dump", "dbk", "--config", str(cfg), "--resume")
     finally:
         _stop(sim)
     assert code == 1, err
@@ -197,27 +176,27 @@ async def test_dbk_permanent_fault_then_resume(tmp_path: Path) -> None:
     keys = [orjson.loads(line)["record_reference"] for line in lines]
     assert len(keys) == len(set(keys)), "a product was written twice"
     books = BookCatalogue(1200, 8, cap=150)
-    assert dict(zip(keys, lines, strict=True)) == _expected(books, range(books.size))
+    assert dict(zip(keys, lines, strict=True)) == expected_dbk(books, range(books.size))
 
 
 async def test_fail_matching_is_permanent_and_only_where_it_matches() -> None:
     """fail_matching: 500 on every attempt of a matching NOBB query or DBK body, 200 elsewhere."""
-    from tests.simtools import basic
-
     settings = SimSettings(nobb_items=50, dbk_products=50, rate_limit=0,
                            fail_matching="2026")  # fmt: skip
     async with Simulator(settings) as sim, aiohttp.ClientSession() as http:
-        nobb = sim.url + "/api/v2/items"
+        nobb = sim.url + NOBB
         statuses = []
         for _ in range(3):
-            async with http.get(nobb, params={"from": "2026-01-01"}, headers=basic(settings)) as r:
+            async with http.get(
+                nobb, params={"from": "2026-01-01"}, headers=basic_auth(settings)
+            ) as r:
                 statuses.append(r.status)
-        async with http.get(nobb, params={"from": "2025-01-01"}, headers=basic(settings)) as r:
+        async with http.get(nobb, params={"from": "2025-01-01"}, headers=basic_auth(settings)) as r:
             statuses.append(r.status)
         login = {"username": "harvester", "password": "harvester"}
-        async with http.post(sim.url + "/dwapi/users/authenticate", json=login) as r:
+        async with http.post(sim.url + DBK_AUTH, json=login) as r:
             auth = {"Authorization": "Bearer " + (await r.json())["token"]}
-        export = sim.url + "/onix/document/export/v3.1"
+        export = sim.url + DBK_EXPORT
         late, early = {"updatedFrom": "20260101T000000Z"}, {"updatedTo": "20250101T000000Z"}
         for body in (late, late, early):
             async with http.post(export, json=body, headers=auth) as r:

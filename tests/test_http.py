@@ -17,8 +17,8 @@ from harvester.errors import (
     ConfigError,
     ConnectError,
     RateLimited,
+    RequestTimeout,
     ServerError,
-    TimeoutError_,
     TruncatedBody,
     Unauthorized,
 )
@@ -111,14 +111,14 @@ async def test_reset_mid_body() -> None:
 
 
 async def test_slow_first_byte_times_out() -> None:
-    """No answer within first_byte_timeout is TimeoutError_."""
+    """No answer within first_byte_timeout is RequestTimeout."""
 
     async def handler(request: web.Request) -> web.StreamResponse:
         await asyncio.sleep(1)
         return web.Response()
 
     async for url in _serve(handler):
-        with pytest.raises(TimeoutError_):
+        with pytest.raises(RequestTimeout):
             await _get(url, HttpSettings(first_byte_timeout=0.2))
 
 

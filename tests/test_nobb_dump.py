@@ -9,62 +9,29 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import orjson
 import pytest
 
 from harvester.cli import main
-from harvester.config import NobbConfig, OutputConfig, Secret
-from harvester.engine.clock import Clock
+from harvester.config import Secret
 from harvester.errors import AuthError
 from harvester.output import read_lines, verify_run
-from harvester.progress import Progress
-from harvester.run import RunResult, run_source
 from harvester.sim.server import Simulator
 from harvester.sim.settings import FaultProfile, SimSettings
-from harvester.sources.nobb import NobbSource
 from harvester.store.storage import LocalDir
-from tests.sim.test_sim_now import NOWS
-from tests.simtools import WallClock, basic, clocks_at
+from tests.clocks import NOWS, Wall, clocks_at
+from tests.expected import served_nobb
+from tests.harness import cli, dump_nobb
 
 _EPOCH = date(1970, 1, 1)
-
-
-def _cfg(sim: Simulator, **kw: object) -> NobbConfig:
-    base: dict[str, object] = {
-        "base_url": sim.url, "username": Secret("harvester"), "password": Secret("harvester"),
-        "rate_limit": "0", "page_size": 500, "concurrency": 4, "retries": 6,
-    }  # fmt: skip
-    base.update(kw)
-    return NobbConfig(**base)  # type: ignore[arg-type]
-
-
-async def _dump(
-    sim: Simulator, out: Path, *, clock: Clock | None = None, **kw: object
-) -> RunResult:
-    """A dump by the client on ``clock``: by default one reading the simulator's "now"."""
-    clock = clock or clocks_at(sim.settings.now)[1]
-    source = NobbSource(_cfg(sim, **kw), clock=clock)
-    return await run_source(
-        source, mode="dump", output=OutputConfig(shard_max_records=1500), out_dir=out,
-        config_digest="test", progress=Progress(source="nobb"), clock=clock,
-    )  # fmt: skip
-
-
-async def _served(sim: Simulator, settings: SimSettings) -> dict[int, bytes]:
-    """Every item's bytes exactly as the simulator serves them (one big page)."""
-    async with aiohttp.ClientSession() as http:
-        params = {"pageSize": "10000"}
-        async with http.get(sim.url + "/api/v2/items", params=params, headers=basic(settings)) as r:
-            return {i["nobbNumber"]: orjson.dumps(i) for i in orjson.loads(await r.read())}
 
 
 async def test_dump_writes_every_item_once_as_served(tmp_path: Path) -> None:
     """A dump with partitions walked from both ends writes exactly the catalogue, byte for byte."""
     settings = SimSettings(nobb_items=6000, rate_limit=0, seed=11)
     async with Simulator(settings) as sim:
-        result = await _dump(sim, tmp_path)
-        served = await _served(sim, settings)
+        result = await dump_nobb(sim, tmp_path)
+        served = await served_nobb(sim, settings)
     assert result.exit_code == 0
     verify_run(result.run_dir)
     lines = list(read_lines(result.run_dir))
@@ -81,7 +48,7 @@ async def test_dump_writes_every_item_once_as_served(tmp_path: Path) -> None:
 
 async def test_expired_tokens_are_recovered_without_loss(tmp_path: Path) -> None:
     """When every walk's tokens die mid-run (page 1 comes back), the dump is still exact."""
-    clock = WallClock()
+    clock = Wall(1_790_000_000.0)
     settings = SimSettings(nobb_items=4000, rate_limit=0, seed=12)
     async with Simulator(settings, clock=clock) as sim:
 
@@ -91,7 +58,7 @@ async def test_expired_tokens_are_recovered_without_loss(tmp_path: Path) -> None
             return clock.now + (10_800 if sim.stats["nobb_pages"] >= 20 else 0)
 
         sim.ctx.clock = jump_after_pages
-        result = await _dump(sim, tmp_path, page_size=100, concurrency=2)
+        result = await dump_nobb(sim, tmp_path, page_size=100, concurrency=2)
         expected = sim.nobb_keys()
         assert sim.stats["expired_tokens"] >= 1
     keys = [orjson.loads(line)["nobbNumber"] for line in read_lines(result.run_dir)]
@@ -112,10 +79,10 @@ async def test_faults_heal_to_the_same_records(tmp_path: Path, profile: FaultPro
     settings = SimSettings(nobb_items=5000, rate_limit=0, seed=13, faults=profile)
     async with Simulator(settings) as sim:
         # Small pages: enough requests that every profile draws some faults.
-        result = await _dump(sim, tmp_path, page_size=100)
+        result = await dump_nobb(sim, tmp_path, page_size=100)
         injected = dict(sim.ctx.faults.injected)
     async with Simulator(SimSettings(nobb_items=5000, rate_limit=0, seed=13)) as clean:
-        served = await _served(clean, settings)
+        served = await served_nobb(clean, settings)
     assert sum(injected.values()) > 0
     assert result.exit_code == 0
     lines = list(read_lines(result.run_dir))
@@ -127,7 +94,7 @@ async def test_wrong_password_is_an_auth_error(tmp_path: Path) -> None:
     """A 401 stops the source with AuthError (exit 3) naming the keys, not the values."""
     async with Simulator(SimSettings(nobb_items=100, rate_limit=0)) as sim:
         with pytest.raises(AuthError, match=r"nobb.username / nobb.password") as info:
-            await _dump(sim, tmp_path, password=Secret("marker-wrong-password"))
+            await dump_nobb(sim, tmp_path, password=Secret("marker-wrong-password"))
     assert info.value.exit_code == 3
     assert "marker-wrong-password" not in str(info.value)
 
@@ -145,10 +112,9 @@ async def test_cli_dump_then_sync(tmp_path: Path) -> None:
 
         os.environ["NU"], os.environ["NP"] = "harvester", "harvester"
         try:
-            argv = ["dump", "nobb", "--config", str(cfg), "--progress", "never"]
-            code = await _in_thread(argv)
+            code, _, _ = await cli("dump", "nobb", "--config", str(cfg))
             assert code == 0
-            code = await _in_thread(["sync", "nobb", "--config", str(cfg), "--progress", "never"])
+            code, _, _ = await cli("sync", "nobb", "--config", str(cfg))
             assert code == 0
         finally:
             del os.environ["NU"], os.environ["NP"]
@@ -159,13 +125,6 @@ async def test_cli_dump_then_sync(tmp_path: Path) -> None:
     assert (sync["mode"], sync["complete"]) == ("sync", True)
     state = orjson.loads((tmp_path / "out" / "nobb" / "state.json").read_bytes())
     assert state["last_complete_run"]["mode"] == "sync"
-
-
-async def _in_thread(argv: list[str]) -> int:
-    """Run the CLI (which owns its event loop) off this test's loop, where the simulator runs."""
-    import asyncio
-
-    return await asyncio.to_thread(main, argv)
 
 
 @pytest.mark.parametrize("now", NOWS, ids=lambda n: n.isoformat())
@@ -191,9 +150,9 @@ async def test_item_changed_during_the_dump_is_caught_up(tmp_path: Path, now: da
             return wall()
 
         sim.ctx.clock = clock
-        result = await _dump(sim, tmp_path, clock=client, page_size=100, concurrency=2)
+        result = await dump_nobb(sim, tmp_path, clock=client, page_size=100, concurrency=2)
         assert done
-        served = await _served(sim, settings)
+        served = await served_nobb(sim, settings)
     lines = list(read_lines(result.run_dir))
     keys = [orjson.loads(line)["nobbNumber"] for line in lines]
     assert sorted(keys) == sim.nobb_keys()
@@ -219,7 +178,7 @@ async def test_failed_partition_makes_the_run_incomplete(tmp_path: Path, now: da
                            now=now)  # fmt: skip
     sim_clock, clock = clocks_at(now)
     async with Simulator(settings, clock=sim_clock) as sim:
-        result = await _dump(sim, tmp_path, clock=clock, page_size=100, retries=1)
+        result = await dump_nobb(sim, tmp_path, clock=clock, page_size=100, retries=1)
     assert result.manifest.started.date() == now.date()
     assert result.exit_code == 1
     assert result.failed
@@ -274,7 +233,7 @@ async def test_failed_planning_leaves_an_incomplete_manifest(tmp_path: Path) -> 
     """Probes that always fail: no walks, an incomplete manifest naming 'plan', exit 1."""
     settings = SimSettings(nobb_items=1000, rate_limit=0, seed=22, fail_matching="pageSize=1")
     async with Simulator(settings) as sim:
-        result = await _dump(sim, tmp_path, page_size=500, retries=1)
+        result = await dump_nobb(sim, tmp_path, page_size=500, retries=1)
     assert result.exit_code == 1 and result.failed == ("plan",)
     assert result.manifest.complete is False and result.manifest.records == 0
     plan: Any = result.manifest.partitions["plan"]
@@ -297,7 +256,7 @@ async def test_checkpoints_are_written_off_the_event_loop_in_order(
     monkeypatch.setattr(LocalDir, "write", spy)
     settings = SimSettings(nobb_items=6000, rate_limit=0, seed=11)
     async with Simulator(settings) as sim:
-        result = await _dump(sim, tmp_path)
+        result = await dump_nobb(sim, tmp_path)
     assert result.exit_code == 0
     first, *rest = written
     assert first[0] and first[1]["shards"] == []  # the new run's empty one, before any walk

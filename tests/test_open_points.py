@@ -11,7 +11,6 @@ passes only as the simulator serves requests, so nothing sleeps.
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -20,14 +19,14 @@ import orjson
 import pytest
 from aiohttp import web
 
-from harvester.config import DbkConfig, NobbConfig, OutputConfig, Secret
+from harvester.config import DbkConfig, NobbConfig, Secret
 from harvester.engine.clock import Clock
 from harvester.output import read_lines, verify_run
 from harvester.parse.onix import convert_batch, read_header
 from harvester.parse.onix_split import Batch, OnixSplitter, Prologue
 from harvester.plan.windows import Window
 from harvester.progress import Progress
-from harvester.run import RunResult, run_source
+from harvester.run import RunResult
 from harvester.sim.readings import Readings
 from harvester.sim.server import Simulator
 from harvester.sim.settings import DEFAULT_NOW, SimSettings
@@ -35,34 +34,15 @@ from harvester.sources.base import Mode
 from harvester.sources.dbk import DbkSource
 from harvester.sources.dbk_fetch import too_many
 from harvester.sources.nobb import NobbSource
-from tests.front import Front, JumpClock, Upstream, first_partition
+from tests.clocks import JumpClock, PagedClock
+from tests.front import Front, Upstream, first_partition
+from tests.harness import DBK_AUTH, DBK_EXPORT, NOBB, basic_auth, harvest
 
 #: The day after the simulated world's now: a run on it sees the whole catalogue.
 RUN_AT = DEFAULT_NOW.timestamp() + 86_400
 
 
-class ServedClock:
-    """Time that passes only as the simulator serves requests of ``api``, ``per_request`` s each;
-    sleeps add to it. One clock for the simulator (its ``time``) and the client."""
-
-    def __init__(self, per_request: float, api: str = "nobb", start: float = RUN_AT) -> None:
-        self.per_request, self.api, self.start = per_request, api, start
-        self.sim: Simulator | None = None
-        self.offset = 0.0
-
-    def monotonic(self) -> float:
-        served = self.sim.stats[f"{self.api}_requests"] if self.sim is not None else 0
-        return served * self.per_request + self.offset
-
-    def time(self) -> float:
-        return self.start + self.monotonic()
-
-    async def sleep(self, seconds: float) -> None:
-        self.offset += max(0.0, seconds)
-        await asyncio.sleep(0)
-
-
-def _sim(clock: ServedClock | None = None, **settings: object) -> Simulator:
+def _sim(clock: PagedClock | None = None, **settings: object) -> Simulator:
     sim = Simulator(
         SimSettings(rate_limit=0, **settings),  # type: ignore[arg-type]
         clock=None if clock is None else clock.time,
@@ -88,22 +68,15 @@ async def _nobb(sim: Simulator, out: Path, clock: Clock | None = None, mode: Mod
                 progress: Progress | None = None) -> RunResult:  # fmt: skip
     """A NOBB run with the default config (clock: the client's, default a JumpClock)."""
     clock = clock or JumpClock()
-    return await run_source(
-        NobbSource(_nobb_cfg(sim), clock=clock), mode=mode,
-        output=OutputConfig(), out_dir=out, config_digest="test", clock=clock,
-        progress=progress or Progress(source="nobb"),
-    )  # fmt: skip
+    source = NobbSource(_nobb_cfg(sim), clock=clock)
+    return await harvest(source, out, mode=mode, clock=clock, progress=progress)
 
 
 async def _dbk(sim: Simulator, out: Path, clock: Clock | None = None,
                progress: Progress | None = None) -> RunResult:  # fmt: skip
     """A DBK dump with the default config (workers, cap, margin: all defaults)."""
     clock = clock or JumpClock()
-    return await run_source(
-        DbkSource(_dbk_cfg(sim), clock=clock), mode="dump",
-        output=OutputConfig(), out_dir=out, config_digest="test", clock=clock,
-        progress=progress or Progress(source="dbk"),
-    )  # fmt: skip
+    return await harvest(DbkSource(_dbk_cfg(sim), clock=clock), out, clock=clock, progress=progress)
 
 
 def _items(sim: Simulator, *, since: int | None = None) -> dict[int, bytes]:
@@ -193,10 +166,7 @@ async def test_202_costs_no_retry_attempt(tmp_path: Path) -> None:
     clock = JumpClock()
     async with _sim(nobb_items=1500, seed=44, readings=Readings(nobb_accepted=True)) as sim:
         cfg = _nobb_cfg(sim, retries=0)
-        result = await run_source(
-            NobbSource(cfg, clock=clock), mode="dump", output=OutputConfig(), out_dir=tmp_path,
-            config_digest="test", clock=clock, progress=Progress(source="nobb"),
-        )  # fmt: skip
+        result = await harvest(NobbSource(cfg, clock=clock), tmp_path, clock=clock)
         assert _written(result, "nobbNumber") == _items(sim)
 
 
@@ -210,10 +180,7 @@ async def test_202_forever_fails_its_partition_by_name(tmp_path: Path) -> None:
     clock = JumpClock()
     async with _sim(nobb_items=1500, seed=49) as sim, Front(sim, spoil) as front:
         cfg = _nobb_cfg(sim, base_url=front.url, partitions=2, page_size=100)
-        result = await run_source(
-            NobbSource(cfg, clock=clock), mode="dump", output=OutputConfig(), out_dir=tmp_path,
-            config_digest="test", clock=clock, progress=Progress(source="nobb"),
-        )  # fmt: skip
+        result = await harvest(NobbSource(cfg, clock=clock), tmp_path, clock=clock)
     assert result.exit_code == 1 and len(result.failed) == 1
     (pid,) = result.failed
     entry = result.manifest.partitions[pid]
@@ -227,7 +194,7 @@ async def test_202_forever_fails_its_partition_by_name(tmp_path: Path) -> None:
 async def test_tokens_dying_after_their_own_issue(tmp_path: Path) -> None:
     """Tokens live 2 s (scaled from 2 h) from their own page, chains run far longer (pages
     clamped to 100, 60 ms a request): no token dies, nothing is cut; exact."""
-    clock = ServedClock(per_request=0.06)
+    clock = PagedClock(per_request=0.06, start=RUN_AT)
     readings = Readings(nobb_token_from_issue=True, nobb_page_clamp=100)
     async with _sim(clock, nobb_items=4000, seed=45, token_ttl=2, readings=readings) as sim:
         result = await _nobb(sim, tmp_path, clock)
@@ -238,7 +205,7 @@ async def test_tokens_dying_after_their_own_issue(tmp_path: Path) -> None:
 async def test_an_expired_token_answered_400_like_garbage(tmp_path: Path) -> None:
     """Tokens die 2 s after a chain's first page and are then answered 400, not page 1 (pages
     clamped to 100, 60 ms a request): walks are cut by change date instead; exact."""
-    clock = ServedClock(per_request=0.06)
+    clock = PagedClock(per_request=0.06, start=RUN_AT)
     readings = Readings(nobb_expired_400=True, nobb_page_clamp=100)
     async with _sim(clock, nobb_items=4000, seed=46, token_ttl=2, readings=readings) as sim:
         result = await _nobb(sim, tmp_path, clock)
@@ -362,15 +329,12 @@ async def test_filter_on_a_time_the_xml_does_not_show(tmp_path: Path, datestamps
     client told 100): full windows split at midpoints; exact (the server's clock stands still,
     so every message's SentDateTime, a record's ``updated`` without a datestamp, is one)."""
     readings = Readings(dbk_datestamps=datestamps)  # type: ignore[arg-type]
-    still = ServedClock(per_request=0.0, api="dbk")
+    still = PagedClock(per_request=0.0, api="dbk", start=RUN_AT)
     async with _sim(still, dbk_products=1200, dbk_max_products=100, seed=55,
                     readings=readings) as sim:  # fmt: skip
         cfg = _dbk_cfg(sim, max_products_per_response=100)
         clock = JumpClock()
-        result = await run_source(
-            DbkSource(cfg, clock=clock), mode="dump", output=OutputConfig(), out_dir=tmp_path,
-            config_digest="test", clock=clock, progress=Progress(source="dbk"),
-        )  # fmt: skip
+        result = await harvest(DbkSource(cfg, clock=clock), tmp_path, clock=clock)
         assert _written(result, "record_reference") == _products(sim, sent=int(RUN_AT))
 
 
@@ -380,10 +344,7 @@ async def test_products_shuffled_on_each_call(tmp_path: Path) -> None:
     async with _sim(dbk_products=1200, dbk_max_products=100, seed=56, readings=readings) as sim:
         cfg = _dbk_cfg(sim, max_products_per_response=100)
         clock = JumpClock()
-        result = await run_source(
-            DbkSource(cfg, clock=clock), mode="dump", output=OutputConfig(), out_dir=tmp_path,
-            config_digest="test", clock=clock, progress=Progress(source="dbk"),
-        )  # fmt: skip
+        result = await harvest(DbkSource(cfg, clock=clock), tmp_path, clock=clock)
         assert _written(result, "record_reference") == _products(sim)
 
 
@@ -394,15 +355,12 @@ async def test_refresh_refused_with_tokens_shorter_than_the_margin(
     """JWTs live 10 s, each export takes 1 s, refresh answers 403 (or 401): one refresh, then
     the run logs in directly about every 7.5 s (a quarter of the life as margin), not before
     every request as a 60 s margin did; exact."""
-    clock = ServedClock(per_request=1.0, api="dbk")
+    clock = PagedClock(per_request=1.0, api="dbk", start=RUN_AT)
     readings = Readings(dbk_refresh_refuses=refusal, dbk_token_life=10)
     async with _sim(clock, dbk_products=3000, dbk_max_products=150, seed=57,
                     readings=readings) as sim:  # fmt: skip
         cfg = _dbk_cfg(sim, max_products_per_response=150)
-        result = await run_source(
-            DbkSource(cfg, clock=clock), mode="dump", output=OutputConfig(), out_dir=tmp_path,
-            config_digest="test", clock=clock, progress=Progress(source="dbk"),
-        )  # fmt: skip
+        result = await harvest(DbkSource(cfg, clock=clock), tmp_path, clock=clock)
         assert _written(result, "record_reference") == _products(sim)
         exports, refreshes = sim.stats["dbk_requests"], sim.stats["dbk_refresh_calls"]
         logins = sim.stats["dbk_authentications"]
@@ -413,15 +371,12 @@ async def test_refresh_refused_with_tokens_shorter_than_the_margin(
 async def test_jwt_key_rotated_mid_run(tmp_path: Path) -> None:
     """The signing key changes every 45 s (15 s an export): every earlier token answers 401,
     the session logs in again once each time; exact."""
-    clock = ServedClock(per_request=15.0, api="dbk")
+    clock = PagedClock(per_request=15.0, api="dbk", start=RUN_AT)
     readings = Readings(dbk_rotate_key=45)
     async with _sim(clock, dbk_products=1500, dbk_max_products=150, seed=58,
                     readings=readings) as sim:  # fmt: skip
         cfg = _dbk_cfg(sim, max_products_per_response=150)
-        result = await run_source(
-            DbkSource(cfg, clock=clock), mode="dump", output=OutputConfig(), out_dir=tmp_path,
-            config_digest="test", clock=clock, progress=Progress(source="dbk"),
-        )  # fmt: skip
+        result = await harvest(DbkSource(cfg, clock=clock), tmp_path, clock=clock)
         assert _written(result, "record_reference") == _products(sim)
         assert sim.stats["dbk_authentications"] >= 3
 
@@ -433,12 +388,12 @@ async def test_only_the_docs_time_format_accepted(tmp_path: Path) -> None:
         assert _written(result, "record_reference") == _products(sim)
         async with aiohttp.ClientSession() as http:
             login = {"username": "harvester", "password": "harvester"}
-            async with http.post(sim.url + "/dwapi/users/authenticate", json=login) as r:
+            async with http.post(sim.url + DBK_AUTH, json=login) as r:
                 auth = {"Authorization": "Bearer " + (await r.json())["token"]}
             statuses = []
             for when in ("20250204T0930-0400", "20250204T093000+0000", "20250204T093000Z",
                          "2025-02-04T09:30:00+00:00", "20250204"):  # fmt: skip
-                url = sim.url + "/onix/document/export/v3.1"
+                url = sim.url + DBK_EXPORT
                 async with http.get(url, params={"updatedTo": when}, headers=auth) as r:
                     statuses.append(r.status)
     assert statuses == [200, 200, 400, 400, 400]
@@ -459,13 +414,7 @@ async def test_one_encoding_whatever_was_offered(tmp_path: Path, encoding: str) 
         assert _written(dbk, "record_reference") == _products(sim)
         async with aiohttp.ClientSession(auto_decompress=False) as http:
             headers = {"Accept-Encoding": "identity" if encoding != "identity" else "gzip, br",
-                       **_basic()}  # fmt: skip
-            async with http.get(sim.url + "/api/v2/items", headers=headers) as r:
+                       **basic_auth(sim.settings)}  # fmt: skip
+            async with http.get(sim.url + NOBB, headers=headers) as r:
                 sent = r.headers.get("Content-Encoding", "identity")
     assert sent == encoding
-
-
-def _basic() -> dict[str, str]:
-    import base64
-
-    return {"Authorization": "Basic " + base64.b64encode(b"harvester:harvester").decode()}

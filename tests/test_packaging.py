@@ -60,6 +60,31 @@ def test_engine_store_and_plan_never_import_sources_or_the_run_layer() -> None:
     assert not upward
 
 
+SIBLINGS = ("harvester.engine", "harvester.store", "harvester.parse")
+
+
+def _package(module: str) -> str | None:
+    """The one of ``SIBLINGS`` or ``harvester.plan`` that ``module`` belongs to, if any."""
+    return next(
+        (p for p in (*SIBLINGS, "harvester.plan") if module == p or module.startswith(p + ".")),
+        None,
+    )
+
+
+def test_engine_store_and_parse_import_none_of_each_other_nor_plan() -> None:
+    """engine/, store/ and parse/ import none of the other three lower packages, anywhere."""
+    graph = _graph(module_level=False)
+    assert {_package(m) for m in graph} - {None} == {*SIBLINGS, "harvester.plan"}  # all walked
+    across = {
+        (m, t)
+        for m in graph
+        if _package(m) in SIBLINGS
+        for t in graph[m]
+        if _package(t) not in (None, _package(m))
+    }
+    assert not across
+
+
 def test_the_simulator_imports_only_itself_and_its_api_modules_not_the_server() -> None:
     """harvester.sim imports only harvester.sim; sim.nobb and sim.dbk never import sim.server."""
     graph = _graph(module_level=False)

@@ -8,16 +8,16 @@ from typing import Any
 
 import orjson
 
-from harvester.config import NobbConfig, OutputConfig, Secret
+from harvester.config import OutputConfig
 from harvester.output import read_lines
 from harvester.plan.positions import Position, Positions
 from harvester.plan.walk import Claim, Partition, Seam, Walk
-from harvester.progress import Progress
-from harvester.run import RunResult, run_source
+from harvester.run import RunResult
 from harvester.sim.server import Simulator
 from harvester.sim.settings import SimSettings
 from harvester.sources.nobb import NobbSource
-from tests.test_nobb_dump import _served
+from tests.expected import served_nobb
+from tests.harness import harvest, nobb_config
 
 
 def test_snapshot_round_trips_and_damaged_entries_are_dropped() -> None:
@@ -75,13 +75,9 @@ def test_continue_after_a_dead_token_restarts_with_the_written_keys_seen() -> No
 
 
 async def _dump(sim: Simulator, out: Path, *, resume: bool = False) -> RunResult:
-    cfg = NobbConfig(base_url=sim.url, username=Secret("harvester"),
-                     password=Secret("harvester"), rate_limit="0", page_size=50, partitions=2,
-                     concurrency=4, retries=1)  # fmt: skip
-    return await run_source(
-        NobbSource(cfg), mode="dump", out_dir=out, config_digest="t", resume=resume,
-        output=OutputConfig(checkpoint_seconds=0.001), progress=Progress(source="nobb"),
-    )  # fmt: skip
+    cfg = nobb_config(sim.url, page_size=50, partitions=2, concurrency=4, retries=1)
+    output = OutputConfig(checkpoint_seconds=0.001)
+    return await harvest(NobbSource(cfg), out, output=output, resume=resume, digest="t")
 
 
 def _pages(result: RunResult, pid: str) -> int:
@@ -94,7 +90,7 @@ async def test_resume_continues_walks_from_their_saved_tokens(tmp_path: Path) ->
     """A partition cut off mid-walk resumes from its saved tokens: fewer pages, exact records."""
     settings = SimSettings(nobb_items=3000, rate_limit=0, seed=21)
     async with Simulator(settings) as sim:
-        served = await _served(sim, settings)
+        served = await served_nobb(sim, settings)
         reference = await _dump(sim, tmp_path / "ref")
         parts: dict[str, Any] = dict(reference.manifest.partitions)
         pid = max((p for p in parts if not parts[p].get("catch_up")),

@@ -31,6 +31,8 @@ def test_line_shows_counts_share_rates_policy_and_eta() -> None:
         ({"limit": 30, "window": None, "kind": "fixed", "requests": 3}, "30/?s fixed"),
         ({"limit": 20, "window": 2.0, "kind": None, "learned_from": "429", "requests": 9},
          "learned 20/2s"),
+        ({"limit": None, "window": None, "kind": None, "learned_from": "429", "rate": 4.95,
+          "requests": 9}, "learned 5.0/s adaptive"),
         ({"limit": None, "window": None, "kind": None, "learned_from": None, "requests": 9},
          "none announced"),
         ({"kind": None, "ceiling": "10/1s", "requests": 1}, "none announced, ceiling 10/1s"),

@@ -3,10 +3,7 @@ credentials that never reach a file or a log, and a proxy that cannot be reached
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import contextlib
-import io
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,13 +11,11 @@ from pathlib import Path
 import orjson
 import pytest
 
-from harvester.cli import main
 from harvester.proxies import ProxyUrl
 from harvester.sim.server import Simulator
 from harvester.sim.settings import SimSettings
-from tests.test_dbk_dump import _expected, _written
-from tests.test_dbk_dump import _run as _dbk_run
-from tests.test_nobb_dump import _dump
+from tests.expected import expected_dbk, written_dbk
+from tests.harness import cli, dump_nobb, run_dbk
 from tests.tlstools import ProxyServer, TlsFiles
 
 PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy",
@@ -31,12 +26,6 @@ NEEDLES = (
     base64.b64encode(f"proxyuser:{MARKER}".encode()),
     base64.b64encode(f"proxyuser:{MARKER}-wrong".encode()),
 )
-
-
-@pytest.fixture(scope="module")
-def tls(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
-    """A trustme CA and a server certificate for 127.0.0.1, as PEM files."""
-    return TlsFiles.make(tmp_path_factory.mktemp("tls"))
 
 
 @pytest.fixture(scope="module")
@@ -68,11 +57,11 @@ async def test_both_sources_tunnel_through_https_proxy(
     settings = SimSettings(nobb_items=1500, dbk_products=800, dbk_max_products=200, rate_limit=0,
                            seed=31)  # fmt: skip
     async with Simulator(settings, ssl_context=tls.server_context()) as sim:
-        nobb = await _dump(sim, tmp_path, ca_file=tls.ca_pem)
-        dbk = await _dbk_run(sim, tmp_path, ca_file=tls.ca_pem)
+        nobb = await dump_nobb(sim, tmp_path, ca_file=tls.ca_pem)
+        dbk = await run_dbk(sim, tmp_path, ca_file=tls.ca_pem)
         books = sim.ctx.books
     assert nobb.manifest.complete and nobb.manifest.records == 1500
-    assert _written(dbk) == _expected(books, range(books.size))
+    assert written_dbk(dbk) == expected_dbk(books, range(books.size))
     opened = 0
     for result in (nobb, dbk):
         transport = result.manifest.transport
@@ -91,7 +80,7 @@ async def test_no_proxy_bypasses_the_environment_proxy(
     async with Simulator(SimSettings(nobb_items=600, rate_limit=0, seed=32),
                          ssl_context=tls.server_context()) as sim:  # fmt: skip
         monkeypatch.setenv("no_proxy", f"example.com, 127.0.0.1:{sim.port}")
-        result = await _dump(sim, tmp_path, ca_file=tls.ca_pem, retries=1)
+        result = await dump_nobb(sim, tmp_path, ca_file=tls.ca_pem, retries=1)
     assert result.manifest.complete and result.manifest.records == 600
     assert result.manifest.transport["proxy"] is None
 
@@ -105,7 +94,7 @@ async def test_proxy_key_wins_over_the_environment(
     key = ProxyUrl.parse(proxy.url, key="nobb.proxy")
     async with Simulator(SimSettings(nobb_items=600, rate_limit=0, seed=33),
                          ssl_context=tls.server_context()) as sim:  # fmt: skip
-        result = await _dump(sim, tmp_path, ca_file=tls.ca_pem, proxy=key, retries=1)
+        result = await dump_nobb(sim, tmp_path, ca_file=tls.ca_pem, proxy=key, retries=1)
     assert result.manifest.complete and result.manifest.records == 600
     assert result.manifest.transport["proxy"] == proxy.url
     assert len(proxy.connects(port=sim.port)) >= 1
@@ -117,7 +106,7 @@ async def test_plain_http_to_loopback_goes_through_http_proxy(
     """HTTP_PROXY with an http:// loopback base URL: the proxy forwards the requests."""
     monkeypatch.setenv("http_proxy", proxy.url)
     async with Simulator(SimSettings(nobb_items=400, rate_limit=0, seed=34)) as sim:
-        result = await _dump(sim, tmp_path, retries=1)
+        result = await dump_nobb(sim, tmp_path, retries=1)
         pages = sim.stats["nobb_pages"]
     assert result.manifest.complete and result.manifest.records == 400
     assert result.manifest.transport == {
@@ -132,14 +121,6 @@ async def test_plain_http_to_loopback_goes_through_http_proxy(
 
 def _files(root: Path) -> set[Path]:
     return {p for p in root.rglob("*") if p.is_file()}
-
-
-async def _cli(*argv: str) -> tuple[int, str, str]:
-    """The CLI in a thread (the simulator runs on this loop): exit code, stdout, stderr."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = await asyncio.to_thread(main, [*argv, "--progress", "never"])
-    return code, out.getvalue(), err.getvalue()
 
 
 def _config(path: Path, sim: Simulator, out: Path, extra: str) -> Path:
@@ -169,14 +150,14 @@ async def test_proxy_password_is_absent_from_every_file_and_log(
             argv = ["dump", "all", "--summary-json", str(summary), "-v", "--log-format", "json"]
             cfg = _config(work / "keyed.toml", sim, out, keyed)
             before = _files(tmp_path)
-            by_key = await _cli(*argv, "--config", str(cfg))
+            by_key = await cli(*argv, "--config", str(cfg))
             monkeypatch.setenv("HTTPS_PROXY", f"http://proxyuser:{MARKER}@127.0.0.1:{px.port}")
             cfg = _config(work / "env.toml", sim, out, f'ca_file = "{tls.ca_pem}"\n')
-            by_env = await _cli(*argv, "--config", str(cfg))
+            by_env = await cli(*argv, "--config", str(cfg))
             monkeypatch.setenv(
                 "HTTPS_PROXY", f"http://proxyuser:{MARKER}-wrong@127.0.0.1:{px.port}"
             )
-            refused = await _cli("dump", "nobb", "--config", str(cfg))
+            refused = await cli("dump", "nobb", "--config", str(cfg))
             written = _files(tmp_path) - before
         tunnels = px.connects(port=sim.port, at_least=2)
     assert by_key[0] == 0 and by_env[0] == 0, (by_key[2][-2000:], by_env[2][-2000:])
@@ -210,7 +191,7 @@ async def test_unreachable_proxy_is_one_line_and_exit_1(
     async with Simulator(SimSettings(nobb_items=300, rate_limit=0, seed=36),
                          ssl_context=tls.server_context()) as sim:  # fmt: skip
         cfg = _config(tmp_path / "c.toml", sim, out, f'ca_file = "{tls.ca_pem}"\n')
-        code, stdout, stderr = await _cli("dump", "all", "--config", str(cfg))
+        code, stdout, stderr = await cli("dump", "all", "--config", str(cfg))
         served = sim.stats["nobb_requests"] + sim.stats["dbk_requests"]
     named = (
         f"cannot connect to proxy http://127.0.0.1:{dead} (from HTTPS_PROXY): Connection refused"
@@ -233,8 +214,8 @@ async def test_plain_http_through_a_proxy_with_basic_auth(
         good = ProxyUrl.parse(f"http://proxyuser:{MARKER}@127.0.0.1:{px.port}", key="nobb.proxy")
         bad = ProxyUrl.parse(f"http://proxyuser:{MARKER}-x@127.0.0.1:{px.port}", key="nobb.proxy")
         async with Simulator(SimSettings(nobb_items=300, rate_limit=0, seed=37)) as sim:
-            done = await _dump(sim, tmp_path / "a", proxy=good, retries=1)
-            refused = await _dump(sim, tmp_path / "b", proxy=bad, retries=1)
+            done = await dump_nobb(sim, tmp_path / "a", proxy=good, retries=1)
+            refused = await dump_nobb(sim, tmp_path / "b", proxy=bad, retries=1)
     assert done.manifest.complete and done.manifest.records == 300
     assert not refused.manifest.complete and refused.manifest.records == 0
     assert refused.manifest.partitions["plan"]["error"].startswith(  # type: ignore[index]

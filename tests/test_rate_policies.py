@@ -23,12 +23,11 @@ import pytest
 from harvester.config import DbkConfig, NobbConfig, OutputConfig, Secret
 from harvester.engine.clock import FakeClock
 from harvester.output import read_lines
-from harvester.progress import Progress
-from harvester.run import run_source
 from harvester.sim.server import Simulator
 from harvester.sim.settings import SimSettings
 from harvester.sources.dbk import DbkSource
 from harvester.sources.nobb import NobbSource
+from tests.harness import harvest
 
 T = TypeVar("T")
 LIMIT, WINDOW = 6, 2.0
@@ -81,10 +80,9 @@ async def _nobb_dump(settings: SimSettings, tmp: Path, rate_limit: str | None
                          password=Secret("harvester"), page_size=100, concurrency=4,
                          partitions=2, **extra)  # type: ignore[arg-type]  # fmt: skip
         source = NobbSource(cfg, clock=clock)
-        result = await _driven(clock, source, run_source(
-            source, mode="dump", out_dir=tmp, output=OutputConfig(compression="none"),
-            config_digest="t", progress=Progress(source="nobb"), clock=clock,
-        ))  # fmt: skip
+        output = OutputConfig(compression="none")
+        run = harvest(source, tmp, output=output, clock=clock, digest="t")
+        result = await _driven(clock, source, run)
         assert result.exit_code == 0
         manifest = orjson.loads((result.run_dir / "manifest.json").read_bytes())
         keys = [orjson.loads(line)["nobbNumber"] for line in read_lines(result.run_dir)]
@@ -143,10 +141,9 @@ async def test_dbk_default_config_follows_the_policy(tmp_path: Path, label: str)
                         password=Secret("harvester"), concurrency=4, workers=0,
                         max_products_per_response=settings.dbk_max_products)  # fmt: skip
         source = DbkSource(cfg, clock=clock)
-        result = await _driven(clock, source, run_source(
-            source, mode="dump", out_dir=tmp_path, output=OutputConfig(compression="none"),
-            config_digest="t", progress=Progress(source="dbk"), clock=clock,
-        ))  # fmt: skip
+        output = OutputConfig(compression="none")
+        run = harvest(source, tmp_path, output=output, clock=clock, digest="t")
+        result = await _driven(clock, source, run)
         assert result.exit_code == 0
         assert sim.stats["dbk_429"] == 0
         assert result.manifest.records == settings.dbk_products

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from harvester.engine.ratecubic import CubicRate
-from harvester.engine.ratefit import NO_FIT, fit_fixed, fit_sliding, fixed_limit
-from harvester.engine.ratelearn import HiddenQuota
+from harvester.engine.ratefit import NO_FIT, Fit, fit_fixed, fit_sliding, fixed_limit
+from harvester.engine.ratelearn import BACKOFF_INTERVALS, HiddenQuota
 from tests import ratesim
 
 START = 1_790_000_000.0
@@ -142,3 +143,78 @@ def test_adaptive_rate_is_cut_then_regrows_along_a_cubic() -> None:
     assert c.at(16.0) > 10.0
     c.cut(now=16.0, allowed_rate=8.0, k=4.0)
     assert round(c.at(16.0), 6) == 7.2
+
+
+def _fitted(limit: int = 3) -> HiddenQuota:
+    """A quota already read as ``limit`` per fixed 2 s window ending at 10 + 2k (0.1 s round
+    trips), with this window's ``limit`` requests allowed."""
+    q = HiddenQuota(rand=lambda: 0.0)
+    q.active, q.fit, q.limit = True, Fit("fixed", 2.0, 0.05, end=10.0), limit
+    for seq in range(1, limit + 1):
+        q.sent(seq, 10.0 + 0.1 * seq)
+        q.answered(seq, 10.1 + 0.1 * seq, True)
+    return q
+
+
+def test_under_a_fitted_window_a_refusal_reopens_at_its_edge_not_the_rounded_retry_after() -> None:
+    """Retry-After "2" (whole seconds) at 10.55 names an end in (11.5, 12.6]: the fitted edge
+    (12.0, plus its margin, less the way there) reopens the API, never before 11.5."""
+    q = _fitted()
+    q.sent(4, 10.5)
+    q.refused_at(4, 10.6, (11.5, 12.6))
+    assert q.blocked_until == pytest.approx(12.0)
+    assert q.limit == 3 and q.fit is not None
+
+
+def test_a_refusal_never_reopens_before_the_end_its_retry_after_allows() -> None:
+    """Where the fitted window has room sooner than Retry-After's lower bound, that bound holds:
+    nothing leaves before the server's stated time less its rounding."""
+    q = _fitted()
+    q.sent(4, 10.5)
+    q.refused_at(4, 10.6, (12.4, 13.6))  # a phase the fit does not know: 12.4 at the earliest
+    assert 12.4 <= q.blocked_until <= 13.6
+
+
+def test_a_lower_quota_is_read_from_the_window_it_dropped_in() -> None:
+    """A refusal after fewer requests than the fitted limit lowers it at once, and the windows
+    before (which allowed more) no longer count in reading the window again."""
+    q = HiddenQuota(rand=lambda: 0.0)
+    q.active, q.fit, q.limit = True, Fit("fixed", 2.0, 0.05, end=10.0), 5
+    times = [8.1, 8.2, 8.3, 8.4, 8.5, 10.1, 10.2, 10.3]  # 5 in the window before, 3 in this one
+    for seq, t in enumerate(times, 1):
+        q.sent(seq, t)
+        q.answered(seq, t + 0.1, True)
+    q.sent(9, 10.5)
+    q.refused_at(9, 10.6, (11.5, 12.6))
+    assert q.limit == 3
+    allowed, refused = q._arrivals()
+    assert min(allowed) >= 10.0 and len(allowed) == 3 and len(refused) == 1
+
+
+def test_under_the_adaptive_rate_a_refusal_without_retry_after_closes_briefly() -> None:
+    """No Retry-After once the adaptive rate runs: closed for a few intervals (at most 1 s) of
+    the pace the refusal met, where the first refusal closed for 1 s."""
+    q = HiddenQuota(rand=lambda: 0.0)
+    for seq in range(1, 21):
+        q.sent(seq, 0.05 * seq)
+        q.answered(seq, 0.05 * seq + 0.05, True)
+    q.sent(21, 1.1)
+    q.refused_at(21, 1.15, None)
+    assert q.blocked_until == pytest.approx(2.15) and q.rate is not None
+    q.sent(22, 2.2)
+    q.answered(22, 2.25, True)
+    q.sent(23, 2.3)
+    rate = q.rate  # the pace the refusal met
+    assert rate is not None
+    q.refused_at(23, 2.35, None)
+    assert q.blocked_until == pytest.approx(2.35 + min(1.0, BACKOFF_INTERVALS / rate))
+    assert q.blocked_until < 3.35  # not the second second of a doubling backoff
+
+
+def test_a_refusal_naming_another_end_moves_the_phase_not_the_limit() -> None:
+    """A refusal just after a fitted edge whose Retry-After names an end the fit does not
+    (the real edge came a little later): the limit stands; it is not what the new window held."""
+    q = _fitted(limit=3)
+    q.sent(4, 11.97)  # arrives at 12.02 by our estimate: the fit puts it in the next window
+    q.refused_at(4, 12.07, (12.0, 13.07))
+    assert q.limit == 3

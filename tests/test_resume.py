@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import subprocess
 import sys
@@ -12,14 +13,13 @@ import orjson
 import pytest
 
 from harvester.output import read_lines, verify_run
+from tests.clocks import JumpClock
+from tests.harness import cli, simulate
 
 
 def _sim(items: int, seed: int) -> tuple[subprocess.Popen[str], str]:
-    cmd = [sys.executable, "-m", "harvester", "simulate", "--port", "0", "--nobb-items",
-           str(items), "--seed", str(seed), "--latency-ms", "20", "--rate-limit", "0"]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    return proc, proc.stdout.readline().split()[-1]
+    flags = ("--nobb-items", str(items), "--seed", str(seed), "--latency-ms", "20")
+    return simulate(*flags, "--rate-limit", "0")
 
 
 def _config(tmp: Path, url: str) -> Path:
@@ -84,11 +84,11 @@ def test_unfinished_run_is_not_mixed_into_a_new_one(tmp_path: Path) -> None:
             run.wait()
         (old,) = out.glob("2*")
         before = sorted(p.name for p in old.iterdir())
-        time.sleep(1.1)  # run ids have one-second resolution
-        done = subprocess.run(_harvester("dump", "nobb", "--config", str(cfg), quiet=False),
-                              capture_output=True, text=True, timeout=120)  # fmt: skip
-        assert done.returncode == 0, done.stderr
-        assert "left as it is" in done.stderr
+        # Run ids have one-second resolution: this run's clock reads a second later than now.
+        later = JumpClock(shift=1.0)
+        code, _, stderr = asyncio.run(cli("dump", "nobb", "--config", str(cfg), clock=later))
+        assert code == 0, stderr
+        assert "left as it is" in stderr
         assert sorted(p.name for p in old.iterdir()) == before
         new = [p for p in out.glob("2*") if p != old]
         assert len(new) == 1

@@ -20,7 +20,8 @@ import pytest
 
 from harvester.output import read_lines, verify_run
 from harvester.sim.books import BookCatalogue
-from tests.test_dbk_dump import _expected
+from tests.expected import expected_dbk
+from tests.harness import simulate
 
 PRODUCTS, CAP = 1500, 100
 HARVESTER = (
@@ -30,12 +31,15 @@ HARVESTER = (
 
 
 def _sim(seed: int) -> tuple[subprocess.Popen[str], str]:
-    cmd = [sys.executable, "-m", "harvester", "simulate", "--port", "0", "--nobb-items", "10",
-           "--dbk-products", str(PRODUCTS), "--dbk-max-products", str(CAP), "--seed", str(seed),
-           "--latency-ms", "20", "--rate-limit", "0"]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    return proc, proc.stdout.readline().split()[-1]
+    catalogue = (
+        "--nobb-items",
+        "10",
+        "--dbk-products",
+        str(PRODUCTS),
+        "--dbk-max-products",
+        str(CAP),
+    )
+    return simulate(*catalogue, "--seed", str(seed), "--latency-ms", "20", "--rate-limit", "0")
 
 
 def _config(tmp: Path, url: str, workers: int) -> Path:
@@ -86,7 +90,7 @@ def test_kill_then_resume_gives_every_product_once(
         keys = [orjson.loads(line)["record_reference"] for line in lines]
         assert len(keys) == len(set(keys)), "a product was written twice"
         books = BookCatalogue(PRODUCTS, seed, cap=CAP)
-        assert dict(zip(keys, lines, strict=True)) == _expected(books, range(books.size))
+        assert dict(zip(keys, lines, strict=True)) == expected_dbk(books, range(books.size))
     finally:
         sim.terminate()
         sim.wait()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from harvester.engine.clock import FakeClock
 from harvester.engine.limiter import RateLimiter
 from harvester.engine.retry import RetryPolicy, backoff, call_with_retries, classify
 from harvester.errors import (
@@ -15,6 +14,7 @@ from harvester.errors import (
     ServerError,
     TruncatedBody,
 )
+from tests.clocks import InstantClock
 
 
 def test_classify() -> None:
@@ -47,7 +47,7 @@ async def test_fails_twice_then_succeeds() -> None:
         return "ok"
 
     result = await call_with_retries(
-        attempt, policy=RetryPolicy(), clock=_instant(), rand=lambda: 0.0,
+        attempt, policy=RetryPolicy(), clock=InstantClock(), rand=lambda: 0.0,
         on_retry=lambda n, exc, delay: retries.append(n),
     )  # fmt: skip
     assert result == "ok"
@@ -65,7 +65,7 @@ async def test_permanent_failure_exhausts_attempts() -> None:
 
     with pytest.raises(ServerError, match="#4"):
         await call_with_retries(
-            attempt, policy=RetryPolicy(attempts=4), clock=_instant(), rand=lambda: 0.0
+            attempt, policy=RetryPolicy(attempts=4), clock=InstantClock(), rand=lambda: 0.0
         )
     assert calls == 4
 
@@ -80,13 +80,13 @@ async def test_404_is_not_retried() -> None:
         raise ClientError("HTTP 404", status=404)
 
     with pytest.raises(ClientError):
-        await call_with_retries(attempt, policy=RetryPolicy(), clock=_instant())
+        await call_with_retries(attempt, policy=RetryPolicy(), clock=InstantClock())
     assert calls == 1
 
 
 async def test_429_penalizes_the_limiter_without_using_attempts() -> None:
     """429s close the limiter for Retry-After and do not count as failed attempts."""
-    clock = _instant()
+    clock = InstantClock()
     limiter = RateLimiter(ceiling=None, auto=False, clock=clock)
     calls = 0
 
@@ -104,14 +104,3 @@ async def test_429_penalizes_the_limiter_without_using_attempts() -> None:
         == "ok"
     )
     assert limiter.policy.blocked_until == 2.0
-
-
-class _Instant(FakeClock):
-    """A fake clock whose sleeps return at once (moving time forward)."""
-
-    async def sleep(self, seconds: float) -> None:
-        self._now += max(0.0, seconds)
-
-
-def _instant() -> _Instant:
-    return _Instant()

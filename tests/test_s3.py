@@ -27,6 +27,7 @@ pytest.importorskip("obstore", reason="obstore not installed: pip install 'harve
 
 from harvester.store.lease import LeaseLock
 from harvester.store.objstore import Bucket
+from tests.harness import simulate
 
 NEEDLES = (ACCESS_KEY, SECRET_KEY)
 
@@ -52,12 +53,8 @@ def prefix(s3: SeaweedFS, request: pytest.FixtureRequest, monkeypatch: pytest.Mo
 
 
 def _sim(items: int, seed: int, latency_ms: int = 20) -> tuple[subprocess.Popen[str], str]:
-    cmd = [sys.executable, "-m", "harvester", "simulate", "--port", "0", "--nobb-items",
-           str(items), "--seed", str(seed), "--latency-ms", str(latency_ms),
-           "--rate-limit", "0"]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    return proc, proc.stdout.readline().split()[-1]
+    flags = ("--nobb-items", str(items), "--seed", str(seed), "--latency-ms", str(latency_ms))
+    return simulate(*flags, "--rate-limit", "0")
 
 
 def _stop(sim: subprocess.Popen[str]) -> None:

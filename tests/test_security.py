@@ -10,11 +10,8 @@ once at load time and never written.)
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import contextlib
 import gzip
-import io
 import re
 import shutil
 from dataclasses import fields
@@ -23,14 +20,14 @@ from pathlib import Path
 import orjson
 import pytest
 
-from harvester.cli import build_parser, main, out_arg
+from harvester.cli import build_parser, out_arg
 from harvester.config import DbkConfig, NobbConfig, OutputConfig
 from harvester.config_file import parse_config
 from harvester.errors import ConfigError, OutputError
 from harvester.sim.server import Simulator
 from harvester.sim.settings import SimSettings
 from harvester.store.manifest import new_run_id
-from tests.test_nobb_dump import _dump
+from tests.harness import cli, dump_nobb, harvest, sim_nobb_config
 
 MARKER = "pw-MARKER-123"
 #: What a leaked credential would look like: the password, the Basic header value, a JWT header.
@@ -48,14 +45,6 @@ def _files(root: Path) -> set[Path]:
 def _content(path: Path) -> bytes:
     raw = path.read_bytes()
     return gzip.decompress(raw) if path.name.endswith(".gz") else raw
-
-
-async def _cli(*argv: str) -> tuple[int, str, str]:
-    """The CLI in a thread (the simulator runs on this loop): exit code, stdout, stderr."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = await asyncio.to_thread(main, [*argv, "--progress", "never"])
-    return code, out.getvalue(), err.getvalue()
 
 
 async def test_no_credential_in_anything_written_or_printed(
@@ -81,10 +70,10 @@ async def test_no_credential_in_anything_written_or_printed(
         )
         before = _files(tmp_path)
         argv = ("dump", "all", "--config", str(cfg), "--summary-json", str(summary))
-        code, stdout, stderr = await _cli(*argv, "-v", "--log-format", "json")
+        code, stdout, stderr = await cli(*argv, "-v", "--log-format", "json")
         assert sum(sim.ctx.faults.injected.values()) > 0
         monkeypatch.setenv("HARVEST_PASSWORD", MARKER + "-wrong")
-        refused, stdout2, stderr2 = await _cli(*argv, "-v")
+        refused, stdout2, stderr2 = await cli(*argv, "-v")
     assert code == 0, stderr
     assert refused == 3
     assert "error: nobb: the server refused the credentials from nobb.username / nobb.password" in (
@@ -153,22 +142,16 @@ def test_run_ids_are_generated_from_the_clock() -> None:
 async def _unfinished(tmp_path: Path) -> Path:
     """A NOBB run made unfinished again (manifest gone), ready for --resume."""
     async with Simulator(SimSettings(nobb_items=300, rate_limit=0, seed=2)) as sim:
-        result = await _dump(sim, tmp_path / "out")
+        result = await dump_nobb(sim, tmp_path / "out")
     (result.run_dir / "manifest.json").unlink()
     return result.run_dir
 
 
 async def _resume(out: Path) -> None:
     async with Simulator(SimSettings(nobb_items=300, rate_limit=0, seed=2)) as sim:
-        from harvester.progress import Progress
-        from harvester.run import run_source
         from harvester.sources.nobb import NobbSource
-        from tests.test_nobb_dump import _cfg
 
-        await run_source(
-            NobbSource(_cfg(sim)), mode="dump", output=OutputConfig(), out_dir=out,
-            config_digest="test", progress=Progress(source="nobb"), resume=True,
-        )  # fmt: skip
+        await harvest(NobbSource(sim_nobb_config(sim)), out, resume=True)
 
 
 async def test_a_checkpoint_naming_a_shard_outside_its_run_is_refused(tmp_path: Path) -> None:

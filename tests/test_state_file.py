@@ -11,17 +11,17 @@ import orjson
 import pytest
 
 from harvester.output import verify_run
+from tests.harness import simulate
 
 
 @pytest.fixture(scope="module")
 def sim_url() -> Iterator[str]:
     """One simulator (3000 NOBB items, 600 DBK products) over a real socket for the module."""
-    cmd = [sys.executable, "-m", "harvester", "simulate", "--port", "0", "--nobb-items", "3000",
-           "--dbk-products", "600", "--seed", "23", "--rate-limit", "0"]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    catalogue = ("--nobb-items", "3000", "--dbk-products", "600")
+    proc, url = simulate(*catalogue, "--seed", "23", "--rate-limit", "0")
     assert proc.stdout is not None
     try:
-        yield proc.stdout.readline().split()[-1]
+        yield url
     finally:
         proc.terminate()
         proc.wait()

@@ -16,9 +16,8 @@ from harvester.status import collect_status, render_status
 from harvester.store.checkpoint import Checkpoint
 from harvester.store.lock import RunLock
 from harvester.store.manifest import Manifest, ShardInfo, write_manifest
-from tests.sim.test_sim_now import NOWS
-from tests.simtools import clocks_at
-from tests.test_nobb_dump import _dump
+from tests.clocks import NOWS, clocks_at
+from tests.harness import dump_nobb
 
 SHA = "0" * 64
 
@@ -57,7 +56,7 @@ def _manifest_run(source_dir: Path, run_id: str, *, complete: bool = True) -> No
 async def test_complete_dump_is_listed_with_records_and_high_water(tmp_path: Path) -> None:
     """A real dump shows as complete with its records, shards, times, and state.json's marks."""
     async with Simulator(SimSettings(nobb_items=2000, rate_limit=0, seed=31)) as sim:
-        result = await _dump(sim, tmp_path)
+        result = await dump_nobb(sim, tmp_path)
     m = result.manifest
     data = collect_status(tmp_path)
     assert data["out"] == str(tmp_path)
@@ -92,7 +91,7 @@ async def test_incomplete_real_run_is_reported_resumable(tmp_path: Path, now: da
                            now=now)  # fmt: skip
     sim_clock, clock = clocks_at(now)
     async with Simulator(settings, clock=sim_clock) as sim:
-        result = await _dump(sim, tmp_path, clock=clock, page_size=100, retries=1)
+        result = await dump_nobb(sim, tmp_path, clock=clock, page_size=100, retries=1)
     assert result.exit_code == 1
     cp = Checkpoint.load(result.run_dir)
     assert cp.plan is not None

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import io
 import shutil
 import ssl
 import subprocess
@@ -16,7 +13,6 @@ import orjson
 import pytest
 import trustme
 
-from harvester.cli import main
 from harvester.config_file import parse_config
 from harvester.engine.http import HttpClient, HttpSettings, Request
 from harvester.engine.tls import client_context
@@ -24,19 +20,11 @@ from harvester.errors import CertificateError, ConfigError, ConnectError
 from harvester.output import read_lines, verify_run
 from harvester.sim.server import Simulator
 from harvester.sim.settings import SimSettings
-from tests.simtools import basic
-from tests.test_dbk_dump import _expected, _written
-from tests.test_dbk_dump import _run as _dbk_run
-from tests.test_nobb_dump import _dump
+from tests.expected import expected_dbk, written_dbk
+from tests.harness import basic_auth, cli, dump_nobb, run_dbk
 from tests.tlstools import TlsFiles
 
 NO_PROXY_ENV = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
-
-
-@pytest.fixture(scope="module")
-def tls(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
-    """A trustme CA and a server certificate for 127.0.0.1, as PEM files."""
-    return TlsFiles.make(tmp_path_factory.mktemp("tls"))
 
 
 @pytest.fixture(autouse=True)
@@ -51,7 +39,7 @@ async def _served_nobb(sim: Simulator, ca: Path) -> dict[int, bytes]:
     context = ssl.create_default_context(cafile=str(ca))
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context)) as http:
         async with http.get(sim.url + "/api/v2/items", params={"pageSize": "10000"},
-                            headers=basic(sim.settings)) as r:  # fmt: skip
+                            headers=basic_auth(sim.settings)) as r:  # fmt: skip
             return {i["nobbNumber"]: orjson.dumps(i) for i in orjson.loads(await r.read())}
 
 
@@ -60,7 +48,7 @@ async def test_nobb_dumps_exactly_over_tls_with_ca_file(tls: TlsFiles, tmp_path:
     settings = SimSettings(nobb_items=5000, rate_limit=0, seed=21)
     async with Simulator(settings, ssl_context=tls.server_context()) as sim:
         assert sim.url.startswith("https://127.0.0.1:")
-        result = await _dump(sim, tmp_path, ca_file=tls.ca_pem, page_size=200)
+        result = await dump_nobb(sim, tmp_path, ca_file=tls.ca_pem, page_size=200)
         served = await _served_nobb(sim, tls.ca_pem)
         requests = sim.stats["nobb_requests"]
     assert result.exit_code == 0
@@ -77,11 +65,11 @@ async def test_dbk_dumps_exactly_over_tls_with_ca_file(tls: TlsFiles, tmp_path: 
     """DBK over HTTPS with ca_file: every product once, as converted from the served ONIX."""
     settings = SimSettings(dbk_products=1500, dbk_max_products=200, rate_limit=0, seed=22)
     async with Simulator(settings, ssl_context=tls.server_context()) as sim:
-        result = await _dbk_run(sim, tmp_path, ca_file=tls.ca_pem)
+        result = await run_dbk(sim, tmp_path, ca_file=tls.ca_pem)
         books = sim.ctx.books
         requests = sim.stats["dbk_requests"]
     assert result.exit_code == 0 and result.manifest.complete
-    assert _written(result) == _expected(books, range(books.size))
+    assert written_dbk(result) == expected_dbk(books, range(books.size))
     connections = int(str(result.manifest.transport["connections"]))
     assert result.manifest.transport["scheme"] == "https"
     assert 1 <= connections <= 5 < requests // 3  # concurrency 4 + one for token renewal
@@ -95,11 +83,11 @@ async def test_ssl_cert_file_instead_of_ca_file(
     settings = SimSettings(nobb_items=1200, dbk_products=600, dbk_max_products=200, rate_limit=0,
                            seed=23)  # fmt: skip
     async with Simulator(settings, ssl_context=tls.server_context()) as sim:
-        nobb = await _dump(sim, tmp_path)
-        dbk = await _dbk_run(sim, tmp_path)
+        nobb = await dump_nobb(sim, tmp_path)
+        dbk = await run_dbk(sim, tmp_path)
         books = sim.ctx.books
     assert nobb.manifest.complete and nobb.manifest.records == 1200
-    assert _written(dbk) == _expected(books, range(books.size))
+    assert written_dbk(dbk) == expected_dbk(books, range(books.size))
 
 
 def _subject_hash(pem: Path) -> str:
@@ -124,16 +112,8 @@ async def test_ssl_cert_dir_is_honoured(
     monkeypatch.setenv("SSL_CERT_FILE", str(other))
     async with Simulator(SimSettings(nobb_items=300, rate_limit=0, seed=24),
                          ssl_context=tls.server_context()) as sim:  # fmt: skip
-        result = await _dump(sim, tmp_path / "out")
+        result = await dump_nobb(sim, tmp_path / "out")
     assert result.manifest.complete and result.manifest.records == 300
-
-
-async def _cli(*argv: str) -> tuple[int, str, str]:
-    """The CLI in a thread (the simulator runs on this loop): exit code, stdout, stderr."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = await asyncio.to_thread(main, [*argv, "--progress", "never"])
-    return code, out.getvalue(), err.getvalue()
 
 
 def _config(path: Path, sim: Simulator, out: Path, extra: str = "") -> Path:
@@ -152,7 +132,7 @@ async def test_unknown_ca_stops_each_source_before_anything_is_written(
     out = tmp_path / "out"
     async with Simulator(settings, ssl_context=tls.server_context()) as sim:
         cfg = _config(tmp_path / "c.toml", sim, out)
-        code, _, stderr = await _cli("dump", "all", "--config", str(cfg))
+        code, _, stderr = await cli("dump", "all", "--config", str(cfg))
         served = sim.stats["nobb_requests"] + sim.stats["dbk_requests"]
         host = f"127.0.0.1:{sim.port}"
     assert code == 2
@@ -178,7 +158,7 @@ async def test_self_signed_chain_names_openssl_reason(tls: TlsFiles, tmp_path: P
     async with Simulator(SimSettings(nobb_items=100, rate_limit=0), tls_cert=chain,
                          tls_key=key) as sim:  # fmt: skip
         cfg = _config(tmp_path / "c.toml", sim, out)
-        code, _, stderr = await _cli("dump", "nobb", "--config", str(cfg))
+        code, _, stderr = await cli("dump", "nobb", "--config", str(cfg))
     assert code == 2
     assert stderr == (
         f"error: nobb: 127.0.0.1:{sim.port}: certificate verify failed: self-signed certificate "
@@ -231,7 +211,7 @@ async def test_the_client_speaks_tls_1_2_or_newer_and_reuses_connections(tls: Tl
         async with HttpClient(settings, base_url=sim.url, env={}, report=report) as http:
             for _ in range(10):
                 request = Request(method="GET", url="/api/v2/items", params=(("pageSize", "5"),),
-                                  headers=tuple(basic(sim.settings).items()))  # fmt: skip
+                                  headers=tuple(basic_auth(sim.settings).items()))  # fmt: skip
                 async with http.stream(request) as resp:
                     assert resp.status == 200
                     await resp.read()

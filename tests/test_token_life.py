@@ -1,8 +1,8 @@
 """NOBB walks longer than their tokens' life are cut by change date, not given up: exact dumps.
 
-The simulator's and the client's clocks here are one ``PagedClock``: time passes only as the
-simulator serves requests (a fixed share of a second each), so token ages, page times and cuts
-are the same on any machine, however loaded, and no test sleeps.
+The simulator's and the client's clocks here are one ``PagedClock`` (tests/clocks.py): time
+passes only as the simulator serves requests (a fixed share of a second each), so token ages,
+page times and cuts are the same on any machine, however loaded, and no test sleeps.
 """
 
 from __future__ import annotations
@@ -13,36 +13,17 @@ from pathlib import Path
 import orjson
 import pytest
 
-from harvester.config import NobbConfig, OutputConfig, Secret
+from harvester.config import OutputConfig
 from harvester.errors import Interrupted
 from harvester.output import read_lines, verify_run
-from harvester.progress import Progress
-from harvester.run import RunResult, run_source
+from harvester.run import RunResult
 from harvester.sim.server import Simulator
-from harvester.sim.settings import DEFAULT_NOW, SimSettings
+from harvester.sim.settings import SimSettings
+from harvester.sources.base import Mode
 from harvester.sources.nobb import NobbSource
 from harvester.store.checkpoint import Checkpoint
-
-
-class PagedClock:
-    """Time that passes only as the simulator serves NOBB requests, ``per_request`` s each."""
-
-    def __init__(self, per_request: float) -> None:
-        self.per_request = per_request
-        self.sim: Simulator | None = None
-        self.offset = 0.0
-        self.start = DEFAULT_NOW.timestamp()
-
-    def monotonic(self) -> float:
-        served = self.sim.stats["nobb_requests"] if self.sim is not None else 0
-        return served * self.per_request + self.offset
-
-    def time(self) -> float:
-        return self.start + self.monotonic()
-
-    async def sleep(self, seconds: float) -> None:
-        self.offset += max(0.0, seconds)
-        await asyncio.sleep(0)
+from tests.clocks import PagedClock
+from tests.harness import harvest, nobb_config
 
 
 async def _simulator(settings: SimSettings, clock: PagedClock) -> Simulator:
@@ -51,22 +32,13 @@ async def _simulator(settings: SimSettings, clock: PagedClock) -> Simulator:
     return sim
 
 
-def _cfg(sim: Simulator, **kw: object) -> NobbConfig:
-    base: dict[str, object] = {
-        "base_url": sim.url, "username": Secret("harvester"), "password": Secret("harvester"),
-        "rate_limit": "0", "page_size": 50, "concurrency": 4, "retries": 2,
-    }  # fmt: skip
-    base.update(kw)
-    return NobbConfig(**base)  # type: ignore[arg-type]
-
-
-async def _dump(sim: Simulator, out: Path, clock: PagedClock, *, resume: bool = False,
-                **kw: object) -> RunResult:  # fmt: skip
-    return await run_source(
-        NobbSource(_cfg(sim, **kw), clock=clock), mode="dump", out_dir=out, resume=resume,
-        output=OutputConfig(shard_max_records=2000), config_digest="test",
-        progress=Progress(source="nobb"), clock=clock,
-    )  # fmt: skip
+async def _run(
+    mode: Mode, sim: Simulator, out: Path, clock: PagedClock, *, resume: bool = False, **kw: object
+) -> RunResult:
+    cfg = nobb_config(sim.url, **{"page_size": 50, "concurrency": 4, "retries": 2, **kw})
+    output = OutputConfig(shard_max_records=2000)
+    source = NobbSource(cfg, clock=clock)
+    return await harvest(source, out, mode=mode, output=output, resume=resume, clock=clock)
 
 
 def _served(sim: Simulator) -> dict[int, bytes]:
@@ -95,7 +67,7 @@ async def test_tokens_living_2s_with_250ms_pages_dump_exact(tmp_path: Path, seed
     clock = PagedClock(per_request=0.25 / 4)  # four requests in flight: 250 ms each
     settings = SimSettings(nobb_items=12_000, rate_limit=0, seed=seed, token_ttl=2)
     async with await _simulator(settings, clock) as sim:
-        result = await _dump(sim, tmp_path, clock)
+        result = await _run("dump", sim, tmp_path, clock)
         expired, requests = sim.stats["expired_tokens"], sim.stats["nobb_requests"]
         served = _served(sim)
     assert expired >= 1  # tokens did die: the cuts were learned from that
@@ -121,7 +93,7 @@ async def test_walk_max_seconds_cuts_before_tokens_die(tmp_path: Path) -> None:
     clock = PagedClock(per_request=0.25 / 4)
     settings = SimSettings(nobb_items=6000, rate_limit=0, seed=6, token_ttl=7200)
     async with await _simulator(settings, clock) as sim:
-        result = await _dump(sim, tmp_path, clock, walk_max_seconds=1.5, token_ttl=2)
+        result = await _run("dump", sim, tmp_path, clock, walk_max_seconds=1.5, token_ttl=2)
         expired, requests = sim.stats["expired_tokens"], sim.stats["nobb_requests"]
         served = _served(sim)
     assert expired == 0
@@ -149,7 +121,7 @@ async def test_a_cut_partition_resumes_from_its_pieces(tmp_path: Path) -> None:
     clock = PagedClock(per_request=0.25 / 4)
     settings = SimSettings(nobb_items=8000, rate_limit=0, seed=7, token_ttl=2)
     async with await _simulator(settings, clock) as sim:
-        task = asyncio.create_task(_dump(sim, tmp_path, clock))
+        task = asyncio.create_task(_run("dump", sim, tmp_path, clock))
         run_dir: Path | None = None
         for _ in range(20_000):
             await asyncio.sleep(0.005)
@@ -165,7 +137,7 @@ async def test_a_cut_partition_resumes_from_its_pieces(tmp_path: Path) -> None:
             await task
         planned = Checkpoint.load(run_dir).plan
         assert planned is not None and len(planned) > 2
-        resumed = await _dump(sim, tmp_path, clock, resume=True)
+        resumed = await _run("dump", sim, tmp_path, clock, resume=True)
         served = _served(sim)
     assert resumed.run_dir == run_dir and resumed.exit_code == 0 and resumed.manifest.complete
     _exact(resumed, served)
@@ -177,7 +149,7 @@ async def test_a_sync_walk_longer_than_its_tokens_is_cut_too(tmp_path: Path) -> 
     clock = PagedClock(per_request=0.25 / 4)
     settings = SimSettings(nobb_items=6000, rate_limit=0, seed=9, token_ttl=2)
     async with await _simulator(settings, clock) as sim:
-        task = asyncio.create_task(_sync(sim, tmp_path, clock))
+        task = asyncio.create_task(_run("sync", sim, tmp_path, clock))
         for _ in range(20_000):
             await asyncio.sleep(0.005)
             runs = list((tmp_path / "nobb").glob("2*"))
@@ -188,20 +160,11 @@ async def test_a_sync_walk_longer_than_its_tokens_is_cut_too(tmp_path: Path) -> 
         task.cancel()
         with pytest.raises(Interrupted):
             await task
-        resumed = await _sync(sim, tmp_path, clock, resume=True)
+        resumed = await _run("sync", sim, tmp_path, clock, resume=True)
         served = _served(sim)
     assert resumed.exit_code == 0 and resumed.manifest.complete and resumed.mode == "sync"
     _exact(resumed, served)
     assert resumed.manifest.checks["x_totalHits_sum"] == 6000
-
-
-async def _sync(sim: Simulator, out: Path, clock: PagedClock, *, resume: bool = False,
-                **kw: object) -> RunResult:  # fmt: skip
-    return await run_source(
-        NobbSource(_cfg(sim, **kw), clock=clock), mode="sync", out_dir=out, resume=resume,
-        output=OutputConfig(shard_max_records=2000), config_digest="test",
-        progress=Progress(source="nobb"), clock=clock,
-    )  # fmt: skip
 
 
 @pytest.mark.parametrize(("items", "cut"), [(950, False), (1050, True)])
@@ -214,7 +177,7 @@ async def test_a_last_page_past_walk_max_seconds_is_taken_not_cut(
     clock = PagedClock(per_request=0.25 / 2)  # two requests in flight: 250 ms each
     settings = SimSettings(nobb_items=items, rate_limit=0, seed=3)
     async with await _simulator(settings, clock) as sim:
-        result = await _sync(sim, tmp_path, clock, walk_max_seconds=2.3, token_ttl=3)
+        result = await _run("sync", sim, tmp_path, clock, walk_max_seconds=2.3, token_ttl=3)
         expired = sim.stats["expired_tokens"]
         served = _served(sim)
     assert expired == 0 and result.exit_code == 0 and result.manifest.complete

@@ -53,9 +53,11 @@ class FakeClock:
 
     __slots__ = ("_counter", "_now", "_sleepers", "_wall_offset")
 
-    def __init__(self, start: float = 1_700_000_000.0) -> None:
-        self._now = 0.0
-        self._wall_offset = start
+    def __init__(self, start: float = 1_700_000_000.0, *, origin: float = 0.0) -> None:
+        # ``origin``: the monotonic reading at ``start``. A monotonic clock's origin is
+        # arbitrary (``time.monotonic``'s is unspecified): nothing may take 0 for "long ago".
+        self._now = origin
+        self._wall_offset = start - origin
         self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
         self._counter = itertools.count()
 

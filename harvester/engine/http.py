@@ -43,8 +43,8 @@ from harvester.errors import (
     ConfigError,
     ConnectError,
     RateLimited,
+    RequestTimeout,
     ServerError,
-    TimeoutError_,
     TruncatedBody,
     Unauthorized,
 )
@@ -193,7 +193,7 @@ def _translate(label: str, route: _Route | None = None) -> Iterator[None]:
         raise ConnectError(f"TLS handshake with {host} failed: {verify_reason(exc.os_error)}",
                            request=label) from None  # fmt: skip
     except (aiohttp.ServerTimeoutError, TimeoutError) as exc:
-        raise TimeoutError_(f"timed out ({type(exc).__name__})", request=label) from exc
+        raise RequestTimeout(f"timed out ({type(exc).__name__})", request=label) from exc
     except (aiohttp.ClientConnectorError, ConnectionRefusedError) as exc:
         target = route.host if route else ""
         reason = _reason(getattr(exc, "os_error", exc))

@@ -6,18 +6,26 @@ request's sequence number and, where it came with ``Retry-After``, the bounds of
 it names (our monotonic seconds: a value in whole seconds is rounded). From then on:
 
 - **a refusal closes the API** until that end (else for a backoff from 1 s doubling with each
-  refusal in a row, jittered down by up to half); a refusal of a request that was already on
-  its way when the API closed narrows that end and changes nothing else;
+  refusal in a row, jittered down by up to half; once the adaptive rate runs, from 2.5 of its
+  intervals, at most 1 s, as its cut already slows the pace); a refusal of a request that was
+  already on its way when the API closed narrows that end and changes nothing else. Under a
+  fitted window the API reopens as soon as the window has room again, which a whole-second
+  ``Retry-After`` overstates by up to a second, but never before the end's lower bound (the
+  server's stated time less its rounding);
 - **the window is read off the refusals** (``ratefit.py``): a fixed one from ends that share
   a phase; once the ends fit no fixed window, a sliding one from ends that are each the
   ``limit``-th latest request allowed plus the window. Once one fits, the pace lets ``limit``
   requests arrive in each fixed window (counted by their estimated arrival, half-way through
-  the round trip), none within ``margin`` of its edges, or at most ``limit`` in any sliding
+  the round trip), none within ``margin`` (at least half a round trip) of its edges, or at
+  most ``limit`` in any sliding
   window (plus ``margin``);
 - **until then an adaptive rate** (``ratecubic.py``: cut on a refusal, regrowing along a cubic
   curve, requests evenly spaced); ends that fit no fixed window mark the kind ``sliding``;
 - **changes both ways**: a refusal under a fitted window sets ``limit`` to what that window
-  held (down at once) and reads the window again; every ``PROBE_EVERY`` windows one request
+  held (down at once; unless the end it names is not that window's: then an arrival placed
+  across an edge shows the phase off, and only the window is read again) and reads the window
+  again, from that window on where the limit fell
+  (the windows before allowed more than it does now); every ``PROBE_EVERY`` windows one request
   more is let through, and each such probe the server allows raises ``limit`` (doubling the
   step while they pass, probing again at once).
 """
@@ -37,6 +45,10 @@ __all__ = ["PROBE_EVERY", "HiddenQuota"]
 
 #: Under a fitted window, one request more is let through once in this many windows.
 PROBE_EVERY = 8
+#: "No time yet" in our monotonic seconds, whose origin is arbitrary (0 may lie ahead).
+NEVER = float("-inf")
+#: Under the adaptive rate, a refusal without Retry-After closes for this many of its intervals.
+BACKOFF_INTERVALS = 2.5
 _KEPT = 24  # distinct window ends (and refusals naming one) kept
 _COUNTED = 400  # our latest requests a window is fitted to
 #: K, the seconds the adaptive rate takes to regrow to the rate refused: this many times the
@@ -57,7 +69,7 @@ class HiddenQuota:
     def __init__(self, rand: Callable[[], float] | None = None) -> None:
         self._rand = rand or random.random
         self.active = False  # a refusal was seen
-        self.blocked_until = 0.0
+        self.blocked_until = NEVER
         self.fit: Fit | None = None  # the window read off the refusals, once one fits
         self.limit: int | None = None
         self.kind: str | None = None  # "fixed" or "sliding" once seen, else None
@@ -70,9 +82,10 @@ class HiddenQuota:
         self._named: list[tuple[float, float, float]] = []  # (arrival, end bounds) of refusals
         self._log: collections.OrderedDict[int, _Req] = collections.OrderedDict()
         self._rtt: float | None = None
-        self._probe_at = 0.0  # when the next probe may go
+        self._probe_at = NEVER  # when the next probe may go
         self._probe: int | None = None  # the probe in flight (sequence number)
         self._step = 1
+        self._since = NEVER  # requests arriving earlier say nothing of the quota now
 
     @property
     def window(self) -> float | None:
@@ -119,6 +132,7 @@ class HiddenQuota:
     def _arrivals(self) -> tuple[list[float], list[float]]:
         """Our latest requests' arrivals: allowed ones (ascending; in flight too), refused."""
         recent = list(self._log.values())[-_COUNTED:]
+        recent = [r for r in recent if self._arrival(r) >= self._since]
         allowed = sorted(self._arrival(r) for r in recent if r.allowed)
         return allowed, [self._arrival(r) for r in recent if not r.allowed]
 
@@ -135,7 +149,25 @@ class HiddenQuota:
             self._longest = max(self._longest, end[0] - now)
             self._reach = max(self._reach, end[1] - now)
             self._add_end(end, self._arrival(req))
-            self.blocked_until = max(self.blocked_until, end[1])
+            if self.fit is None:  # the adaptive rate's first cut counts up to this
+                self.blocked_until = max(self.blocked_until, end[1])
+        self._refused(seq, req, now, end, hold)
+        if end is not None:
+            self.blocked_until = max(self.blocked_until, self._reopen(end))
+
+    def _reopen(self, end: tuple[float, float]) -> float:
+        """When the API reopens after a refusal naming ``end`` (bounds): at the latest, the end's
+        upper bound; under a fitted window, as soon as it has room again (a whole-second
+        Retry-After rounds up by up to a second; the fitted edges do not), but never before the
+        end's lower bound (the server's stated time less its rounding)."""
+        lo, hi = end
+        if self.fit is None or self.limit is None:
+            return hi
+        return min(hi, max(lo, self._windowed(lo, probe=False)))
+
+    def _refused(self, seq: int, req: _Req, now: float, end: tuple[float, float] | None,
+                 hold: float | None) -> None:  # fmt: skip
+        """``refused_at`` after the end's bounds are taken: the backoff, the limit, the fit."""
         if req.sent <= self._closed_at:  # on its way before the API closed: the same refusal
             if end is not None:
                 self._settle()
@@ -145,7 +177,8 @@ class HiddenQuota:
         if hold is not None:
             self.blocked_until = max(self.blocked_until, now + hold)
         elif end is None:
-            wait = min(60.0, 2.0 ** (self._strikes - 1)) * (1 - self._rand() / 2)
+            wait = min(60.0, self._first_wait() * 2.0 ** (self._strikes - 1))
+            wait *= 1 - self._rand() / 2
             self.blocked_until = max(self.blocked_until, now + wait)
         probe, self._probe = self._probe == seq, None
         if self.fit is not None:
@@ -153,13 +186,39 @@ class HiddenQuota:
             if probe:  # the limit holds: probe again later, from a step of one
                 self._step = 1
                 return
-            self.limit = max(1, min(self.limit or 1, self._held(self._arrival(req))))
+            if not self._names_fitted_end(end, self._arrival(req)):
+                # The refusal names another end than the window it was fitted to: an arrival
+                # placed across an edge shows the phase off, not the quota lower.
+                self._settle()
+                return
+            limit = max(1, min(self.limit or 1, self._held(self._arrival(req))))
+            if limit < (self.limit or 0) and self.fit.kind == "fixed":
+                # A lower quota: the windows before this one no longer show it (they allowed
+                # more than it does now); the window is read again from this one on.
+                self._since = self.fit.end + self._index(self._arrival(req)) * self.fit.window
+            self.limit = limit
         self._settle()
         if self.fit is None and self._strikes == 1:  # refused again with none allowed
             allowed = sum(1 for r in self._log.values() if r.allowed and r.received is not None)
             if allowed:  # between: still closed, a matter for the backoff, not the rate
                 self.cubic.cut(now=now, allowed_rate=self._allowed_rate(now),
                                k=max(2.0, _K_WINDOWS * self._longest))  # fmt: skip
+
+    def _names_fitted_end(self, end: tuple[float, float] | None, arrival: float) -> bool:
+        """Whether a refusal's named ``end`` (None: unknown) may be the end of the fitted fixed
+        window its ``arrival`` falls in (a sliding fit: always)."""
+        fit = self.fit
+        if end is None or fit is None or fit.kind != "fixed":
+            return True
+        edge = fit.end + (self._index(arrival) + 1) * fit.window
+        return end[0] - fit.margin <= edge <= end[1] + fit.margin
+
+    def _first_wait(self) -> float:
+        """The backoff after a first refusal in a row with no Retry-After: 1 s, or once the
+        adaptive rate is running, a few of its intervals (its cut already slows the pace)."""
+        if self.cubic.rate is None:
+            return 1.0
+        return min(1.0, BACKOFF_INTERVALS / self.cubic.rate)
 
     def _allowed_rate(self, now: float) -> float:
         """Requests allowed per second: the first time, from the first until the API reopens;
@@ -196,7 +255,9 @@ class HiddenQuota:
                 self.fit = None  # the old phase no longer holds: the adaptive rate until one does
             return
         if self.fit is None:
-            self._probe_at = (self._named[-1][0] if self._named else 0.0) + PROBE_EVERY * fit.window
+            self._probe_at = (
+                self._named[-1][0] if self._named else NEVER
+            ) + PROBE_EVERY * fit.window
         self.fit, self.kind = fit, fit.kind
         if fit.limit is not None:
             self.limit = fit.limit
@@ -231,11 +292,13 @@ class HiddenQuota:
             t = max(t, last_send + 1.0 / self.cubic.at(t))
         return t
 
-    def _windowed(self, t: float) -> float:
-        """The earliest time from ``t`` whose request the fitted window has room for."""
+    def _windowed(self, t: float, *, probe: bool = True) -> float:
+        """The earliest time from ``t`` whose request the fitted window has room for (one more
+        when a probe is due and ``probe``)."""
         assert self.fit is not None and self.limit is not None
         fit, owd = self.fit, (self._rtt or 0.0) / 2
-        room = self.limit + (1 if self._probe is None and t >= self._probe_at else 0)
+        due = probe and self._probe is None and t >= self._probe_at
+        room = self.limit + (1 if due else 0)
         allowed, _ = self._arrivals()
         for _ in range(8):
             arrive = t + owd
@@ -246,10 +309,12 @@ class HiddenQuota:
                 t = held[len(held) - room] + fit.window + fit.margin - owd + 1e-6
                 continue
             start = fit.end + self._index(arrive) * fit.window
-            if arrive < start + fit.margin:
-                t = start + fit.margin - owd
-            elif arrive > start + fit.window - fit.margin or self._held(arrive) >= room:
-                t = start + fit.window + fit.margin - owd
+            # An arrival is estimated half-way through the round trip: off by up to that much.
+            margin = max(fit.margin, owd)
+            if arrive < start + margin:
+                t = start + margin - owd
+            elif arrive > start + fit.window - margin or self._held(arrive) >= room:
+                t = start + fit.window + margin - owd
             else:
                 return t
         return t

@@ -57,7 +57,9 @@ class Policy(WindowReading):
         self.seq = 0
         self.last_send: float | None = None
         self.remaining: int | None = None
-        self.blocked_until = 0.0
+        #: No request before this (our monotonic seconds; its origin is arbitrary and may lie
+        #: in the future, so "never blocked" is minus infinity, not 0).
+        self.blocked_until = float("-inf")
         #: The last 429's or 503's Retry-After, in seconds, read against the server's clock.
         self.retry_hint: float | None = None
         self.rtt: float | None = None  # the shortest round trip seen

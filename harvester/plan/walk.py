@@ -146,7 +146,7 @@ class Walk:
         seam: Seam,
         *,
         page_size: int,
-        extra: Mapping[str, str] | None = None,
+        filters: Mapping[str, str] | None = None,
         max_restarts: int = 3,
         max_pages: int = 100_000,
         max_empty_pages: int = 3,
@@ -159,7 +159,7 @@ class Walk:
             "sortField": "NobbNo",
             "sortOrder": direction,
             **partition.params(),
-            **(extra or {}),
+            **(filters or {}),
         }
         self._max_restarts = max_restarts
         self._max_pages = max_pages

@@ -110,7 +110,7 @@ class DbkSource:
         )
         ctx.rate_report = self._limiter.report
         ctx.progress.rate = self._limiter.report
-        settings = http_settings(cfg, self.name, extra=1)  # one connection for token renewal
+        settings = http_settings(cfg, self.name, spare_connections=1)  # one for token renewal
         t0 = int(ctx.started.timestamp())
         if ctx.plan:
             start, end = (int(datetime.fromisoformat(str(v)).timestamp()) for v in ctx.plan[0])
@@ -134,7 +134,7 @@ class DbkSource:
         self._changed = 0
         self._latest: LatestVersions | None = None  # during the catch-up only
         self._replaced = 0
-        self._extra = 0
+        self._overlap_repeats = 0
         self._refusals = 0
         self._edges = (
             SecondEdges() if self._assume is None
@@ -181,7 +181,7 @@ class DbkSource:
             "written": ctx.records_before + ctx.progress.records,
             "changed_during_run": self._changed,
             "replaced_by_newer_version": self._replaced,
-            "overlap_repeats": self._extra,
+            "overlap_repeats": self._overlap_repeats,
             "refused_as_too_many": self._refusals,
             "edges": self._edges.describe(),
             "authentications": self._session.authentications,
@@ -218,7 +218,7 @@ class DbkSource:
             return out
 
         async def fetch(w: Window, add: Callable[[Window], None]) -> None:
-            await self._one(ctx, planner, w, catch_up=catch_up)
+            await self._harvest_window(ctx, planner, w, catch_up=catch_up)
             for nxt in ready():
                 add(nxt)
 
@@ -229,64 +229,68 @@ class DbkSource:
             # as itself, not wrapped in a group.
             raise group.exceptions[0] from None
 
-    async def _one(
+    async def _harvest_window(
         self, ctx: RunContext, planner: WindowPlanner, w: Window, *, catch_up: bool
     ) -> None:
+        """Fetch window ``w`` (again, exactly, if the edges learned say it was asked wide), then
+        mark it complete, failed or cut off in ``planner`` and checkpoint when due."""
         full = w.width > 1  # a full one-second window is read whole: it cannot be split
         try:
             while True:
                 bounds = self._edges.bounds(w.start, w.end)
-                got = await self._fetcher.fetch(ctx, w, stop_when_full=full, bounds=bounds)
-                self._edges.observe(bounds, got.at_edges, seconds=got.seconds)
-                self._known = got.inside if got.inside is not None else self._known
-                again = got.count >= planner.cap or got.refused is not None
+                fetched = await self._fetcher.fetch(ctx, w, stop_when_full=full, bounds=bounds)
+                self._edges.observe(bounds, fetched.at_edges, seconds=fetched.seconds)
+                self._known = fetched.inside if fetched.inside is not None else self._known
+                again = fetched.count >= planner.cap or fetched.refused is not None
                 if not again or self._edges.bounds(w.start, w.end) == bounds:
                     break
                 # Full, and asked with an overlap second the reading now known (from this
                 # response or another) leaves out: ask again exactly before splitting, so a
                 # dense neighbour never makes a window look full. At most twice (two ends).
                 log.info("dbk edges now %s; window %s again", self._edges.describe(), w.id)
-            if got.refused is not None and w.width == 1 and bounds != (w.start, w.end):
-                got = await self._exactly(ctx, w, got)
+            if fetched.refused is not None and w.width == 1 and bounds != (w.start, w.end):
+                fetched = await self._exactly(ctx, w, fetched)
         except FetchError as exc:
             log.error("dbk window %s failed: %s", w.id, exc)
             planner.fail(w, str(exc))
             ctx.partitions[w.id] = {"ok": False, "start": w.start, "end": w.end, "error": str(exc)}
             ctx.progress.partitions_failed += 1
             return
-        if got.refused is not None:
+        if fetched.refused is not None:
             # Refused as too many (413, or a 400 saying so): split exactly like a full answer,
             # planning from here on for the cap the message states.
-            log.info("dbk window %s refused as too many products (%s): split", w.id, got.refused)
-            if got.stated_cap is not None:
-                planner.limit(got.stated_cap)
-                self._stated_cap = min(self._stated_cap or got.stated_cap, got.stated_cap)
+            log.info(
+                "dbk window %s refused as too many products (%s): split", w.id, fetched.refused
+            )
+            if fetched.stated_cap is not None:
+                planner.limit(fetched.stated_cap)
+                self._stated_cap = min(self._stated_cap or fetched.stated_cap, fetched.stated_cap)
             self._refusals += 1
-        if got.refused is not None or got.count >= planner.cap:
-            if not planner.truncated(w, got.seen):
+        if fetched.refused is not None or fetched.count >= planner.cap:
+            if not planner.truncated(w, fetched.seen):
                 why = (
-                    f"{got.count} or more products share one second (the response cap is "
+                    f"{fetched.count} or more products share one second (the response cap is "
                     f"{planner.cap}): this window cannot be split, some may be missing"
-                    if got.refused is None
+                    if fetched.refused is None
                     else f"the server refuses this one-second window as too many products "
-                    f"({got.refused}): it cannot be split, its products are missing"
+                    f"({fetched.refused}): it cannot be split, its products are missing"
                 )
                 log.error("dbk window %s: %s", w.id, why)
                 ctx.partitions[w.id] = {"ok": False, "start": w.start, "end": w.end, "error": why}
             return
-        planner.complete(w, got.count - got.extra)
+        planner.complete(w, fetched.count - fetched.outside)
         ctx.progress.partitions_done += 1
         ctx.progress.span_done += w.width
         result: dict[str, object] = {"ok": True, "start": w.start, "end": w.end,
-                                     "count": got.count - got.extra,
-                                     "written": got.written}  # fmt: skip
-        self._extra += got.extra
+                                     "count": fetched.count - fetched.outside,
+                                     "written": fetched.written}  # fmt: skip
+        self._overlap_repeats += fetched.outside
         if catch_up:
             result["catch_up"] = True
-            self._changed += max(0, got.count - got.extra - got.written)
+            self._changed += max(0, fetched.count - fetched.outside - fetched.written)
         ctx.partitions[w.id] = result
         self._since_checkpoint.append((w.id, result))
-        self._pending_records += got.written
+        self._pending_records += fetched.written
         if (
             self._pending_records >= CHECKPOINT_RECORDS
             or self.clock.monotonic() - self._last_checkpoint >= ctx.checkpoint_every
@@ -300,16 +304,16 @@ class DbkSource:
         inclusive and the answer is exact. Otherwise the refusal stands (an empty answer may
         be an exclusive reading leaving the second out)."""
         exact = (w.start, w.end)
-        got = await self._fetcher.fetch(ctx, w, stop_when_full=False, bounds=exact)
-        self._edges.observe(exact, got.at_edges, seconds=got.seconds)
-        if got.refused is None and not self._edges.from_inclusive and self._known is not None:
+        fetched = await self._fetcher.fetch(ctx, w, stop_when_full=False, bounds=exact)
+        self._edges.observe(exact, fetched.at_edges, seconds=fetched.seconds)
+        if fetched.refused is None and not self._edges.from_inclusive and self._known is not None:
             # Empty: prove the reading on a second known to hold a product, asked alone.
             t = self._known
             probe = Window(t, t + 1)
             seen = await self._fetcher.fetch(ctx, probe, stop_when_full=False, bounds=(t, t + 1))
             self._edges.observe((t, t + 1), seen.at_edges, seconds=seen.seconds)
-        if got.refused is None and self._edges.from_inclusive:
-            return got
+        if fetched.refused is None and self._edges.from_inclusive:
+            return fetched
         return refused
 
     def _on_record(self, key: Key, line: bytes, new: bool) -> None:

@@ -60,7 +60,7 @@ class Fetched:
     #: Datestamps equal to the ``updatedFrom`` / ``updatedTo`` sent (proof of the edge reading).
     at_edges: list[int] = field(default_factory=list)
     seconds: bool = False  #: some datestamp was not on a whole minute
-    extra: int = 0  #: products from the one-second overlap outside the window (edges.py)
+    outside: int = 0  #: products from the one-second overlap outside the window (edges.py)
     #: The server refused the window as holding too many products (413, or a 400 saying so):
     #: its status and message. The window is split like a full answer; nothing was written.
     refused: str | None = None
@@ -93,7 +93,7 @@ class WindowFetcher:
         attempts = [0]
 
         async def attempt() -> Fetched:
-            out.count = out.extra = 0
+            out.count = out.outside = 0
             out.refused, out.stated_cap, out.inside = None, None, None
             out.seen.clear()
             out.at_edges.clear()
@@ -205,14 +205,14 @@ class WindowFetcher:
                 _edge_times(out, (t for _, _, t in records if t is not None), bounds)
                 for key, line, t in records:
                     if t is not None and t in overlap and self.floor is not None and t < self.floor:
-                        out.extra += 1  # asked for only as the overlap below the whole run
+                        out.outside += 1  # asked for only as the overlap below the whole run
                         continue
                     new = await ctx.sink.write(key, line)
                     if new:
                         ctx.progress.records += 1
                         out.written += 1
                     if t is not None and t in overlap:
-                        out.extra += 1  # the overlap's: a neighbour's record, not a newer one
+                        out.outside += 1  # the overlap's: a neighbour's record, not a newer one
                     else:
                         self.on_record(key, line, new)
 

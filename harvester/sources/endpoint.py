@@ -21,10 +21,13 @@ __all__ = ["check_certificate", "http_settings"]
 log = logging.getLogger("harvester.http")
 
 
-def http_settings(cfg: NobbConfig | DbkConfig, name: str, *, extra: int = 0) -> HttpSettings:
-    """The client settings of section ``name``; ``extra`` connections beyond its concurrency."""
+def http_settings(
+    cfg: NobbConfig | DbkConfig, name: str, *, spare_connections: int = 0
+) -> HttpSettings:
+    """The client settings of section ``name``, with ``spare_connections`` beyond its
+    concurrency."""
     return HttpSettings(
-        concurrency=cfg.concurrency + extra,
+        concurrency=cfg.concurrency + spare_connections,
         connect_timeout=cfg.connect_timeout,
         first_byte_timeout=cfg.first_byte_timeout,
         read_timeout=cfg.read_timeout,

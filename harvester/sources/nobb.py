@@ -141,13 +141,14 @@ class NobbSource:
             await self._fill_boundaries(ctx)
             catch_up = Partition(edges.since(start_day).isoformat(), None)
             fetcher = self._fetcher
-            fetcher.latest = fetcher.prints  # start-day fingerprints, then the catch-up's finds
+            # The start day's fingerprints, then what the catch-up finds.
+            fetcher.latest = fetcher.fingerprints
             await self._walk(ctx, catch_up, "asc", Seam(), catch_up=True)
             fetcher.latest = None
-            if fetcher.prints.newer and ctx.mode == "dump":
-                replaced = await ctx.run.supersede(fetcher.prints.newer)
+            if fetcher.fingerprints.newer and ctx.mode == "dump":
+                replaced = await ctx.run.supersede(fetcher.fingerprints.newer)
                 ctx.checks["replaced_by_newer_version"] = replaced
-            if note := fetcher.prints.note():
+            if note := fetcher.fingerprints.note():
                 ctx.checks["note"] = note
         self._account(ctx, expected)
         ctx.next_state["high_water"] = start_day.isoformat()
@@ -238,7 +239,7 @@ class NobbSource:
             "asc" if direction == "asc" else "desc",
             seam,
             page_size=self.cfg.page_size,
-            extra={"suppliers": ",".join(self.cfg.suppliers)} if self.cfg.suppliers else None,
+            filters={"suppliers": ",".join(self.cfg.suppliers)} if self.cfg.suppliers else None,
         )
         pid = f"catch-up:{part.id}" if catch_up else f"edge:{part.id}" if fill else part.id
         result = ctx.partitions.setdefault(pid, {"ok": True, "catch_up": catch_up})

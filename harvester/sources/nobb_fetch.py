@@ -52,7 +52,7 @@ class PageFetcher:
     #: The days the catch-up walks again (the run's start day, and the day before while
     #: ``from`` may be exclusive): items changed on them are fingerprinted when written.
     start_day: tuple[str, ...]
-    prints: LatestVersions = field(default_factory=LatestVersions)
+    fingerprints: LatestVersions = field(default_factory=LatestVersions)
     latest: LatestVersions | None = None
     edges: DayEdges | None = None  #: learns the reading of from/to from the items' dates
     #: A sync's first day: an item changed before it came only with the day asked early.
@@ -186,7 +186,7 @@ class PageFetcher:
     def _written(
         self, ctx: RunContext, items: Items, fresh: list[bool], counter: list[int] | None
     ) -> None:
-        """Counts the records the sink took; the catch-up's versions and start-day prints."""
+        """Counts the records the sink took; the catch-up's versions and start-day fingerprints."""
         new = fresh.count(True)
         ctx.progress.records += new
         if counter is not None:
@@ -199,7 +199,7 @@ class PageFetcher:
                 return
             for n, when in enumerate(items.modified):
                 if when is not None and when.startswith(day) and fresh[n]:
-                    self.prints.fingerprint(items.keys[n], items.lines[n])
+                    self.fingerprints.fingerprint(items.keys[n], items.lines[n])
             return
         for key, line, took in zip(items.keys, items.lines, fresh, strict=True):
             if took:

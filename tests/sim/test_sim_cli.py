@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from harvester.sim.settings import SimSettings
-from tests.sim.conftest import NOBB, basic_auth
+from tests.harness import NOBB, basic_auth
 
 FLAGS = [
     "--host", "--port", "--seed", "--nobb-items", "--dbk-products", "--rate-limit",

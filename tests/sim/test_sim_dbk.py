@@ -16,7 +16,8 @@ from harvester.sim.books import PUBLISHERS
 from harvester.sim.books import basic as onix_time
 from harvester.sim.server import Simulator
 from harvester.sim.settings import SimSettings
-from tests.sim.conftest import DBK_AUTH, DBK_EXPORT, DBK_REFRESH, ONIX_NS, FakeWall, bearer
+from tests.clocks import Wall
+from tests.harness import DBK_AUTH, DBK_EXPORT, DBK_REFRESH, ONIX_NS, bearer
 
 S = SimSettings(
     nobb_items=0,
@@ -37,7 +38,7 @@ UNAUTHORIZED = {
 
 
 @pytest.fixture
-async def sim(wall: FakeWall) -> AsyncIterator[Simulator]:
+async def sim(wall: Wall) -> AsyncIterator[Simulator]:
     async with Simulator(S, clock=wall) as s:
         yield s
 
@@ -104,7 +105,7 @@ def assert_problem(body: bytes, r: aiohttp.ClientResponse, status: int) -> dict[
 
 
 async def test_authenticate_post_json_gives_a_dynamicweb_jwt(
-    sim: Simulator, wall: FakeWall, token: str
+    sim: Simulator, wall: Wall, token: str
 ) -> None:
     """POST JSON credentials → HS256 JWT with DW claims and exp = iat + 1800."""
     head = token.split(".")[0]
@@ -120,7 +121,7 @@ async def test_authenticate_post_json_gives_a_dynamicweb_jwt(
 
 
 async def test_authenticate_get_form_and_expiration(
-    sim: Simulator, wall: FakeWall, http: aiohttp.ClientSession
+    sim: Simulator, wall: Wall, http: aiohttp.ClientSession
 ) -> None:
     """GET with userName/password works; expirationInSeconds sets exp on GET and POST."""
     now = int(wall())
@@ -147,7 +148,7 @@ async def test_wrong_credentials_are_404(sim: Simulator, http: aiohttp.ClientSes
 
 
 async def test_refresh_gives_a_new_working_token(
-    sim: Simulator, wall: FakeWall, http: aiohttp.ClientSession, token: str
+    sim: Simulator, wall: Wall, http: aiohttp.ClientSession, token: str
 ) -> None:
     """Refresh of a live token answers a new token, later exp, that the export accepts."""
     wall.advance(1000)
@@ -164,7 +165,7 @@ async def test_refresh_gives_a_new_working_token(
 
 
 async def test_expired_token_is_401_problem_and_refresh_403(
-    sim: Simulator, wall: FakeWall, http: aiohttp.ClientSession, token: str
+    sim: Simulator, wall: Wall, http: aiohttp.ClientSession, token: str
 ) -> None:
     """At exp the token is refused: export 401 problem+json with a W3C traceId, refresh 403."""
     wall.advance(1799)
@@ -379,7 +380,7 @@ async def test_product_ids_filter(sim: Simulator, http: aiohttp.ClientSession, t
 
 
 async def test_rate_limit_headers_in_dbk_letter_case(
-    wall: FakeWall, http: aiohttp.ClientSession
+    wall: Wall, http: aiohttp.ClientSession
 ) -> None:
     """DBK spells X-RateLimit-Limit/-Remaining/-Reset so; past the limit it answers 429."""
     s = SimSettings(nobb_items=0, dbk_products=50, rate_limit=2, rate_window=60)

@@ -13,7 +13,8 @@ from harvester.plan.windows import stamp
 from harvester.sim.cli import add_arguments, settings_from
 from harvester.sim.server import Simulator
 from harvester.sim.settings import SimSettings
-from tests.sim.conftest import DBK_AUTH, DBK_EXPORT, NOBB, FakeWall, basic_auth, bearer
+from tests.clocks import Wall
+from tests.harness import DBK_AUTH, DBK_EXPORT, NOBB, basic_auth, bearer
 
 READINGS = [(False, False), (True, False), (False, True), (True, True)]
 
@@ -26,7 +27,7 @@ async def test_dbk_window_ends_follow_the_reading(
     settings = SimSettings(dbk_products=400, rate_limit=0, dbk_bulk_second=False,
                            dbk_from_exclusive=from_exclusive,
                            dbk_to_inclusive=to_inclusive)  # fmt: skip
-    async with Simulator(settings, clock=FakeWall()) as sim:
+    async with Simulator(settings, clock=Wall()) as sim:
         books = sim.ctx.books
         t = books.times[200]
         for p in (199, 201, 202):  # t, t+1 and t+2 each hold products
@@ -49,7 +50,7 @@ async def test_nobb_day_ends_follow_the_reading(
     settings = SimSettings(nobb_items=300, rate_limit=0, nobb_from_exclusive=from_exclusive,
                            nobb_to_exclusive=to_exclusive)  # fmt: skip
     day = date(2024, 3, 1)
-    async with Simulator(settings, clock=FakeWall()) as sim:
+    async with Simulator(settings, clock=Wall()) as sim:
         cat = sim.ctx.nobb
         for i, key in enumerate(cat.keys[:30]):
             cat.touch(key, day + timedelta(days=i % 5 - 1))  # days d-1 .. d+3

@@ -11,7 +11,8 @@ import pytest
 
 from harvester.sim.server import Simulator
 from harvester.sim.settings import SimSettings
-from tests.sim.conftest import NOBB, T0, FakeWall, basic_auth
+from tests.clocks import T0, Wall
+from tests.harness import NOBB, basic_auth
 
 
 async def _answers(sim: Simulator, http: aiohttp.ClientSession, n: int,
@@ -24,9 +25,7 @@ async def _answers(sim: Simulator, http: aiohttp.ClientSession, n: int,
     return out
 
 
-async def test_hidden_quota_sends_no_rate_headers(
-    wall: FakeWall, http: aiohttp.ClientSession
-) -> None:
+async def test_hidden_quota_sends_no_rate_headers(wall: Wall, http: aiohttp.ClientSession) -> None:
     """--rate-hidden: 2 allowed per 10 s window, then 429; no answer names the limit, each has
     a Date, and a 429 carries no Retry-After unless asked."""
     s = SimSettings(nobb_items=20, dbk_products=0, rate_limit=2, rate_window=10, rate_hidden=True)
@@ -45,7 +44,7 @@ async def test_hidden_quota_sends_no_rate_headers(
     ("seconds", True, "10"),  # the oldest counted request leaves 10 s after it came
 ])  # fmt: skip
 async def test_a_429_says_when_to_come_back(
-    wall: FakeWall, http: aiohttp.ClientSession, style: str, sliding: bool, expected: str
+    wall: Wall, http: aiohttp.ClientSession, style: str, sliding: bool, expected: str
 ) -> None:
     """--retry-after seconds|date: the 429 names the window's end (fixed) or when the oldest
     counted request leaves (sliding)."""
@@ -56,9 +55,7 @@ async def test_a_429_says_when_to_come_back(
     assert (ok, refused, headers["Retry-After"]) == (200, 429, expected)
 
 
-async def test_a_limit_can_drop_or_rise_mid_run(
-    wall: FakeWall, http: aiohttp.ClientSession
-) -> None:
+async def test_a_limit_can_drop_or_rise_mid_run(wall: Wall, http: aiohttp.ClientSession) -> None:
     """--rate-change-after 2 --rate-change-to 4: two requests at the old limit (1), then 4."""
     s = SimSettings(nobb_items=20, dbk_products=0, rate_limit=1, rate_window=10,
                     rate_change_after=2, rate_change_to=4)  # fmt: skip

@@ -14,7 +14,8 @@ import pytest
 
 from harvester.sim.server import Simulator
 from harvester.sim.settings import SimSettings
-from tests.sim.conftest import NOBB, FakeWall, basic_auth
+from tests.clocks import Wall
+from tests.harness import NOBB, basic_auth
 
 S = SimSettings(nobb_items=2500, dbk_products=0, rate_limit=0, seed=11)
 AUTH = basic_auth(S)
@@ -35,7 +36,7 @@ class Page:
 
 
 @pytest.fixture
-async def sim(wall: FakeWall) -> AsyncIterator[Simulator]:
+async def sim(wall: Wall) -> AsyncIterator[Simulator]:
     async with Simulator(S, clock=wall) as s:
         yield s
 
@@ -114,7 +115,7 @@ async def test_backward_token_leads_to_the_previous_page(
 
 
 async def test_token_older_than_ttl_gives_page_one(
-    sim: Simulator, http: aiohttp.ClientSession, wall: FakeWall
+    sim: Simulator, http: aiohttp.ClientSession, wall: Wall
 ) -> None:
     """A token past token_ttl is ignored: status 200 and page 1, whose chain starts afresh."""
     first = await fetch(http, sim, pageSize="1000")
@@ -130,7 +131,7 @@ async def test_token_older_than_ttl_gives_page_one(
 
 
 async def test_token_age_counts_from_the_walk_start(
-    sim: Simulator, http: aiohttp.ClientSession, wall: FakeWall
+    sim: Simulator, http: aiohttp.ClientSession, wall: Wall
 ) -> None:
     """Page 2 at 7100 s still works; page 3 at 7250 s is page 1 though page 2 is recent."""
     first = await fetch(http, sim, pageSize="1000")
@@ -274,7 +275,7 @@ async def test_page_size_bounds_are_allowed(sim: Simulator, http: aiohttp.Client
     assert "x-forwardToken" not in full.headers
 
 
-async def test_kebab_header_style(wall: FakeWall, http: aiohttp.ClientSession) -> None:
+async def test_kebab_header_style(wall: Wall, http: aiohttp.ClientSession) -> None:
     """nobb_header_style="kebab" sends x-total-hits, x-forward-token and x-backward-token."""
     async with Simulator(S, clock=wall, nobb_header_style="kebab") as sim:
         first = await fetch(http, sim, pageSize="1000")
@@ -295,7 +296,7 @@ async def test_unknown_field_on_some_items(sim: Simulator, http: aiohttp.ClientS
     assert all(documented <= i.keys() for i in items)
 
 
-async def test_same_seed_same_bytes(wall: FakeWall, http: aiohttp.ClientSession) -> None:
+async def test_same_seed_same_bytes(wall: Wall, http: aiohttp.ClientSession) -> None:
     """Two simulators with one seed serve byte-identical pages; another seed serves other bytes."""
     bodies: list[list[bytes]] = []
     for seed in (11, 11, 12):

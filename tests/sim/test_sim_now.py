@@ -12,15 +12,8 @@ from harvester.sim import cli
 from harvester.sim.books import BookCatalogue
 from harvester.sim.catalogue import NobbCatalogue
 from harvester.sim.settings import DEFAULT_NOW, SimSettings
+from tests.clocks import NOWS
 
-#: Fixed "now"s the date-sensitive tests run under: the default world's, a new day, a leap day,
-#: and 30 s before a year ends.
-NOWS = [
-    DEFAULT_NOW,
-    datetime(2026, 12, 1, 21, 55, tzinfo=UTC),
-    datetime(2028, 2, 29, 12, 0, tzinfo=UTC),
-    datetime(2026, 12, 31, 23, 59, 30, tzinfo=UTC),
-]
 _EPOCH = date(1970, 1, 1)
 
 

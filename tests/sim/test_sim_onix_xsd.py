@@ -13,7 +13,8 @@ from lxml import etree
 from harvester.sim.books import basic as onix_time
 from harvester.sim.server import Simulator
 from harvester.sim.settings import SimSettings
-from tests.sim.conftest import DBK_AUTH, DBK_EXPORT, ONIX_NS, FakeWall, bearer
+from tests.clocks import Wall
+from tests.harness import DBK_AUTH, DBK_EXPORT, ONIX_NS, bearer
 
 #: No bulk second (the default), so no window is capped.
 S = SimSettings(nobb_items=0, dbk_products=2900, rate_limit=0, seed=8)
@@ -62,7 +63,7 @@ def validate(schema: etree.XMLSchema, body: bytes) -> etree._Element:
 
 
 async def test_whole_catalogue_validates(
-    schema: etree.XMLSchema, wall: FakeWall, http: aiohttp.ClientSession
+    schema: etree.XMLSchema, wall: Wall, http: aiohttp.ClientSession
 ) -> None:
     """Windows covering every product validate, deletions (05), XHTML Text and escapes included."""
     async with Simulator(S, clock=wall) as sim:
@@ -92,7 +93,7 @@ async def test_whole_catalogue_validates(
 
 
 async def test_edge_messages_validate(
-    schema: etree.XMLSchema, wall: FakeWall, http: aiohttp.ClientSession
+    schema: etree.XMLSchema, wall: Wall, http: aiohttp.ClientSession
 ) -> None:
     """A one-product message and the capped bulk-second message are valid; a broken one is not."""
     async with Simulator(S_BULK, clock=wall) as sim:

@@ -15,7 +15,7 @@ import pytest
 
 from harvester.sim.server import Simulator
 from harvester.sim.settings import SimSettings
-from tests.sim.conftest import NOBB, basic_auth
+from tests.harness import NOBB, basic_auth
 from tests.tlstools import TlsFiles
 
 LISTENING = re.compile(r"listening on (https://127\.0\.0\.1:([0-9]{1,5}))\n")

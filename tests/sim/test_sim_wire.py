@@ -17,7 +17,8 @@ from lxml import etree
 from harvester.sim.books import basic as onix_time
 from harvester.sim.server import Simulator
 from harvester.sim.settings import FaultProfile, SimSettings
-from tests.sim.conftest import DBK_AUTH, DBK_EXPORT, NOBB, ONIX_NS, FakeWall, basic_auth, bearer
+from tests.clocks import Wall
+from tests.harness import DBK_AUTH, DBK_EXPORT, NOBB, ONIX_NS, basic_auth, bearer
 
 T = TypeVar("T")
 RESET = "1790000010"  # the end of the 10 s window holding T0, as an integer epoch
@@ -32,9 +33,7 @@ def limits(r: aiohttp.ClientResponse) -> tuple[int, str, str, str]:
     )
 
 
-async def test_fixed_window_counts_down_then_429(
-    wall: FakeWall, http: aiohttp.ClientSession
-) -> None:
+async def test_fixed_window_counts_down_then_429(wall: Wall, http: aiohttp.ClientSession) -> None:
     """3 per 10 s: remaining 2, 1, 0, reset = window end; the 4th is 429 with the same headers."""
     s = SimSettings(nobb_items=20, dbk_products=0, rate_limit=3, rate_window=10)
     seen = []
@@ -53,7 +52,7 @@ async def test_fixed_window_counts_down_then_429(
     assert (sim.stats["nobb_requests"], sim.stats["nobb_429"]) == (4, 1)
 
 
-async def test_next_window_resets_the_count(wall: FakeWall, http: aiohttp.ClientSession) -> None:
+async def test_next_window_resets_the_count(wall: Wall, http: aiohttp.ClientSession) -> None:
     """Moving the clock into the next window gives 3 fresh requests with the next reset."""
     s = SimSettings(nobb_items=20, dbk_products=0, rate_limit=3, rate_window=10)
     async with Simulator(s, clock=wall) as sim:
@@ -77,7 +76,7 @@ async def test_next_window_resets_the_count(wall: FakeWall, http: aiohttp.Client
     ]
 
 
-async def test_no_limit_sends_no_rate_headers(wall: FakeWall, http: aiohttp.ClientSession) -> None:
+async def test_no_limit_sends_no_rate_headers(wall: Wall, http: aiohttp.ClientSession) -> None:
     """rate_limit=0: every request is served and no x-ratelimit-* header is sent."""
     s = SimSettings(nobb_items=20, dbk_products=0, rate_limit=0)
     async with Simulator(s, clock=wall) as sim:
@@ -87,7 +86,7 @@ async def test_no_limit_sends_no_rate_headers(wall: FakeWall, http: aiohttp.Clie
                 assert [h for h in r.headers if h.lower().startswith("x-ratelimit")] == []
 
 
-async def test_each_api_has_its_own_window(wall: FakeWall, http: aiohttp.ClientSession) -> None:
+async def test_each_api_has_its_own_window(wall: Wall, http: aiohttp.ClientSession) -> None:
     """Exhausting the NOBB window leaves the DBK window untouched."""
     s = SimSettings(nobb_items=20, dbk_products=20, rate_limit=1, rate_window=10)
     async with Simulator(s, clock=wall) as sim:
@@ -102,7 +101,7 @@ async def test_each_api_has_its_own_window(wall: FakeWall, http: aiohttp.ClientS
             assert r.headers["X-RateLimit-Remaining"] == "0"
 
 
-async def test_gzip_and_br_decode_to_the_identity_bytes(wall: FakeWall) -> None:
+async def test_gzip_and_br_decode_to_the_identity_bytes(wall: Wall) -> None:
     """A multi-chunk page sent gzip, br and identity carries the same bytes; headers say so."""
     s = SimSettings(nobb_items=3000, dbk_products=0, rate_limit=0)
     raw: dict[str, bytes] = {}
@@ -129,9 +128,7 @@ async def test_gzip_and_br_decode_to_the_identity_bytes(wall: FakeWall) -> None:
     assert len(raw["br"]) < len(plain) // 3
 
 
-async def test_client_auto_decompression_agrees(
-    wall: FakeWall, http: aiohttp.ClientSession
-) -> None:
+async def test_client_auto_decompression_agrees(wall: Wall, http: aiohttp.ClientSession) -> None:
     """aiohttp's own decoding of gzip and br gives the identity bytes too."""
     s = SimSettings(nobb_items=1500, dbk_products=0, rate_limit=0)
     bodies = []
@@ -221,9 +218,7 @@ async def dbk_windows(sim: Simulator, s: SimSettings, retry: Retrier) -> list[by
 
 
 @pytest.mark.parametrize("profile", ["flaky", "hostile"])
-async def test_fault_profiles_heal_for_a_retrying_client(
-    wall: FakeWall, profile: FaultProfile
-) -> None:
+async def test_fault_profiles_heal_for_a_retrying_client(wall: Wall, profile: FaultProfile) -> None:
     """Retrying each failure up to 5 times yields exactly the clean NOBB keys and DBK products."""
     clean_settings = SimSettings(nobb_items=5000, dbk_products=2000, rate_limit=0, seed=4)
     s = SimSettings(
@@ -260,7 +255,7 @@ async def test_fault_profiles_heal_for_a_retrying_client(
 
 
 async def test_hostile_limit_drop_after_200_requests(
-    wall: FakeWall, http: aiohttp.ClientSession
+    wall: Wall, http: aiohttp.ClientSession
 ) -> None:
     """The hostile profile keeps the limit for 199 requests, then halves it from the 200th on."""
     s = SimSettings(nobb_items=5, dbk_products=0, faults="hostile", rate_limit=1000, seed=9)

@@ -10,9 +10,8 @@ import orjson
 from harvester.sim.server import Simulator
 from harvester.sim.settings import SimSettings
 from harvester.sim.wire import choose_encoding
-from tests.simtools import WallClock, basic
-
-PATH = "/api/v2/items"
+from tests.clocks import Wall
+from tests.harness import NOBB, basic_auth
 
 
 def test_encoding_negotiation() -> None:
@@ -32,8 +31,8 @@ async def test_gzip_and_br_carry_the_same_bytes() -> None:
     bodies = {}
     async with Simulator(s) as sim, aiohttp.ClientSession() as http:
         for enc in ("gzip", "br", "identity"):
-            headers = {**basic(s), "Accept-Encoding": enc}
-            async with http.get(sim.url + PATH, params={"pageSize": "3000"}, headers=headers) as r:
+            headers = {**basic_auth(s), "Accept-Encoding": enc}
+            async with http.get(sim.url + NOBB, params={"pageSize": "3000"}, headers=headers) as r:
                 assert r.headers.get("Content-Encoding", "identity") == enc
                 assert r.headers["Vary"] == "Accept-Encoding"
                 assert r.headers["Transfer-Encoding"] == "chunked"
@@ -45,16 +44,16 @@ async def test_gzip_and_br_carry_the_same_bytes() -> None:
 async def test_fixed_window_rate_limit() -> None:
     """3 requests per 10 s window: remaining counts down, the 4th is 429, the next window resets."""
     s = SimSettings(nobb_items=50, rate_limit=3, rate_window=10)
-    clock = WallClock(1_790_000_003.5)
+    clock = Wall(1_790_000_003.5)
     seen = []
     async with Simulator(s, clock=clock) as sim, aiohttp.ClientSession() as http:
         for _ in range(4):
-            async with http.get(sim.url + PATH, headers=basic(s)) as r:
+            async with http.get(sim.url + NOBB, headers=basic_auth(s)) as r:
                 seen.append(
                     (r.status, r.headers["x-ratelimit-remaining"], r.headers["x-ratelimit-reset"])
                 )
         clock.now += 10
-        async with http.get(sim.url + PATH, headers=basic(s)) as r:
+        async with http.get(sim.url + NOBB, headers=basic_auth(s)) as r:
             assert (r.status, r.headers["x-ratelimit-remaining"]) == (200, "2")
             assert r.headers["x-ratelimit-limit"] == "3"
     reset = "1790000010"
@@ -66,7 +65,7 @@ async def test_no_limit_sends_no_rate_headers() -> None:
     """rate_limit 0 means unlimited and no x-ratelimit-* headers."""
     s = SimSettings(nobb_items=10, rate_limit=0)
     async with Simulator(s) as sim, aiohttp.ClientSession() as http:
-        async with http.get(sim.url + PATH, headers=basic(s)) as r:
+        async with http.get(sim.url + NOBB, headers=basic_auth(s)) as r:
             assert not [h for h in r.headers if h.lower().startswith("x-ratelimit")]
 
 
@@ -78,7 +77,7 @@ async def _retrying_walk(sim: Simulator, s: SimSettings) -> list[int]:
             params = {"pageSize": "200", **({"pageToken": token} if token else {})}
             for _attempt in range(6):
                 try:
-                    async with http.get(sim.url + PATH, params=params, headers=basic(s)) as r:
+                    async with http.get(sim.url + NOBB, params=params, headers=basic_auth(s)) as r:
                         if r.status != 200:
                             continue
                         page = orjson.loads(await r.read())
@@ -110,7 +109,7 @@ async def test_hostile_limit_drops_to_half() -> None:
     s = SimSettings(nobb_items=10, faults="hostile", rate_limit=1000, rate_window=60)
     async with Simulator(s) as sim, aiohttp.ClientSession() as http:
         for _ in range(201):
-            async with http.get(sim.url + PATH, headers=basic(s)) as r:
+            async with http.get(sim.url + NOBB, headers=basic_auth(s)) as r:
                 await r.read()
         assert sim.ctx.limits["nobb"].limit == 500
 
@@ -121,7 +120,7 @@ async def test_latency_delays_the_first_byte() -> None:
     loop = asyncio.get_running_loop()
     async with Simulator(s) as sim, aiohttp.ClientSession() as http:
         start = loop.time()
-        async with http.get(sim.url + PATH, headers=basic(s)) as r:
+        async with http.get(sim.url + NOBB, headers=basic_auth(s)) as r:
             assert r.status == 200
             elapsed = loop.time() - start
     assert elapsed >= 0.15

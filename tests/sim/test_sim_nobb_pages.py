@@ -14,15 +14,15 @@ import pytest
 from harvester.sim.nobb import NobbApi
 from harvester.sim.server import Simulator
 from harvester.sim.settings import SimSettings
-from tests.simtools import WallClock, basic
+from tests.clocks import Wall
+from tests.harness import NOBB, basic_auth
 
 S = SimSettings(nobb_items=2500, dbk_products=10, rate_limit=0, seed=3)
-PATH = "/api/v2/items"
 
 
 @pytest.fixture
 async def sim() -> AsyncIterator[Simulator]:
-    async with Simulator(S, clock=WallClock()) as s:
+    async with Simulator(S, clock=Wall(1_790_000_000.0)) as s:
         yield s
 
 
@@ -34,7 +34,7 @@ async def _walk(
     token = None
     while True:
         q = dict(params, **({"pageToken": token} if token else {}))
-        async with http.get(url + PATH, params=q, headers=basic(S)) as r:
+        async with http.get(url + NOBB, params=q, headers=basic_auth(S)) as r:
             assert r.status == 200, await r.text()
             keys += [item["nobbNumber"] for item in orjson.loads(await r.read())]
             heads.append(dict(r.headers))
@@ -77,24 +77,24 @@ async def test_other_sort_fields(sim: Simulator) -> None:
 async def test_tokens_carry_the_walk_start_and_expire(sim: Simulator) -> None:
     """A chain started more than token_ttl ago gets page 1 back, with status 200."""
     clock = sim.ctx.clock
-    assert isinstance(clock, WallClock)
+    assert isinstance(clock, Wall)
     async with aiohttp.ClientSession() as http:
         q = {"pageSize": "1000"}
-        async with http.get(sim.url + PATH, params=q, headers=basic(S)) as r:
+        async with http.get(sim.url + NOBB, params=q, headers=basic_auth(S)) as r:
             first = orjson.loads(await r.read())
             token = r.headers["x-forwardToken"]
         direction, page, _, last, _ = base64.b64decode(token).decode().split("|")
         assert (direction, page, int(last)) == ("F", "2", first[-1]["nobbNumber"])
         clock.now += 7000
         async with http.get(
-            sim.url + PATH, params={**q, "pageToken": token}, headers=basic(S)
+            sim.url + NOBB, params={**q, "pageToken": token}, headers=basic_auth(S)
         ) as r:
             second = orjson.loads(await r.read())
             token = r.headers["x-forwardToken"]
         assert second[0]["nobbNumber"] > first[-1]["nobbNumber"]
         clock.now += 300  # the chain is now 7300 s old, its last page only 300 s
         async with http.get(
-            sim.url + PATH, params={**q, "pageToken": token}, headers=basic(S)
+            sim.url + NOBB, params={**q, "pageToken": token}, headers=basic_auth(S)
         ) as r:
             assert r.status == 200
             third = orjson.loads(await r.read())
@@ -106,14 +106,16 @@ async def test_backward_token_returns_the_previous_page(sim: Simulator) -> None:
     """x-backwardToken of page 2 leads back to page 1."""
     async with aiohttp.ClientSession() as http:
         q = {"pageSize": "500"}
-        async with http.get(sim.url + PATH, params=q, headers=basic(S)) as r:
+        async with http.get(sim.url + NOBB, params=q, headers=basic_auth(S)) as r:
             page1 = await r.read()
             token = r.headers["x-forwardToken"]
         async with http.get(
-            sim.url + PATH, params={**q, "pageToken": token}, headers=basic(S)
+            sim.url + NOBB, params={**q, "pageToken": token}, headers=basic_auth(S)
         ) as r:
             back = r.headers["x-backwardToken"]
-        async with http.get(sim.url + PATH, params={**q, "pageToken": back}, headers=basic(S)) as r:
+        async with http.get(
+            sim.url + NOBB, params={**q, "pageToken": back}, headers=basic_auth(S)
+        ) as r:
             assert await r.read() == page1
 
 
@@ -138,7 +140,7 @@ async def test_nobbnos_suppliers_and_post_bodies(sim: Simulator) -> None:
         keys, _ = await _walk(http, sim.url, **q)
         assert keys == wanted
         for body in (wanted, {"nobbNos": wanted}):
-            async with http.post(sim.url + PATH, json=body, headers=basic(S)) as r:
+            async with http.post(sim.url + NOBB, json=body, headers=basic_auth(S)) as r:
                 assert [i["nobbNumber"] for i in orjson.loads(await r.read())] == wanted
         owner = sim.ctx.nobb.owner[0]
         keys, _ = await _walk(http, sim.url, pageSize="10000", suppliers=str(owner))
@@ -152,7 +154,7 @@ async def test_nobbnos_suppliers_and_post_bodies(sim: Simulator) -> None:
 async def test_items_have_the_real_shape(sim: Simulator) -> None:
     """Items carry the documented fields, and some an unknown extra field."""
     async with aiohttp.ClientSession() as http:
-        async with http.get(sim.url + PATH, params={"pageSize": "100"}, headers=basic(S)) as r:
+        async with http.get(sim.url + NOBB, params={"pageSize": "100"}, headers=basic_auth(S)) as r:
             items = orjson.loads(await r.read())
     for field in ("nobbNumber", "primaryText", "productGroupNumber", "suppliers", "properties",
                   "status", "replacesNobbNumbers", "nrfNumber"):  # fmt: skip
@@ -178,7 +180,7 @@ async def test_items_have_the_real_shape(sim: Simulator) -> None:
 async def test_bad_parameters_are_400(sim: Simulator, params: dict[str, str], message: str) -> None:
     """Each bad parameter is a 400 with a JSON message."""
     async with aiohttp.ClientSession() as http:
-        async with http.get(sim.url + PATH, params=params, headers=basic(S)) as r:
+        async with http.get(sim.url + NOBB, params=params, headers=basic_auth(S)) as r:
             assert r.status == 400
             assert message in (await r.json())["message"]
 
@@ -188,14 +190,14 @@ async def test_auth_is_required(sim: Simulator) -> None:
     bad = {"Authorization": "Basic " + base64.b64encode(b"harvester:nope").decode()}
     async with aiohttp.ClientSession() as http:
         for headers in ({}, bad):
-            async with http.get(sim.url + PATH, headers=headers) as r:
+            async with http.get(sim.url + NOBB, headers=headers) as r:
                 assert r.status == 401
 
 
 async def test_kebab_header_spelling() -> None:
     """The kebab style sends x-total-hits and x-forward-token, as the docs' example does."""
     async with Simulator(S, nobb_header_style="kebab") as sim, aiohttp.ClientSession() as http:
-        async with http.get(sim.url + PATH, headers=basic(S)) as r:
+        async with http.get(sim.url + NOBB, headers=basic_auth(S)) as r:
             assert r.headers["x-total-hits"] == "2500"
             assert "x-forward-token" in r.headers
             assert "x-totalHits" not in r.headers
@@ -207,7 +209,7 @@ async def test_same_seed_same_bytes() -> None:
     for seed in (3, 3, 4):
         async with Simulator(SimSettings(nobb_items=300, seed=seed)) as sim:
             async with aiohttp.ClientSession() as http:
-                async with http.get(sim.url + PATH, headers=basic(S)) as r:
+                async with http.get(sim.url + NOBB, headers=basic_auth(S)) as r:
                     bodies.append(await r.read())
     assert bodies[0] == bodies[1]
     assert bodies[0] != bodies[2]
@@ -232,7 +234,7 @@ async def test_page_one_of_a_day_range_is_the_same_quick_or_from_the_ordering(
     async with aiohttp.ClientSession() as http:
 
         async def page(params: dict[str, str]) -> tuple[bytes, dict[str, str]]:
-            async with http.get(sim.url + PATH, params=params, headers=basic(S)) as r:
+            async with http.get(sim.url + NOBB, params=params, headers=basic_auth(S)) as r:
                 assert r.status == 200
                 body = await r.read()
                 return body, {k: v for k, v in r.headers.items() if k.startswith("x-")}
@@ -262,7 +264,7 @@ async def test_concurrent_probes_each_wait_their_own_latency() -> None:
 
         async def probe(day: date) -> int:
             params = {"pageSize": "1", "to": day.isoformat()}
-            async with http.get(sim.url + PATH, params=params, headers=basic(s)) as r:
+            async with http.get(sim.url + NOBB, params=params, headers=basic_auth(s)) as r:
                 await r.read()
                 return int(r.headers["x-totalHits"])
 
