@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,7 +40,6 @@ from harvester.store.storage import Location, location
 
 __all__ = [
     "CompactResult",
-    "add_parser",
     "compact_all",
     "compact_source",
     "find_inputs",
@@ -219,38 +217,6 @@ async def _merge(
         bases=tuple(i.base_entry() for i in inputs),
     )
     return await run.finish(outcome, finished=datetime.fromtimestamp(clock.time(), UTC))
-
-
-def add_parser(
-    sub: Any, add_sources: Callable[[Any], None], out_type: Callable[[str], Any]
-) -> None:
-    """``harvester compact [nobb] [dbk] [all] --config FILE [--out OUT] [--resume]
-    [--keep-deleted]`` on the CLI's subparsers (``add_sources``, ``out_type``: the CLI's own)."""
-    p = sub.add_parser(
-        "compact",
-        help="merge the newest dump or snapshot and the syncs after it into one snapshot",
-        description="Merge the newest complete dump or snapshot of each source and every "
-        "complete sync after it into a new snapshot run; OUT/<source>/current.json names it.",
-        usage="harvester compact [nobb] [dbk] [all] --config FILE [--out OUT] [--resume] "
-        "[--keep-deleted] [options]",
-    )
-    add_sources(p)
-    p.add_argument("--config", type=Path, required=True, help="TOML config file")
-    p.add_argument(
-        "--out",
-        type=out_type,
-        help="output directory or s3://bucket/prefix (overrides [output] dir)",
-    )
-    p.add_argument("--resume", action="store_true", help="continue the unfinished snapshot")
-    p.add_argument(
-        "--keep-deleted",
-        action="store_true",
-        help="keep DBK products whose newest version is a delete",
-    )
-    p.add_argument("--log-format", choices=("text", "json"), default="text")
-    verbosity = p.add_mutually_exclusive_group()
-    verbosity.add_argument("-q", "--quiet", action="store_true", help="errors and summary only")
-    verbosity.add_argument("-v", "--verbose", action="store_true", help="more detail")
 
 
 async def compact_all(

@@ -1,6 +1,7 @@
 """``harvester status``: what an output directory holds, read without changing anything.
 
-``collect_status(out_dir, last=5)`` returns a JSON-ready dict; ``--json`` prints it as is::
+``collect_status(out_dir, last=5)`` returns a JSON-ready dict; ``--json`` prints it as is, and
+otherwise ``render_status`` (``status_report.py``) writes it as text::
 
     {"out": "OUT", "sources": [{"source": "nobb", "dir": "OUT/nobb",
         "running": false, "lock_holder": null,   # lock held by a live run: "pid N since T"
@@ -40,14 +41,14 @@ from __future__ import annotations
 import argparse
 import fcntl
 import sys
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from harvester.errors import HarvesterError, OutputError
-from harvester.plural import counted
+from harvester.status_report import render_status
 from harvester.store.checkpoint import CHECKPOINT, Checkpoint, find_resumable
 from harvester.store.lease import LOCK, lease_holder
 from harvester.store.lock import RunLock
@@ -60,8 +61,6 @@ from harvester.store.storage import BucketDir, Location, location
 __all__ = ["collect_status", "render_status", "run"]
 
 MODES = ("dump", "sync", "snapshot")
-#: The command that resumes each mode.
-_COMMAND = {"dump": "dump", "sync": "sync", "snapshot": "compact"}
 #: Sources whose checkpoint ``plan`` lists their partitions (DBK's plan is one time range, cut
 #: into windows as the run goes, so its total is not known in advance).
 PLANNED = frozenset({"nobb"})
@@ -222,70 +221,6 @@ def collect_status(out_dir: Location | Path | str, *, last: int = 5) -> dict[str
     out = location(out_dir)
     dirs = [out / d for d in sorted(out.entries()[0]) if not d.startswith(".")]
     return {"out": str(out), "sources": [_source(p, last) for p in dirs if _is_source(p)]}
-
-
-def _num(value: object) -> str:
-    return f"{value:,}" if isinstance(value, int) else "-"
-
-
-def _short(text: object) -> str:
-    when = _when(text)
-    if when is None:
-        return str(text) if text else "-"
-    return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ") if when.tzinfo else str(text)
-
-
-def render_status(data: dict[str, Any]) -> str:
-    """The human-readable report of ``collect_status``'s dict, one block per source."""
-    lines = [f"output directory {data['out']}"]
-    if not data["sources"]:
-        lines.append("  no source directories (nothing harvested yet)")
-    for src in data["sources"]:
-        lock = f"running ({src['lock_holder'] or 'lock held'})" if src["running"] else "idle"
-        lines += ["", f"{src['source']}: {lock}"]
-        marks = [f"  {k}: {v}" for k, v in src["high_water"].items()]
-        lines += marks or ["  high-water marks: none"]
-        lcr = src["last_complete_run"]
-        if lcr is not None:
-            lines.append(f"  last complete run: {lcr.get('run_id')} ({lcr.get('mode')}, "
-                         f"{counted(lcr.get('records'), 'record')})")  # fmt: skip
-        cur, unmerged = src.get("current"), src.get("unmerged_syncs", 0)
-        if cur is not None:
-            lines.append(f"  current snapshot: {cur.get('run_id')} "
-                         f"(as of {_short(cur.get('as_of'))}, "
-                         f"{counted(cur.get('records'), 'record')}), "
-                         f"{counted(unmerged, 'sync')} not merged yet")  # fmt: skip
-        elif unmerged:
-            lines.append(f"  no snapshot yet; {counted(unmerged, 'sync')} since the "
-                         "last dump (harvester compact)")  # fmt: skip
-        for key, size in src["state_other"].items():
-            lines.append(f"  {key}: {counted(size, 'entry', 'entries')}")
-        table = [("run", "mode", "status", "records", "shards", "started", "finished", "took")]
-        for r in src["runs"]:
-            took = r["duration_seconds"]
-            table.append((r["run_id"], r["mode"] or "-", r["status"], _num(r["records"]),
-                          _num(r["shards"]), _short(r["started"]), _short(r["finished"]),
-                          f"{took:.1f}s" if isinstance(took, (int, float)) else "-"))  # fmt: skip
-        if len(table) == 1:
-            lines.append("  no runs")
-        else:
-            widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
-            for row in table:
-                lines.append("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
-        for mode in MODES:
-            res = src["resumable"].get(mode)
-            if res is None:
-                continue
-            planned = res["partitions_planned"]
-            done = res["partitions_done"]
-            unit = "input run" if mode == "snapshot" else "partition"
-            parts = f"{done} of {counted(planned, unit)}" if planned else counted(done, unit)
-            lines.append(f"  resumable {mode}: {res['run_id']}: {parts} done, "
-                         f"{counted(res['shards'], 'shard')}, "
-                         f"{counted(res['records'], 'record')} so far "
-                         f"(harvester {_COMMAND[mode]} {src['source']} --resume)")  # fmt: skip
-        lines += [f"  problem: {p}" for p in src["problems"]]
-    return "\n".join(line.rstrip() for line in lines) + "\n"
 
 
 def run(args: argparse.Namespace) -> int:

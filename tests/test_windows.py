@@ -218,11 +218,11 @@ def test_cumulative_density_equals_the_direct_estimate(
     counts: list[int], widths: list[int], a: int, b: int
 ) -> None:
     """The planner's O(log n) density agrees with summing the learned windows one by one."""
-    from harvester.plan.windows import _Density
+    from harvester.plan.density import Density
 
     learned, at = [], 0
     for n, w in zip(counts, widths, strict=False):
         learned.append((at, at + w, n))
         at += w
     lo, hi = min(a, b), max(a, b)
-    assert _Density(learned).between(lo, hi) == pytest.approx(estimate(learned, lo, hi))
+    assert Density(learned).between(lo, hi) == pytest.approx(estimate(learned, lo, hi))

@@ -6,7 +6,8 @@ each level at once under ``engine.scheduler.gather_all``.
 
 Owns NOBB's token-chain pagination (``walk``: pages, seams, claims), the positions a resume
 continues from (``positions``), NOBB's date partitions (``partitions``) and how long one token
-chain may run (``walk_budget``), DBK's time windows that split when full (``windows``), and how
+chain may run (``walk_budget``), DBK's time windows that split when full (``windows``) and the
+density they learn from an earlier run (``density``), and how
 each API reads the ends of a range (``edges``).
 
 May import: itself, ``harvester.errors`` and ``harvester.engine.scheduler`` (partition probes run

@@ -23,18 +23,19 @@ Edges: ``start`` inclusive, ``end`` exclusive, and adjacent windows share their 
 second belongs to exactly one window (tested with literal responses in tests/test_windows.py).
 These are the planner's terms; what is sent for a window, whichever way the server reads its
 ends, is ``edges.py``'s.
-``covered`` lists the complete windows: the learned density for the next run, and with
-``done`` the resume state.
+``covered`` lists the complete windows: the learned density for the next run (``density.py``),
+and with ``done`` the resume state.
 """
 
 from __future__ import annotations
 
-import bisect
 import itertools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+
+from harvester.plan.density import Density, estimate
 
 __all__ = ["Window", "WindowPlanner", "estimate", "sent_time", "stamp"]
 
@@ -84,40 +85,6 @@ class _Lane:
         return self.current is not None
 
 
-def estimate(learned: Sequence[tuple[int, int, int]], start: int, end: int) -> float:
-    """Expected products in ``[start, end)`` from learned windows (uniform within each)."""
-    total = 0.0
-    for a, b, n in learned:
-        lo, hi = max(a, start), min(b, end)
-        if hi > lo and b > a:
-            total += n * (hi - lo) / (b - a)
-    return total
-
-
-class _Density:
-    """Cumulative learned counts: ``before(t)`` in O(log n) (windows sorted, not overlapping)."""
-
-    def __init__(self, learned: Sequence[tuple[int, int, int]]) -> None:
-        self.windows = [w for w in sorted(learned) if w[1] > w[0]]
-        self.ends = [b for _, b, _ in self.windows]
-        self.cum = [0.0]
-        for _, _, n in self.windows:
-            self.cum.append(self.cum[-1] + n)
-
-    def before(self, t: int) -> float:
-        """Expected products updated before ``t``."""
-        i = bisect.bisect_right(self.ends, t)
-        total = self.cum[i]
-        if i < len(self.windows):
-            a, b, n = self.windows[i]
-            if t > a:
-                total += n * (t - a) / (b - a)
-        return total
-
-    def between(self, start: int, end: int) -> float:
-        return max(0.0, self.before(end) - self.before(start))
-
-
 class WindowPlanner:
     """Hands out windows over ``[start, end)`` and learns from their counts (module docstring)."""
 
@@ -138,7 +105,7 @@ class WindowPlanner:
         self.fill = fill
         self.target = max(1.0, cap * fill)
         self.learned = sorted(learned)
-        self._density = _Density(self.learned)
+        self._density = Density(self.learned)
         self.covered: list[tuple[int, int, int]] = []
         self.unsplittable: list[Window] = []
         self.failed: dict[Window, str] = {}

@@ -2,12 +2,12 @@
 
 Kept in memory: the update time (UNIX seconds, ascending) and the publisher of each product,
 in ``array`` columns; a product's ONIX is rendered from (seed, position) by string templates
-(escaped), which is far faster than any client can parse. Update times spread over the 27 years
-up to ``now`` (2000–2026 for the default 2026-11-20), denser in recent years, with a few dense
-minutes. With ``bulk_second`` (opt-in), a catalogue of 3,000 products or more also has one
-bulk-import second holding ``cap + 1`` products, more than one response may carry, so a client
-meets a window it cannot split; without it no second is made that crowded (the busy minutes
-spread 5 % of the products over 360 seconds).
+(escaped, drawn in ``sim/onix_template.py``), which is far faster than any client can parse.
+Update times spread over the 27 years up to ``now`` (2000–2026 for the default 2026-11-20),
+denser in recent years, with a few dense minutes. With ``bulk_second`` (opt-in), a catalogue of
+3,000 products or more also has one bulk-import second holding ``cap + 1`` products, more than
+one response may carry, so a client meets a window it cannot split; without it no second is
+made that crowded (the busy minutes spread 5 % of the products over 360 seconds).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from xml.sax.saxutils import escape
 
+from harvester.sim.onix_template import product_template
 from harvester.sim.settings import DEFAULT_NOW
 
 __all__ = ["NAMESPACE", "BookCatalogue", "isbn13"]
@@ -38,44 +39,6 @@ _PUBLISHER_NAMES = [
     "Høst & Søn",
     "Jensen & Dalgaard",
 ]
-_FIRST = [
-    "Søren",
-    "Karen",
-    "Hans Christian",
-    "Tove",
-    "Peter",
-    "Ida",
-    "Jens",
-    "Mette",
-    "Åse",
-    "Bjørn",
-]
-_LAST = ["Kierkegaard", "Blixen", "Andersen", "Ditlevsen", "Høeg", "Jørgensen", "Nørgaard", "Ærø"]
-_WORDS = [
-    "hav",
-    "skov",
-    "lys",
-    "mørke",
-    "sommer",
-    "vinter",
-    "by",
-    "hjerte",
-    "rejse",
-    "drøm",
-    "kærlighed",
-    "nat",
-    "sol",
-    "øen",
-    "fortælling",
-    "historie",
-    "barn",
-    "familie",
-    "krig",
-    "fred",
-    "fremtid",
-]
-_THEMA = ["FBA", "FF", "FFP", "FYT", "YFB", "DNB", "WBA", "JBSF", "FJ", "NHD"]
-_FORMS = ["BB", "BC", "BC", "BB", "ED", "AJ"]
 #: Publication dates are never earlier than this many seconds before ``now`` (1990 by default).
 _PUBLISHED_SPAN = _END - int(datetime(1990, 1, 1, tzinfo=UTC).timestamp())
 TEMPLATES = 509
@@ -231,7 +194,7 @@ class BookCatalogue:
         t = (serial * 2_654_435_761 + self.seed) % TEMPLATES
         parts = self._templates.get(t)
         if parts is None:
-            parts = self._templates[t] = self._template(t).split("@@")
+            parts = self._templates[t] = product_template(self.seed, t).split("@@")
         published = datetime.fromtimestamp(
             max(ts - (serial * 7919) % 10**8, self._oldest_published), UTC
         )
@@ -247,86 +210,3 @@ class BookCatalogue:
             for was in ("03", "04"):
                 text = text.replace(f"<NotificationType>{was}<", "<NotificationType>05<", 1)
         return text
-
-    def _template(self, serial: int) -> str:
-        rng = random.Random(self.seed * 1_000_033 + serial)
-        isbn = "@@ISBN@@"
-        r = rng.random()
-        notification = "05" if r < 0.02 else "04" if r < 0.12 else "03"
-        title = " ".join(rng.choice(_WORDS) for _ in range(rng.randrange(1, 5))).capitalize()
-        if serial % 97 == 0:
-            title += " & andre fortællinger <bind 1>"
-        subtitle = (
-            f"<Subtitle>{escape(rng.choice(_WORDS).capitalize())}</Subtitle>"
-            if rng.random() < 0.4
-            else ""
-        )
-        contributors = []
-        for k in range(rng.randrange(1, 4)):
-            first, last = rng.choice(_FIRST), rng.choice(_LAST)
-            role = "A01" if k == 0 else rng.choice(["A01", "A12", "B06", "B01"])
-            contributors.append(
-                f"<Contributor><SequenceNumber>{k + 1}</SequenceNumber>"
-                f"<ContributorRole>{role}</ContributorRole>"
-                f"<PersonName>{first} {last}</PersonName>"
-                f"<NamesBeforeKey>{first}</NamesBeforeKey><KeyNames>{last}</KeyNames>"
-                f'<BiographicalNote textformat="05"><p>{first} {last} er født i '
-                f"{1940 + rng.randrange(60)}.</p></BiographicalNote></Contributor>"
-            )
-        form = rng.choice(_FORMS)
-        paragraphs = "".join(
-            f"<p>{' '.join(rng.choice(_WORDS) for _ in range(rng.randrange(20, 60)))}.</p>"
-            for _ in range(rng.randrange(1, 5))
-        )
-        subjects = "".join(
-            f"<Subject>{'<MainSubject/>' if k == 0 else ''}"
-            f"<SubjectSchemeIdentifier>93</SubjectSchemeIdentifier>"
-            f"<SubjectCode>{rng.choice(_THEMA)}</SubjectCode></Subject>"
-            for k in range(rng.randrange(1, 4))
-        )
-        price = f"{rng.randrange(49, 449)}.{rng.choice(['00', '95', '50'])}"
-        pages = (
-            f"<Extent><ExtentType>00</ExtentType><ExtentValue>{rng.randrange(48, 900)}"
-            "</ExtentValue><ExtentUnit>03</ExtentUnit></Extent>"
-            if form in ("BB", "BC")
-            else ""
-        )
-        status = "07" if notification == "05" else rng.choice(["04", "04", "04", "02"])
-        return (
-            '<Product datestamp="@@TS@@">'
-            f"<RecordReference>dk.dbk.{isbn}</RecordReference>"
-            f"<NotificationType>{notification}</NotificationType>"
-            f"<ProductIdentifier><ProductIDType>15</ProductIDType><IDValue>{isbn}</IDValue>"
-            "</ProductIdentifier>"
-            f"<ProductIdentifier><ProductIDType>03</ProductIDType><IDValue>{isbn}</IDValue>"
-            "</ProductIdentifier>"
-            "<DescriptiveDetail><ProductComposition>00</ProductComposition>"
-            f"<ProductForm>{form}</ProductForm>"
-            "<TitleDetail><TitleType>01</TitleType><TitleElement>"
-            "<TitleElementLevel>01</TitleElementLevel><NoPrefix/>"
-            f"<TitleWithoutPrefix>{escape(title)}</TitleWithoutPrefix>{subtitle}"
-            "</TitleElement></TitleDetail>"
-            f"{''.join(contributors)}"
-            "<Language><LanguageRole>01</LanguageRole>"
-            f"<LanguageCode>{'dan' if rng.random() < 0.9 else 'eng'}</LanguageCode></Language>"
-            f"{pages}{subjects}</DescriptiveDetail>"
-            "<CollateralDetail><TextContent><TextType>03</TextType>"
-            f'<ContentAudience>00</ContentAudience><Text textformat="05">{paragraphs}</Text>'
-            "</TextContent></CollateralDetail>"
-            "<PublishingDetail><Imprint><ImprintName>@@PUBNAME@@</ImprintName></Imprint>"
-            "<Publisher><PublishingRole>01</PublishingRole>"
-            "<PublisherIdentifier><PublisherIDType>01</PublisherIDType>"
-            "<IDTypeName>DBK kundenummer</IDTypeName><IDValue>@@PUB@@</IDValue>"
-            "</PublisherIdentifier><PublisherName>@@PUBNAME@@</PublisherName></Publisher>"
-            "<CountryOfPublication>DK</CountryOfPublication>"
-            f"<PublishingStatus>{status}</PublishingStatus>"
-            "<PublishingDate><PublishingDateRole>01</PublishingDateRole>"
-            '<Date dateformat="00">@@PD@@</Date></PublishingDate>'
-            "</PublishingDetail>"
-            "<ProductSupply><SupplyDetail><Supplier><SupplierRole>01</SupplierRole>"
-            "<SupplierName>DBK</SupplierName></Supplier>"
-            f"<ProductAvailability>{'40' if notification == '05' else '21'}</ProductAvailability>"
-            f"<Price><PriceType>02</PriceType><PriceAmount>{price}</PriceAmount>"
-            "<CurrencyCode>DKK</CurrencyCode></Price></SupplyDetail></ProductSupply>"
-            "</Product>\n"
-        )

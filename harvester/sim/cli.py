@@ -45,13 +45,26 @@ def parse_now(text: str) -> datetime:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The fixed ``simulate`` flags."""
+    """The fixed ``simulate`` flags, then the readings' (``readings.add_arguments``)."""
     d = SimSettings()
+    _add_world(p, d)
+    _add_rate(p, d)
+    _add_answers(p, d)
+    _add_access(p, d)
+    readings.add_arguments(p)
+
+
+def _add_world(p: argparse.ArgumentParser, d: SimSettings) -> None:
+    """Where it listens and how big a world it builds from which seed."""
     p.add_argument("--host", default=d.host)
     p.add_argument("--port", type=int, default=d.port, help="0 picks a free port")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--nobb-items", type=int, default=d.nobb_items)
     p.add_argument("--dbk-products", type=int, default=d.dbk_products)
+
+
+def _add_rate(p: argparse.ArgumentParser, d: SimSettings) -> None:
+    """The rate limit: its window, its headers and the quotas nobody announces."""
     p.add_argument(
         "--rate-limit", type=int, default=d.rate_limit, help="requests per window; 0: none"
     )
@@ -88,6 +101,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="after this many requests to an API its limit becomes --rate-change-to (0: never)",
     )  # fmt: skip
     p.add_argument("--rate-change-to", type=int, default=d.rate_change_to, metavar="LIMIT")
+
+
+def _add_answers(p: argparse.ArgumentParser, d: SimSettings) -> None:
+    """How the APIs answer: latency, token life, the DBK cap, faults, the bounds' readings."""
     p.add_argument("--latency-ms", type=float, default=d.latency_ms, help="delay before first byte")
     p.add_argument("--token-ttl", type=float, default=d.token_ttl, help="NOBB token life, seconds")
     p.add_argument("--dbk-max-products", type=int, default=d.dbk_max_products)
@@ -123,6 +140,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         ("--nobb-to-exclusive", "NOBB to exclusive (items changed on the to day left out)"),
     ):
         p.add_argument(flag, action="store_true", help=what)
+
+
+def _add_access(p: argparse.ArgumentParser, d: SimSettings) -> None:
+    """The world's moment, the account and TLS."""
     p.add_argument(
         "--now",
         type=parse_now,
@@ -136,7 +157,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--password", default=d.password)
     p.add_argument("--tls-cert", metavar="FILE", help="serve HTTPS with this PEM certificate")
     p.add_argument("--tls-key", metavar="FILE", help="the PEM private key of --tls-cert")
-    readings.add_arguments(p)
 
 
 def settings_from(args: argparse.Namespace) -> SimSettings:

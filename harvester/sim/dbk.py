@@ -32,7 +32,7 @@ from aiohttp import web
 from harvester.sim.books import PUBLISHERS
 from harvester.sim.context import SimContext
 from harvester.sim.dbk_filters import BadRequest, export_filters, parse_time
-from harvester.sim.faults import fails_always
+from harvester.sim.faults import Fault, fails_always
 from harvester.sim.wire import send
 
 __all__ = ["parse_time", "routes"]
@@ -162,55 +162,31 @@ class DbkApi:
         return web.json_response({"token": self.make_token(lifetime)})
 
     async def export(self, request: web.Request) -> web.StreamResponse:
+        """The export: refused (401, 429, a fault, 400, 413), empty (204) or an ONIX message."""
         ctx = self.ctx
         if not self._valid(request):
             return problem(401, "Unauthorized", "A valid bearer token is required", self._trace())
         decision = ctx.rate_check("dbk", "user-1")
+        headers = _dbk_case(decision.headers)
         if not decision.allowed:
-            resp = problem(429, "Too Many Requests", "Rate limit exceeded", self._trace())
-            resp.headers.update(_dbk_case(decision.headers))
-            return resp
+            return self._problem(429, "Too Many Requests", "Rate limit exceeded", headers)
         raw = await request.read() if request.method == "POST" else b""
         fault = ctx.faults.decide(f"{request.method} {request.path_qs} {raw!r}")
-        headers = _dbk_case(decision.headers)
         if fails_always(ctx.settings.fail_matching, request.path_qs, raw):
             ctx.stats["permanent_faults"] += 1
             fault = "error500"
         if fault in ("error500", "throttle"):
             status = 500 if fault == "error500" else 429
-            resp = problem(
-                status,
-                "Server error" if status == 500 else "Too Many Requests",
-                "simulated fault",
-                self._trace(),
-            )
-            resp.headers.update(headers)
-            return resp
+            title = "Server error" if status == 500 else "Too Many Requests"
+            return self._problem(status, title, "simulated fault", headers)
         try:
-            params = export_filters(request.query, raw,
-                                    strict=ctx.settings.readings.dbk_basic_time_only)  # fmt: skip
+            window = self._window(request, raw)
         except BadRequest as exc:
-            resp = problem(400, "Bad Request", str(exc), self._trace())
-            resp.headers.update(headers)
-            return resp
-        start, end, publisher, isbns = params
-        # The other readings of "updated after" / "before" (open-points.md), on whole seconds.
-        if start is not None and ctx.settings.dbk_from_exclusive:
-            start += 1
-        if end is not None and ctx.settings.dbk_to_inclusive:
-            end += 1
-        if publisher is not None and publisher not in PUBLISHERS:
-            resp = problem(
-                401,
-                "Publisher Id in request does not match current logged in publisher",
-                "To request an onix output please request the same Publisher ID as the currently "
-                "logged in publisher",
-                self._trace(),
-            )
-            resp.headers.update(headers)
-            return resp
-        sent = int(ctx.clock())  # read before the snapshot below, as one consistent moment
-        positions = ctx.books.window(start, end, publisher=publisher, isbns=isbns)
+            return self._problem(400, "Bad Request", str(exc), headers)
+        if isinstance(window, web.Response):
+            window.headers.update(headers)
+            return window
+        sent, positions = window
         readings = ctx.settings.readings
         if not positions and not readings.dbk_empty_200:
             return web.Response(status=204, headers=headers)
@@ -220,11 +196,59 @@ class DbkApi:
             resp = _too_many(int(readings.dbk_cap_answer), cap, self._trace())
             resp.headers.update(headers)
             return resp
+        return await self._message(request, self._cut(positions), sent, headers, fault)
+
+    def _problem(
+        self, status: int, title: str, detail: str, headers: dict[str, str]
+    ) -> web.Response:
+        """``problem`` with a new trace id and the rate-limit headers."""
+        resp = problem(status, title, detail, self._trace())
+        resp.headers.update(headers)
+        return resp
+
+    def _window(self, request: web.Request, raw: bytes) -> tuple[int, list[int]] | web.Response:
+        """(sent, positions) the filters select, or the 401 for a publisher not the caller's."""
+        ctx = self.ctx
+        params = export_filters(request.query, raw,
+                                strict=ctx.settings.readings.dbk_basic_time_only)  # fmt: skip
+        start, end, publisher, isbns = params
+        # The other readings of "updated after" / "before" (open-points.md), on whole seconds.
+        if start is not None and ctx.settings.dbk_from_exclusive:
+            start += 1
+        if end is not None and ctx.settings.dbk_to_inclusive:
+            end += 1
+        if publisher is not None and publisher not in PUBLISHERS:
+            return problem(
+                401,
+                "Publisher Id in request does not match current logged in publisher",
+                "To request an onix output please request the same Publisher ID as the currently "
+                "logged in publisher",
+                self._trace(),
+            )
+        sent = int(ctx.clock())  # read before the snapshot below, as one consistent moment
+        return sent, ctx.books.window(start, end, publisher=publisher, isbns=isbns)
+
+    def _cut(self, positions: list[int]) -> list[int]:
+        """The products one answer carries: cut to the cap (unless none), shuffled if asked."""
+        readings = self.ctx.settings.readings
         if readings.dbk_cap_answer != "none":
-            positions = positions[:cap]
+            positions = positions[: self.ctx.settings.dbk_max_products]
         if readings.dbk_shuffle:
             self._calls += 1
-            random.Random(f"{ctx.settings.seed}|{self._calls}").shuffle(positions)
+            random.Random(f"{self.ctx.settings.seed}|{self._calls}").shuffle(positions)
+        return positions
+
+    async def _message(
+        self,
+        request: web.Request,
+        positions: list[int],
+        sent: int,
+        headers: dict[str, str],
+        fault: Fault,
+    ) -> web.StreamResponse:
+        """The ONIX message of ``positions``, numbered, streamed as the readings ask."""
+        ctx = self.ctx
+        readings = ctx.settings.readings
         self._messages += 1
         ctx.stats["dbk_documents"] += 1
         return await send(

@@ -142,61 +142,74 @@ def _item(seed: int, template: int) -> dict[str, object]:
     """Template ``template``'s fields, with markers where each item's own values go."""
     # Drawn from one generator in the order written: moving a draw changes every item's bytes.
     rng = random.Random(seed * 1_000_003 + template)
-    nobb: object = _M_KEY
-    name = _M_NAME
-    modified: object = _M_MOD
-    created: object = _M_CRE
     group = f"{rng.randrange(10, 99)}{rng.randrange(10, 99)}{rng.randrange(100, 999)}"
     big = template % 127 == 3  # a few templates make items of 100 KB and more
-    suppliers = []
-    for n, participant in enumerate([0, *extra_suppliers(seed, template)]):
-        owner: object = _M_OWNER if n == 0 else str(participant)
-        packages = [
-            {
-                "class": _PKG[k % len(_PKG)],
-                "gtin": f"70{rng.randrange(10**10, 10**11)}",
-                "gtinType": "GTIN13",
-                "weight": round(rng.uniform(0.01, 40), 4),
-                "length": rng.randrange(10, 3000),
-                "width": rng.randrange(10, 1200),
-                "height": rng.randrange(5, 1200),
-                "volume": round(rng.uniform(0.00001, 0.5), 6),
-                "unit": "STK",
-                "isPCU": k == 0,
-                "minOrderQuantity": None,
-                "deliverable": True,
-                "stocked": rng.random() < 0.5,
-                "calculatedCount": float(10**k),
-                "consistsOfCount": float(10**k),
-                "consistsOfUnit": "STK",
-                "dangerousGoods": None,
-            }
-            for k in range(rng.randrange(1, 5))
-        ]
-        media = [
-            {
-                "guid": f"{rng.getrandbits(128):032x}",
-                "mediaType": _MEDIA[k % len(_MEDIA)],
-                "url": f"https://cdn.byggtjeneste.no/nobb/{rng.getrandbits(64):016x}/square",
-                "isPrimary": k == 0,
-            }
-            for k in range(rng.randrange(0, 3))
-        ]
-        suppliers.append(
-            {
-                "participantNumber": owner,
-                "name": _SUPPLIERS[participant % len(_SUPPLIERS)],
-                "isMainSupplier": n == 0,
-                "supplierItemNumber": f"{rng.randrange(10**5, 10**6)}",
-                "expiryDate": None,
-                "packages": packages,
-                "media": media,
-            }
-        )
+    participants = [0, *extra_suppliers(seed, template)]
+    suppliers = [_supplier(rng, n, participant) for n, participant in enumerate(participants)]
     etim_count = rng.randrange(400, 900) if big else rng.randrange(0, 12)
-    item: dict[str, object] = {
-        "nobbNumber": nobb,
-        "primaryText": name,
+    item = _head(rng, group, big)
+    item["suppliers"] = suppliers
+    item["properties"] = _properties(rng, etim_count)
+    item.update(_tail(rng))
+    if template % 13 == 0:
+        item["futureField"] = {"addedIn": "v2.1", "note": "tolerant readers ignore this"}
+    return item
+
+
+def _supplier(rng: random.Random, n: int, participant: int) -> dict[str, object]:
+    """The ``n``-th supplier (0: the main one, whose number is the owner marker)."""
+    owner: object = _M_OWNER if n == 0 else str(participant)
+    packages = [_package(rng, k) for k in range(rng.randrange(1, 5))]
+    media = [_medium(rng, k) for k in range(rng.randrange(0, 3))]
+    return {
+        "participantNumber": owner,
+        "name": _SUPPLIERS[participant % len(_SUPPLIERS)],
+        "isMainSupplier": n == 0,
+        "supplierItemNumber": f"{rng.randrange(10**5, 10**6)}",
+        "expiryDate": None,
+        "packages": packages,
+        "media": media,
+    }
+
+
+def _package(rng: random.Random, k: int) -> dict[str, object]:
+    """A supplier's ``k``-th package level (0: the consumer unit)."""
+    return {
+        "class": _PKG[k % len(_PKG)],
+        "gtin": f"70{rng.randrange(10**10, 10**11)}",
+        "gtinType": "GTIN13",
+        "weight": round(rng.uniform(0.01, 40), 4),
+        "length": rng.randrange(10, 3000),
+        "width": rng.randrange(10, 1200),
+        "height": rng.randrange(5, 1200),
+        "volume": round(rng.uniform(0.00001, 0.5), 6),
+        "unit": "STK",
+        "isPCU": k == 0,
+        "minOrderQuantity": None,
+        "deliverable": True,
+        "stocked": rng.random() < 0.5,
+        "calculatedCount": float(10**k),
+        "consistsOfCount": float(10**k),
+        "consistsOfUnit": "STK",
+        "dangerousGoods": None,
+    }
+
+
+def _medium(rng: random.Random, k: int) -> dict[str, object]:
+    """A supplier's ``k``-th media file (0: the primary one)."""
+    return {
+        "guid": f"{rng.getrandbits(128):032x}",
+        "mediaType": _MEDIA[k % len(_MEDIA)],
+        "url": f"https://cdn.byggtjeneste.no/nobb/{rng.getrandbits(64):016x}/square",
+        "isPrimary": k == 0,
+    }
+
+
+def _head(rng: random.Random, group: str, big: bool) -> dict[str, object]:
+    """The item's fields before ``suppliers``: identity, texts, codes and dates (markers)."""
+    return {
+        "nobbNumber": _M_KEY,
+        "primaryText": _M_NAME,
         "secondaryText": f"{rng.randrange(100, 999)}H",
         "description": _text(rng, rng.randrange(5, 60) if not big else 3000),
         "digitalChannelText": rng.choice(_NOUNS).title(),
@@ -212,34 +225,49 @@ def _item(seed: int, template: int) -> dict[str, object]:
         "seriesName": None,
         "moduleNumber": None,
         "stocked": rng.random() < 0.6,
-        "firstTimeApproved": created,
-        "status": {"createdDate": created, "lastModifiedDate": modified},
-        "suppliers": suppliers,
-        "properties": {
-            "etim": [
-                {
-                    "propertyGuid": f"{rng.getrandbits(64):016X}",
-                    "propertyName": rng.choice(_ETIM),
-                    "propertyDescription": _text(rng, 4),
-                    "value": str(rng.randrange(1, 5000)),
-                    "unit": rng.choice(["mm", "kg", "stk", None]),
-                }
-                for _ in range(etim_count)
-            ],
-            "environment": [
-                {
-                    "propertyGuid": "0E474427-ED7A-4A13-89D3-4E4FB25810A1",
-                    "propertyName": "Produktet omfattes av BREEAM-NOR A20 2016",
-                    "value": "True",
-                    "unit": "Ja/Nei",
-                }
-            ]
-            if rng.random() < 0.3
-            else [],
-            "marketing": [{"propertyName": "Produktfordel 1", "value": _text(rng, 6)}],
-            "epd": [],
-            "other": [],
-        },
+        "firstTimeApproved": _M_CRE,
+        "status": {"createdDate": _M_CRE, "lastModifiedDate": _M_MOD},
+    }
+
+
+def _properties(rng: random.Random, etim_count: int) -> dict[str, object]:
+    """The item's ``properties``: ``etim_count`` ETIM values, environment, marketing."""
+    etim = [_etim(rng) for _ in range(etim_count)]
+    environment = (
+        [
+            {
+                "propertyGuid": "0E474427-ED7A-4A13-89D3-4E4FB25810A1",
+                "propertyName": "Produktet omfattes av BREEAM-NOR A20 2016",
+                "value": "True",
+                "unit": "Ja/Nei",
+            }
+        ]
+        if rng.random() < 0.3
+        else []
+    )
+    return {
+        "etim": etim,
+        "environment": environment,
+        "marketing": [{"propertyName": "Produktfordel 1", "value": _text(rng, 6)}],
+        "epd": [],
+        "other": [],
+    }
+
+
+def _etim(rng: random.Random) -> dict[str, object]:
+    """One ETIM property value."""
+    return {
+        "propertyGuid": f"{rng.getrandbits(64):016X}",
+        "propertyName": rng.choice(_ETIM),
+        "propertyDescription": _text(rng, 4),
+        "value": str(rng.randrange(1, 5000)),
+        "unit": rng.choice(["mm", "kg", "stk", None]),
+    }
+
+
+def _tail(rng: random.Random) -> dict[str, object]:
+    """The item's fields after ``properties``: trade numbers, dimension, keyword."""
+    return {
         "nrfNumber": None,
         "elNumber": None,
         "vvsNumber": None,
@@ -249,9 +277,6 @@ def _item(seed: int, template: int) -> dict[str, object]:
         "keyword": rng.choice(_NOUNS).lower(),
         "replacesNobbNumbers": [],
     }
-    if template % 13 == 0:
-        item["futureField"] = {"addedIn": "v2.1", "note": "tolerant readers ignore this"}
-    return item
 
 
 def _split_template(body: bytes) -> list[bytes]:

@@ -13,88 +13,45 @@ carried along the chain. A token older than ``token_ttl`` is ignored and page 1 
 status 200, as the API documents. Headers: ``x-totalHits``, ``x-forwardToken`` (absent on the last
 page), ``x-backwardToken`` (absent on page 1); the ``kebab`` header style sends ``x-total-hits``,
 ``x-forward-token``, ``x-backward-token`` instead (both spellings appear in the docs).
+
+The parameters are checked, and the tokens encoded, in ``sim/nobb_query.py``.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import bisect
-import re
 from array import array
 from collections import OrderedDict
 from collections.abc import Iterator
-from datetime import date
 
-import orjson
 from aiohttp import web
 
 from harvester.sim.context import SimContext
 from harvester.sim.faults import Once, fails_always, hash_share
+from harvester.sim.nobb_query import (
+    BadRequest,
+    NobbQuery,
+    decode_token,
+    encode_token,
+    read_query,
+    ticks,
+    unix,
+)
 from harvester.sim.wire import json_error, send
 
 __all__ = ["routes"]
 
 PATH = "/api/v2/items"
-MAX_PAGE = 10_000
-SORT_FIELDS = ("NobbNo", "OwnerParticipantNo", "Created")
-_TICKS_AT_EPOCH = 621_355_968_000_000_000
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 #: Page 1 of a day range up to this size is found by a scan (``NobbApi._quick_page_one``) as
 #: long as the scan is expected to take at most ``QUICK_SCAN`` steps.
 QUICK_PAGE = 100
 QUICK_SCAN = 20_000
 
 
-class BadRequest(Exception):
-    """A parameter the API would answer 400 for."""
-
-
 def routes(ctx: SimContext) -> list[web.RouteDef]:
     """The NOBB routes, bound to the simulator's shared context."""
     api = NobbApi(ctx)
     return [web.get(PATH, api.items), web.post(PATH, api.items)]
-
-
-def _ticks(unix: float) -> int:
-    return _TICKS_AT_EPOCH + int(unix * 10_000_000)
-
-
-def _unix(ticks: int) -> float:
-    return (ticks - _TICKS_AT_EPOCH) / 10_000_000
-
-
-def encode_token(direction: str, page: int, sort_value: int, nobb: int, ticks: int) -> str:
-    raw = f"{direction}|{page}|{sort_value}|{nobb}|{ticks}".encode()
-    return base64.b64encode(raw).decode()
-
-
-def decode_token(token: str) -> tuple[str, int, int, int, int]:
-    try:
-        direction, page, sort_value, nobb, ticks = (
-            base64.b64decode(token, validate=True).decode().split("|")
-        )
-        if direction not in ("F", "B"):
-            raise ValueError(direction)
-        return direction, int(page), int(sort_value), int(nobb), int(ticks)
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        raise BadRequest("pageToken is not a valid token") from exc
-
-
-def _day(text: str, name: str) -> int:
-    if not _DATE.match(text):
-        raise BadRequest(f"{name} must be a date as yyyy-mm-dd")
-    try:
-        return (date.fromisoformat(text) - date(1970, 1, 1)).days
-    except ValueError as exc:
-        raise BadRequest(f"{name} is not a valid date") from exc
-
-
-def _int_list(text: str, name: str) -> list[int]:
-    try:
-        return [int(x) for x in text.split(",") if x.strip()]
-    except ValueError as exc:
-        raise BadRequest(f"{name} must be a comma-separated list of numbers") from exc
 
 
 class NobbApi:
@@ -183,92 +140,32 @@ class NobbApi:
         yield b"]"
 
     def _plan(self, request: web.Request, body: bytes) -> tuple[list[int], dict[str, str]]:
-        q = request.query
-        nobbnos = _int_list(q["nobbnos"], "nobbnos") if "nobbnos" in q else None
-        if request.method == "POST" and body.strip():
-            try:
-                parsed = orjson.loads(body)
-            except orjson.JSONDecodeError as exc:
-                raise BadRequest("the body must be a JSON array of NOBB numbers") from exc
-            if isinstance(parsed, dict):
-                parsed = parsed.get("nobbNos")
-            if not isinstance(parsed, list) or not all(
-                isinstance(x, int) or (isinstance(x, str) and x.isdigit()) for x in parsed
-            ):
-                raise BadRequest("the body must be a JSON array of NOBB numbers")
-            nobbnos = [*(nobbnos or []), *(int(x) for x in parsed)]
-        try:
-            size = int(q.get("pageSize", "1000"))
-        except ValueError as exc:
-            raise BadRequest("pageSize must be an integer") from exc
-        clamp = self.ctx.settings.readings.nobb_page_clamp
-        if clamp and size > clamp:
-            size = clamp  # silently: the answer says nothing of it
-        elif not 1 <= size <= MAX_PAGE:
-            raise BadRequest(f"pageSize must be between 1 and {MAX_PAGE}")
-        sort_field = q.get("sortField", "NobbNo")
-        if sort_field not in SORT_FIELDS:
-            raise BadRequest(f"sortField must be one of {', '.join(SORT_FIELDS)}")
-        order = q.get("sortOrder", "asc").lower()
-        if order not in ("asc", "desc"):
-            raise BadRequest("sortOrder must be asc or desc")
-        day_from = _day(q["from"], "from") if "from" in q else None
-        day_to = _day(q["to"], "to") if "to" in q else None
-        # The other readings of ``from`` / ``to`` (open-points.md), on whole days.
-        if day_from is not None and self.ctx.settings.nobb_from_exclusive:
-            day_from += 1
-        if day_to is not None and self.ctx.settings.nobb_to_exclusive:
-            day_to -= 1
-        filters = (
-            day_from,
-            day_to,
-            tuple(sorted(nobbnos)) if nobbnos is not None else None,
-            tuple(_int_list(q["suppliers"], "suppliers")) if "suppliers" in q else None,
-        )
+        """The page a request asks for: its item positions and its paging headers."""
+        q = read_query(request.query, request.method, body, self.ctx.settings)
         now = self.ctx.clock()
-        token = q.get("pageToken", "")
-        quick = None if token else self._quick_page_one(filters, sort_field, size, order)
+        quick = None if q.token else self._quick_page_one(q.filters, q.sort_field, q.size, q.order)
         if quick is not None:
             chunk, n = quick
-            return chunk, self._headers(chunk, n, n > len(chunk), 1, _ticks(now), sort_field)
-        positions, values = self._ordering(filters, sort_field)
-        n = len(values)
-        if token:
-            direction, page, value, _, ticks = decode_token(token)
-            if now - _unix(ticks) > self.ctx.settings.token_ttl:
-                # Expired: "it will not be considered" - the first page comes back, status 200.
-                self.ctx.stats["expired_tokens"] += 1
-                if self.ctx.settings.readings.nobb_expired_400:
-                    raise BadRequest("pageToken is not a valid token")
-                direction, page, value, ticks = "", 1, 0, _ticks(now)
-            elif self.ctx.settings.readings.nobb_token_from_issue:
-                ticks = _ticks(now)  # the next token's life counts from this page
-        else:
-            direction, page, value, ticks = "", 1, 0, _ticks(now)
-        # Work on the ascending arrays; a descending walk reads them from the top down.
-        if order == "asc":
-            if direction == "F":
-                lo = bisect.bisect_right(values, value)
-                hi = min(n, lo + size)
-            elif direction == "B":
-                hi = bisect.bisect_left(values, value)
-                lo = max(0, hi - size)
-            else:
-                lo, hi = 0, min(n, size)
-            chunk = list(positions[lo:hi])
-            more = hi < n
-        else:
-            if direction == "F":
-                hi = bisect.bisect_left(values, value)
-                lo = max(0, hi - size)
-            elif direction == "B":
-                lo = bisect.bisect_right(values, value)
-                hi = min(n, lo + size)
-            else:
-                lo, hi = max(0, n - size), n
-            chunk = list(reversed(positions[lo:hi]))
-            more = lo > 0
-        return chunk, self._headers(chunk, n, more, page, ticks, sort_field)
+            return chunk, self._headers(chunk, n, n > len(chunk), 1, ticks(now), q.sort_field)
+        positions, values = self._ordering(q.filters, q.sort_field)
+        direction, page, value, walk_ticks = self._cursor(q.token, now)
+        chunk, more = _page(positions, values, q, direction, value)
+        return chunk, self._headers(chunk, len(values), more, page, walk_ticks, q.sort_field)
+
+    def _cursor(self, token: str, now: float) -> tuple[str, int, int, int]:
+        """(direction, page, last sort value, ticks) of a token; page 1's for none or expired."""
+        if not token:
+            return "", 1, 0, ticks(now)
+        direction, page, value, _, walk_ticks = decode_token(token)
+        if now - unix(walk_ticks) > self.ctx.settings.token_ttl:
+            # Expired: "it will not be considered" - the first page comes back, status 200.
+            self.ctx.stats["expired_tokens"] += 1
+            if self.ctx.settings.readings.nobb_expired_400:
+                raise BadRequest("pageToken is not a valid token")
+            return "", 1, 0, ticks(now)
+        if self.ctx.settings.readings.nobb_token_from_issue:
+            walk_ticks = ticks(now)  # the next token's life counts from this page
+        return direction, page, value, walk_ticks
 
     def _headers(
         self, chunk: list[int], n: int, more: bool, page: int, ticks: int, sort_field: str
@@ -330,3 +227,32 @@ class NobbApi:
         if self._days[0] != self.ctx.nobb_generation:
             self._days = (self.ctx.nobb_generation, array("i", sorted(self.ctx.nobb.modified)))
         return self._days[1]
+
+
+def _page(
+    positions: array[int], values: array[int], q: NobbQuery, direction: str, value: int
+) -> tuple[list[int], bool]:
+    """The page after (F) or before (B) ``value`` in ``q.order``, and whether more follow it.
+
+    Works on the ascending arrays; a descending walk reads them from the top down.
+    """
+    n, size = len(values), q.size
+    if q.order == "asc":
+        if direction == "F":
+            lo = bisect.bisect_right(values, value)
+            hi = min(n, lo + size)
+        elif direction == "B":
+            hi = bisect.bisect_left(values, value)
+            lo = max(0, hi - size)
+        else:
+            lo, hi = 0, min(n, size)
+        return list(positions[lo:hi]), hi < n
+    if direction == "F":
+        hi = bisect.bisect_left(values, value)
+        lo = max(0, hi - size)
+    elif direction == "B":
+        lo = bisect.bisect_right(values, value)
+        hi = min(n, lo + size)
+    else:
+        lo, hi = max(0, n - size), n
+    return list(reversed(positions[lo:hi])), lo > 0

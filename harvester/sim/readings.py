@@ -101,6 +101,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     """The open points' flags, in one group of ``harvester simulate``'s help."""
     d = Readings()
     g = p.add_argument_group("other readings of the docs' open points (all off by default)")
+    _add_nobb(g, d)
+    _add_dbk(g, d)
+    g.add_argument(
+        "--encoding",
+        choices=get_args(Encoding),
+        default=d.encoding,
+        help="compress as offered (default), or always gzip, br or identity",
+    )
+
+
+def _add_nobb(g: argparse._ArgumentGroup, d: Readings) -> None:
+    """The NOBB API's readings: header spelling, page size, 202s, token life."""
     g.add_argument(
         "--nobb-header-style",
         choices=get_args(HeaderStyle),
@@ -131,6 +143,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="NOBB: an expired token answers 400 (as a garbage one), not page 1",
     )
+
+
+def _add_dbk(g: argparse._ArgumentGroup, d: Readings) -> None:
+    """The DBK API's readings: the cap, empty windows, the message, tokens, time formats."""
     g.add_argument("--dbk-cap-answer", choices=get_args(CapAnswer), default=d.dbk_cap_answer,
                    help="DBK answer over --dbk-max-products: cut off silently (default), 413 or "
                    "400 problem+json stating the cap, or no cap at all")  # fmt: skip
@@ -169,12 +185,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--dbk-basic-time-only", action="store_true",
                    help="DBK: only 20250204T0930-0400 / 20250204T093000+0000 accepted; Z and "
                    "extended times answer 400")  # fmt: skip
-    g.add_argument(
-        "--encoding",
-        choices=get_args(Encoding),
-        default=d.encoding,
-        help="compress as offered (default), or always gzip, br or identity",
-    )
 
 
 def readings_from(args: argparse.Namespace) -> Readings:

@@ -2,7 +2,8 @@
 
 Owns the run directory's commit protocol (``run_state``: open or resume, checkpoints, manifest
 and ``state.json``, in crash-safe order; ``state_file``: state.json read, or rebuilt), the shard
-sink (``sink``: exactly-once by key via ``keyset``, compressed by ``compress``), the manifest
+sink (``sink``: exactly-once by key via ``keyset``, compressed by ``compress``, each shard
+written by ``shard_writer``), the manifest
 and the shards it lists (``manifest``), resume checkpoints (``checkpoint``), the snapshot merge
 of ``harvester compact`` (``merge``, its inputs chosen by ``merge_inputs``), newer versions met
 by a catch-up (``latest``), the run lock (``lock``; in a bucket the lease lock of ``lease``),
