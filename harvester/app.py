@@ -83,9 +83,16 @@ async def harvest_all(
 
     async def run_one(src: Source, prog: Progress) -> RunResult | HarvesterError:
         try:
-            return await run_source(src, mode=mode, output=output, out_dir=out_dir,
-                                    config_digest=digest, progress=prog, resume=resume,
-                                    clock=clock)  # fmt: skip
+            return await run_source(
+                src,
+                mode=mode,
+                output=output,
+                out_dir=out_dir,
+                config_digest=digest,
+                progress=prog,
+                resume=resume,
+                clock=clock,
+            )
         except HarvesterError as exc:
             return exc
         except Exception as exc:  # a bug: report it, and let the other source finish
@@ -152,17 +159,25 @@ async def run_demo(*, out_dir: Path, nobb_items: int, dbk_products: int) -> int:
         user, password = Secret(settings.username), Secret(settings.password)
         cfg = Config(
             output=OutputConfig(dir=out_dir),
-            nobb=NobbConfig(base_url=sim.url, username=user, password=password,
-                            rate_limit="0", page_size=2000),
-            dbk=DbkConfig(base_url=sim.url, username=user, password=password, rate_limit="0",
-                          max_products_per_response=settings.dbk_max_products),
-        )  # fmt: skip
+            nobb=NobbConfig(
+                base_url=sim.url, username=user, password=password, rate_limit="0", page_size=2000
+            ),
+            dbk=DbkConfig(
+                base_url=sim.url,
+                username=user,
+                password=password,
+                rate_limit="0",
+                max_products_per_response=settings.dbk_max_products,
+            ),
+        )
         assert cfg.nobb is not None and cfg.dbk is not None
         common: dict[str, Any] = {
-            "mode": "dump", "out_dir": out_dir, "digest": cfg.digest(), "progress": "never",
-        }  # fmt: skip
-        found = await harvest_all([NobbSource(cfg.nobb), DbkSource(cfg.dbk)], cfg.output,
-                                  **common)  # fmt: skip
+            "mode": "dump",
+            "out_dir": out_dir,
+            "digest": cfg.digest(),
+            "progress": "never",
+        }
+        found = await harvest_all([NobbSource(cfg.nobb), DbkSource(cfg.dbk)], cfg.output, **common)
         results: list[RunResult | HarvesterError | int] = list(found)
         for name, result, expected, what in zip(
             ("nobb", "dbk"), found, (nobb_items, dbk_products), ("item", "product"), strict=True
@@ -203,14 +218,24 @@ async def run_command(args: argparse.Namespace, *, clock: Clock | None = None) -
     if missing:
         sections = " or ".join(f"[{name}]" for name in missing)
         raise ConfigError(f"no {sections} section in the config {args.config}")
-    picked = [src for name, src in configured.items()
-              if src is not None and (named is None or name in named)]  # fmt: skip
+    picked = [
+        src
+        for name, src in configured.items()
+        if src is not None and (named is None or name in named)
+    ]
     if not picked:
         raise ConfigError(f"no [nobb] or [dbk] section in the config {args.config}")
     found = await harvest_all(
-        picked, cfg.output, mode=args.command, out_dir=out_dir, digest=cfg.digest(),
-        progress=args.progress, log_format=args.log_format, resume=args.resume, clock=clock,
-    )  # fmt: skip
+        picked,
+        cfg.output,
+        mode=args.command,
+        out_dir=out_dir,
+        digest=cfg.digest(),
+        progress=args.progress,
+        log_format=args.log_format,
+        resume=args.resume,
+        clock=clock,
+    )
     for result in found:
         _report(result)
     results: list[RunResult | HarvesterError | int] = list(found)
@@ -249,12 +274,20 @@ def write_summary(
     for r in results:
         if isinstance(r, RunResult):
             m = r.manifest
-            sources.append({
-                "source": r.source, "mode": r.mode, "exit_code": r.exit_code,
-                "complete": m.complete, "records": m.records, "shards": len(m.shards),
-                "run_dir": str(r.run), "duration_seconds": round(r.duration, 3),
-                "failed_partitions": list(r.failed), "checks": dict(m.checks),
-            })  # fmt: skip
+            sources.append(
+                {
+                    "source": r.source,
+                    "mode": r.mode,
+                    "exit_code": r.exit_code,
+                    "complete": m.complete,
+                    "records": m.records,
+                    "shards": len(m.shards),
+                    "run_dir": str(r.run),
+                    "duration_seconds": round(r.duration, 3),
+                    "failed_partitions": list(r.failed),
+                    "checks": dict(m.checks),
+                }
+            )
         elif isinstance(r, HarvesterError):
             sources.append({"error": str(r), "exit_code": r.exit_code})
     body = {"mode": mode, "exit_code": _exit_code(results), "sources": sources}

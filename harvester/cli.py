@@ -55,10 +55,20 @@ def _bench(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    argv = [flag for flag in ("--quick", "--sweep", "--rate-sliding")
-            if getattr(args, flag[2:].replace("-", "_"))]  # fmt: skip
-    for flag in ("--only", "--rounds", "--rate-limit", "--latency-ms", "--rate-headers",
-                 "--reset-style", "--clock-skew"):  # fmt: skip
+    argv = [
+        flag
+        for flag in ("--quick", "--sweep", "--rate-sliding")
+        if getattr(args, flag[2:].replace("-", "_"))
+    ]
+    for flag in (
+        "--only",
+        "--rounds",
+        "--rate-limit",
+        "--latency-ms",
+        "--rate-headers",
+        "--reset-style",
+        "--clock-skew",
+    ):
         value = getattr(args, flag[2:].replace("-", "_"))
         if value is not None:
             argv += [flag, str(value)]

@@ -150,8 +150,10 @@ def _add_demo(sub: _Sub[_Parser]) -> None:
 
 def _add_runs(sub: _Sub[_Parser]) -> None:
     """``harvester dump`` and ``harvester sync``: sources, ``--resume`` and the run options."""
-    for mode, what in (("dump", "full catalogue dump of some or all sources"),
-                       ("sync", "pull what changed since the last complete run")):  # fmt: skip
+    for mode, what in (
+        ("dump", "full catalogue dump of some or all sources"),
+        ("sync", "pull what changed since the last complete run"),
+    ):
         run = sub.add_parser(
             mode,
             help=what,
@@ -213,8 +215,12 @@ def _add_probe(sub: _Sub[_Parser]) -> None:
     probe = sub.add_parser(
         "probe", help="measure each API's latency and rate-limit policy with 3 requests or fewer"
     )
-    probe.add_argument("sources", nargs="*", metavar="SOURCE",
-                       help="nobb and/or dbk (default: every configured source)")  # fmt: skip
+    probe.add_argument(
+        "sources",
+        nargs="*",
+        metavar="SOURCE",
+        help="nobb and/or dbk (default: every configured source)",
+    )
     probe.add_argument("--config", type=Path, required=True, help="TOML config file")
     probe.add_argument("--json", action="store_true", help="print the report as JSON")
 
@@ -234,9 +240,15 @@ def _add_bench(sub: _Sub[_Parser]) -> None:
     bench.add_argument("--sweep", action="store_true", help="tuning sweep instead of the suite")
     bench.add_argument("--rate-limit", metavar="N/S", help="sweep: the API's limit (600/60s)")
     bench.add_argument("--latency-ms", type=float, help="sweep: the API's latency (0)")
-    bench.add_argument("--rate-headers", choices=("x", "ietf", "ietf6", "both"),
-                       help="sweep: the API's rate-limit header family (x)")  # fmt: skip
-    bench.add_argument("--reset-style", choices=("epoch", "delta"),
-                       help="sweep: the reset as a UNIX time or seconds (epoch)")  # fmt: skip
+    bench.add_argument(
+        "--rate-headers",
+        choices=("x", "ietf", "ietf6", "both"),
+        help="sweep: the API's rate-limit header family (x)",
+    )
+    bench.add_argument(
+        "--reset-style",
+        choices=("epoch", "delta"),
+        help="sweep: the reset as a UNIX time or seconds (epoch)",
+    )
     bench.add_argument("--clock-skew", type=float, help="sweep: the API's clock skew, seconds")
     bench.add_argument("--rate-sliding", action="store_true", help="sweep: a sliding window")

@@ -44,8 +44,21 @@ __all__ = ["STEPS", "LiveDisplay", "Rows", "choose"]
 #: between fields instead of two, a 10-cell bar instead of 20, "rec" for "records", the policy
 #: without its ceiling, "/s" for "req/s", the ETA without its label, then drop the bar,
 #: retries, req/s, 429s, the ETA and the policy.
-STEPS = ("mbs", "gap", "bar10", "rec", "ceiling", "per_s", "eta_label",
-         "bar", "retries", "reqs", "429s", "eta", "policy")  # fmt: skip
+STEPS = (
+    "mbs",
+    "gap",
+    "bar10",
+    "rec",
+    "ceiling",
+    "per_s",
+    "eta_label",
+    "bar",
+    "retries",
+    "reqs",
+    "429s",
+    "eta",
+    "policy",
+)
 BAR = 20
 #: Seconds between redraws.
 REFRESH = 0.25
@@ -95,8 +108,10 @@ def _bar(console: Console, options: ConsoleOptions, done: float | None, width: i
 def _layout(rows: list[list[Cell]], bar: int, gap: int) -> tuple[list[str], dict[str, int]]:
     """The columns every row shares (those some row fills) and their widths."""
     keys = [key for key, _, _ in rows[0]]
-    widths = {key: bar if key == "bar" else max(cell_len(row[i][1]) for row in rows)
-              for i, key in enumerate(keys)}  # fmt: skip
+    widths = {
+        key: bar if key == "bar" else max(cell_len(row[i][1]) for row in rows)
+        for i, key in enumerate(keys)
+    }
     return [key for key in keys if widths[key]], widths
 
 
@@ -166,10 +181,22 @@ class LiveDisplay:
 
     enabled = True
 
-    def __init__(self, items: Sequence[Progress], *, console: Console, interval: float = REFRESH,
-                 clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
-        self._live = Live(Rows(items, clock), console=console, auto_refresh=False, transient=True,
-                          redirect_stdout=False, redirect_stderr=True)  # fmt: skip
+    def __init__(
+        self,
+        items: Sequence[Progress],
+        *,
+        console: Console,
+        interval: float = REFRESH,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._live = Live(
+            Rows(items, clock),
+            console=console,
+            auto_refresh=False,
+            transient=True,
+            redirect_stdout=False,
+            redirect_stderr=True,
+        )
         self._interval = interval
         self._task: asyncio.Task[None] | None = None
         self._open = False

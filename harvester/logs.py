@@ -48,10 +48,17 @@ def log_request(
     text = f"{request}: HTTP {status or '-'}{', ' + detail if detail else ''}, {ms} ms"
     if attempt is not None:
         text += f" (attempt {attempt})"
-    log.info(text, extra={
-        "source": source, "partition": partition, "request": request, "status": status or None,
-        "duration_ms": ms, "attempt": attempt,
-    })  # fmt: skip
+    log.info(
+        text,
+        extra={
+            "source": source,
+            "partition": partition,
+            "request": request,
+            "status": status or None,
+            "duration_ms": ms,
+            "attempt": attempt,
+        },
+    )
 
 
 class JsonFormatter(logging.Formatter):

@@ -55,10 +55,18 @@ def _settings(cfg: NobbConfig | DbkConfig) -> HttpSettings:
 def _endpoint(cfg: NobbConfig | DbkConfig, http: HttpClient, clock: Clock) -> Endpoint:
     """One attempt per request and no request lines: a probe reports what it measured."""
     name = "nobb" if isinstance(cfg, NobbConfig) else "dbk"
-    limiter = RateLimiter.from_setting(cfg.rate_limit, clock=clock, name=name,
-                                       key=f"{name}.rate_limit")  # fmt: skip
-    return Endpoint(source=name, http=http, limiter=limiter, clock=clock,
-                    policy=RetryPolicy(attempts=1), log=log, log_requests=False)  # fmt: skip
+    limiter = RateLimiter.from_setting(
+        cfg.rate_limit, clock=clock, name=name, key=f"{name}.rate_limit"
+    )
+    return Endpoint(
+        source=name,
+        http=http,
+        limiter=limiter,
+        clock=clock,
+        policy=RetryPolicy(attempts=1),
+        log=log,
+        log_requests=False,
+    )
 
 
 async def _timed(endpoint: Endpoint, request: Request) -> tuple[float, int, dict[str, str]]:
@@ -100,8 +108,13 @@ async def _nobb(cfg: NobbConfig, clock: Clock) -> dict[str, Any]:
                 # The window's end as the second answer narrowed it (never before the first's).
                 end = max(reset_at, limiter.policy.hi or reset_at)
                 await clock.sleep(max(0.0, end - clock.monotonic()) + 0.05)
-            request = Request(method="GET", url=PATH, params=(("pageSize", "1"),),
-                              headers=auth, label=f"nobb probe {n + 1}")  # fmt: skip
+            request = Request(
+                method="GET",
+                url=PATH,
+                params=(("pageSize", "1"),),
+                headers=auth,
+                label=f"nobb probe {n + 1}",
+            )
             took, status, headers = await _timed(endpoint, request)
             if status == 401:
                 raise AuthError("nobb: the server refused nobb.username / nobb.password")
@@ -126,9 +139,13 @@ async def _dbk(cfg: DbkConfig, clock: Clock) -> dict[str, Any]:
         times.append(clock.monotonic() - t0)
         params = (("updatedFrom", "20990101T000000Z"), ("updatedTo", "20990101T000001Z"))
         for n in range(2):
-            request = Request(method="GET", url=EXPORT, params=params,
-                              headers=(("Authorization", f"Bearer {token}"),),
-                              label=f"dbk probe {n + 1}")  # fmt: skip
+            request = Request(
+                method="GET",
+                url=EXPORT,
+                params=params,
+                headers=(("Authorization", f"Bearer {token}"),),
+                label=f"dbk probe {n + 1}",
+            )
             took, status, _ = await _timed(endpoint, request)
             if status == 401:
                 raise AuthError("dbk: the export refused the token the authentication gave")
@@ -138,8 +155,10 @@ async def _dbk(cfg: DbkConfig, clock: Clock) -> dict[str, Any]:
 
 def _latency(times: list[float]) -> dict[str, Any]:
     warm = min(times[1:]) if len(times) > 1 else times[0]
-    return {"first_byte_ms": round(warm * 1000, 1),
-            "connect_ms": round(max(0.0, times[0] - warm) * 1000, 1)}  # fmt: skip
+    return {
+        "first_byte_ms": round(warm * 1000, 1),
+        "connect_ms": round(max(0.0, times[0] - warm) * 1000, 1),
+    }
 
 
 def _policy(limiter: RateLimiter) -> dict[str, Any]:
@@ -165,8 +184,11 @@ def sweep_command(found: dict[str, Any], fallback: str) -> str:
     """The ``harvester bench --sweep`` line that simulates this API (limit, latency, headers)."""
     limit, window = found.get("limit"), found.get("window")
     rate = f"{limit}/{float(window):g}s" if limit and window else fallback
-    parts = ["harvester bench --sweep", f"--rate-limit {rate}",
-             f"--latency-ms {float(found['first_byte_ms']):.0f}"]  # fmt: skip
+    parts = [
+        "harvester bench --sweep",
+        f"--rate-limit {rate}",
+        f"--latency-ms {float(found['first_byte_ms']):.0f}",
+    ]
     family = {"ietf": "ietf", "ietf6": "ietf6"}.get(str(found.get("family")))
     if family:
         parts.append(f"--rate-headers {family}")
@@ -227,8 +249,10 @@ def render(found: dict[str, Any], *, as_json: bool = False) -> str:
                 if f["429s"]
                 else ("nothing is paced (beyond the ceiling) unless a 429 shows a quota")
             )
-            lines += ["  limit         no rate headers: the server announced no limit",
-                      f"  headers       no rate headers; {seen}"]  # fmt: skip
+            lines += [
+                "  limit         no rate headers: the server announced no limit",
+                f"  headers       no rate headers; {seen}",
+            ]
         if name == "nobb":
             hits = f["x_totalHits"]
             lines.append(

@@ -210,10 +210,17 @@ class Reporter:
             return " | ".join(p.line() for p in running)
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         return "\n".join(
-            orjson.dumps({"time": stamp, "level": "info", "logger": "harvester.progress",
-                          "message": p.line(), "source": p.source}).decode()
+            orjson.dumps(
+                {
+                    "time": stamp,
+                    "level": "info",
+                    "logger": "harvester.progress",
+                    "message": p.line(),
+                    "source": p.source,
+                }
+            ).decode()
             for p in running
-        )  # fmt: skip
+        )
 
     async def _run(self) -> None:
         while True:

@@ -58,8 +58,13 @@ class ProxyUrl:
             raise ConfigError(f"{key}: expected http://host:port, the host is missing")
         if parts.path not in ("", "/") or parts.query or parts.fragment:
             raise ConfigError(f"{key}: expected http://host:port, without a path or query")
-        return cls(scheme, parts.hostname, port or _PORTS[scheme],
-                   unquote(parts.username or ""), unquote(parts.password or ""))  # fmt: skip
+        return cls(
+            scheme,
+            parts.hostname,
+            port or _PORTS[scheme],
+            unquote(parts.username or ""),
+            unquote(parts.password or ""),
+        )
 
     @property
     def url(self) -> str:
@@ -150,9 +155,14 @@ def bypassed(host: str, port: int, no_proxy: str) -> bool:
 
 
 def choose(
-    scheme: str, host: str, port: int, *, configured: ProxyUrl | None, key: str,
+    scheme: str,
+    host: str,
+    port: int,
+    *,
+    configured: ProxyUrl | None,
+    key: str,
     env: Mapping[str, str],
-) -> ProxyChoice | None:  # fmt: skip
+) -> ProxyChoice | None:
     """The proxy for ``scheme://host:port``: ``configured`` (named ``key``), else the
     environment's, else None (a direct connection)."""
     if configured is not None:

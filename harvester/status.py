@@ -114,9 +114,17 @@ def _when(text: object) -> datetime | None:
 
 
 def _run(run_dir: Location, problems: list[str]) -> dict[str, Any]:
-    row: dict[str, Any] = {"run_id": run_dir.name, "mode": None, "status": "empty",
-                           "complete": False, "records": None, "shards": None, "started": None,
-                           "finished": None, "duration_seconds": None}  # fmt: skip
+    row: dict[str, Any] = {
+        "run_id": run_dir.name,
+        "mode": None,
+        "status": "empty",
+        "complete": False,
+        "records": None,
+        "shards": None,
+        "started": None,
+        "finished": None,
+        "duration_seconds": None,
+    }
     seen = len(problems)
     manifest = _read_json(run_dir, MANIFEST, problems)
     bad_manifest = len(problems) > seen
@@ -127,12 +135,19 @@ def _run(run_dir: Location, problems: list[str]) -> dict[str, Any]:
         shards = shards if isinstance(shards, list) else []
         counts = [s.get("records") for s in shards if isinstance(s, dict)]
         records = sum(n for n in counts if isinstance(n, int))
-        row.update(mode=source.get("mode"), started=source.get("started"), shards=len(shards),
-                   records=source.get("records", records))  # fmt: skip
+        row.update(
+            mode=source.get("mode"),
+            started=source.get("started"),
+            shards=len(shards),
+            records=source.get("records", records),
+        )
     if manifest is not None:
         complete = manifest.get("complete") is True
-        row.update(status="complete" if complete else "incomplete", complete=complete,
-                   finished=manifest.get("finished"))  # fmt: skip
+        row.update(
+            status="complete" if complete else "incomplete",
+            complete=complete,
+            finished=manifest.get("finished"),
+        )
         start, end = _when(row["started"]), _when(row["finished"])
         if start is not None and end is not None:
             row["duration_seconds"] = round((end - start).total_seconds(), 3)
@@ -170,9 +185,14 @@ def _resumable(source_dir: Location, mode: str, problems: list[str]) -> dict[str
     # A snapshot's plan lists the runs it merges, and done the ones merged so far.
     parts = source_dir.name in PLANNED or mode == "snapshot"
     planned = len(cp.plan) if cp.plan is not None and parts else None
-    return {"run_id": run_dir.name, "started": cp.started, "partitions_done": len(cp.done),
-            "partitions_planned": planned, "shards": len(cp.shards),
-            "records": sum(s.records for s in cp.shards)}  # fmt: skip
+    return {
+        "run_id": run_dir.name,
+        "started": cp.started,
+        "partitions_done": len(cp.done),
+        "partitions_planned": planned,
+        "shards": len(cp.shards),
+        "records": sum(s.records for s in cp.shards),
+    }
 
 
 def _scalar(value: object) -> bool:
@@ -198,11 +218,20 @@ def _source(source_dir: Location, last: int) -> dict[str, Any]:
     other = {k: len(v) for k, v in state.items() if not _scalar(v) and k != "last_complete_run"}
     resumable = {mode: _resumable(source_dir, mode, problems) for mode in MODES}
     current, unmerged = _current(source_dir, problems)
-    return {"source": source_dir.name, "dir": str(source_dir), "running": holder is not None,
-            "lock_holder": holder, "high_water": {k: v for k, v in state.items() if _scalar(v)},
-            "last_complete_run": lcr if isinstance(lcr, dict) else None, "state_other": other,
-            "runs": runs, "resumable": resumable, "problems": problems,
-            "current": current, "unmerged_syncs": unmerged}  # fmt: skip
+    return {
+        "source": source_dir.name,
+        "dir": str(source_dir),
+        "running": holder is not None,
+        "lock_holder": holder,
+        "high_water": {k: v for k, v in state.items() if _scalar(v)},
+        "last_complete_run": lcr if isinstance(lcr, dict) else None,
+        "state_other": other,
+        "runs": runs,
+        "resumable": resumable,
+        "problems": problems,
+        "current": current,
+        "unmerged_syncs": unmerged,
+    }
 
 
 def _current(source_dir: Location, problems: list[str]) -> tuple[dict[str, Any] | None, int]:

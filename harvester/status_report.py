@@ -36,17 +36,23 @@ def _source_block(src: dict[str, Any]) -> list[str]:
     lines += marks or ["  high-water marks: none"]
     lcr = src["last_complete_run"]
     if lcr is not None:
-        lines.append(f"  last complete run: {lcr.get('run_id')} ({lcr.get('mode')}, "
-                     f"{counted(lcr.get('records'), 'record')})")  # fmt: skip
+        lines.append(
+            f"  last complete run: {lcr.get('run_id')} ({lcr.get('mode')}, "
+            f"{counted(lcr.get('records'), 'record')})"
+        )
     cur, unmerged = src.get("current"), src.get("unmerged_syncs", 0)
     if cur is not None:
-        lines.append(f"  current snapshot: {cur.get('run_id')} "
-                     f"(as of {_short(cur.get('as_of'))}, "
-                     f"{counted(cur.get('records'), 'record')}), "
-                     f"{counted(unmerged, 'sync')} not merged yet")  # fmt: skip
+        lines.append(
+            f"  current snapshot: {cur.get('run_id')} "
+            f"(as of {_short(cur.get('as_of'))}, "
+            f"{counted(cur.get('records'), 'record')}), "
+            f"{counted(unmerged, 'sync')} not merged yet"
+        )
     elif unmerged:
-        lines.append(f"  no snapshot yet; {counted(unmerged, 'sync')} since the "
-                     "last dump (harvester compact)")  # fmt: skip
+        lines.append(
+            f"  no snapshot yet; {counted(unmerged, 'sync')} since the "
+            "last dump (harvester compact)"
+        )
     for key, size in src["state_other"].items():
         lines.append(f"  {key}: {counted(size, 'entry', 'entries')}")
     lines += _runs_table(src["runs"])
@@ -60,9 +66,18 @@ def _runs_table(runs: list[dict[str, Any]]) -> list[str]:
     table = [("run", "mode", "status", "records", "shards", "started", "finished", "took")]
     for r in runs:
         took = r["duration_seconds"]
-        table.append((r["run_id"], r["mode"] or "-", r["status"], _num(r["records"]),
-                      _num(r["shards"]), _short(r["started"]), _short(r["finished"]),
-                      f"{took:.1f}s" if isinstance(took, (int, float)) else "-"))  # fmt: skip
+        table.append(
+            (
+                r["run_id"],
+                r["mode"] or "-",
+                r["status"],
+                _num(r["records"]),
+                _num(r["shards"]),
+                _short(r["started"]),
+                _short(r["finished"]),
+                f"{took:.1f}s" if isinstance(took, (int, float)) else "-",
+            )
+        )
     if len(table) == 1:
         return ["  no runs"]
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
@@ -79,10 +94,12 @@ def _resumable(src: dict[str, Any]) -> list[str]:
         done = res["partitions_done"]
         unit = "input run" if mode == "snapshot" else "partition"
         parts = f"{done} of {counted(planned, unit)}" if planned else counted(done, unit)
-        lines.append(f"  resumable {mode}: {res['run_id']}: {parts} done, "
-                     f"{counted(res['shards'], 'shard')}, "
-                     f"{counted(res['records'], 'record')} so far "
-                     f"(harvester {_COMMAND[mode]} {src['source']} --resume)")  # fmt: skip
+        lines.append(
+            f"  resumable {mode}: {res['run_id']}: {parts} done, "
+            f"{counted(res['shards'], 'shard')}, "
+            f"{counted(res['records'], 'record')} so far "
+            f"(harvester {_COMMAND[mode]} {src['source']} --resume)"
+        )
     return lines
 
 

@@ -54,9 +54,15 @@ from harvester.errors import (
 from harvester.proxies import ProxyChoice, ProxyUrl, choose
 
 __all__ = [
-    "Client", "HttpClient", "HttpSettings", "Request", "Response", "problem_text",
-    "raise_for_status", "retry_after",
-]  # fmt: skip
+    "Client",
+    "HttpClient",
+    "HttpSettings",
+    "Request",
+    "Response",
+    "problem_text",
+    "raise_for_status",
+    "retry_after",
+]
 
 log = logging.getLogger("harvester.http")
 
@@ -191,27 +197,32 @@ def _translate(label: str, route: _Route | None = None) -> Iterator[None]:
             f"{section.rstrip('.') + ': ' if section else ''}{host}: {reason}; if a company CA "
             f"re-signs TLS on this network, add its PEM bundle as {section}ca_file (or set "
             f"SSL_CERT_FILE)",
-            host=host, reason=reason,
-        ) from None  # fmt: skip
+            host=host,
+            reason=reason,
+        ) from None
     except aiohttp.ClientProxyConnectionError as exc:
         where = route.via() if route else "the proxy"
-        raise ConnectError(f"cannot connect to {where}: {_reason(exc.os_error)}",
-                           request=label) from None  # fmt: skip
+        raise ConnectError(
+            f"cannot connect to {where}: {_reason(exc.os_error)}", request=label
+        ) from None
     except aiohttp.ClientHttpProxyError as exc:
         where = route.via() if route else "the proxy"
-        raise ConnectError(f"{where} refused the tunnel: HTTP {exc.status} {exc.message}",
-                           request=label) from None  # fmt: skip
+        raise ConnectError(
+            f"{where} refused the tunnel: HTTP {exc.status} {exc.message}", request=label
+        ) from None
     except aiohttp.ClientConnectorSSLError as exc:
         host = route.host if route else f"{exc.host}:{exc.port}"
-        raise ConnectError(f"TLS handshake with {host} failed: {verify_reason(exc.os_error)}",
-                           request=label) from None  # fmt: skip
+        raise ConnectError(
+            f"TLS handshake with {host} failed: {verify_reason(exc.os_error)}", request=label
+        ) from None
     except (aiohttp.ServerTimeoutError, TimeoutError) as exc:
         raise RequestTimeout(f"timed out ({type(exc).__name__})", request=label) from exc
     except (aiohttp.ClientConnectorError, ConnectionRefusedError) as exc:
         target = route.host if route else ""
         reason = _reason(getattr(exc, "os_error", exc))
-        raise ConnectError(f"cannot connect{' to ' + target if target else ''}: {reason}",
-                           request=label) from exc  # fmt: skip
+        raise ConnectError(
+            f"cannot connect{' to ' + target if target else ''}: {reason}", request=label
+        ) from exc
     except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError, ConnectionError) as exc:
         raise TruncatedBody(
             f"the connection broke mid-body ({type(exc).__name__})", request=label
@@ -305,9 +316,13 @@ class HttpClient:
     """
 
     def __init__(
-        self, settings: HttpSettings, *, base_url: str, env: Mapping[str, str] | None = None,
+        self,
+        settings: HttpSettings,
+        *,
+        base_url: str,
+        env: Mapping[str, str] | None = None,
         report: dict[str, object] | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigError(f"not an http(s) base URL: {base_url!r}")
@@ -316,10 +331,17 @@ class HttpClient:
         env = os.environ if env is None else env
         name = settings.name
         port = parts.port or (443 if parts.scheme == "https" else 80)
-        self._ssl = client_context(settings.ca_file, key=f"{name}.ca_file" if name else "ca_file",
-                                   env=env)  # fmt: skip
-        proxy = choose(parts.scheme, parts.hostname, port, configured=settings.proxy,
-                       key=f"{name}.proxy" if name else "proxy", env=env)  # fmt: skip
+        self._ssl = client_context(
+            settings.ca_file, key=f"{name}.ca_file" if name else "ca_file", env=env
+        )
+        proxy = choose(
+            parts.scheme,
+            parts.hostname,
+            port,
+            configured=settings.proxy,
+            key=f"{name}.proxy" if name else "proxy",
+            env=env,
+        )
         host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
         self._route = _Route(name, f"{host}:{port}", proxy)
         self._proxy_headers: dict[str, str] | None = None
@@ -330,11 +352,16 @@ class HttpClient:
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
         self.report = report if report is not None else {}
-        self._encoding, rule = offer(settings.accept_encoding, parts.hostname,
-                                     proxied=proxy is not None)  # fmt: skip
-        self.report.update(connections=0, scheme=parts.scheme,
-                           proxy=proxy.proxy.url if proxy else None,
-                           accept_encoding=self._encoding, accept_encoding_rule=rule)  # fmt: skip
+        self._encoding, rule = offer(
+            settings.accept_encoding, parts.hostname, proxied=proxy is not None
+        )
+        self.report.update(
+            connections=0,
+            scheme=parts.scheme,
+            proxy=proxy.proxy.url if proxy else None,
+            accept_encoding=self._encoding,
+            accept_encoding_rule=rule,
+        )
 
     @property
     def connections(self) -> int:
@@ -343,8 +370,12 @@ class HttpClient:
 
     async def _opened(self, *_: object) -> None:
         self.report["connections"] = self.connections + 1
-        log.debug("%s: connection %d opened to %s", self._route.name or "http",
-                  self.connections, self._route.host)  # fmt: skip
+        log.debug(
+            "%s: connection %d opened to %s",
+            self._route.name or "http",
+            self.connections,
+            self._route.host,
+        )
 
     def _open(self) -> aiohttp.ClientSession:
         if self._closed:
@@ -390,17 +421,24 @@ class HttpClient:
         with _translate(request.label, self._route):
             async with asyncio.timeout(self._settings.first_byte_timeout):
                 raw = await session.request(
-                    request.method, self._base + request.url, params=list(request.params),
-                    data=body, headers=headers,
-                    proxy=proxy.proxy.url if proxy else None, proxy_headers=self._proxy_headers,
-                )  # fmt: skip
+                    request.method,
+                    self._base + request.url,
+                    params=list(request.params),
+                    data=body,
+                    headers=headers,
+                    proxy=proxy.proxy.url if proxy else None,
+                    proxy_headers=self._proxy_headers,
+                )
         if proxy is not None and raw.status == 407:  # plain http through the proxy: its answer
             raw.close()
-            raise ConnectError(f"{self._route.via()} refused the request: HTTP 407 "
-                               f"{raw.reason or ''}".rstrip(), request=request.label)  # fmt: skip
+            raise ConnectError(
+                f"{self._route.via()} refused the request: HTTP 407 {raw.reason or ''}".rstrip(),
+                request=request.label,
+            )
         try:
-            yield Response(raw.status, raw.headers, raw.content.iter_chunked, request,
-                           self._settings)  # fmt: skip
+            yield Response(
+                raw.status, raw.headers, raw.content.iter_chunked, request, self._settings
+            )
         except BaseException:
             raw.close()  # a half-read body: drop the connection rather than reuse it
             raise

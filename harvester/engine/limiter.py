@@ -68,15 +68,26 @@ class RateLimiter:
         self._learned = ""  # what the hidden quota's learner said last (logged on change)
 
     @classmethod
-    def from_setting(cls, text: str, *, clock: Clock | None = None, name: str = "",
-                     key: str = "rate_limit", rand: Callable[[], float] | None = None,
-                     ) -> RateLimiter:  # fmt: skip
+    def from_setting(
+        cls,
+        text: str,
+        *,
+        clock: Clock | None = None,
+        name: str = "",
+        key: str = "rate_limit",
+        rand: Callable[[], float] | None = None,
+    ) -> RateLimiter:
         """From a ``rate_limit`` value: ``"auto"``, ``"N/Ts"`` (a ceiling) or ``"0"``."""
         if text.strip().lower() == "auto":
             return cls(ceiling=None, auto=True, clock=clock, name=name, rand=rand)
         rate, period = parse_rate(text, key=key)
-        return cls(ceiling=(rate, period) if rate > 0 else None, auto=False, clock=clock,
-                   name=name, rand=rand)  # fmt: skip
+        return cls(
+            ceiling=(rate, period) if rate > 0 else None,
+            auto=False,
+            clock=clock,
+            name=name,
+            rand=rand,
+        )
 
     @property
     def capped_resets(self) -> int:
@@ -131,8 +142,14 @@ class RateLimiter:
         seq, sent_at = ticket if ticket is not None else (0, now)
         if status < 400:
             self._strikes = 0
-        changed = self.policy.observe(read(headers), seq=seq, sent_at=sent_at, received=now,
-                                      wall=self._clock.time(), status=status)  # fmt: skip
+        changed = self.policy.observe(
+            read(headers),
+            seq=seq,
+            sent_at=sent_at,
+            received=now,
+            wall=self._clock.time(),
+            status=status,
+        )
         if changed and self.policy.headers_seen:
             log.info("%s rate limit: %s", self.name or "api", self.describe())
         elif not self.policy.headers_seen and self.policy.hidden.active:
@@ -159,12 +176,19 @@ class RateLimiter:
         family, limit, window_, style, kind, skew = self.policy.snapshot()
         if not self.policy.headers_seen:
             hidden = self.policy.hidden
-            return ("no rate headers seen" + (f"; {hidden.describe()}" if hidden.active else "")
-                    + (f"; ceiling {self.ceiling[0]:g}/{self.ceiling[1]:g}s" if self.ceiling
-                       else ""))  # fmt: skip
+            return (
+                "no rate headers seen"
+                + (f"; {hidden.describe()}" if hidden.active else "")
+                + (f"; ceiling {self.ceiling[0]:g}/{self.ceiling[1]:g}s" if self.ceiling else "")
+            )
         window = f"{window_:g}s" if window_ else "unknown"
-        parts = [f"{limit if limit is not None else '?'} per {window}", f"{kind} window",
-                 f"headers {family}", f"reset {style or 'none'}", f"skew {skew:+d}s"]  # fmt: skip
+        parts = [
+            f"{limit if limit is not None else '?'} per {window}",
+            f"{kind} window",
+            f"headers {family}",
+            f"reset {style or 'none'}",
+            f"skew {skew:+d}s",
+        ]
         if self.ceiling:
             parts.append(f"ceiling {self.ceiling[0]:g}/{self.ceiling[1]:g}s")
         return ", ".join(parts)

@@ -51,8 +51,12 @@ class Fit:
 NO_FIT = Fit("none", 0.0, 0.0)
 
 
-def fit_fixed(ends: list[tuple[float, float]], longest: tuple[float, float], allowed: list[float],
-              refused: list[float]) -> Fit | None:  # fmt: skip
+def fit_fixed(
+    ends: list[tuple[float, float]],
+    longest: tuple[float, float],
+    allowed: list[float],
+    refused: list[float],
+) -> Fit | None:
     """A fixed window that the distinct ``ends`` (bounds, ascending) and the arrivals of our
     ``allowed`` (ascending) and ``refused`` requests fit (module docstring). Two ends alone fit
     every length that divides their gap: it takes three."""
@@ -76,8 +80,7 @@ def fit_fixed(ends: list[tuple[float, float]], longest: tuple[float, float], all
         return NO_FIT if len(ends) >= 3 else None
     last = max(mids)
     # The end after the last one seen, as each length that fits predicts it.
-    nexts = [(lo + k * w, hi + k * w) for w, lo, hi in fits
-             for k in [round((last - lo) / w) + 1]]  # fmt: skip
+    nexts = [(lo + k * w, hi + k * w) for w, lo, hi in fits for k in [round((last - lo) / w) + 1]]
     lo, hi = min(a for a, _ in nexts), max(b for _, b in nexts)
     w = fits[len(fits) // 2][0]
     if hi - lo > 0.1 * w:
@@ -115,8 +118,13 @@ def _phase(ends: list[tuple[float, float]], w: float) -> tuple[float, float] | N
     return lo, hi
 
 
-def _count_phase(allowed: list[float], refused: list[float], w: float, lo: float, hi: float,
-                 ) -> tuple[float, float, float] | None:  # fmt: skip
+def _count_phase(
+    allowed: list[float],
+    refused: list[float],
+    w: float,
+    lo: float,
+    hi: float,
+) -> tuple[float, float, float] | None:
     """The part of the phase bounds ``[lo, hi]`` at which windows ``w`` long explain our
     refusals: each came once its window had allowed as many as the fullest window did (less
     one, for an arrival placed on the wrong side of an edge); None if no part does."""
@@ -139,8 +147,9 @@ def _count_phase(allowed: list[float], refused: list[float], w: float, lo: float
     return w, max(lo, min(fit) - pad), min(hi, max(fit) + pad)
 
 
-def fit_sliding(refusals: list[tuple[float, float, float]], longest: tuple[float, float],
-                allowed: list[float]) -> Fit | None:  # fmt: skip
+def fit_sliding(
+    refusals: list[tuple[float, float, float]], longest: tuple[float, float], allowed: list[float]
+) -> Fit | None:
     """A sliding window that the ``refusals`` (arrival, bounds of the end named) and our
     ``allowed`` arrivals (ascending) fit (module docstring); None unless one limit fits. As for
     a fixed window, its length is near the longest time-to-end seen (the first refusal after

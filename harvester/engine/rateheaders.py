@@ -104,9 +104,13 @@ def _ietf(h: Mapping[str, str]) -> Reading | None:
             continue
         pol = policies.get(name, {})
         reading = Reading(
-            family="ietf", limit=_int(pol.get("q")), remaining=r, reset=t,
-            coarse=p.get("t", "").isdigit(), window=_num(pol.get("w")),
-        )  # fmt: skip
+            family="ietf",
+            limit=_int(pol.get("q")),
+            remaining=r,
+            reset=t,
+            coarse=p.get("t", "").isdigit(),
+            window=_num(pol.get("w")),
+        )
         tightness = r / max(t or 0.0, 1e-3) if r > 0 else -(t or 0.0)
         if best is None or tightness < best[0]:
             best = (tightness, reading)
@@ -131,10 +135,13 @@ def _ietf6(h: Mapping[str, str]) -> Reading | None:
             window = window or _num(params.get("w"))
     reset = h.get("ratelimit-reset")
     return Reading(
-        family="ietf6", limit=_int(h.get("ratelimit-limit")),
-        remaining=_int(h.get("ratelimit-remaining")), reset=_num(reset),
-        coarse=(reset or "").strip().isdigit(), window=window,
-    )  # fmt: skip
+        family="ietf6",
+        limit=_int(h.get("ratelimit-limit")),
+        remaining=_int(h.get("ratelimit-remaining")),
+        reset=_num(reset),
+        coarse=(reset or "").strip().isdigit(),
+        window=window,
+    )
 
 
 def _x(h: Mapping[str, str]) -> Reading | None:
@@ -144,10 +151,13 @@ def _x(h: Mapping[str, str]) -> Reading | None:
     reset = _num(raw)
     epoch = reset is not None and reset > EPOCH_THRESHOLD
     return Reading(
-        family="x-ratelimit", limit=_int(h.get("x-ratelimit-limit")),
-        remaining=_int(h.get("x-ratelimit-remaining")), reset=reset, epoch=epoch,
+        family="x-ratelimit",
+        limit=_int(h.get("x-ratelimit-limit")),
+        remaining=_int(h.get("x-ratelimit-remaining")),
+        reset=reset,
+        epoch=epoch,
         coarse=(raw or "").strip().isdigit(),
-    )  # fmt: skip
+    )
 
 
 def read(headers: Mapping[str, str]) -> Reading:

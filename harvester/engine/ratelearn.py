@@ -137,8 +137,9 @@ class HiddenQuota:
         return allowed, [self._arrival(r) for r in recent if not r.allowed]
 
     # -- refusals --------------------------------------------------------------------------
-    def refused_at(self, seq: int, now: float, end: tuple[float, float] | None,
-                   hold: float | None = None) -> None:  # fmt: skip
+    def refused_at(
+        self, seq: int, now: float, end: tuple[float, float] | None, hold: float | None = None
+    ) -> None:
         """Request ``seq`` was refused; ``end``: where its Retry-After puts the window's end;
         ``hold``: a wait instead of the backoff where Retry-After names no usable end (one
         beyond the caller's cap, which is then the wait)."""
@@ -165,8 +166,9 @@ class HiddenQuota:
             return hi
         return min(hi, max(lo, self._windowed(lo, probe=False)))
 
-    def _refused(self, seq: int, req: _Req, now: float, end: tuple[float, float] | None,
-                 hold: float | None) -> None:  # fmt: skip
+    def _refused(
+        self, seq: int, req: _Req, now: float, end: tuple[float, float] | None, hold: float | None
+    ) -> None:
         """``refused_at`` after the end's bounds are taken: the backoff, the limit, the fit."""
         if req.sent <= self._closed_at:  # on its way before the API closed: the same refusal
             if end is not None:
@@ -201,8 +203,11 @@ class HiddenQuota:
         if self.fit is None and self._strikes == 1:  # refused again with none allowed
             allowed = sum(1 for r in self._log.values() if r.allowed and r.received is not None)
             if allowed:  # between: still closed, a matter for the backoff, not the rate
-                self.cubic.cut(now=now, allowed_rate=self._allowed_rate(now),
-                               k=max(2.0, _K_WINDOWS * self._longest))  # fmt: skip
+                self.cubic.cut(
+                    now=now,
+                    allowed_rate=self._allowed_rate(now),
+                    k=max(2.0, _K_WINDOWS * self._longest),
+                )
 
     def _names_fitted_end(self, end: tuple[float, float] | None, arrival: float) -> bool:
         """Whether a refusal's named ``end`` (None: unknown) may be the end of the fitted fixed
@@ -322,8 +327,10 @@ class HiddenQuota:
     def describe(self) -> str:
         """What was learned, in words (as ``-v`` logs it)."""
         if self.fit is not None and self.limit is not None:
-            return (f"{self.limit} per {self.fit.window:.2f}s, {self.fit.kind} window "
-                    "(learned from 429s)")  # fmt: skip
+            return (
+                f"{self.limit} per {self.fit.window:.2f}s, {self.fit.kind} window "
+                "(learned from 429s)"
+            )
         if self.cubic.rate is not None:
             kind = "sliding window, " if self.kind == "sliding" else ""
             return f"{kind}adaptive {self.cubic.rate:.2f}/s (learned from 429s)"

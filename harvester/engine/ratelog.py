@@ -64,8 +64,11 @@ class SendLog:
 
     def in_flight(self, before: int | None = None) -> int:
         """Requests still without an answer (only those older than ``before`` if given)."""
-        return sum(1 for k, e in self._entries.items()
-                   if e.received is None and (before is None or k < before))  # fmt: skip
+        return sum(
+            1
+            for k, e in self._entries.items()
+            if e.received is None and (before is None or k < before)
+        )
 
     def spread(self) -> float:
         """Half the spread of recent round trips: how far an arrival may be from half-way."""
@@ -87,24 +90,32 @@ class SendLog:
         """
         # Twice the spread seen: a few round trips need not have shown the whole of it yet.
         u = 4 * self.spread() + EDGE
-        return [e.sent + longest + u for e in self._entries.values()
-                if e.allowed and e.received is not None
-                and e.sent + shortest > since + u]  # fmt: skip
+        return [
+            e.sent + longest + u
+            for e in self._entries.values()
+            if e.allowed and e.received is not None and e.sent + shortest > since + u
+        ]
 
     def surely_out(self, width: float) -> list[float]:
         """When each allowed request is surely out of any window ``width`` long (its answer
         plus the width; in flight: not yet known, so never)."""
-        return [1e18 if e.received is None else e.received + width
-                for e in self._entries.values() if e.allowed]  # fmt: skip
+        return [
+            1e18 if e.received is None else e.received + width
+            for e in self._entries.values()
+            if e.allowed
+        ]
 
     def counted_span(self, seq: int, count: int) -> tuple[float, float] | None:
         """Bounds on a sliding window's length, if the answer to ``seq`` counted our latest
         ``count`` allowed requests: the oldest of them is inside, the one before it left."""
-        mine = [e for k, e in self._entries.items()
-                if k <= seq and e.allowed and e.received is not None]  # fmt: skip
+        mine = [
+            e for k, e in self._entries.items() if k <= seq and e.allowed and e.received is not None
+        ]
         this = self._entries.get(seq)
         if this is None or count < 1 or len(mine) <= count:
             return None
         u = self.spread()
-        return (this.arrived - mine[-count].arrived - 2 * u,
-                this.arrived - mine[-count - 1].arrived + 2 * u)  # fmt: skip
+        return (
+            this.arrived - mine[-count].arrived - 2 * u,
+            this.arrived - mine[-count - 1].arrived + 2 * u,
+        )

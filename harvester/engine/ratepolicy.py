@@ -43,9 +43,14 @@ SLIDING_MARGIN = 1.0
 class Policy(WindowReading):
     """One API's inferred rate-limit policy and pace (module docstring)."""
 
-    def __init__(self, *, ceiling: tuple[float, float] | None, auto: bool,
-                 max_wait: float = 3600.0, rand: Callable[[], float] | None = None,
-                 ) -> None:  # fmt: skip
+    def __init__(
+        self,
+        *,
+        ceiling: tuple[float, float] | None,
+        auto: bool,
+        max_wait: float = 3600.0,
+        rand: Callable[[], float] | None = None,
+    ) -> None:
         super().__init__(max_wait=max_wait)
         #: A quota shown only by 429s, learned while no answer carries rate headers.
         self.hidden = HiddenQuota(rand)
@@ -177,8 +182,16 @@ class Policy(WindowReading):
             self.lo = self.hi = None
 
     # -- answers ---------------------------------------------------------------------------
-    def observe(self, r: Reading, *, seq: int, sent_at: float, received: float, wall: float,
-                status: int = 200) -> bool:  # fmt: skip
+    def observe(
+        self,
+        r: Reading,
+        *,
+        seq: int,
+        sent_at: float,
+        received: float,
+        wall: float,
+        status: int = 200,
+    ) -> bool:
         """Take one answer into account; True when the inferred policy changed (to log it)."""
         before = self.snapshot()
         self.answered = True
@@ -224,8 +237,9 @@ class Policy(WindowReading):
                 self._learn_sliding(seq, r.remaining)
         return self.snapshot() != before
 
-    def _hidden(self, r: Reading, seq: int, sent_at: float, received: float, wall: float,
-                status: int) -> None:  # fmt: skip
+    def _hidden(
+        self, r: Reading, seq: int, sent_at: float, received: float, wall: float, status: int
+    ) -> None:
         """An answer without rate headers: what it tells ``hidden`` (a 429's window end)."""
         if status != 429:
             self.hidden.answered(seq, received, True)
@@ -238,8 +252,10 @@ class Policy(WindowReading):
             if (r.retry_after or "").strip().isdigit():  # whole seconds, rounded up at the server
                 end = (sent_at + after - 1.0, received + after)
             else:  # an HTTP date, whole seconds on the server's clock
-                end = (received + after - 1.0 - self.clock.early(),
-                       received + after + self.clock.late())  # fmt: skip
+                end = (
+                    received + after - 1.0 - self.clock.early(),
+                    received + after + self.clock.late(),
+                )
         self.hidden.refused_at(seq, received, end, hold)
         self.retry_hint = None  # the hidden quota closed the limiter (penalize reads it)
 
@@ -279,5 +295,11 @@ class Policy(WindowReading):
 
     def snapshot(self) -> Snapshot:
         window = round(self.window, 1) if self.window else None
-        return (self.family, self.limit, window, self.reset_style, self.kind,
-                round(self.clock.skew))  # fmt: skip
+        return (
+            self.family,
+            self.limit,
+            window,
+            self.reset_style,
+            self.kind,
+            round(self.clock.skew),
+        )

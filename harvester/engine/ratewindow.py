@@ -71,8 +71,9 @@ class WindowReading:
             return None
         return self._slide_w
 
-    def _reset(self, r: Reading, seq: int, sent_at: float, received: float, wall: float,
-               fresh: bool) -> bool:  # fmt: skip
+    def _reset(
+        self, r: Reading, seq: int, sent_at: float, received: float, wall: float, fresh: bool
+    ) -> bool:
         """Take the answer's reset into the window bounds; False if it shows an older window."""
         assert r.reset is not None
         if r.epoch:

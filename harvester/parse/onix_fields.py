@@ -84,8 +84,11 @@ def envelope(tree: Any, stamps: list[str], sent: str | None) -> dict[str, Any]:
     contributors = []
     for c in _each(dd.get("Contributor")):
         before, key = _text(c.get("NamesBeforeKey")), _text(c.get("KeyNames"))
-        name = (_text(c.get("PersonName")) or (f"{before} {key}" if before and key else key)
-                or _text(c.get("CorporateName")))  # fmt: skip
+        name = (
+            _text(c.get("PersonName"))
+            or (f"{before} {key}" if before and key else key)
+            or _text(c.get("CorporateName"))
+        )
         contributors.append({"role": _text(c.get("ContributorRole")), "name": name})
     pub = _each(tree.get("PublishingDetail"))
     pd = pub[0] if pub else {}
@@ -98,17 +101,25 @@ def envelope(tree: Any, stamps: list[str], sent: str | None) -> dict[str, Any]:
         for sd in _each(supply.get("SupplyDetail")):
             for p in _each(sd.get("Price")):
                 territory = (_each(p.get("Territory")) or [{}])[0]
-                prices.append({
-                    "type": _text(p.get("PriceType")), "amount": _text(p.get("PriceAmount")),
-                    "currency": _text(p.get("CurrencyCode")),
-                    "countries": _text(territory.get("CountriesIncluded")),
-                })  # fmt: skip
+                prices.append(
+                    {
+                        "type": _text(p.get("PriceType")),
+                        "amount": _text(p.get("PriceAmount")),
+                        "currency": _text(p.get("CurrencyCode")),
+                        "countries": _text(territory.get("CountriesIncluded")),
+                    }
+                )
     notification = _text(tree.get("NotificationType"))
     own = tree.get("@datestamp")
     updated, source = (
-        (own, "datestamp") if own else (max(stamps, key=iso_key), "max_datestamp") if stamps
-        else (sent, "sent") if sent else (None, None)
-    )  # fmt: skip
+        (own, "datestamp")
+        if own
+        else (max(stamps, key=iso_key), "max_datestamp")
+        if stamps
+        else (sent, "sent")
+        if sent
+        else (None, None)
+    )
     return {
         "record_reference": ref.strip(),
         "isbn13": isbn,

@@ -96,8 +96,12 @@ class WalkBudget:
         they bound (None: none seen), the seconds a chain may run and a page's average seconds."""
         page = None if self.page_seconds is None else round(self.page_seconds, 6)
         life = None if self.life is None else round(self.life, 6)
-        return {"expired": self.expiries, "life_at_most": life, "walk_seconds": self.seconds,
-                "page_seconds": page}  # fmt: skip
+        return {
+            "expired": self.expiries,
+            "life_at_most": life,
+            "walk_seconds": self.seconds,
+            "page_seconds": page,
+        }
 
     def should_cut(self, *, elapsed: float, pages: int) -> bool:
         """True if a chain ``elapsed`` seconds old after ``pages`` pages should not take another.

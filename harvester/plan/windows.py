@@ -231,8 +231,11 @@ class WindowPlanner:
             # Median and newest: a server that sends the oldest products first (a cut-off
             # prefix) gets two windows it answers whole and the rest; one that sends a sample
             # gets two halves and a sliver.
-            cuts = sorted({t for t in (inside[len(inside) // 2], inside[-1]) if w.start < t < w.end}
-                          if inside else set())  # fmt: skip
+            cuts = sorted(
+                {t for t in (inside[len(inside) // 2], inside[-1]) if w.start < t < w.end}
+                if inside
+                else set()
+            )
             if not cuts:
                 cuts = [w.start + w.width // 2]
             edges = [w.start, *cuts, w.end]

@@ -154,8 +154,15 @@ class BookCatalogue:
         self._deleted.add(self.serial[self._by_isbn[record_reference.removeprefix("dk.dbk.")]])
         self.touch(record_reference, ts)
 
-    def message(self, positions: Sequence[int], *, sent: int, number: int, release: str = "3.1",
-                datestamps: str = "stamped") -> Iterator[bytes]:  # fmt: skip
+    def message(
+        self,
+        positions: Sequence[int],
+        *,
+        sent: int,
+        number: int,
+        release: str = "3.1",
+        datestamps: str = "stamped",
+    ) -> Iterator[bytes]:
         """An ONIX message holding the given products (``<NoProduct/>`` if none), streamed.
 
         ``release``: 3.1, 3.0 (its namespace and release) or ``none`` (no namespace);
@@ -169,8 +176,9 @@ class BookCatalogue:
         stamp = {"absent": "<Product>", "old": f'<Product datestamp="{basic(_OLD)}">'}
         return self._stream(rows, sent, number, head, stamp.get(datestamps))
 
-    def _stream(self, rows: list[tuple[int, int, int]], sent: int, number: int, head: str,
-                stamp: str | None) -> Iterator[bytes]:  # fmt: skip
+    def _stream(
+        self, rows: list[tuple[int, int, int]], sent: int, number: int, head: str, stamp: str | None
+    ) -> Iterator[bytes]:
         yield (
             f'<?xml version="1.0" encoding="UTF-8"?>\n{head}\n'
             "<Header><Sender><SenderName>DBK Bogportalen</SenderName></Sender>"

@@ -70,36 +70,50 @@ def _add_rate(p: argparse.ArgumentParser, d: SimSettings) -> None:
     )
     p.add_argument("--rate-window", type=float, default=d.rate_window, help="seconds")
     p.add_argument(
-        "--reset-style", choices=("epoch", "delta"), default=d.reset_style,
+        "--reset-style",
+        choices=("epoch", "delta"),
+        default=d.reset_style,
         help="x-ratelimit-reset as a UNIX time (default) or as seconds from now",
-    )  # fmt: skip
+    )
     p.add_argument(
-        "--rate-headers", choices=("x", "ietf", "ietf6", "both"), default=d.rate_headers,
+        "--rate-headers",
+        choices=("x", "ietf", "ietf6", "both"),
+        default=d.rate_headers,
         help="x-ratelimit-* (default), IETF RateLimit + RateLimit-Policy (drafts 07-08), "
         "RateLimit-Limit/-Remaining/-Reset (drafts <= 06), or x and ietf together",
-    )  # fmt: skip
+    )
     p.add_argument(
-        "--clock-skew", type=float, default=d.clock_skew, metavar="SECONDS",
+        "--clock-skew",
+        type=float,
+        default=d.clock_skew,
+        metavar="SECONDS",
         help="the server's Date and UNIX-time resets run this far ahead (negative: behind)",
-    )  # fmt: skip
+    )
     p.add_argument(
-        "--rate-sliding", action="store_true",
+        "--rate-sliding",
+        action="store_true",
         help="a sliding window (remaining recovers gradually) instead of a fixed one",
-    )  # fmt: skip
+    )
     # Quotas nobody announces (open-points.md): all off by default.
     p.add_argument(
-        "--rate-hidden", action="store_true",
+        "--rate-hidden",
+        action="store_true",
         help="enforce --rate-limit but send no rate-limit headers (only 429s show the quota)",
-    )  # fmt: skip
+    )
     p.add_argument(
-        "--retry-after", choices=("none", "seconds", "date"), default=d.retry_after,
+        "--retry-after",
+        choices=("none", "seconds", "date"),
+        default=d.retry_after,
         help="what a 429 carries: no Retry-After (default), Retry-After in seconds, or as an "
         "HTTP date",
-    )  # fmt: skip
+    )
     p.add_argument(
-        "--rate-change-after", type=int, default=d.rate_change_after, metavar="REQUESTS",
+        "--rate-change-after",
+        type=int,
+        default=d.rate_change_after,
+        metavar="REQUESTS",
         help="after this many requests to an API its limit becomes --rate-change-to (0: never)",
-    )  # fmt: skip
+    )
     p.add_argument("--rate-change-to", type=int, default=d.rate_change_to, metavar="LIMIT")
 
 

@@ -125,8 +125,9 @@ class DbkApi:
         parts = auth[7:].split(".")
         if len(parts) != 3:
             return False
-        expected = hmac.new(self._key_now(), f"{parts[0]}.{parts[1]}".encode(),
-                            hashlib.sha256).digest()  # fmt: skip
+        expected = hmac.new(
+            self._key_now(), f"{parts[0]}.{parts[1]}".encode(), hashlib.sha256
+        ).digest()
         if not hmac.compare_digest(_b64(expected), parts[2]):
             return False
         claims = orjson.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
@@ -209,8 +210,9 @@ class DbkApi:
     def _window(self, request: web.Request, raw: bytes) -> tuple[int, list[int]] | web.Response:
         """(sent, positions) the filters select, or the 401 for a publisher not the caller's."""
         ctx = self.ctx
-        params = export_filters(request.query, raw,
-                                strict=ctx.settings.readings.dbk_basic_time_only)  # fmt: skip
+        params = export_filters(
+            request.query, raw, strict=ctx.settings.readings.dbk_basic_time_only
+        )
         start, end, publisher, isbns = params
         # The other readings of "updated after" / "before" (open-points.md), on whole seconds.
         if start is not None and ctx.settings.dbk_from_exclusive:
@@ -271,11 +273,18 @@ class DbkApi:
 def _too_many(status: int, cap: int, trace: str) -> web.Response:
     """A window over the cap refused: 413 as ASP.NET writes it, or 400 stating the cap."""
     if status == 413:
-        return problem(413, "Content Too Large",
-                       f"The export holds more than {cap} products: try with a smaller window",
-                       trace)  # fmt: skip
-    return problem(400, f"Too many products: the export is limited to {cap} products per request",
-                   "Narrow updatedFrom / updatedTo", trace)  # fmt: skip
+        return problem(
+            413,
+            "Content Too Large",
+            f"The export holds more than {cap} products: try with a smaller window",
+            trace,
+        )
+    return problem(
+        400,
+        f"Too many products: the export is limited to {cap} products per request",
+        "Narrow updatedFrom / updatedTo",
+        trace,
+    )
 
 
 def _dbk_case(headers: dict[str, str]) -> dict[str, str]:

@@ -95,8 +95,9 @@ def product_template(seed: int, template: int) -> str:
     )
     status = "07" if notification == "05" else rng.choice(["04", "04", "04", "02"])
     language = "dan" if rng.random() < 0.9 else "eng"
-    shape = _Shape(notification, form, title, contributors, text, subjects, price, extent,
-                   status, language)  # fmt: skip
+    shape = _Shape(
+        notification, form, title, contributors, text, subjects, price, extent, status, language
+    )
     return (
         f'<Product datestamp="@@TS@@">{_identifiers(shape)}{_descriptive(shape)}'
         f"{_collateral(shape)}{_publishing(shape)}{_supply(shape)}</Product>\n"

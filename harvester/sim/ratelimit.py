@@ -123,9 +123,10 @@ class RateWindow:
         headers = self._headers(now, remaining, reset_at)
         if not allowed and self.retry_after != "none":
             headers["Retry-After"] = (
-                str(max(0, math.ceil(reset_at - now - 1e-9))) if self.retry_after == "seconds"
+                str(max(0, math.ceil(reset_at - now - 1e-9)))
+                if self.retry_after == "seconds"
                 else email.utils.formatdate(math.ceil(reset_at - 1e-9), usegmt=True)
-            )  # fmt: skip
+            )
         return Decision(allowed, headers, bucket)
 
     def _headers(self, now: float, remaining: int, reset_at: float) -> dict[str, str]:
@@ -135,21 +136,25 @@ class RateWindow:
             return out
         if self.family in ("x", "both"):
             reset = str(math.ceil(reset_at)) if self.reset_style == "epoch" else delta
-            out.update({
-                "x-ratelimit-limit": str(self.limit),
-                "x-ratelimit-remaining": str(remaining),
-                "x-ratelimit-reset": reset,
-            })  # fmt: skip
+            out.update(
+                {
+                    "x-ratelimit-limit": str(self.limit),
+                    "x-ratelimit-remaining": str(remaining),
+                    "x-ratelimit-reset": reset,
+                }
+            )
         if self.family in ("ietf", "both"):
             out["RateLimit-Policy"] = f'"default";q={self.limit};w={self.window:g}'
             out["RateLimit"] = f'"default";r={remaining};t={delta}'
         if self.family == "ietf6":
-            out.update({
-                "RateLimit-Limit": str(self.limit),
-                "RateLimit-Remaining": str(remaining),
-                "RateLimit-Reset": delta,
-                "RateLimit-Policy": f"{self.limit};w={self.window:g}",
-            })  # fmt: skip
+            out.update(
+                {
+                    "RateLimit-Limit": str(self.limit),
+                    "RateLimit-Remaining": str(remaining),
+                    "RateLimit-Reset": delta,
+                    "RateLimit-Policy": f"{self.limit};w={self.window:g}",
+                }
+            )
         return out
 
 

@@ -83,9 +83,13 @@ class Readings:
     encoding: Encoding = "negotiate"
 
     def __post_init__(self) -> None:
-        for name, kind in (("dbk_cap_answer", CapAnswer), ("dbk_datestamps", Datestamps),
-                           ("dbk_onix", OnixRelease), ("encoding", Encoding),
-                           ("nobb_header_style", HeaderStyle)):  # fmt: skip
+        for name, kind in (
+            ("dbk_cap_answer", CapAnswer),
+            ("dbk_datestamps", Datestamps),
+            ("dbk_onix", OnixRelease),
+            ("encoding", Encoding),
+            ("nobb_header_style", HeaderStyle),
+        ):
             if getattr(self, name) not in get_args(kind):
                 allowed = ", ".join(get_args(kind))
                 raise ValueError(f"{name} must be one of {allowed}, not {getattr(self, name)!r}")
@@ -119,8 +123,11 @@ def _add_nobb(g: argparse._ArgumentGroup, d: Readings) -> None:
         default=d.nobb_header_style,
         help="NOBB x-totalHits... (camel, the docs' text) or x-total-hits... (kebab)",
     )
-    g.add_argument("--nobb-total-hits-first-only", action="store_true",
-                   help="NOBB x-totalHits only on a chain's first page")  # fmt: skip
+    g.add_argument(
+        "--nobb-total-hits-first-only",
+        action="store_true",
+        help="NOBB x-totalHits only on a chain's first page",
+    )
     g.add_argument(
         "--nobb-page-clamp",
         type=int,
@@ -147,9 +154,13 @@ def _add_nobb(g: argparse._ArgumentGroup, d: Readings) -> None:
 
 def _add_dbk(g: argparse._ArgumentGroup, d: Readings) -> None:
     """The DBK API's readings: the cap, empty windows, the message, tokens, time formats."""
-    g.add_argument("--dbk-cap-answer", choices=get_args(CapAnswer), default=d.dbk_cap_answer,
-                   help="DBK answer over --dbk-max-products: cut off silently (default), 413 or "
-                   "400 problem+json stating the cap, or no cap at all")  # fmt: skip
+    g.add_argument(
+        "--dbk-cap-answer",
+        choices=get_args(CapAnswer),
+        default=d.dbk_cap_answer,
+        help="DBK answer over --dbk-max-products: cut off silently (default), 413 or "
+        "400 problem+json stating the cap, or no cap at all",
+    )
     g.add_argument(
         "--dbk-empty-200",
         action="store_true",
@@ -161,20 +172,30 @@ def _add_dbk(g: argparse._ArgumentGroup, d: Readings) -> None:
         default=d.dbk_onix,
         help="DBK message namespace and release: 3.1 (default), 3.0, none",
     )
-    g.add_argument("--dbk-datestamps", choices=get_args(Datestamps), default=d.dbk_datestamps,
-                   help="DBK Product datestamp: the update time (default), absent, or one old "
-                   "date for all")  # fmt: skip
+    g.add_argument(
+        "--dbk-datestamps",
+        choices=get_args(Datestamps),
+        default=d.dbk_datestamps,
+        help="DBK Product datestamp: the update time (default), absent, or one old date for all",
+    )
     g.add_argument(
         "--dbk-shuffle", action="store_true", help="DBK products in another order on each call"
     )
     g.add_argument(
-        "--dbk-refresh-refuses", type=int, choices=(0, 401, 403), default=d.dbk_refresh_refuses,
-        metavar="STATUS", help="DBK: the refresh endpoint refuses every token: 403 or 401 (0: no)",
-    )  # fmt: skip
+        "--dbk-refresh-refuses",
+        type=int,
+        choices=(0, 401, 403),
+        default=d.dbk_refresh_refuses,
+        metavar="STATUS",
+        help="DBK: the refresh endpoint refuses every token: 403 or 401 (0: no)",
+    )
     g.add_argument(
-        "--dbk-token-life", type=int, default=d.dbk_token_life, metavar="SECONDS",
+        "--dbk-token-life",
+        type=int,
+        default=d.dbk_token_life,
+        metavar="SECONDS",
         help="DBK JWT life unless expirationInSeconds asks another (default 1800)",
-    )  # fmt: skip
+    )
     g.add_argument(
         "--dbk-rotate-key",
         type=float,
@@ -182,9 +203,12 @@ def _add_dbk(g: argparse._ArgumentGroup, d: Readings) -> None:
         metavar="SECONDS",
         help="DBK: a new JWT key every SECONDS, earlier tokens answer 401 (0: never)",
     )
-    g.add_argument("--dbk-basic-time-only", action="store_true",
-                   help="DBK: only 20250204T0930-0400 / 20250204T093000+0000 accepted; Z and "
-                   "extended times answer 400")  # fmt: skip
+    g.add_argument(
+        "--dbk-basic-time-only",
+        action="store_true",
+        help="DBK: only 20250204T0930-0400 / 20250204T093000+0000 accepted; Z and "
+        "extended times answer 400",
+    )
 
 
 def readings_from(args: argparse.Namespace) -> Readings:

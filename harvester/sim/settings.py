@@ -78,8 +78,14 @@ class SimSettings:
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be 0..65535, not {self.port}")
-        for name in ("nobb_items", "dbk_products", "rate_limit", "dbk_max_products",
-                     "rate_change_after", "rate_change_to"):  # fmt: skip
+        for name in (
+            "nobb_items",
+            "dbk_products",
+            "rate_limit",
+            "dbk_max_products",
+            "rate_change_after",
+            "rate_change_to",
+        ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")
         if self.rate_window <= 0 or self.token_ttl <= 0 or self.latency_ms < 0:

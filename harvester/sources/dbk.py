@@ -134,19 +134,35 @@ class DbkSource:
         ctx.progress.span_total = end - start
         ctx.progress.span_done = sum(max(0, min(b, end) - max(a, start)) for a, b in done)
         edges = (
-            SecondEdges() if self._assume is None
+            SecondEdges()
+            if self._assume is None
             else SecondEdges(self._assume[0], self._assume[1], fixed=True)
-        )  # fmt: skip
+        )
         async with (
             self._connect(settings, ctx.transport) as http,
             OnixConverter(cfg.workers) as conv,
         ):
             session = DbkSession(cfg, http, self.clock, policy=self._policy)
-            endpoint = Endpoint(source=self.name, http=http, limiter=limiter, clock=self.clock,
-                                policy=self._policy, log=log)  # fmt: skip
-            run = DbkRun(cfg=cfg, ctx=ctx, clock=self.clock, endpoint=endpoint, session=session,
-                         conv=conv, edges=edges, start=start, end=end,
-                         checkpoint_records=CHECKPOINT_RECORDS)  # fmt: skip
+            endpoint = Endpoint(
+                source=self.name,
+                http=http,
+                limiter=limiter,
+                clock=self.clock,
+                policy=self._policy,
+                log=log,
+            )
+            run = DbkRun(
+                cfg=cfg,
+                ctx=ctx,
+                clock=self.clock,
+                endpoint=endpoint,
+                session=session,
+                conv=conv,
+                edges=edges,
+                start=start,
+                end=end,
+                checkpoint_records=CHECKPOINT_RECORDS,
+            )
             covered = await run.harvest(learned, done)
         ctx.checks.update(run.checks())
         ctx.next_state["high_water"] = _iso(end)

@@ -58,8 +58,10 @@ def jwt_times(token: str) -> tuple[float | None, float | None]:
     if not isinstance(claims, dict):
         return None, None
     exp, iat = claims.get("exp"), claims.get("iat")
-    return (float(exp) if isinstance(exp, int | float) else None,
-            float(iat) if isinstance(iat, int | float) else None)  # fmt: skip
+    return (
+        float(exp) if isinstance(exp, int | float) else None,
+        float(iat) if isinstance(iat, int | float) else None,
+    )
 
 
 class DbkSession:
@@ -147,8 +149,10 @@ class DbkSession:
         except StatusError as exc:
             if exc.status not in (400, 401, 403, 404):
                 raise
-            log.info("dbk: refresh refused (HTTP %d); logging in again, and directly from now on",
-                     exc.status)  # fmt: skip
+            log.info(
+                "dbk: refresh refused (HTTP %d); logging in again, and directly from now on",
+                exc.status,
+            )
             self.refresh_refused = True
             await self._authenticate()
             return

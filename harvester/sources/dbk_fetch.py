@@ -115,19 +115,24 @@ class WindowFetcher:
             if resp.status == 204:
                 return out
             cap = self.cfg.max_products_per_response if stop_when_full else None
-            await self._stream(ctx, resp.chunks(), splitter, request.label, out, converted, cap,
-                               w, bounds)  # fmt: skip
+            await self._stream(
+                ctx, resp.chunks(), splitter, request.label, out, converted, cap, w, bounds
+            )
             # The workers' count guards the splitter's (a product end it did not see).
             out.count = max(splitter.products, converted[0])
             return out
 
         try:
             return await self.endpoint.send(
-                prepare, window, progress=ctx.progress, what=f"dbk window {w.id}",
-                partition=w.id, numbered=True,
+                prepare,
+                window,
+                progress=ctx.progress,
+                what=f"dbk window {w.id}",
+                partition=w.id,
+                numbered=True,
                 detail=lambda: counted(splitter.products, "product"),
                 unauthorized=lambda _: None,  # the session authenticated again (after_401)
-            )  # fmt: skip
+            )
         except _Full:
             out.count = splitter.products
             _edge_times(out, out.seen, bounds)
@@ -135,8 +140,10 @@ class WindowFetcher:
 
     def _request(self, w: Window, bounds: tuple[int, int], token: str) -> Request:
         cfg = self.cfg
-        filters: dict[str, Any] = {"updatedFrom": sent_time(bounds[0]),
-                                   "updatedTo": sent_time(bounds[1])}  # fmt: skip
+        filters: dict[str, Any] = {
+            "updatedFrom": sent_time(bounds[0]),
+            "updatedTo": sent_time(bounds[1]),
+        }
         if cfg.publisher:
             filters["publisher"] = cfg.publisher
         if cfg.product_ids:

@@ -60,9 +60,13 @@ class DbkRun:
 
     def __post_init__(self) -> None:
         self.fetcher = WindowFetcher(
-            cfg=self.cfg, endpoint=self.endpoint, session=self.session, conv=self.conv,
-            on_record=self._on_record, floor=self.start,
-        )  # fmt: skip
+            cfg=self.cfg,
+            endpoint=self.endpoint,
+            session=self.session,
+            conv=self.conv,
+            on_record=self._on_record,
+            floor=self.start,
+        )
         self.last_checkpoint = self.clock.monotonic()
 
     async def harvest(
@@ -72,9 +76,13 @@ class DbkRun:
         ctx, cfg, start, end = self.ctx, self.cfg, self.start, self.end
         await self.session.bearer()  # bad credentials stop the source before any window
         main = self.main = WindowPlanner(
-            start, end, cap=cfg.max_products_per_response, lanes=cfg.concurrency,
-            learned=learned, done=done,
-        )  # fmt: skip
+            start,
+            end,
+            cap=cfg.max_products_per_response,
+            lanes=cfg.concurrency,
+            learned=learned,
+            done=done,
+        )
         await self._pool(main, catch_up=False)
         await self._flush_checkpoints()
         covered = list(main.covered)
@@ -84,9 +92,12 @@ class DbkRun:
             now = int(self.clock.time()) + 1
             ctx.progress.span_total = max(end, now) - start
             late = WindowPlanner(
-                end, max(end, now), cap=cfg.max_products_per_response, lanes=cfg.concurrency,
+                end,
+                max(end, now),
+                cap=cfg.max_products_per_response,
+                lanes=cfg.concurrency,
                 learned=learned,
-            )  # fmt: skip
+            )
             if self.stated_cap is not None:
                 late.limit(self.stated_cap)
             latest = self.latest = LatestVersions()
@@ -104,7 +115,8 @@ class DbkRun:
         main, ctx = self.main, self.ctx
         assert main is not None, "harvest first"
         return {
-            "windows": main.requests, "unsplittable": [w.id for w in main.unsplittable],
+            "windows": main.requests,
+            "unsplittable": [w.id for w in main.unsplittable],
             "written": ctx.records_before + ctx.progress.records,
             "changed_during_run": self.changed,
             "replaced_by_newer_version": self.replaced,
@@ -113,7 +125,7 @@ class DbkRun:
             "edges": self.edges.describe(),
             "authentications": self.session.authentications,
             "token_refreshes": self.session.refreshes,
-        }  # fmt: skip
+        }
 
     async def _pool(self, planner: WindowPlanner, *, catch_up: bool) -> None:
         """Fetch windows until the planner is finished, ``concurrency`` at once (``run_pool``).
@@ -195,9 +207,13 @@ class DbkRun:
         planner.complete(w, fetched.count - fetched.outside)
         ctx.progress.partitions_done += 1
         ctx.progress.span_done += w.width
-        result: dict[str, object] = {"ok": True, "start": w.start, "end": w.end,
-                                     "count": fetched.count - fetched.outside,
-                                     "written": fetched.written}  # fmt: skip
+        result: dict[str, object] = {
+            "ok": True,
+            "start": w.start,
+            "end": w.end,
+            "count": fetched.count - fetched.outside,
+            "written": fetched.written,
+        }
         self.overlap_repeats += fetched.outside
         if catch_up:
             result["catch_up"] = True

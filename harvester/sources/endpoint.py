@@ -87,8 +87,9 @@ async def check_certificate(cfg: NobbConfig | DbkConfig, name: str) -> None:
     """
     settings = http_settings(cfg, name)
     # The handshake is what matters: a server slow to answer HEAD must not hold the run back.
-    settings = replace(settings, first_byte_timeout=min(settings.first_byte_timeout,
-                                                        settings.connect_timeout + 10))  # fmt: skip
+    settings = replace(
+        settings, first_byte_timeout=min(settings.first_byte_timeout, settings.connect_timeout + 10)
+    )
     async with HttpClient(settings, base_url=cfg.base_url) as http:
         if not cfg.base_url.lower().startswith("https:"):
             return  # the client is built all the same: a bad proxy variable stops us here
@@ -158,11 +159,16 @@ class Endpoint:
                         return await read(Answer(request, resp, first_byte))
             finally:
                 if self.log_requests:
-                    log_request(self.log, source=self.source, partition=partition,
-                                request=request.label, status=status,
-                                seconds=self.clock.monotonic() - t0,
-                                attempt=attempts if numbered else None,
-                                detail=detail() if detail is not None else "")  # fmt: skip
+                    log_request(
+                        self.log,
+                        source=self.source,
+                        partition=partition,
+                        request=request.label,
+                        status=status,
+                        seconds=self.clock.monotonic() - t0,
+                        attempt=attempts if numbered else None,
+                        detail=detail() if detail is not None else "",
+                    )
 
         def on_retry(n: int, exc: FetchError, delay: float) -> None:
             if progress is not None:
@@ -172,9 +178,12 @@ class Endpoint:
         while True:
             try:
                 return await call_with_retries(
-                    attempt, policy=self.policy, clock=self.clock, limiter=self.limiter,
+                    attempt,
+                    policy=self.policy,
+                    clock=self.clock,
+                    limiter=self.limiter,
                     on_retry=on_retry,
-                )  # fmt: skip
+                )
             except Unauthorized as exc:
                 if unauthorized is None:
                     raise

@@ -105,14 +105,23 @@ class NobbSource:
         # catches up from and records as its high-water mark the same day.
         today = ctx.started.date()
         async with self._connect(http_settings(cfg, self.name), ctx.transport) as http:
-            endpoint = Endpoint(source=self.name, http=http, limiter=limiter, clock=self.clock,
-                                policy=self._policy, log=log)  # fmt: skip
+            endpoint = Endpoint(
+                source=self.name,
+                http=http,
+                limiter=limiter,
+                clock=self.clock,
+                policy=self._policy,
+                log=log,
+            )
             fetcher = PageFetcher(
-                endpoint=endpoint, auth=self._auth, edges=edges,
+                endpoint=endpoint,
+                auth=self._auth,
+                edges=edges,
                 start_day=tuple(d.isoformat() for d in {today, edges.since(today)}),
-            )  # fmt: skip
-            run = NobbRun(cfg=cfg, ctx=ctx, clock=self.clock, fetcher=fetcher, edges=edges,
-                          today=today)  # fmt: skip
+            )
+            run = NobbRun(
+                cfg=cfg, ctx=ctx, clock=self.clock, fetcher=fetcher, edges=edges, today=today
+            )
             if not await run.harvest():  # no plan, no walks: incomplete, --resume re-plans
                 return
         run.account()

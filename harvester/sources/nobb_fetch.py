@@ -94,8 +94,9 @@ class PageFetcher:
             if resp.status == 400 and walk is not None and "pageToken" in params:
                 # A server may answer an expired token as it answers a garbage one: the chain
                 # is dead, as when page 1 comes back (the walk restarts, bounded, or is cut).
-                log.warning("%s: HTTP 400 for its page token: taken as an expired chain",
-                            request.label)  # fmt: skip
+                log.warning(
+                    "%s: HTTP 400 for its page token: taken as an expired chain", request.label
+                )
                 return None
             await self.endpoint.refuse(answer, ctx.progress)
             headers = dict(resp.headers)
@@ -113,9 +114,13 @@ class PageFetcher:
         accepted = 0
         while True:
             answer = await self.endpoint.send(
-                prepare, page, progress=ctx.progress, what=label,
-                partition=walk.partition.id if walk else None, unauthorized=_refused,
-            )  # fmt: skip
+                prepare,
+                page,
+                progress=ctx.progress,
+                what=label,
+                partition=walk.partition.id if walk else None,
+                unauthorized=_refused,
+            )
             if not isinstance(answer, _Accepted):
                 return answer
             accepted += 1

@@ -112,8 +112,9 @@ class PartitionPlanner:
         # next. Generous: a page taken in vain costs that page, a cut re-reads the partition.
         others = sum(not w.done for w in seam.ends.values() if w is not walk)
         near = self.cfg.page_size * (1 + 2 * others)
-        return not self.budget.finishes(elapsed=elapsed, pages=pages, left=seam.gap(),
-                                        per_page=near)  # fmt: skip
+        return not self.budget.finishes(
+            elapsed=elapsed, pages=pages, left=seam.gap(), per_page=near
+        )
 
     async def cut(
         self, ctx: RunContext, part: Partition, seam: Seam, walk: Walk, positions: Positions
@@ -142,16 +143,24 @@ class PartitionPlanner:
             # when short-lived tokens cut its partitions; at one, a fifth, with fewer pages
             # re-read: benchmarks/bench_token_life).
             found = await split(
-                self.probe(ctx), part, first=FIRST_DAY, today=self.today, pieces=pieces,
-                fanout=max(self.cfg.concurrency, pieces + 1), grain=self.cfg.page_size * self.ends,
-            )  # fmt: skip
+                self.probe(ctx),
+                part,
+                first=FIRST_DAY,
+                today=self.today,
+                pieces=pieces,
+                fanout=max(self.cfg.concurrency, pieces + 1),
+                grain=self.cfg.page_size * self.ends,
+            )
         finally:
             self._splitting.discard(pid)
         if found is None:
             self._uncuttable.add(pid)
-            log.warning("%s: its walk outlives the tokens (%.1fs), but it cannot be cut by "
-                        "date (its items changed on one day, or the probes found no cut)",
-                        walk.label, self.budget.seconds)  # fmt: skip
+            log.warning(
+                "%s: its walk outlives the tokens (%.1fs), but it cannot be cut by "
+                "date (its items changed on one day, or the probes found no cut)",
+                walk.label,
+                self.budget.seconds,
+            )
             return None
         if _met(seam):
             return None  # the ends met while the pieces were planned: nothing left to cut
@@ -163,9 +172,13 @@ class PartitionPlanner:
         # A resume walks the pieces, not the partition.
         await ctx.run.save_plan([[p.date_from, p.date_to] for p in self.parts])
         ctx.progress.partitions_total += len(found)
-        log.info("%s: cut into %s by change date (a walk may run %.1fs, %s)", walk.label,
-                 counted(len(found), "partition"), self.budget.seconds,
-                 counted(self.budget.pages, "page"))  # fmt: skip
+        log.info(
+            "%s: cut into %s by change date (a walk may run %.1fs, %s)",
+            walk.label,
+            counted(len(found), "partition"),
+            self.budget.seconds,
+            counted(self.budget.pages, "page"),
+        )
         todo = []
         for piece in found:
             if piece.id in ctx.done:  # finished before a crash: kept
@@ -203,8 +216,14 @@ class PartitionPlanner:
         probe = self.probe(ctx, times)
         # Imbalance below one page per end is not worth another round trip of probes.
         grain = cfg.page_size * self.ends
-        found = await plan(probe, first=FIRST_DAY, last=self.today, parts=wanted,
-                           fanout=cfg.concurrency, grain=grain)  # fmt: skip
+        found = await plan(
+            probe,
+            first=FIRST_DAY,
+            last=self.today,
+            parts=wanted,
+            fanout=cfg.concurrency,
+            grain=grain,
+        )
         # walk_max_seconds: no partition planned longer than that, at the probes' page time
         # (a lower bound: a page of many items takes longer; running walks are cut as well).
         # The median: one probe that waited out a 429 does not make every page look slow.
@@ -212,16 +231,23 @@ class PartitionPlanner:
         planned.observe_page(statistics.median(times) if times else 0.0)
         need = planned.pieces(found.total, page_size=cfg.page_size, ends=self.ends)
         if need > wanted and wanted < MAX_PIECES:
-            log.info("nobb: %s to keep each walk within walk_max_seconds (%gs)",
-                     counted(min(need, MAX_PIECES), "partition"),
-                     cfg.walk_max_seconds)  # fmt: skip
+            log.info(
+                "nobb: %s to keep each walk within walk_max_seconds (%gs)",
+                counted(min(need, MAX_PIECES), "partition"),
+                cfg.walk_max_seconds,
+            )
             parts = min(need, MAX_PIECES)
             fanout = max(cfg.concurrency, 2 * parts)
-            found = await plan(probe, first=FIRST_DAY, last=self.today, parts=parts,
-                               fanout=fanout, grain=grain)  # fmt: skip
-        log.info("nobb: %s from %s in %s: %s", counted(len(found.partitions), "partition"),
-                 counted(found.probes, "probe"), counted(found.levels, "level"),
-                 found.counts)  # fmt: skip
+            found = await plan(
+                probe, first=FIRST_DAY, last=self.today, parts=parts, fanout=fanout, grain=grain
+            )
+        log.info(
+            "nobb: %s from %s in %s: %s",
+            counted(len(found.partitions), "partition"),
+            counted(found.probes, "probe"),
+            counted(found.levels, "level"),
+            found.counts,
+        )
         ranked = sorted(zip(found.counts, found.partitions, strict=True), key=lambda c: -c[0])
         return [p for _, p in ranked], found.total
 

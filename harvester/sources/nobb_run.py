@@ -53,9 +53,14 @@ class NobbRun:
         cfg = self.cfg
         self.budget = WalkBudget(cfg.walk_max_seconds, ttl=cfg.token_ttl)
         self.planner = PartitionPlanner(
-            cfg=cfg, fetcher=self.fetcher, clock=self.clock, edges=self.edges,
-            ends=len(self._directions()), today=self.today, budget=self.budget,
-        )  # fmt: skip
+            cfg=cfg,
+            fetcher=self.fetcher,
+            clock=self.clock,
+            edges=self.edges,
+            ends=len(self._directions()),
+            today=self.today,
+            budget=self.budget,
+        )
 
     async def harvest(self) -> bool:
         """Plan, walk, fill the boundaries and catch up; False when no plan was made (the run
@@ -106,19 +111,25 @@ class NobbRun:
         self.edges.fills = len(fills)
         ctx.progress.partitions_total += len(fills)
         todo = [p for p in fills if f"edge:{p.id}" not in ctx.done]
-        await run_pool(todo, lambda p, add: self._walk(p, "asc", Seam(), fill=True),
-                       concurrency=self.cfg.concurrency)  # fmt: skip
+        await run_pool(
+            todo,
+            lambda p, add: self._walk(p, "asc", Seam(), fill=True),
+            concurrency=self.cfg.concurrency,
+        )
 
     def account(self) -> None:
         """The cross-checks: every record written is accounted for, or the difference named."""
         ctx, planned = self.ctx, self.expected
         results = ctx.partitions.values()
         # A cut partition's items are counted by its pieces.
-        main = [r for r in results if not any(r.get(k) for k in ("catch_up", "edge_fill",
-                                                                  "split_into"))]  # fmt: skip
+        main = [
+            r for r in results if not any(r.get(k) for k in ("catch_up", "edge_fill", "split_into"))
+        ]
         hits = sum(int(str(r.get("total_hits", 0))) for r in main)
-        only = {kind: sum(int(str(r.get("asc_written", 0))) for r in results if r.get(kind))
-                for kind in ("catch_up", "edge_fill")}  # fmt: skip
+        only = {
+            kind: sum(int(str(r.get("asc_written", 0))) for r in results if r.get(kind))
+            for kind in ("catch_up", "edge_fill")
+        }
         written = ctx.records_before + ctx.progress.records  # a resumed run's too
         checks = ctx.checks
         checks["x_totalHits_sum"] = hits
@@ -131,22 +142,29 @@ class NobbRun:
         checks["accepted_202"] = ctx.progress.accepted  # pages answered 202 and asked again
         notes = [str(checks["note"])] if checks.get("note") else []  # e.g. newer versions kept
         if only["edge_fill"]:
-            notes.append(f"{only['edge_fill']} items only the boundary walks found (an end of "
-                         "from/to is exclusive)")  # fmt: skip
+            notes.append(
+                f"{only['edge_fill']} items only the boundary walks found (an end of "
+                "from/to is exclusive)"
+            )
         if only["catch_up"]:
-            notes.append(f"{only['catch_up']} items first written by the catch-up (changed "
-                         "during the run)")  # fmt: skip
+            notes.append(
+                f"{only['catch_up']} items first written by the catch-up (changed during the run)"
+            )
         other = written - hits - only["edge_fill"] - only["catch_up"]
         if other:
-            notes.append(f"{other:+} items the partitions' x-totalHits do not explain (counts "
-                         "changed while walking)")  # fmt: skip
+            notes.append(
+                f"{other:+} items the partitions' x-totalHits do not explain (counts "
+                "changed while walking)"
+            )
         if planned is not None:
             checks["planned_total"] = planned
             missing = planned - written
             if missing > 0:
                 checks["unaccounted"] = missing
-                notes.append(f"{missing} items of the catalogue's x-totalHits at planning were "
-                             "not written: removed during the run, or lost")  # fmt: skip
+                notes.append(
+                    f"{missing} items of the catalogue's x-totalHits at planning were "
+                    "not written: removed during the run, or lost"
+                )
                 log.warning("nobb: %d items of the planned total were not written", missing)
         if notes:
             checks["note"] = "; ".join(notes)
@@ -204,15 +222,19 @@ class NobbRun:
         try:
             while params is not None:
                 # Cut before a page that would outlive the budget (``walk_budget.py``).
-                if (add is not None and chain_pages and not seam.closed
-                        and self.planner.must_cut(seam, walk, elapsed=self.clock.time() - began,
-                                                   pages=chain_pages)
-                        and await self._cut(part, seam, walk, add)):  # fmt: skip
+                if (
+                    add is not None
+                    and chain_pages
+                    and not seam.closed
+                    and self.planner.must_cut(
+                        seam, walk, elapsed=self.clock.time() - began, pages=chain_pages
+                    )
+                    and await self._cut(part, seam, walk, add)
+                ):
                     break
                 counter = [0]
                 sent = self.clock.time()
-                headers = await self.fetcher.fetch(ctx, params, walk, counter,
-                                                    label=walk.label)  # fmt: skip
+                headers = await self.fetcher.fetch(ctx, params, walk, counter, label=walk.label)
                 written += counter[0]
                 if headers is None:  # page 1 came back: the chain had died when this was served
                     if chain_pages:
@@ -230,8 +252,9 @@ class NobbRun:
                 chain_pages += 1
                 params = walk.on_page_end(headers)
                 if params is not None and not catch_up and walk.position is not None:
-                    self.positions.update(pid, direction, walk.position,
-                                           params.get("pageToken"), began)  # fmt: skip
+                    self.positions.update(
+                        pid, direction, walk.position, params.get("pageToken"), began
+                    )
                     await self._maybe_save()
         except FetchError as exc:
             log.error("%s failed: %s", walk.label, exc)

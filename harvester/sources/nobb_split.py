@@ -53,8 +53,16 @@ async def split(
 
     # least=2: a few dozen items within the tolerance are still to be cut, not kept whole
     # because the first probes, spread over the open bound's decades, all fell below them.
-    found = await plan(inside, first=span_lo, last=span_hi, parts=pieces, fanout=fanout,
-                       grain=grain, max_levels=max_levels, least=2)  # fmt: skip
+    found = await plan(
+        inside,
+        first=span_lo,
+        last=span_hi,
+        parts=pieces,
+        fanout=fanout,
+        grain=grain,
+        max_levels=max_levels,
+        least=2,
+    )
     if len(found.partitions) < 2:
         return None
     out = [Partition(p.date_from, p.date_to) for p in found.partitions]

@@ -52,9 +52,13 @@ class Checkpoint:
     def encode(self) -> bytes:
         """The checkpoint's bytes as of now (what ``save`` writes)."""
         data = {
-            "started": self.started, "mode": self.mode, "plan": self.plan, "done": self.done,
-            "shards": [s.to_json() for s in self.shards], "positions": self.positions,
-        }  # fmt: skip
+            "started": self.started,
+            "mode": self.mode,
+            "plan": self.plan,
+            "done": self.done,
+            "shards": [s.to_json() for s in self.shards],
+            "positions": self.positions,
+        }
         return orjson.dumps(data, option=orjson.OPT_INDENT_2)
 
     def save(self, run_dir: Location | Path) -> None:
@@ -74,8 +78,14 @@ class Checkpoint:
             positions = data.get("positions") or {}
             if not isinstance(positions, dict):
                 raise TypeError("positions is not an object")
-            return cls(started=data["started"], mode=data["mode"], plan=data["plan"],
-                       done=data["done"], shards=shards, positions=positions)  # fmt: skip
+            return cls(
+                started=data["started"],
+                mode=data["mode"],
+                plan=data["plan"],
+                done=data["done"],
+                shards=shards,
+                positions=positions,
+            )
         except (OSError, orjson.JSONDecodeError, KeyError, TypeError) as exc:
             raise OutputError(f"cannot read the checkpoint of {run}: {exc}") from exc
 

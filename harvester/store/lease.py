@@ -89,8 +89,12 @@ class LeaseLock:
 
     def _body(self) -> tuple[bytes, float]:
         expires = time.time() + self.lease
-        body = {"holder": self.holder, "token": self.token, "expires": expires,
-                "expires_at": _iso(expires)}  # fmt: skip
+        body = {
+            "holder": self.holder,
+            "token": self.token,
+            "expires": expires,
+            "expires_at": _iso(expires),
+        }
         return orjson.dumps(body), expires
 
     def _confirm(self) -> None:

@@ -76,10 +76,16 @@ def _client(env: Mapping[str, str], retry_seconds: float) -> dict[str, Any]:
         if env.get(name):
             kw[name[4:].lower()] = env[name]
     kw["region"] = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1"
-    backoff = {"init_backoff": timedelta(milliseconds=100), "max_backoff": timedelta(seconds=5),
-               "base": 2}  # fmt: skip
-    kw["retry_config"] = {"max_retries": 1000, "backoff": backoff,
-                          "retry_timeout": timedelta(seconds=retry_seconds)}  # fmt: skip
+    backoff = {
+        "init_backoff": timedelta(milliseconds=100),
+        "max_backoff": timedelta(seconds=5),
+        "base": 2,
+    }
+    kw["retry_config"] = {
+        "max_retries": 1000,
+        "backoff": backoff,
+        "retry_timeout": timedelta(seconds=retry_seconds),
+    }
     kw["client_options"] = client
     return kw
 
@@ -187,6 +193,8 @@ class Bucket:
         except Exception as exc:
             raise self._error(key, "list", exc) from None
         dirs = [p.rstrip("/").rsplit("/", 1)[-1] for p in found["common_prefixes"]]
-        files = {str(o["path"]).rsplit("/", 1)[-1]: (int(o["size"]), o["last_modified"].timestamp())
-                 for o in found["objects"]}  # fmt: skip
+        files = {
+            str(o["path"]).rsplit("/", 1)[-1]: (int(o["size"]), o["last_modified"].timestamp())
+            for o in found["objects"]
+        }
         return dirs, files

@@ -87,9 +87,13 @@ def recover_source_state(
         return {}
     run_id, manifest = found
     state = rebuild(manifest)
-    state["last_complete_run"] = {"run_id": run_id, "mode": manifest["mode"],
-                                  "records": manifest.get("records")}  # fmt: skip
+    state["last_complete_run"] = {
+        "run_id": run_id,
+        "mode": manifest["mode"],
+        "records": manifest.get("records"),
+    }
     source_dir.write(STATE, orjson.dumps(state, option=orjson.OPT_INDENT_2))
-    log.warning("%s: %s %s; rebuilt from %s's manifest", source, shown, why,
-                source_dir.show(run_id))  # fmt: skip
+    log.warning(
+        "%s: %s %s; rebuilt from %s's manifest", source, shown, why, source_dir.show(run_id)
+    )
     return state

@@ -25,8 +25,17 @@ from harvester.errors import ConfigError, OutputError
 if TYPE_CHECKING:
     from harvester.store.objstore import Bucket
 
-__all__ = ["SCHEME", "BucketDir", "LocalDir", "Location", "atomic_write", "fsync_dir",
-           "location", "out_dir", "split_url"]  # fmt: skip
+__all__ = [
+    "SCHEME",
+    "BucketDir",
+    "LocalDir",
+    "Location",
+    "atomic_write",
+    "fsync_dir",
+    "location",
+    "out_dir",
+    "split_url",
+]
 
 SCHEME = "s3://"
 
