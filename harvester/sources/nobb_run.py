@@ -196,7 +196,6 @@ class NobbRun:
         fill: bool = False,
         add: Callable[[Work], None] | None = None,
     ) -> None:
-        ctx = self.ctx
         walk = Walk(
             part,
             "asc" if direction == "asc" else "desc",
@@ -205,9 +204,33 @@ class NobbRun:
             filters={"suppliers": ",".join(self.cfg.suppliers)} if self.cfg.suppliers else None,
         )
         pid = f"catch-up:{part.id}" if catch_up else f"edge:{part.id}" if fill else part.id
-        result = ctx.partitions.setdefault(pid, {"ok": True, "catch_up": catch_up})
+        result = self.ctx.partitions.setdefault(pid, {"ok": True, "catch_up": catch_up})
         if fill:
             result["edge_fill"] = True
+        try:
+            written = await self._chain(walk, pid, direction, seam, catch_up=catch_up, add=add)
+        except FetchError as exc:
+            log.error("%s failed: %s", walk.label, exc)
+            result.update(ok=False, error=str(exc))
+            self.ctx.progress.partitions_failed += 1
+            return
+        await self._account(walk, pid, direction, result, written, catch_up=catch_up, fill=fill)
+
+    async def _chain(
+        self,
+        walk: Walk,
+        pid: str,
+        direction: str,
+        seam: Seam,
+        *,
+        catch_up: bool,
+        add: Callable[[Work], None] | None,
+    ) -> int:
+        """Walk ``walk``'s token chain from its saved position (or its start) to its end or cut.
+
+        Returns the number of records written; a ``FetchError`` ends the walk and propagates.
+        """
+        ctx, part = self.ctx, walk.partition
         saved = None if catch_up else self.positions.get(pid, direction)
         began = self.clock.time()
         params: dict[str, str] | None
@@ -219,48 +242,55 @@ class NobbRun:
             params = walk.first_request()
         written = 0
         budget, chain_pages = self.budget, 0
-        try:
-            while params is not None:
-                # Cut before a page that would outlive the budget (``walk_budget.py``).
-                if (
-                    add is not None
-                    and chain_pages
-                    and not seam.closed
-                    and self.planner.must_cut(
-                        seam, walk, elapsed=self.clock.time() - began, pages=chain_pages
-                    )
-                    and await self._cut(part, seam, walk, add)
-                ):
+        while params is not None:
+            # Cut before a page that would outlive the budget (``walk_budget.py``).
+            if (
+                add is not None
+                and chain_pages
+                and not seam.closed
+                and self.planner.must_cut(
+                    seam, walk, elapsed=self.clock.time() - began, pages=chain_pages
+                )
+                and await self._cut(part, seam, walk, add)
+            ):
+                break
+            counter = [0]
+            sent = self.clock.time()
+            headers = await self.fetcher.fetch(ctx, params, walk, counter, label=walk.label)
+            written += counter[0]
+            if headers is None:  # page 1 came back: the chain had died when this was served
+                if chain_pages:
+                    # Bounded by now, not by ``sent``: the request may have queued for a
+                    # connection (or a retry) while the chain aged, so only the answer's
+                    # arrival is surely no earlier than the moment the server saw it dead.
+                    budget.observe_expiry(self.clock.time() - began)
+                if add is not None and await self._cut(part, seam, walk, add):
                     break
-                counter = [0]
-                sent = self.clock.time()
-                headers = await self.fetcher.fetch(ctx, params, walk, counter, label=walk.label)
-                written += counter[0]
-                if headers is None:  # page 1 came back: the chain had died when this was served
-                    if chain_pages:
-                        # Bounded by now, not by ``sent``: the request may have queued for a
-                        # connection (or a retry) while the chain aged, so only the answer's
-                        # arrival is surely no earlier than the moment the server saw it dead.
-                        budget.observe_expiry(self.clock.time() - began)
-                    if add is not None and await self._cut(part, seam, walk, add):
-                        break
-                    if seam.closed:
-                        break
-                    params, began, chain_pages = walk.restart(), self.clock.time(), 0
-                    continue
-                budget.observe_page(self.clock.time() - sent)
-                chain_pages += 1
-                params = walk.on_page_end(headers)
-                if params is not None and not catch_up and walk.position is not None:
-                    self.positions.update(
-                        pid, direction, walk.position, params.get("pageToken"), began
-                    )
-                    await self._maybe_save()
-        except FetchError as exc:
-            log.error("%s failed: %s", walk.label, exc)
-            result.update(ok=False, error=str(exc))
-            ctx.progress.partitions_failed += 1
-            return
+                if seam.closed:
+                    break
+                params, began, chain_pages = walk.restart(), self.clock.time(), 0
+                continue
+            budget.observe_page(self.clock.time() - sent)
+            chain_pages += 1
+            params = walk.on_page_end(headers)
+            if params is not None and not catch_up and walk.position is not None:
+                self.positions.update(pid, direction, walk.position, params.get("pageToken"), began)
+                await self._maybe_save()
+        return written
+
+    async def _account(
+        self,
+        walk: Walk,
+        pid: str,
+        direction: str,
+        result: dict[str, object],
+        written: int,
+        *,
+        catch_up: bool,
+        fill: bool,
+    ) -> None:
+        """Record one finished end of ``pid``; the last end counts it done and checkpoints it."""
+        ctx = self.ctx
         result[f"{direction}_pages"] = walk.pages
         result[f"{direction}_written"] = written
         result[f"{direction}_restarts"] = walk.restarts
