@@ -75,29 +75,19 @@ async def harvest_all(
     progress shows (``display.choose``); a source's row turns into its summary when it ends.
     """
     progs = [Progress(source=src.name) for src in sources]
+    run: dict[str, Any] = {
+        "mode": mode,
+        "output": output,
+        "out_dir": out_dir,
+        "config_digest": digest,
+        "resume": resume,
+        "clock": clock,
+    }
 
     async def one(src: Source, prog: Progress) -> RunResult | HarvesterError:
-        result = await run_one(src, prog)
+        result = await _run_guarded(src, progress=prog, **run)
         prog.finish(_summary(result), ok=isinstance(result, RunResult) and not result.exit_code)
         return result
-
-    async def run_one(src: Source, prog: Progress) -> RunResult | HarvesterError:
-        try:
-            return await run_source(
-                src,
-                mode=mode,
-                output=output,
-                out_dir=out_dir,
-                config_digest=digest,
-                progress=prog,
-                resume=resume,
-                clock=clock,
-            )
-        except HarvesterError as exc:
-            return exc
-        except Exception as exc:  # a bug: report it, and let the other source finish
-            log.exception("%s: unexpected error", src.name)
-            return HarvesterError(f"{src.name}: unexpected {type(exc).__name__}: {exc}")
 
     loop = asyncio.get_running_loop()
     installed: list[signal.Signals] = []
@@ -124,6 +114,17 @@ async def harvest_all(
         Interrupted(f"{src.name}: interrupted before it started") if t.cancelled() else t.result()
         for src, t in zip(sources, tasks, strict=True)
     ]
+
+
+async def _run_guarded(src: Source, **run: Any) -> RunResult | HarvesterError:
+    """``run_source(src, **run)``; a failure comes back as its error, never raised."""
+    try:
+        return await run_source(src, **run)
+    except HarvesterError as exc:
+        return exc
+    except Exception as exc:  # a bug: report it, and let the other source finish
+        log.exception("%s: unexpected error", src.name)
+        return HarvesterError(f"{src.name}: unexpected {type(exc).__name__}: {exc}")
 
 
 def _exit_code(results: Sequence[RunResult | HarvesterError | int]) -> int:
