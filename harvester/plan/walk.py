@@ -44,9 +44,9 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 
 from harvester.errors import PaginationError
+from harvester.plan.partitions import Partition
 from harvester.plan.seam import Claim, Direction, Seam
 
 __all__ = ["Claim", "Partition", "Seam", "Walk", "header"]
@@ -63,26 +63,6 @@ def header(headers: Mapping[str, str], names: tuple[str, ...]) -> str | None:
         if value:
             return value
     return None
-
-
-@dataclass(frozen=True, slots=True)
-class Partition:
-    """A day window; None bounds are open. ``id`` is stable across runs (for checkpoints)."""
-
-    date_from: str | None
-    date_to: str | None
-
-    @property
-    def id(self) -> str:
-        return f"{self.date_from or 'start'}..{self.date_to or 'end'}"
-
-    def params(self) -> dict[str, str]:
-        out = {}
-        if self.date_from:
-            out["from"] = self.date_from
-        if self.date_to:
-            out["to"] = self.date_to
-        return out
 
 
 class Walk:
