@@ -20,8 +20,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from harvester.config import Config, DbkConfig, NobbConfig, OutputConfig, Secret
 from harvester.config_file import load_config
 from harvester.display import choose
@@ -31,10 +29,10 @@ from harvester.logs import setup_logging
 from harvester.plural import counted
 from harvester.progress import Progress, ProgressMode
 from harvester.run import RunResult, run_source
+from harvester.run_summary import exit_code, write_prometheus, write_summary
 from harvester.sim.settings import SimSettings
 from harvester.sources.base import Mode, Source
 from harvester.sources.nobb import NobbSource
-from harvester.store.manifest import atomic_write
 
 __all__ = ["harvest_all", "picked_sources", "run_command", "run_demo"]
 
@@ -75,29 +73,19 @@ async def harvest_all(
     progress shows (``display.choose``); a source's row turns into its summary when it ends.
     """
     progs = [Progress(source=src.name) for src in sources]
+    run: dict[str, Any] = {
+        "mode": mode,
+        "output": output,
+        "out_dir": out_dir,
+        "config_digest": digest,
+        "resume": resume,
+        "clock": clock,
+    }
 
     async def one(src: Source, prog: Progress) -> RunResult | HarvesterError:
-        result = await run_one(src, prog)
+        result = await _run_guarded(src, progress=prog, **run)
         prog.finish(_summary(result), ok=isinstance(result, RunResult) and not result.exit_code)
         return result
-
-    async def run_one(src: Source, prog: Progress) -> RunResult | HarvesterError:
-        try:
-            return await run_source(
-                src,
-                mode=mode,
-                output=output,
-                out_dir=out_dir,
-                config_digest=digest,
-                progress=prog,
-                resume=resume,
-                clock=clock,
-            )
-        except HarvesterError as exc:
-            return exc
-        except Exception as exc:  # a bug: report it, and let the other source finish
-            log.exception("%s: unexpected error", src.name)
-            return HarvesterError(f"{src.name}: unexpected {type(exc).__name__}: {exc}")
 
     loop = asyncio.get_running_loop()
     installed: list[signal.Signals] = []
@@ -126,12 +114,15 @@ async def harvest_all(
     ]
 
 
-def _exit_code(results: Sequence[RunResult | HarvesterError | int]) -> int:
-    codes = [r if isinstance(r, int) else r.exit_code for r in results]
-    for code in (130, 3, 75, 2, 1):
-        if code in codes:
-            return code
-    return 0
+async def _run_guarded(src: Source, **run: Any) -> RunResult | HarvesterError:
+    """``run_source(src, **run)``; a failure comes back as its error, never raised."""
+    try:
+        return await run_source(src, **run)
+    except HarvesterError as exc:
+        return exc
+    except Exception as exc:  # a bug: report it, and let the other source finish
+        log.exception("%s: unexpected error", src.name)
+        return HarvesterError(f"{src.name}: unexpected {type(exc).__name__}: {exc}")
 
 
 def _summary(result: RunResult | HarvesterError) -> str:
@@ -190,7 +181,7 @@ async def run_demo(*, out_dir: Path, nobb_items: int, dbk_products: int) -> int:
                     f"{name}: {m.records:,} of {counted(expected, what)} written exactly once "
                     f"({ok}), {counted(len(m.shards), 'shard')} in {result.run}"
                 )
-    return _exit_code(results)
+    return exit_code(results)
 
 
 def _dbk_source(cfg: DbkConfig) -> Source:
@@ -245,7 +236,7 @@ async def run_command(args: argparse.Namespace, *, clock: Clock | None = None) -
         write_summary(args.summary_json, args.command, results)
     if cfg.output.prometheus_file is not None:
         write_prometheus(cfg.output.prometheus_file, results)
-    return _exit_code(results)
+    return exit_code(results)
 
 
 async def _compact_after(
@@ -264,56 +255,3 @@ async def _compact_after(
         print(result.summary_line(), file=sys.stderr)
         codes.append(result.exit_code)
     return codes
-
-
-def write_summary(
-    path: Path, mode: str, results: Sequence[RunResult | HarvesterError | int]
-) -> None:
-    """The machine-readable run summary for monitoring (atomic; no secrets)."""
-    sources: list[dict[str, object]] = []
-    for r in results:
-        if isinstance(r, RunResult):
-            m = r.manifest
-            sources.append(
-                {
-                    "source": r.source,
-                    "mode": r.mode,
-                    "exit_code": r.exit_code,
-                    "complete": m.complete,
-                    "records": m.records,
-                    "shards": len(m.shards),
-                    "run_dir": str(r.run),
-                    "duration_seconds": round(r.duration, 3),
-                    "failed_partitions": list(r.failed),
-                    "checks": dict(m.checks),
-                }
-            )
-        elif isinstance(r, HarvesterError):
-            sources.append({"error": str(r), "exit_code": r.exit_code})
-    body = {"mode": mode, "exit_code": _exit_code(results), "sources": sources}
-    atomic_write(path, orjson.dumps(body, option=orjson.OPT_INDENT_2))
-
-
-def write_prometheus(path: Path, results: Sequence[RunResult | HarvesterError | int]) -> None:
-    """A node_exporter textfile-collector file with each source's last run (atomic)."""
-    lines = [
-        "# HELP harvester_records Records written by the last run.",
-        "# TYPE harvester_records gauge",
-        "# HELP harvester_complete 1 if the last run was complete.",
-        "# TYPE harvester_complete gauge",
-        "# HELP harvester_duration_seconds Wall time of the last run.",
-        "# TYPE harvester_duration_seconds gauge",
-        "# HELP harvester_last_run_timestamp_seconds When the last run finished.",
-        "# TYPE harvester_last_run_timestamp_seconds gauge",
-    ]
-    for r in results:
-        if isinstance(r, RunResult):
-            label = f'{{source="{r.source}",mode="{r.mode}"}}'
-            m = r.manifest
-            lines += [
-                f"harvester_records{label} {m.records}",
-                f"harvester_complete{label} {int(m.complete)}",
-                f"harvester_duration_seconds{label} {r.duration:.3f}",
-                f"harvester_last_run_timestamp_seconds{label} {m.finished.timestamp():.0f}",
-            ]
-    atomic_write(path, ("\n".join(lines) + "\n").encode())

@@ -19,15 +19,11 @@ alive across requests; ``report`` counts the ones opened (the manifest's ``trans
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import email.utils
 import logging
 import os
-import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlsplit
 
@@ -37,21 +33,19 @@ from multidict import CIMultiDictProxy
 
 from harvester.config import is_loopback
 from harvester.engine.decoders import CORRUPT, decoder_for
-from harvester.engine.encoding import COMPRESSED, offer
+from harvester.engine.encoding import offer
+from harvester.engine.http_settings import HttpSettings
+from harvester.engine.statuses import problem_text, raise_for_status, retry_after
 from harvester.engine.tls import client_context, verify_reason
 from harvester.errors import (
     BodyTooLarge,
     CertificateError,
-    ClientError,
     ConfigError,
     ConnectError,
-    RateLimited,
     RequestTimeout,
-    ServerError,
     TruncatedBody,
-    Unauthorized,
 )
-from harvester.proxies import ProxyChoice, ProxyUrl, choose
+from harvester.proxies import ProxyChoice, choose
 
 __all__ = [
     "Client",
@@ -65,34 +59,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("harvester.http")
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class HttpSettings:
-    """Connection limits and timeouts of one API's client."""
-
-    concurrency: int = 4
-    connect_timeout: float = 10.0
-    first_byte_timeout: float = 120.0
-    read_timeout: float = 60.0
-    max_body_bytes: int = 2 << 30
-    chunk_size: int = 1 << 16
-    user_agent: str = "harvester/0.1"
-    #: What the client offers, or "auto": identity to loopback, gzip first elsewhere
-    #: (``encoding.offer``); "identity" saves CPU on both ends where bandwidth is free.
-    accept_encoding: str = COMPRESSED
-    #: A PEM bundle trusted besides the system store (a company CA).
-    ca_file: Path | None = None
-    #: The configured proxy; None: the environment's (HTTPS_PROXY, HTTP_PROXY, NO_PROXY).
-    proxy: ProxyUrl | None = None
-    #: The config section, so errors name its keys (``nobb.ca_file``, ``nobb.proxy``).
-    name: str = ""
-
-    def __post_init__(self) -> None:
-        if self.concurrency < 1 or self.max_body_bytes < 1 or self.chunk_size < 1:
-            raise ConfigError("concurrency, max_body_bytes and chunk_size must be positive")
-        if min(self.connect_timeout, self.first_byte_timeout, self.read_timeout) <= 0:
-            raise ConfigError("timeouts must be positive")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -231,71 +197,6 @@ def _translate(label: str, route: _Route | None = None) -> Iterator[None]:
         raise TruncatedBody(f"transport error ({type(exc).__name__})", request=label) from exc
     except CORRUPT as exc:
         raise TruncatedBody(f"the compressed body is corrupt ({exc})", request=label) from exc
-
-
-def _retry_after(value: str | None, now: float) -> float | None:
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - now)
-
-
-def retry_after(value: str | None, now: float, date: str | None = None) -> float | None:
-    """A ``Retry-After`` header as seconds to wait (delay seconds or an HTTP date), or None when
-    absent or unreadable. An HTTP date is read against the answer's own ``Date`` (``date``, the
-    server's clock) when it has a readable one, else against ``now``: a server whose clock runs a
-    day ahead of ours means a short wait, not a day's."""
-    if date:
-        with contextlib.suppress(TypeError, ValueError):
-            now = email.utils.parsedate_to_datetime(date).timestamp()
-    return _retry_after(value, now)
-
-
-def problem_text(body: bytes) -> str:
-    """What an error body says: a JSON (problem+json) body's ``title``, ``message`` or
-    ``detail`` (title and detail when both, as RFC 9457 writes them), else its first 200
-    characters as text ("" for no body)."""
-    if not body:
-        return ""
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return body[:200].decode("utf-8", "replace").strip()
-    if not isinstance(data, dict):
-        return ""
-    head = str(data.get("title") or data.get("message") or "")
-    detail = str(data.get("detail") or "")
-    return f"{head} ({detail})" if head and detail and detail != head else head or detail
-
-
-def raise_for_status(response: Response, request: Request, body: bytes = b"") -> None:
-    """Map an error status to the error tree (2xx, 204 included, passes)."""
-    status = response.status
-    if status < 400:
-        return
-    detail = ""
-    if body:
-        try:
-            data = orjson.loads(body)
-            if isinstance(data, dict):
-                detail = str(data.get("title") or data.get("message") or data.get("detail") or "")
-        except orjson.JSONDecodeError:
-            detail = body[:200].decode("utf-8", "replace").strip()
-    message = f"HTTP {status}" + (f": {detail}" if detail else "")
-    if status == 429:
-        after = _retry_after(response.headers.get("Retry-After"), time.time())
-        raise RateLimited(message, request=request.label, retry_after=after)
-    if status == 401:
-        raise Unauthorized(message, status=status, request=request.label)
-    if status >= 500:
-        raise ServerError(message, status=status, request=request.label)
-    raise ClientError(message, status=status, request=request.label)
 
 
 class Client(Protocol):

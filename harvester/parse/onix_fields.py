@@ -77,10 +77,47 @@ def envelope(tree: Any, stamps: list[str], sent: str | None) -> dict[str, Any]:
     isbn = ids.get("15") or (gtin if gtin and gtin[:3] in ("978", "979") else None)
     detail = _each(tree.get("DescriptiveDetail"))
     dd = detail[0] if detail else {}
+    title, subtitle = _title(dd)
+    pub = _each(tree.get("PublishingDetail"))
+    pd = pub[0] if pub else {}
+    publisher = _pick(_each(pd.get("Publisher")), "PublishingRole", "01") or {}
+    imprint = (_each(pd.get("Imprint")) or [{}])[0]
+    date_el = _pick(_each(pd.get("PublishingDate")), "PublishingDateRole", "01") or {}
+    language = _pick(_each(dd.get("Language")), "LanguageRole", "01") or {}
+    notification = _text(tree.get("NotificationType"))
+    updated, source = _updated(tree.get("@datestamp"), stamps, sent)
+    return {
+        "record_reference": ref.strip(),
+        "isbn13": isbn,
+        "gtin13": gtin,
+        "notification_type": notification,
+        "deleted": notification == "05",
+        "title": title,
+        "subtitle": subtitle,
+        "contributors": _contributors(dd),
+        "publisher": _text(publisher.get("PublisherName")),
+        "imprint": _text(imprint.get("ImprintName")),
+        "publishing_status": _text(pd.get("PublishingStatus")),
+        "publication_date": iso(_text(date_el.get("Date"))),
+        "language": _text(language.get("LanguageCode")),
+        "product_form": _text(dd.get("ProductForm")),
+        "prices": _prices(tree),
+        "updated": iso(updated),
+        "updated_source": source,
+    }
+
+
+def _title(dd: Any) -> tuple[str | None, str | None]:
+    """The distinctive title (type 01) at product level (01), with its prefix; and its subtitle."""
     title_el = _pick(_each(dd.get("TitleDetail")), "TitleType", "01") or {}
     element = _pick(_each(title_el.get("TitleElement")), "TitleElementLevel", "01") or {}
     prefix, rest = _text(element.get("TitlePrefix")), _text(element.get("TitleWithoutPrefix"))
     title = f"{prefix} {rest}" if prefix and rest else rest or _text(element.get("TitleText"))
+    return title, _text(element.get("Subtitle"))
+
+
+def _contributors(dd: Any) -> list[dict[str, str | None]]:
+    """Each contributor's role and name: PersonName, else before-key + key, else corporate."""
     contributors = []
     for c in _each(dd.get("Contributor")):
         before, key = _text(c.get("NamesBeforeKey")), _text(c.get("KeyNames"))
@@ -90,12 +127,11 @@ def envelope(tree: Any, stamps: list[str], sent: str | None) -> dict[str, Any]:
             or _text(c.get("CorporateName"))
         )
         contributors.append({"role": _text(c.get("ContributorRole")), "name": name})
-    pub = _each(tree.get("PublishingDetail"))
-    pd = pub[0] if pub else {}
-    publisher = _pick(_each(pd.get("Publisher")), "PublishingRole", "01") or {}
-    imprint = (_each(pd.get("Imprint")) or [{}])[0]
-    date_el = _pick(_each(pd.get("PublishingDate")), "PublishingDateRole", "01") or {}
-    language = _pick(_each(dd.get("Language")), "LanguageRole", "01") or {}
+    return contributors
+
+
+def _prices(tree: Any) -> list[dict[str, str | None]]:
+    """Every price of every supply detail, with its first territory's countries."""
     prices = []
     for supply in _each(tree.get("ProductSupply")):
         for sd in _each(supply.get("SupplyDetail")):
@@ -109,36 +145,18 @@ def envelope(tree: Any, stamps: list[str], sent: str | None) -> dict[str, Any]:
                         "countries": _text(territory.get("CountriesIncluded")),
                     }
                 )
-    notification = _text(tree.get("NotificationType"))
-    own = tree.get("@datestamp")
-    updated, source = (
-        (own, "datestamp")
-        if own
-        else (max(stamps, key=iso_key), "max_datestamp")
-        if stamps
-        else (sent, "sent")
-        if sent
-        else (None, None)
-    )
-    return {
-        "record_reference": ref.strip(),
-        "isbn13": isbn,
-        "gtin13": gtin,
-        "notification_type": notification,
-        "deleted": notification == "05",
-        "title": title,
-        "subtitle": _text(element.get("Subtitle")),
-        "contributors": contributors,
-        "publisher": _text(publisher.get("PublisherName")),
-        "imprint": _text(imprint.get("ImprintName")),
-        "publishing_status": _text(pd.get("PublishingStatus")),
-        "publication_date": iso(_text(date_el.get("Date"))),
-        "language": _text(language.get("LanguageCode")),
-        "product_form": _text(dd.get("ProductForm")),
-        "prices": prices,
-        "updated": iso(updated),
-        "updated_source": source,
-    }
+    return prices
+
+
+def _updated(own: Any, stamps: list[str], sent: str | None) -> tuple[Any, str | None]:
+    """When the record changed and whence: its datestamp, the file's latest, or the sent date."""
+    if own:
+        return own, "datestamp"
+    if stamps:
+        return max(stamps, key=iso_key), "max_datestamp"
+    if sent:
+        return sent, "sent"
+    return None, None
 
 
 _STAMP = re.compile(rb"<(?:[\w.-]+:)?(?:Product|product)\s[^>]*?datestamp\s*=\s*[\"']([^\"']*)")

@@ -29,12 +29,31 @@ from itertools import pairwise
 from typing import Any
 
 from harvester.engine.scheduler import gather_all
-from harvester.plan.walk import Partition
 
-__all__ = ["Plan", "Probe", "plan"]
+__all__ = ["Partition", "Plan", "Probe", "plan"]
 
 Probe = Callable[[date | None, date | None], Coroutine[Any, Any, int]]
 _DAY = timedelta(days=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Partition:
+    """A day window; None bounds are open. ``id`` is stable across runs (for checkpoints)."""
+
+    date_from: str | None
+    date_to: str | None
+
+    @property
+    def id(self) -> str:
+        return f"{self.date_from or 'start'}..{self.date_to or 'end'}"
+
+    def params(self) -> dict[str, str]:
+        out = {}
+        if self.date_from:
+            out["from"] = self.date_from
+        if self.date_to:
+            out["to"] = self.date_to
+        return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,17 +42,14 @@ next sync carries them); in a sync the key set keeps the first and the next sync
 
 from __future__ import annotations
 
-import enum
 import operator
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Literal
 
 from harvester.errors import PaginationError
+from harvester.plan.partitions import Partition
+from harvester.plan.seam import Claim, Direction, Seam
 
 __all__ = ["Claim", "Partition", "Seam", "Walk", "header"]
-
-Direction = Literal["asc", "desc"]
 
 FORWARD = ("x-forwardtoken", "x-forward-token")
 TOTAL = ("x-totalhits", "x-total-hits")
@@ -66,74 +63,6 @@ def header(headers: Mapping[str, str], names: tuple[str, ...]) -> str | None:
         if value:
             return value
     return None
-
-
-class Claim(enum.Enum):
-    CLAIMED = "claimed"  # new and ours: write it
-    SEEN = "seen"  # ours already (a retried or restarted page): skip it
-    MET = "met"  # the other end owns it: this walk is done
-    RESTART = "restart"  # page 1 came back (token expired): fetch restart() instead
-
-
-@dataclass(frozen=True, slots=True)
-class Partition:
-    """A day window; None bounds are open. ``id`` is stable across runs (for checkpoints)."""
-
-    date_from: str | None
-    date_to: str | None
-
-    @property
-    def id(self) -> str:
-        return f"{self.date_from or 'start'}..{self.date_to or 'end'}"
-
-    def params(self) -> dict[str, str]:
-        out = {}
-        if self.date_from:
-            out["from"] = self.date_from
-        if self.date_to:
-            out["to"] = self.date_to
-        return out
-
-
-class Seam:
-    """Who owns which key of one partition; shared by its ascending and descending walks."""
-
-    __slots__ = ("asc_high", "claimed", "closed", "cut", "desc_low", "ends", "total")
-
-    def __init__(self) -> None:
-        self.asc_high: int | None = None
-        self.desc_low: int | None = None
-        #: True once an end has met the other: each end has seen an unbroken run of keys from
-        #: its side, and the runs touch, so every key of the partition is claimed.
-        self.closed = False
-        self.claimed = 0  # keys claimed by either end in this process
-        self.total: int | None = None  # the partition's latest x-totalHits
-        self.ends: dict[str, Walk] = {}
-        #: Set when the partition is being cut into smaller ones (its walk would outlive its
-        #: tokens): each end stops at its next page end; the pieces take over from the seam.
-        self.cut = False
-
-    def claim(self, direction: Direction, key: int) -> Claim:
-        if direction == "asc":
-            if self.desc_low is not None and key >= self.desc_low:
-                self.closed = True
-                return Claim.MET
-            if self.asc_high is not None and key <= self.asc_high:
-                return Claim.SEEN
-            self.asc_high = key
-        else:
-            if self.asc_high is not None and key <= self.asc_high:
-                self.closed = True
-                return Claim.MET
-            if self.desc_low is not None and key >= self.desc_low:
-                return Claim.SEEN
-            self.desc_low = key
-        self.claimed += 1
-        return Claim.CLAIMED
-
-    def gap(self) -> int | None:
-        """Keys not yet claimed by either end, by the latest x-totalHits (None if unknown)."""
-        return None if self.total is None else self.total - self.claimed
 
 
 class Walk:
@@ -373,7 +302,11 @@ class Walk:
         gap = self.seam.gap()
         if other is None or other.done or gap is None:
             return False
-        return other._fresh and gap <= other._page_size - len(other._page_keys)
+        return other.will_reach(gap)
+
+    def will_reach(self, gap: int) -> bool:
+        """True if this end's page in flight brings at least ``gap`` more keys."""
+        return self._fresh and gap <= self._page_size - len(self._page_keys)
 
     def _beyond(self, key: int, ref: int | None) -> bool:
         """True if ``key`` comes after ``ref`` in this walk's order (anything is after None)."""

@@ -180,26 +180,12 @@ class WindowFetcher:
         prologue: Prologue | None = None
         src: Src = {}
         limit = max(2, 2 * self.cfg.workers)
-        # The seconds asked for beyond the window itself (edges.py): the neighbours' records.
-        beyond = {t for t in bounds if not w.start <= t < w.end}
 
         async def drain(keep: int) -> None:
             while len(pending) > keep:
                 records = await self.conv.result(pending.popleft(), label=label)
                 converted[0] += len(records)
-                _edge_times(out, (t for _, _, t in records if t is not None), bounds)
-                for key, line, t in records:
-                    if t is not None and t in beyond and self.floor is not None and t < self.floor:
-                        out.outside += 1  # asked for only as the overlap below the whole run
-                        continue
-                    new = await ctx.sink.write(key, line)
-                    if new:
-                        ctx.progress.records += 1
-                        out.written += 1
-                    if t is not None and t in beyond:
-                        out.outside += 1  # the overlap's: a neighbour's record, not a newer one
-                    else:
-                        self.on_record(key, line, new)
+                await self._write(ctx, out, records, w, bounds)
 
         try:
             async for chunk in chunks:
@@ -231,6 +217,31 @@ class WindowFetcher:
         finally:
             for fut in pending:
                 fut.cancel()
+
+    async def _write(
+        self,
+        ctx: RunContext,
+        out: Fetched,
+        records: list[Converted],
+        w: Window,
+        bounds: tuple[int, int],
+    ) -> None:
+        """Write one batch's records; those of the overlap beyond ``w`` count as outside."""
+        _edge_times(out, (t for _, _, t in records if t is not None), bounds)
+        # The seconds asked for beyond the window itself (edges.py): the neighbours' records.
+        beyond = {t for t in bounds if not w.start <= t < w.end}
+        for key, line, t in records:
+            if t is not None and t in beyond and self.floor is not None and t < self.floor:
+                out.outside += 1  # asked for only as the overlap below the whole run
+                continue
+            new = await ctx.sink.write(key, line)
+            if new:
+                ctx.progress.records += 1
+                out.written += 1
+            if t is not None and t in beyond:
+                out.outside += 1  # the overlap's: a neighbour's record, not a newer one
+            else:
+                self.on_record(key, line, new)
 
 
 def _edge_times(out: Fetched, times: Iterable[int], bounds: tuple[int, int]) -> None:

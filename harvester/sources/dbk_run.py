@@ -160,22 +160,8 @@ class DbkRun:
         """Fetch window ``w`` (again, exactly, if the edges learned say it was asked wide), then
         mark it complete, failed or cut off in ``planner`` and checkpoint when due."""
         ctx = self.ctx
-        full = w.width > 1  # a full one-second window is read whole: it cannot be split
         try:
-            while True:
-                bounds = self.edges.bounds(w.start, w.end)
-                fetched = await self.fetcher.fetch(ctx, w, stop_when_full=full, bounds=bounds)
-                self.edges.observe(bounds, fetched.at_edges, seconds=fetched.seconds)
-                self.known = fetched.inside if fetched.inside is not None else self.known
-                again = fetched.count >= planner.cap or fetched.refused is not None
-                if not again or self.edges.bounds(w.start, w.end) == bounds:
-                    break
-                # Full, and asked with an overlap second the reading now known (from this
-                # response or another) leaves out: ask again exactly before splitting, so a
-                # dense neighbour never makes a window look full. At most twice (two ends).
-                log.info("dbk edges now %s; window %s again", self.edges.describe(), w.id)
-            if fetched.refused is not None and w.width == 1 and bounds != (w.start, w.end):
-                fetched = await self._exactly(w, fetched)
+            fetched = await self._fetch_settled(planner, w)
         except FetchError as exc:
             log.error("dbk window %s failed: %s", w.id, exc)
             planner.fail(w, str(exc))
@@ -193,17 +179,48 @@ class DbkRun:
                 self.stated_cap = min(self.stated_cap or fetched.stated_cap, fetched.stated_cap)
             self.refusals += 1
         if fetched.refused is not None or fetched.count >= planner.cap:
-            if not planner.truncated(w, fetched.seen):
-                why = (
-                    f"{fetched.count} or more products share one second (the response cap is "
-                    f"{planner.cap}): this window cannot be split, some may be missing"
-                    if fetched.refused is None
-                    else f"the server refuses this one-second window as too many products "
-                    f"({fetched.refused}): it cannot be split, its products are missing"
-                )
-                log.error("dbk window %s: %s", w.id, why)
-                ctx.partitions[w.id] = {"ok": False, "start": w.start, "end": w.end, "error": why}
+            self._cut_off(planner, w, fetched)
+        else:
+            await self._complete(planner, w, fetched, catch_up=catch_up)
+
+    async def _fetch_settled(self, planner: WindowPlanner, w: Window) -> Fetched:
+        """Fetch ``w``, asked again while the edges learned meanwhile change what was asked."""
+        full = w.width > 1  # a full one-second window is read whole: it cannot be split
+        while True:
+            bounds = self.edges.bounds(w.start, w.end)
+            fetched = await self.fetcher.fetch(self.ctx, w, stop_when_full=full, bounds=bounds)
+            self.edges.observe(bounds, fetched.at_edges, seconds=fetched.seconds)
+            self.known = fetched.inside if fetched.inside is not None else self.known
+            again = fetched.count >= planner.cap or fetched.refused is not None
+            if not again or self.edges.bounds(w.start, w.end) == bounds:
+                break
+            # Full, and asked with an overlap second the reading now known (from this
+            # response or another) leaves out: ask again exactly before splitting, so a
+            # dense neighbour never makes a window look full. At most twice (two ends).
+            log.info("dbk edges now %s; window %s again", self.edges.describe(), w.id)
+        if fetched.refused is not None and w.width == 1 and bounds != (w.start, w.end):
+            fetched = await self._exactly(w, fetched)
+        return fetched
+
+    def _cut_off(self, planner: WindowPlanner, w: Window, fetched: Fetched) -> None:
+        """A full or refused ``w``: split it in ``planner``, or (one second) record it failed."""
+        if planner.truncated(w, fetched.seen):
             return
+        why = (
+            f"{fetched.count} or more products share one second (the response cap is "
+            f"{planner.cap}): this window cannot be split, some may be missing"
+            if fetched.refused is None
+            else f"the server refuses this one-second window as too many products "
+            f"({fetched.refused}): it cannot be split, its products are missing"
+        )
+        log.error("dbk window %s: %s", w.id, why)
+        self.ctx.partitions[w.id] = {"ok": False, "start": w.start, "end": w.end, "error": why}
+
+    async def _complete(
+        self, planner: WindowPlanner, w: Window, fetched: Fetched, *, catch_up: bool
+    ) -> None:
+        """Count ``w`` done, record its result, and checkpoint when enough is pending."""
+        ctx = self.ctx
         planner.complete(w, fetched.count - fetched.outside)
         ctx.progress.partitions_done += 1
         ctx.progress.span_done += w.width

@@ -158,17 +158,9 @@ class Endpoint:
                         self.limiter.observe(resp.headers, resp.status)
                         return await read(Answer(request, resp, first_byte))
             finally:
-                if self.log_requests:
-                    log_request(
-                        self.log,
-                        source=self.source,
-                        partition=partition,
-                        request=request.label,
-                        status=status,
-                        seconds=self.clock.monotonic() - t0,
-                        attempt=attempts if numbered else None,
-                        detail=detail() if detail is not None else "",
-                    )
+                self._log_attempt(
+                    request, partition, status, t0, attempts if numbered else None, detail
+                )
 
         def on_retry(n: int, exc: FetchError, delay: float) -> None:
             if progress is not None:
@@ -188,6 +180,28 @@ class Endpoint:
                 if unauthorized is None:
                     raise
                 unauthorized(exc)  # returned: the credentials were renewed, send again
+
+    def _log_attempt(
+        self,
+        request: Request,
+        partition: str | None,
+        status: int,
+        t0: float,
+        attempt: int | None,
+        detail: Callable[[], str] | None,
+    ) -> None:
+        """The attempt's log line (``logs.log_request``), when requests are logged."""
+        if self.log_requests:
+            log_request(
+                self.log,
+                source=self.source,
+                partition=partition,
+                request=request.label,
+                status=status,
+                seconds=self.clock.monotonic() - t0,
+                attempt=attempt,
+                detail=detail() if detail is not None else "",
+            )
 
     async def refuse(self, answer: Answer, progress: Progress | None) -> None:
         """Raise the error an error status maps to (a 429 counted as throttled); below 400,

@@ -63,13 +63,7 @@ class PageFetcher:
         label: str,
     ) -> dict[str, str] | None:
         """Fetch one page, feeding its items to ``walk``; None means page 1 came back (restart)."""
-        request = Request(
-            method="GET",
-            url=PATH,
-            params=tuple(params.items()),
-            headers=self.auth,
-            label=f"{label} GET {PATH} {params.get('from', '')}..{params.get('to', '')}",
-        )
+        request = self._request(params, label)
         first = True
 
         async def prepare() -> Request:
@@ -102,14 +96,8 @@ class PageFetcher:
             headers = dict(resp.headers)
             if walk is None:
                 return headers
-            splitter = ItemSplitter(label=request.label)
-            async for chunk in resp.chunks():
-                ctx.progress.bytes_in += len(chunk)
-                stop = await self._claim_and_write(ctx, walk, splitter.feed(chunk), counter)
-                if stop is not None:
-                    return None if stop is Claim.RESTART else headers
-            stop = await self._claim_and_write(ctx, walk, splitter.close(), counter)
-            return None if stop is Claim.RESTART else headers
+            restart = await self._read_items(ctx, answer, walk, counter, request.label)
+            return None if restart else headers
 
         accepted = 0
         while True:
@@ -125,6 +113,29 @@ class PageFetcher:
                 return answer
             accepted += 1
             await self._wait_accepted(ctx, accepted, answer, request.label, label)
+
+    def _request(self, params: dict[str, str], label: str) -> Request:
+        """The GET of one page with ``params``, labelled with its from..to."""
+        return Request(
+            method="GET",
+            url=PATH,
+            params=tuple(params.items()),
+            headers=self.auth,
+            label=f"{label} GET {PATH} {params.get('from', '')}..{params.get('to', '')}",
+        )
+
+    async def _read_items(
+        self, ctx: RunContext, answer: Answer, walk: Walk, counter: list[int] | None, label: str
+    ) -> bool:
+        """Feed the page's items to ``walk`` and write them; True when the walk must restart."""
+        splitter = ItemSplitter(label=label)
+        async for chunk in answer.response.chunks():
+            ctx.progress.bytes_in += len(chunk)
+            stop = await self._claim_and_write(ctx, walk, splitter.feed(chunk), counter)
+            if stop is not None:
+                return stop is Claim.RESTART
+        stop = await self._claim_and_write(ctx, walk, splitter.close(), counter)
+        return stop is Claim.RESTART
 
     async def _wait_accepted(
         self, ctx: RunContext, accepted: int, answer: _Accepted, request: str, label: str

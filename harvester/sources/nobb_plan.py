@@ -133,6 +133,19 @@ class PartitionPlanner:
             return []
         if seam.closed or pid in self._uncuttable:
             return None
+        found = await self._find_cuts(ctx, part, seam, walk)
+        if found is None:
+            return None
+        if _met(seam):
+            return None  # the ends met while the pieces were planned: nothing left to cut
+        seam.cut = walk.done = True
+        return await self._adopt(ctx, part, walk, found, positions)
+
+    async def _find_cuts(
+        self, ctx: RunContext, part: Partition, seam: Seam, walk: Walk
+    ) -> list[Partition] | None:
+        """Probe for the pieces of ``part``; None (and ``part`` marked uncuttable) if none."""
+        pid = part.id
         total = seam.total or walk.total_hits or 0
         pieces = self.budget.pieces(total, page_size=self.cfg.page_size, ends=self.ends)
         self._splitting.add(pid)
@@ -162,9 +175,18 @@ class PartitionPlanner:
                 self.budget.seconds,
             )
             return None
-        if _met(seam):
-            return None  # the ends met while the pieces were planned: nothing left to cut
-        seam.cut = walk.done = True
+        return found
+
+    async def _adopt(
+        self,
+        ctx: RunContext,
+        part: Partition,
+        walk: Walk,
+        found: list[Partition],
+        positions: Positions,
+    ) -> list[Partition]:
+        """Put ``found`` in ``part``'s place in the plan, saved; return the pieces left to walk."""
+        pid = part.id
         ctx.partitions[pid]["split_into"] = [p.id for p in found]
         positions.drop(pid)
         at = self.parts.index(part)

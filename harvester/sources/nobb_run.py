@@ -18,10 +18,11 @@ from harvester.engine.clock import Clock
 from harvester.engine.scheduler import run_pool
 from harvester.errors import FetchError
 from harvester.plan.edges import DayEdges
-from harvester.plan.positions import Positions
+from harvester.plan.positions import Position, Positions
 from harvester.plan.walk import Partition, Seam, Walk
 from harvester.plan.walk_budget import WalkBudget
 from harvester.sources.base import RunContext
+from harvester.sources.nobb_checks import cross_check
 from harvester.sources.nobb_fetch import PageFetcher
 from harvester.sources.nobb_plan import PartitionPlanner
 from harvester.sources.nobb_split import child_seam
@@ -118,56 +119,8 @@ class NobbRun:
         )
 
     def account(self) -> None:
-        """The cross-checks: every record written is accounted for, or the difference named."""
-        ctx, planned = self.ctx, self.expected
-        results = ctx.partitions.values()
-        # A cut partition's items are counted by its pieces.
-        main = [
-            r for r in results if not any(r.get(k) for k in ("catch_up", "edge_fill", "split_into"))
-        ]
-        hits = sum(int(str(r.get("total_hits", 0))) for r in main)
-        only = {
-            kind: sum(int(str(r.get("asc_written", 0))) for r in results if r.get(kind))
-            for kind in ("catch_up", "edge_fill")
-        }
-        written = ctx.records_before + ctx.progress.records  # a resumed run's too
-        checks = ctx.checks
-        checks["x_totalHits_sum"] = hits
-        checks["written"] = written
-        checks["difference"] = written - hits
-        checks["catch_up_written"] = only["catch_up"]
-        checks["edge_fill_written"] = only["edge_fill"]
-        checks["edges"] = self.edges.describe()
-        checks["tokens"] = self.budget.describe()
-        checks["accepted_202"] = ctx.progress.accepted  # pages answered 202 and asked again
-        notes = [str(checks["note"])] if checks.get("note") else []  # e.g. newer versions kept
-        if only["edge_fill"]:
-            notes.append(
-                f"{only['edge_fill']} items only the boundary walks found (an end of "
-                "from/to is exclusive)"
-            )
-        if only["catch_up"]:
-            notes.append(
-                f"{only['catch_up']} items first written by the catch-up (changed during the run)"
-            )
-        other = written - hits - only["edge_fill"] - only["catch_up"]
-        if other:
-            notes.append(
-                f"{other:+} items the partitions' x-totalHits do not explain (counts "
-                "changed while walking)"
-            )
-        if planned is not None:
-            checks["planned_total"] = planned
-            missing = planned - written
-            if missing > 0:
-                checks["unaccounted"] = missing
-                notes.append(
-                    f"{missing} items of the catalogue's x-totalHits at planning were "
-                    "not written: removed during the run, or lost"
-                )
-                log.warning("nobb: %d items of the planned total were not written", missing)
-        if notes:
-            checks["note"] = "; ".join(notes)
+        """The cross-checks into ``ctx.checks`` (``nobb_checks.cross_check``)."""
+        cross_check(self.ctx, self.expected, edges=self.edges, budget=self.budget)
 
     def _directions(self) -> tuple[str, ...]:
         return ("asc", "desc") if self.cfg.two_ended else ("asc",)
@@ -196,7 +149,6 @@ class NobbRun:
         fill: bool = False,
         add: Callable[[Work], None] | None = None,
     ) -> None:
-        ctx = self.ctx
         walk = Walk(
             part,
             "asc" if direction == "asc" else "desc",
@@ -205,62 +157,95 @@ class NobbRun:
             filters={"suppliers": ",".join(self.cfg.suppliers)} if self.cfg.suppliers else None,
         )
         pid = f"catch-up:{part.id}" if catch_up else f"edge:{part.id}" if fill else part.id
-        result = ctx.partitions.setdefault(pid, {"ok": True, "catch_up": catch_up})
+        result = self.ctx.partitions.setdefault(pid, {"ok": True, "catch_up": catch_up})
         if fill:
             result["edge_fill"] = True
-        saved = None if catch_up else self.positions.get(pid, direction)
-        began = self.clock.time()
-        params: dict[str, str] | None
-        if saved is not None and saved.token and saved.usable(began, self.cfg.token_ttl):
-            params, began = walk.continue_after(saved.key, saved.token), saved.began
-        else:
-            if saved is not None:
-                walk.resume_from(saved.key)
-            params = walk.first_request()
-        written = 0
-        budget, chain_pages = self.budget, 0
         try:
-            while params is not None:
-                # Cut before a page that would outlive the budget (``walk_budget.py``).
-                if (
-                    add is not None
-                    and chain_pages
-                    and not seam.closed
-                    and self.planner.must_cut(
-                        seam, walk, elapsed=self.clock.time() - began, pages=chain_pages
-                    )
-                    and await self._cut(part, seam, walk, add)
-                ):
-                    break
-                counter = [0]
-                sent = self.clock.time()
-                headers = await self.fetcher.fetch(ctx, params, walk, counter, label=walk.label)
-                written += counter[0]
-                if headers is None:  # page 1 came back: the chain had died when this was served
-                    if chain_pages:
-                        # Bounded by now, not by ``sent``: the request may have queued for a
-                        # connection (or a retry) while the chain aged, so only the answer's
-                        # arrival is surely no earlier than the moment the server saw it dead.
-                        budget.observe_expiry(self.clock.time() - began)
-                    if add is not None and await self._cut(part, seam, walk, add):
-                        break
-                    if seam.closed:
-                        break
-                    params, began, chain_pages = walk.restart(), self.clock.time(), 0
-                    continue
-                budget.observe_page(self.clock.time() - sent)
-                chain_pages += 1
-                params = walk.on_page_end(headers)
-                if params is not None and not catch_up and walk.position is not None:
-                    self.positions.update(
-                        pid, direction, walk.position, params.get("pageToken"), began
-                    )
-                    await self._maybe_save()
+            written = await self._chain(walk, pid, direction, seam, catch_up=catch_up, add=add)
         except FetchError as exc:
             log.error("%s failed: %s", walk.label, exc)
             result.update(ok=False, error=str(exc))
-            ctx.progress.partitions_failed += 1
+            self.ctx.progress.partitions_failed += 1
             return
+        await self._account(walk, pid, direction, result, written, catch_up=catch_up, fill=fill)
+
+    async def _chain(
+        self,
+        walk: Walk,
+        pid: str,
+        direction: str,
+        seam: Seam,
+        *,
+        catch_up: bool,
+        add: Callable[[Work], None] | None,
+    ) -> int:
+        """Walk ``walk``'s token chain from its saved position (or its start) to its end or cut.
+
+        Returns the number of records written; a ``FetchError`` ends the walk and propagates.
+        """
+        ctx, part = self.ctx, walk.partition
+        params, began = self._start(walk, None if catch_up else self.positions.get(pid, direction))
+        written = 0
+        budget, chain_pages = self.budget, 0
+        while params is not None:
+            # Cut before a page that would outlive the budget (``walk_budget.py``).
+            if (
+                add is not None
+                and chain_pages
+                and not seam.closed
+                and self.planner.must_cut(
+                    seam, walk, elapsed=self.clock.time() - began, pages=chain_pages
+                )
+                and await self._cut(part, seam, walk, add)
+            ):
+                break
+            counter = [0]
+            sent = self.clock.time()
+            headers = await self.fetcher.fetch(ctx, params, walk, counter, label=walk.label)
+            written += counter[0]
+            if headers is None:  # page 1 came back: the chain had died when this was served
+                if chain_pages:
+                    # Bounded by now, not by ``sent``: the request may have queued for a
+                    # connection (or a retry) while the chain aged, so only the answer's
+                    # arrival is surely no earlier than the moment the server saw it dead.
+                    budget.observe_expiry(self.clock.time() - began)
+                if add is not None and await self._cut(part, seam, walk, add):
+                    break
+                if seam.closed:
+                    break
+                params, began, chain_pages = walk.restart(), self.clock.time(), 0
+                continue
+            budget.observe_page(self.clock.time() - sent)
+            chain_pages += 1
+            params = walk.on_page_end(headers)
+            if params is not None and not catch_up and walk.position is not None:
+                self.positions.update(pid, direction, walk.position, params.get("pageToken"), began)
+                await self._maybe_save()
+        return written
+
+    def _start(self, walk: Walk, saved: Position | None) -> tuple[dict[str, str] | None, float]:
+        """The first request and when its chain began: on from a saved, still usable token;
+        else from the saved position (or the start) with a new chain."""
+        began = self.clock.time()
+        if saved is not None and saved.token and saved.usable(began, self.cfg.token_ttl):
+            return walk.continue_after(saved.key, saved.token), saved.began
+        if saved is not None:
+            walk.resume_from(saved.key)
+        return walk.first_request(), began
+
+    async def _account(
+        self,
+        walk: Walk,
+        pid: str,
+        direction: str,
+        result: dict[str, object],
+        written: int,
+        *,
+        catch_up: bool,
+        fill: bool,
+    ) -> None:
+        """Record one finished end of ``pid``; the last end counts it done and checkpoints it."""
+        ctx = self.ctx
         result[f"{direction}_pages"] = walk.pages
         result[f"{direction}_written"] = written
         result[f"{direction}_restarts"] = walk.restarts
