@@ -43,7 +43,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import orjson
@@ -111,25 +110,13 @@ async def harvester(
 
 async def defaults(url: str, out: Path, page_size: int) -> tuple[int, int, int]:
     """One dump with the default config but ``page_size``; (records, requests, probes)."""
+    from benchmarks.bench_token_life import count_probes
     from harvester.config import NobbConfig, OutputConfig, Secret
     from harvester.progress import Progress
     from harvester.run import run_source
     from harvester.sources.nobb import NobbSource
-    from harvester.sources.nobb_plan import PartitionPlanner
 
-    probes = [0]
-    plain = PartitionPlanner.probe
-
-    def counting(self: PartitionPlanner, ctx: Any, times: list[float] | None = None) -> Any:
-        inner = plain(self, ctx, times)
-
-        async def probe(lo: Any, hi: Any) -> int:
-            probes[0] += 1
-            return await inner(lo, hi)
-
-        return probe
-
-    PartitionPlanner.probe = counting  # type: ignore[method-assign]
+    probes = count_probes()
     cfg = NobbConfig(base_url=url, username=Secret("harvester"), password=Secret("harvester"),
                      page_size=page_size)  # fmt: skip
     progress = Progress(source="nobb")
