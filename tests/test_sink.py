@@ -7,6 +7,7 @@ import gzip
 import hashlib
 import shutil
 import subprocess
+import threading
 from pathlib import Path
 from typing import IO
 
@@ -116,6 +117,41 @@ async def test_write_failure_is_an_output_error(tmp_path: Path) -> None:
         async with ShardSink(tmp_path, keys=KeySet(), opener=opener) as sink:
             await sink.write(1, _line(1))
             await sink.commit()
+
+
+async def test_a_cancelled_hand_over_is_waited_out_not_dropped(tmp_path: Path) -> None:
+    """A write cancelled while its batch is in the writer thread keeps hold of it: commit waits
+    the thread out and lists the shard that batch finished; no temp file is left behind."""
+    gate, entered = threading.Event(), threading.Event()
+
+    class Gated:
+        def __init__(self, path: Path) -> None:
+            self.file = path.open("xb")
+
+        def write(self, data: bytes) -> int:
+            entered.set()
+            gate.wait(30)
+            return self.file.write(data)
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self.file, name)
+
+    def opener(path: Path) -> IO[bytes]:
+        return Gated(path)  # type: ignore[return-value]
+
+    async with ShardSink(tmp_path, keys=KeySet(), compression="none", shard_max_records=2,
+                         batch_bytes=1, opener=opener) as sink:  # fmt: skip
+        await sink.write(1, _line(1))
+        writing = asyncio.create_task(sink.write(2, _line(2)))  # the batch that ends shard 0
+        await asyncio.to_thread(entered.wait, 30)
+        writing.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await writing
+        gate.set()
+        shards = await sink.commit()
+    assert [(s.path, s.records) for s in shards] == [("part-00000.ndjson", 2)]
+    assert (tmp_path / "part-00000.ndjson").read_bytes() == _line(1) + b"\n" + _line(2) + b"\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["part-00000.ndjson"]
 
 
 async def test_continues_numbering(tmp_path: Path) -> None:

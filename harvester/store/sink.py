@@ -138,15 +138,31 @@ class ShardSink:
         # The batch is taken before waiting, so records written meanwhile start the next one;
         # the lock keeps exactly one batch in the writer thread at a time, in order.
         batch, self._batch, self._batch_size = self._batch, [], 0
-        async with self._lock:
-            await self._settle()
-            loop = asyncio.get_running_loop()
-            self._inflight = loop.run_in_executor(None, self._writer.write, batch)
+        try:
+            async with self._lock:
+                await self._settle()
+                loop = asyncio.get_running_loop()
+                self._inflight = loop.run_in_executor(None, self._writer.write, batch)
+        except BaseException:
+            # Cancelled (or failed) before the batch reached the thread: it goes back in front
+            # of what was written meanwhile, for the next hand-over or commit.
+            self._batch[:0] = batch
+            self._batch_size += sum(map(len, batch))
+            raise
 
     async def _settle(self) -> None:
-        if self._inflight is not None:
-            fut, self._inflight = self._inflight, None
-            self.shards.extend(await fut)
+        # A cancelled wait must not let go of the thread's work: the thread runs on, and its
+        # shard would be lost, or raced by the next write, finalize or ``abandon``. Shielded,
+        # the future stays ``_inflight`` until it is done, so ``aclose`` waits it out.
+        fut = self._inflight
+        if fut is None:
+            return
+        try:
+            shards = await asyncio.shield(fut)
+        finally:
+            if fut.done():  # its outcome (shards or an error) is taken once, here
+                self._inflight = None
+        self.shards.extend(shards)
 
     async def commit(self) -> list[ShardInfo]:
         """Make every record written so far durable in final shards; returns all shards so far."""
@@ -154,7 +170,9 @@ class ShardSink:
             await self._hand_over()
         async with self._lock:
             await self._settle()
-            self.shards.extend(await asyncio.to_thread(self._writer.finalize))
+            loop = asyncio.get_running_loop()
+            self._inflight = loop.run_in_executor(None, self._writer.finalize)
+            await self._settle()
         return list(self.shards)
 
     async def aclose(self) -> None:
