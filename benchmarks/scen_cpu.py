@@ -37,8 +37,8 @@ from typing import Any
 
 import orjson
 
-from benchmarks import bench_dbk
 from benchmarks.bench_sim import walk_nobb
+from benchmarks.scen_other import learned_dbk
 from benchmarks.suite import ROOT, Row, interleave, median, simulator, size
 from harvester.engine.encoding import COMPRESSED
 
@@ -164,17 +164,12 @@ def _dbk_naive(url: str, state: Path) -> dict[str, Any]:
 
 def _dbk(quick: bool, rounds: int) -> tuple[list[Row], dict[str, Any]]:
     products = 3_000 if quick else 30_000
-    with simulator("--dbk-products", str(products), "--no-bulk-second") as url, \
-            tempfile.TemporaryDirectory() as tmp:  # fmt: skip
-        n, _ = asyncio.run(bench_dbk.harvester(url, Path(tmp), 2))
-        assert n == products, (n, products)
-        state = Path(tmp) / "state.json"
-        shutil.copy(Path(tmp) / "dbk" / "state.json", state)
+    with learned_dbk(products) as (url, tmp, state):
         count = [0]
         runs = interleave({
             "naive": lambda: _dbk_naive(url, state),
-            "w1": lambda: _dbk_dump(url, Path(tmp), state, 1, count),
-            "w2": lambda: _dbk_dump(url, Path(tmp), state, 2, count),
+            "w1": lambda: _dbk_dump(url, tmp, state, 1, count),
+            "w2": lambda: _dbk_dump(url, tmp, state, 2, count),
         }, 1 if quick else rounds)  # fmt: skip
     for name, rs in runs.items():
         assert all(int(r["n"]) == products for r in rs), (name, rs)

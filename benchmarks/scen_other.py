@@ -16,9 +16,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,15 +40,23 @@ def _dbk_run(variant: str, url: str, state: Path) -> dict[str, Any]:
     return {"n": n, "bytes": size, "secs": secs, "rss_mb": own, "rss_workers_mb": kids}
 
 
-def dbk(quick: bool, rounds: int) -> tuple[list[Row], dict[str, Any]]:
-    """ONIX → JSON, harvester workers 1 and 2 vs the naive loop, on the learned windows."""
-    products = 3_000 if quick else 30_000
+@contextlib.contextmanager
+def learned_dbk(products: int) -> Iterator[tuple[str, Path, Path]]:
+    """A DBK simulator of ``products`` and one harvester dump of it: (url, a scratch directory,
+    the ``state.json`` whose learned windows every measured variant then plans on)."""
     with simulator("--dbk-products", str(products), "--no-bulk-second") as url, \
             tempfile.TemporaryDirectory() as tmp:  # fmt: skip
         n, _ = asyncio.run(bench_dbk.harvester(url, Path(tmp), 2))
         assert n == products, (n, products)
         state = Path(tmp) / "state.json"
         shutil.copy(Path(tmp) / "dbk" / "state.json", state)
+        yield url, Path(tmp), state
+
+
+def dbk(quick: bool, rounds: int) -> tuple[list[Row], dict[str, Any]]:
+    """ONIX → JSON, harvester workers 1 and 2 vs the naive loop, on the learned windows."""
+    products = 3_000 if quick else 30_000
+    with learned_dbk(products) as (url, _tmp, state):
         windows = len(orjson.loads(state.read_bytes())["windows"])
         runs = interleave({
             "naive": lambda: _dbk_run("naive", url, state),
