@@ -8,8 +8,8 @@ and the shards it lists (``manifest``), resume checkpoints (``checkpoint``), the
 of ``harvester compact`` (``merge``, its inputs chosen by ``merge_inputs``), newer versions met
 by a catch-up (``latest``), the run lock (``lock``; in a bucket the lease lock of ``lease``),
 where output lives (``storage``: a local directory or a bucket prefix, the bucket through
-``objstore``, the only obstore user) and the reader (``output``, re-exported at its documented
-path ``harvester.output``).
+``objstore``, the only obstore user; an ``s3://`` URL taken apart by ``s3url``) and the reader
+(``output``, re-exported at its documented path ``harvester.output``).
 
 May import: itself, ``harvester.errors``, ``harvester.plural``, ``harvester.config`` (setting
 values and parsers) and the package version. Never ``engine``, ``plan``, ``sources``, ``parse``,

@@ -40,7 +40,7 @@ from obstore.store import S3Store
 
 from harvester.config import is_loopback
 from harvester.errors import ConfigError, OutputError
-from harvester.store.storage import SCHEME, split_url
+from harvester.store.s3url import SCHEME, split_url
 
 __all__ = ["Bucket", "Version"]
 

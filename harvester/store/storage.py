@@ -18,15 +18,14 @@ import os
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
 from harvester.errors import ConfigError, OutputError
+from harvester.store.s3url import SCHEME, split_url
 
 if TYPE_CHECKING:
     from harvester.store.objstore import Bucket
 
 __all__ = [
-    "SCHEME",
     "BucketDir",
     "LocalDir",
     "Location",
@@ -34,23 +33,7 @@ __all__ = [
     "fsync_dir",
     "location",
     "out_dir",
-    "split_url",
 ]
-
-SCHEME = "s3://"
-
-
-def split_url(url: str) -> tuple[str, str]:
-    """``s3://bucket/a/b`` -> ``("bucket", "a/b")``; ConfigError for anything else."""
-    parts = urlsplit(url)
-    if parts.scheme != "s3":
-        raise ConfigError(f"output.dir: {url!r}: the only URLs supported are s3://bucket/prefix")
-    if not parts.netloc or parts.query or parts.fragment or "@" in parts.netloc:
-        raise ConfigError(f"output.dir: {url!r}: expected s3://bucket/prefix (no user or query)")
-    prefix = parts.path.strip("/")
-    if prefix and any(seg in ("", ".", "..") for seg in prefix.split("/")):
-        raise ConfigError(f"output.dir: {url!r}: empty, '.' or '..' path segment")
-    return parts.netloc, prefix
 
 
 def out_dir(text: str) -> Path | str:
