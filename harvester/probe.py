@@ -35,7 +35,7 @@ from harvester.engine.http import HttpClient, HttpSettings, Request, raise_for_s
 from harvester.engine.limiter import RateLimiter
 from harvester.engine.retry import RetryPolicy
 from harvester.errors import AuthError, ConfigError
-from harvester.plan.walk import TOTAL
+from harvester.plan.page_headers import TOTAL
 from harvester.sources.endpoint import Answer, Endpoint, http_settings
 
 __all__ = ["JUMP_WAIT", "probe", "render", "sweep_command"]

@@ -5,7 +5,8 @@ Every module is pure but one: ``partitions.plan`` is a coroutine, since it await
 each level at once under ``engine.scheduler.gather_all``.
 
 Owns NOBB's token-chain pagination (``walk``: pages; ``seam``: which end claims which
-key), the positions a resume
+key; ``token_chain``: the guards against a chain going round; ``page_headers``: the forward
+token and total hits read off a page), the positions a resume
 continues from (``positions``), NOBB's date partitions (``partitions``) and how long one token
 chain may run (``walk_budget``), DBK's time windows that split when full (``windows``) and the
 density they learn from an earlier run (``density``), and how

@@ -15,13 +15,14 @@ key in order (``on_item``) and the page's headers (``on_page_end``) and gets the
 parameters or None. Rules:
 
 - Headers are read case-insensitively in both spellings the docs use (``x-forwardToken`` and
-  ``x-forward-token``); no forward token means the partition is exhausted.
+  ``x-forward-token``, ``page_headers.py``); no forward token means the partition is exhausted.
 - Token expiry. Tokens die 2 h after the walk began and the API then silently returns page 1.
   A page whose first key does not continue the walk's order (ascending: not above the last key
   seen) is that page 1: ``on_item`` answers ``RESTART`` and the caller fetches ``restart()``'s
   request; keys already claimed come back as ``SEEN`` and are skipped. Restarts are bounded.
 - Guards, never loop forever: a forward token equal to the previous one, the same page twice,
-  too many empty pages, too many pages: ``PaginationError`` naming the partition.
+  too many empty pages, too many pages: ``PaginationError`` naming the partition
+  (``token_chain.py``).
 - A page retried after part of it was read (``retry_page``) restarts the page's bookkeeping, so
   its items are SEEN (already written), not mistaken for an expiry.
 - Resume after a crash: ``continue_after(key, token)`` continues a saved chain (positions.py);
@@ -46,23 +47,12 @@ import operator
 from collections.abc import Callable, Mapping, Sequence
 
 from harvester.errors import PaginationError
+from harvester.plan.page_headers import FORWARD, TOTAL, header
 from harvester.plan.partitions import Partition
 from harvester.plan.seam import Claim, Direction, Seam
+from harvester.plan.token_chain import TokenChain
 
-__all__ = ["Claim", "Partition", "Seam", "Walk", "header"]
-
-FORWARD = ("x-forwardtoken", "x-forward-token")
-TOTAL = ("x-totalhits", "x-total-hits")
-
-
-def header(headers: Mapping[str, str], names: tuple[str, ...]) -> str | None:
-    """The first of ``names`` present in ``headers``, compared case-insensitively."""
-    lower = {k.lower(): v for k, v in headers.items()}
-    for name in names:
-        value = lower.get(name)
-        if value:
-            return value
-    return None
+__all__ = ["Claim", "Partition", "Seam", "Walk"]
 
 
 class Walk:
@@ -91,8 +81,7 @@ class Walk:
             **(filters or {}),
         }
         self._max_restarts = max_restarts
-        self._max_pages = max_pages
-        self._max_empty = max_empty_pages
+        self._tokens = TokenChain(max_pages=max_pages, max_empty_pages=max_empty_pages)
         self.pages = 0
         self.restarts = 0
         self.done = False
@@ -101,9 +90,6 @@ class Walk:
         self._chain_last: int | None = None  # last key seen in the current token chain
         self._page_start: int | None = None
         self._page_keys: list[int] = []
-        self._prev_page: tuple[int, int, int] | None = None
-        self._prev_token: str | None = None
-        self._empty = 0
         self._page_size = page_size
         self._fresh = True
         seam.ends[direction] = self
@@ -133,7 +119,7 @@ class Walk:
         """
         self.resume_from(key)
         self._chain_last = key
-        self._prev_token = token
+        self._tokens.resume(token)
         self.begin_page()
         return {**self._base, "pageToken": token}
 
@@ -250,8 +236,7 @@ class Walk:
             raise PaginationError(
                 f"page 1 came back {self.restarts} times (tokens keep expiring)", request=self.label
             )
-        self._prev_token = None
-        self._prev_page = None
+        self._tokens.restart()
         self._chain_last = self._page_start = None  # a fresh chain: its page 1 is expected
         self._page_keys = []
         self._fresh = self._last is None
@@ -272,21 +257,7 @@ class Walk:
         if token is None:
             self.done = True
             return None
-        keys = self._page_keys
-        if not keys:
-            self._empty += 1
-            if self._empty > self._max_empty:
-                raise PaginationError(
-                    "too many empty pages with a forward token", request=self.label
-                )
-        signature = (len(keys), keys[0], keys[-1]) if keys else None
-        if token == self._prev_token:
-            raise PaginationError("the forward token did not change", request=self.label)
-        if signature is not None and signature == self._prev_page:
-            raise PaginationError("the same page came back twice", request=self.label)
-        if self.pages >= self._max_pages:
-            raise PaginationError(f"more than {self._max_pages} pages", request=self.label)
-        self._prev_token, self._prev_page = token, signature
+        self._tokens.follow(token, self._page_keys, pages=self.pages, label=self.label)
         self.begin_page()
         return {**self._base, "pageToken": token}
 

@@ -23,9 +23,10 @@ from harvester.config import NobbConfig
 from harvester.engine.clock import Clock
 from harvester.errors import FetchError
 from harvester.plan.edges import DayEdges
+from harvester.plan.page_headers import TOTAL, header
 from harvester.plan.partitions import Probe, plan
 from harvester.plan.positions import Positions
-from harvester.plan.walk import TOTAL, Partition, Seam, Walk, header
+from harvester.plan.walk import Partition, Seam, Walk
 from harvester.plan.walk_budget import WalkBudget
 from harvester.plural import counted
 from harvester.sources.base import RunContext
