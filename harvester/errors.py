@@ -2,15 +2,18 @@
 
 Every failure the harvester reports is one of these. A foreign exception (aiohttp, OSError, lxml,
 msgspec, orjson, tomllib, obstore) is translated where it is raised, by the module that makes the
-call (for the disk: or by its caller in ``store/``): ``engine/http.py`` for the network,
-``engine/tls.py`` for reading ``ca_file``, ``parse/`` for bodies (``sources/dbk_auth.py`` for the
-token answer), ``config_file.py`` for the configuration, ``objstore.py`` for the object store, and
-for the disk each ``store/`` module that touches a file (``sink.py``, ``storage.py``, ``lock.py``,
-``checkpoint.py``, ``output.py``, ``manifest.py``, ``lease.py``) and ``run.py`` for ``state.json``.
-Two gaps in that rule: ``LocalDir.entries`` and ``LocalDir.delete`` (``storage.py``) let an
-``OSError`` other than a missing file through untranslated. ``status.py`` reports an unreadable file
-as a line of its report instead. ``raise ... from exc`` keeps the cause for debugging; messages
-never carry a credential. The exit codes below are described for users in ``docs/exit-codes.md``.
+call (for the disk: or by its caller in ``store/``): ``engine/http.py`` for the network (a
+corrupt compressed body: ``engine/messages.py``), ``engine/tls.py`` for reading ``ca_file``,
+``parse/`` for bodies (``sources/dbk_auth.py`` for the token answer), ``config_file.py`` for the
+configuration, ``objstore.py`` for the object store, and for the disk ``storage.py`` (what is
+read and written through a ``Location``) and each ``store/`` module that opens a file itself
+(``shard_writer.py``, ``lock.py``, ``checkpoint.py``, ``output.py``), ``state_file.py`` for an
+unreadable ``state.json``. Gaps in that rule: ``LocalDir.entries`` and ``LocalDir.delete``
+(``storage.py``), the new run directory's ``mkdir`` (``run_state.py``) and a shard read by
+``merge.py`` let an ``OSError`` other than a missing file through untranslated. ``status.py``
+reports an unreadable file as a line of its report instead. ``raise ... from exc`` keeps the
+cause for debugging; messages never carry a credential. The exit codes below are described for
+users in ``docs/exit-codes.md``.
 
 ::
 

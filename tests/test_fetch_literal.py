@@ -19,8 +19,9 @@ import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from harvester.config import DbkConfig, Secret
-from harvester.engine.http import HttpSettings, Request, Response
+from harvester.engine.http_settings import HttpSettings
 from harvester.engine.limiter import RateLimiter
+from harvester.engine.messages import Request, Response
 from harvester.engine.retry import RetryPolicy
 from harvester.errors import AuthError
 from harvester.parse.onix_pool import OnixConverter

@@ -1,8 +1,9 @@
 """The network engine: requests on the wire, their pace and their retries.
 
-Owns HTTP (``http``: the only aiohttp client user; its settings in ``http_settings``, TLS
-contexts in ``tls``, body decoders in ``decoders``, the ``Accept-Encoding`` offered in
-``encoding``, what an answer's status means in ``statuses``), rate limiting (``limiter``, the
+Owns HTTP (``http``: the only aiohttp client user; the request, the streamed response and the
+client protocol in ``messages``; its settings in ``http_settings``, TLS contexts in ``tls``, body
+decoders in ``decoders``, the ``Accept-Encoding`` offered in ``encoding``, what an answer's
+status means in ``statuses``), rate limiting (``limiter``, the
 pace it applies in ``ratepolicy``, the window the answers show in ``ratewindow``, the server's
 rate headers in ``rateheaders``, the send log in ``ratelog``, the server clock skew in
 ``rateskew``; a quota only 429s show, learned in ``ratelearn`` from the window ``ratefit`` reads

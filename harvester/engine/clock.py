@@ -4,7 +4,8 @@ Every part of a harvest that waits or reads time takes a ``Clock`` (the limiter 
 retries, the sources, the run, the probe); tests pass ``FakeClock`` so that timing behaviour is
 exact and instant (no real sleeps). Three read the real clock directly: ``progress.py`` (the
 live line's rates and its redraw interval), ``store/lease.py`` (a lease's expiry is wall time
-shared with other machines) and ``http.py`` (a ``Retry-After`` HTTP date, read against now).
+shared with other machines) and ``statuses.py`` (a 429's ``Retry-After`` HTTP date, read
+against now).
 """
 
 from __future__ import annotations

@@ -1,12 +1,12 @@
 """The one seam to the network: aiohttp's client lives here and nowhere else in the harvester.
 
 ``HttpClient`` (one per API) streams responses: ``async with client.stream(request) as resp`` gives
-the status, case-insensitive headers and ``resp.chunks()``, the body decompressed chunk by chunk.
-Decompression is ours, not aiohttp's, so a compression bomb stops at ``max_body_bytes`` without
-ever holding more than about one chunk beyond the cap, and a compressed stream that ends before
-its end marker is a ``TruncatedBody``. Every aiohttp, OS and timeout exception is translated here,
-once, into ``harvester.errors``; messages carry the request's label, never headers or secrets.
-Plain ``http://`` is refused for anything but loopback.
+a ``Response`` (``messages.py``, which also holds ``Request``; both re-exported here): the status,
+case-insensitive headers and ``resp.chunks()``, the body decompressed chunk by chunk, by us, not
+aiohttp, so a compression bomb stops at its cap. Every aiohttp, OS and timeout exception, while
+sending or while the body streams, is translated here, once, into ``harvester.errors``; messages
+carry the request's label, never headers or secrets. Plain ``http://`` is refused for anything
+but loopback.
 
 TLS is always verified (``tls.py``: the system trust store, ``SSL_CERT_FILE`` / ``SSL_CERT_DIR``,
 plus the section's ``ca_file``); a certificate that does not verify is a ``CertificateError``
@@ -21,24 +21,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
-from typing import Protocol
+from functools import partial
 from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
-from multidict import CIMultiDictProxy
 
 from harvester.config import is_loopback
-from harvester.engine.decoders import CORRUPT, decoder_for
 from harvester.engine.encoding import offer
 from harvester.engine.http_settings import HttpSettings
+from harvester.engine.messages import Client, Request, Response
 from harvester.engine.statuses import problem_text, raise_for_status, retry_after
 from harvester.engine.tls import client_context, verify_reason
 from harvester.errors import (
-    BodyTooLarge,
     CertificateError,
     ConfigError,
     ConnectError,
@@ -59,76 +57,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("harvester.http")
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Request:
-    """One request. ``label`` names it in errors and logs; ``headers`` never appear there."""
-
-    method: str
-    url: str
-    params: tuple[tuple[str, str], ...] = ()
-    json: object = None
-    headers: tuple[tuple[str, str], ...] = ()
-    label: str = ""
-
-
-class Response:
-    """A streamed response: status, case-insensitive headers, decompressed ``chunks()``.
-
-    ``body`` gives the body as it arrives on the wire (still compressed), ``settings.chunk_size``
-    bytes at most at a time: ``HttpClient.stream`` reads the socket; a test may give literal bytes.
-    """
-
-    def __init__(
-        self,
-        status: int,
-        headers: CIMultiDictProxy[str],
-        body: Callable[[int], AsyncIterator[bytes]],
-        request: Request,
-        settings: HttpSettings,
-    ) -> None:
-        self._body = body
-        self._request = request
-        self._settings = settings
-        self.status = status
-        self.headers = headers
-        self.received = 0  # decompressed bytes so far
-
-    async def chunks(self) -> AsyncIterator[bytes]:
-        """The body, decompressed, as it arrives; raises on bombs, resets and truncation."""
-        decoder = decoder_for(self.headers.get("Content-Encoding", ""))
-        cap = self._settings.max_body_bytes
-        with _translate(self._request.label):
-            async for data in self._body(self._settings.chunk_size):
-                out = decoder.feed(data, self._room(cap))
-                while out:
-                    self.received += len(out)
-                    yield out
-                    out = decoder.more(self._room(cap))
-        if not decoder.finished():
-            raise TruncatedBody("the compressed body ended early", request=self._request.label)
-
-    def _room(self, cap: int) -> int:
-        room = cap - self.received
-        if room <= 0:
-            raise BodyTooLarge(
-                f"the decompressed body exceeds {cap} bytes", request=self._request.label
-            )
-        # Ask for at most one chunk beyond what is allowed, so a bomb is caught at the cap.
-        return min(room + 1, self._settings.chunk_size * 16)
-
-    async def read(self, limit: int | None = None) -> bytes:
-        """The whole (small) body; at most ``limit`` bytes are kept."""
-        parts: list[bytes] = []
-        size = 0
-        async for chunk in self.chunks():
-            parts.append(chunk)
-            size += len(chunk)
-            if limit is not None and size >= limit:
-                break
-        body = b"".join(parts)
-        return body if limit is None else body[:limit]
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,16 +123,26 @@ def _translate(label: str, route: _Route | None = None) -> Iterator[None]:
         ) from exc
     except aiohttp.ClientError as exc:
         raise TruncatedBody(f"transport error ({type(exc).__name__})", request=label) from exc
-    except CORRUPT as exc:
-        raise TruncatedBody(f"the compressed body is corrupt ({exc})", request=label) from exc
 
 
-class Client(Protocol):
-    """What requests are sent through: ``HttpClient``, or a test's literal answers."""
+class _Chunks:
+    """aiohttp's chunks of one response body, its transport errors translated (``_translate``)."""
 
-    def stream(self, request: Request) -> AbstractAsyncContextManager[Response]:
-        """Send ``request``; the response's body is read through ``chunks()`` inside the block."""
-        ...
+    def __init__(self, chunks: AsyncIterator[bytes], label: str) -> None:
+        self._chunks = chunks
+        self._label = label
+
+    def __aiter__(self) -> _Chunks:
+        return self
+
+    async def __anext__(self) -> bytes:
+        with _translate(self._label):
+            return await anext(self._chunks)
+
+
+def _body(content: aiohttp.StreamReader, label: str, size: int) -> AsyncIterator[bytes]:
+    """The body on the wire, ``size`` bytes at most at a time (``Response``'s ``body``)."""
+    return _Chunks(content.iter_chunked(size), label)
 
 
 class HttpClient:
@@ -337,9 +275,8 @@ class HttpClient:
                 request=request.label,
             )
         try:
-            yield Response(
-                raw.status, raw.headers, raw.content.iter_chunked, request, self._settings
-            )
+            wire = partial(_body, raw.content, request.label)
+            yield Response(raw.status, raw.headers, wire, request, self._settings)
         except BaseException:
             raw.close()  # a half-read body: drop the connection rather than reuse it
             raise
@@ -358,8 +295,3 @@ class HttpClient:
         if self._session is not None:
             session, self._session = self._session, None
             await session.close()
-
-
-def header_map(headers: Mapping[str, str]) -> dict[str, str]:
-    """Headers with lower-case names (for code that must not depend on letter case)."""
-    return {k.lower(): v for k, v in headers.items()}

@@ -29,8 +29,9 @@ import orjson
 
 from harvester.config import DbkConfig
 from harvester.engine.clock import Clock
-from harvester.engine.http import Client, Request, raise_for_status
+from harvester.engine.messages import Client, Request
 from harvester.engine.retry import RetryPolicy, call_with_retries
+from harvester.engine.statuses import raise_for_status
 from harvester.errors import AuthError, FetchError, StatusError
 
 __all__ = ["AUTH", "REFRESH", "DbkSession", "jwt_expiry", "jwt_times"]

@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harvester.config import DbkConfig
-from harvester.engine.http import Request, problem_text, raise_for_status
+from harvester.engine.messages import Request
+from harvester.engine.statuses import problem_text, raise_for_status
 from harvester.parse.onix import Converted, Src, product_times
 from harvester.parse.onix_pool import OnixConverter
 from harvester.parse.onix_split import Batch, OnixSplitter, Prologue

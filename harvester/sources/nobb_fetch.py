@@ -15,8 +15,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from harvester.engine.http import Request, retry_after
+from harvester.engine.messages import Request
 from harvester.engine.retry import backoff
+from harvester.engine.statuses import retry_after
 from harvester.errors import AuthError, FetchError, Unauthorized
 from harvester.parse.nobb import Items, ItemSplitter
 from harvester.plan.edges import DayEdges
