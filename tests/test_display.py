@@ -1,6 +1,6 @@
 """The live display as a person sees it: `harvester dump` in a pseudo-terminal, read off a screen.
 
-A simulator announcing 30 requests per 10 s serves both APIs; `harvester dump nobb dbk` runs in a
+A simulator announcing 30 requests per 3 s serves both APIs; `harvester dump nobb dbk` runs in a
 pseudo-terminal (pexpect) whose output an emulated terminal (pyte) renders. A frame of the display
 is read whole: rich starts each redraw by erasing the rows (``NEXT``), so the screen fed up to the
 next ``NEXT`` shows exactly the frame before it.
@@ -26,10 +26,10 @@ from tests.harness import simulate
 NEXT = "\r\x1b[2K\x1b[1A\x1b[2K\x1b[1A\x1b[2K"
 HEIGHT = 30
 TIMEOUT = 90
-#: The simulator: 30 requests per 10 s, announced by IETF RateLimit-Policy (the window stated,
-#: so the policy reads 30/10s from the first answer); each source needs more than 30 requests,
+#: The simulator: 30 requests per 3 s, announced by IETF RateLimit-Policy (the window stated,
+#: so the policy reads 30/3s from the first answer); each source needs more than 30 requests,
 #: so both run for more than one window.
-SIM = ["--rate-limit", "30", "--rate-window", "10", "--rate-headers", "ietf",
+SIM = ["--rate-limit", "30", "--rate-window", "3", "--rate-headers", "ietf",
        "--nobb-items", "2000", "--dbk-products", "1500", "--dbk-max-products", "100",
        "--latency-ms", "30"]  # fmt: skip
 CONFIG = """[output]
@@ -122,7 +122,7 @@ def _rows(lines: list[str]) -> tuple[int, str, str]:
 
 #: A frame where both rows run and show the policy in force, and NOBB its share (its plan made);
 #: ANSI styles stand between the fields.
-BOTH = r"nobb\b[^\n]*\d%[^\n]*30/10s fixed[^\n]*\n[^\n]*dbk\b[^\n]*30/10s fixed"
+BOTH = r"nobb\b[^\n]*\d%[^\n]*30/3s fixed[^\n]*\n[^\n]*dbk\b[^\n]*30/3s fixed"
 
 
 @pytest.mark.parametrize("cols", [80, 200])

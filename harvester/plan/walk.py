@@ -37,7 +37,7 @@ Items whose change date moves during a dump leave their window. The caller walks
 partition ``from`` = the run's start date after all others, so an item that moved before its walk
 reached it is still written. One that moved after it was written is met again with a newer line:
 in a dump that line replaces the first in the committed shards (``store/latest.py``,
-``RunContext.supersede``; past ``NEWER_MAX`` such items the rest keep their first version and the
+``RunState.supersede``; past ``NEWER_MAX`` such items the rest keep their first version and the
 next sync carries them); in a sync the key set keeps the first and the next sync carries it.
 """
 

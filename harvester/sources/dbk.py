@@ -20,7 +20,7 @@ window's records are final when the window is; finished windows are checkpointed
 
 Exactly-once, latest version: a product is in one window, its update time's. A product that
 changes during a dump moves to the catch-up range; if its older version was already written,
-the catch-up's newer one replaces that line in the committed shards (``RunContext.supersede``),
+the catch-up's newer one replaces that line in the committed shards (``RunState.supersede``),
 so the dump holds each ``record_reference`` once, in the latest version seen
 (``checks.replaced_by_newer_version``, ``latest.py``; past ``NEWER_MAX`` the rest keep their
 first version, the manifest says so, and the next sync carries them).

@@ -6,7 +6,7 @@ the catch-up meets that the sink already has is a newer version of a line in the
 it is the very same line: a NOBB item changed earlier on the run's start day was walked by the
 main partitions and is met again unchanged, so those items are fingerprinted when written
 (8-byte BLAKE2b) and an identical line is not taken for a newer one. The newer lines then replace
-the old ones through ``RunContext.supersede``, so the dump holds each key once, in its latest
+the old ones through ``RunState.supersede``, so the dump holds each key once, in its latest
 version. At most ``limit`` are kept (memory); past that, the rest keep their first version, the
 manifest says how many, and the next sync carries them.
 """
