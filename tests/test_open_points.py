@@ -300,8 +300,8 @@ def test_which_answers_refuse_a_window_as_too_many(
 
 
 async def test_no_cap_at_all(tmp_path: Path) -> None:
-    """5,000 products in one answer (no cap; the client's default cap is 2000): exact."""
-    async with _sim(dbk_products=5000, seed=52, readings=Readings(dbk_cap_answer="none")) as sim:
+    """2,500 products in one answer (no cap; the client's default cap is 2000): exact."""
+    async with _sim(dbk_products=2500, seed=52, readings=Readings(dbk_cap_answer="none")) as sim:
         result = await _dbk(sim, tmp_path)
         assert _written(result, "record_reference") == _products(sim)
 
