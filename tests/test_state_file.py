@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import orjson
@@ -41,14 +42,31 @@ def _harvester(cfg: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, capture_output=True, text=True, timeout=180)
 
 
+@pytest.fixture(scope="module")
+def dumped(sim_url: str, tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """An output directory holding one complete dump of a source, made once for the module
+    (the first time a test asks for that source); a test copies it rather than dumping again."""
+    made: dict[str, Path] = {}
+
+    def dump(source: str) -> Path:
+        if source not in made:
+            tmp = tmp_path_factory.mktemp(f"dump-{source}")
+            done = _harvester(_config(tmp, sim_url), "dump", source)
+            assert done.returncode == 0, done.stderr
+            made[source] = tmp / "out"
+        return made[source]
+
+    return dump
+
+
 @pytest.mark.parametrize("source", ["nobb", "dbk"])
 @pytest.mark.parametrize("garbage", [b'{"high_water": "2026-', b"not json at all\n", b"[1, 2]"])
 def test_a_corrupt_state_is_rebuilt_from_the_newest_complete_run(
-    tmp_path: Path, sim_url: str, source: str, garbage: bytes
+    tmp_path: Path, sim_url: str, dumped: Callable[[str], Path], source: str, garbage: bytes
 ) -> None:
     """sync after state.json is truncated or not JSON: rebuilt as the dump left it, warned, 0."""
+    shutil.copytree(dumped(source), tmp_path / "out")  # a complete dump, as `dump` leaves it
     cfg = _config(tmp_path, sim_url)
-    assert _harvester(cfg, "dump", source).returncode == 0
     state = tmp_path / "out" / source / "state.json"
     good = orjson.loads(state.read_bytes())
     state.write_bytes(garbage)
