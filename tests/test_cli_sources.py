@@ -21,8 +21,8 @@ def _config(tmp: Path, url: str, *, sections: tuple[str, ...] = ("nobb", "dbk"))
     for name in sections:
         text += f'[{name}]\nbase_url = "{url}"\nusername = "harvester"\npassword = "harvester"\n'
         text += 'rate_limit = "0"\n'
-        if name == "dbk":
-            text += "max_products_per_response = 200\n"
+        if name == "dbk":  # converted in-process: no worker pool to start for each run
+            text += "max_products_per_response = 200\nworkers = 0\n"
     cfg = tmp / "c.toml"
     cfg.write_text(text)
     return cfg
