@@ -18,7 +18,7 @@ from harvester.sim.books import basic
 from harvester.sim.server import Simulator
 from harvester.sim.settings import FaultProfile, SimSettings
 from harvester.sources.dbk import DbkSource
-from tests.clocks import NOWS, SimWallClock, Wall, clocks_at
+from tests.clocks import NOWS, JumpClock, SimWallClock, Wall, clocks_at
 from tests.expected import expected_dbk, written_dbk
 from tests.harness import harvest, run_dbk, sim_dbk_config
 
@@ -150,14 +150,17 @@ async def test_a_foreign_publisher_is_refused_after_one_reauthentication(tmp_pat
 
 @pytest.mark.parametrize("profile", ["flaky", "hostile"])
 async def test_faults_heal_to_the_same_records(tmp_path: Path, profile: FaultProfile) -> None:
-    """5xx, 429s, resets and slow answers: the records equal the catalogue's, exit 0."""
+    """5xx, 429s, resets and slow answers: the records equal the catalogue's, exit 0 (the
+    backoffs and 429 waits on a clock that jumps instead of sleeping)."""
     settings = SimSettings(dbk_products=1500, dbk_max_products=300, rate_limit=0, seed=12,
                            faults=profile)  # fmt: skip
+    clock = JumpClock()
     async with Simulator(settings) as sim:
-        result = await run_dbk(sim, tmp_path, retries=12)
+        result = await run_dbk(sim, tmp_path, clock=clock, retries=12)
         books = sim.ctx.books
     assert result.exit_code == 0
     assert written_dbk(result) == expected_dbk(books, range(books.size))
+    assert clock.slept  # the faults were waited out
 
 
 async def test_sync_carries_changes_and_deletions_since_the_high_water(tmp_path: Path) -> None:
