@@ -59,6 +59,9 @@ __all__ = [
 ]
 
 log = logging.getLogger("harvester.http")
+#: The most decompressed bytes one ``chunks()`` step gives (a NOBB page splits fastest in
+#: pieces of 64 KB to 1 MB: larger ones fall out of the CPU's caches).
+_INFLATE_STEP = 1 << 20
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -116,7 +119,7 @@ class Response:
                 f"the decompressed body exceeds {cap} bytes", request=self._request.label
             )
         # Ask for at most one chunk beyond what is allowed, so a bomb is caught at the cap.
-        return min(room + 1, self._settings.chunk_size * 16)
+        return min(room + 1, _INFLATE_STEP)
 
     async def read(self, limit: int | None = None) -> bytes:
         """The whole (small) body; at most ``limit`` bytes are kept."""
@@ -293,6 +296,8 @@ class HttpClient:
                     total=None, sock_connect=s.connect_timeout, sock_read=s.read_timeout
                 ),
                 auto_decompress=False,
+                # Reads of up to chunk_size need a buffer as large (aiohttp's default: 64 KB).
+                read_bufsize=max(s.chunk_size, 1 << 16),
                 headers={"Accept-Encoding": self._encoding, "User-Agent": s.user_agent},
                 trust_env=False,  # the proxy is chosen here (proxies.py), not by aiohttp
                 trace_configs=[trace],
