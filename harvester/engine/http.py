@@ -6,7 +6,8 @@ Decompression is ours, not aiohttp's, so a compression bomb stops at ``max_body_
 ever holding more than about one chunk beyond the cap, and a compressed stream that ends before
 its end marker is a ``TruncatedBody``. Every aiohttp, OS and timeout exception is translated here,
 once, into ``harvester.errors``; messages carry the request's label, never headers or secrets.
-Plain ``http://`` is refused for anything but loopback.
+Plain ``http://`` is refused for anything but loopback (where, with no proxy, no TLS context
+is built).
 
 TLS is always verified (``tls.py``: the system trust store, ``SSL_CERT_FILE`` / ``SSL_CERT_DIR``,
 plus the section's ``ca_file``); a certificate that does not verify is a ``CertificateError``
@@ -21,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import ssl
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass
@@ -235,9 +237,6 @@ class HttpClient:
         env = os.environ if env is None else env
         name = settings.name
         port = parts.port or (443 if parts.scheme == "https" else 80)
-        self._ssl = client_context(
-            settings.ca_file, key=f"{name}.ca_file" if name else "ca_file", env=env
-        )
         proxy = choose(
             parts.scheme,
             parts.hostname,
@@ -246,6 +245,13 @@ class HttpClient:
             key=f"{name}.proxy" if name else "proxy",
             env=env,
         )
+        # Plain http to loopback with no proxy speaks no TLS: loading the trust store (~30 ms of
+        # CPU) is skipped, and ca_file and SSL_CERT_FILE/DIR are not read.
+        self._ssl: ssl.SSLContext | bool = True
+        if parts.scheme == "https" or proxy is not None:
+            self._ssl = client_context(
+                settings.ca_file, key=f"{name}.ca_file" if name else "ca_file", env=env
+            )
         host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
         self._route = _Route(name, f"{host}:{port}", proxy)
         self._proxy_headers: dict[str, str] | None = None
