@@ -15,8 +15,10 @@ last one backwards, starting with those followed by ``{"<first key of the first 
 serialises every item with the same key order), so a failed try is rare.
 
 That decode is the one pass over the body: each item's key and modified time are then decoded
-from the item's head only, up to the end of its ``status`` object (``_head``; the whole item
-where that prefix cannot be proven to be the top level's), not by a second decode of the page.
+from the item's head only, up to the end of its ``status`` object (``nobb_items.head``; the
+whole item where that prefix cannot be proven to be the top level's), not by a second decode.
+When the items are joined by bare commas (the API's compact form), the decoded buffer becomes
+their NDJSON block in place (``Items.block``): each comma a newline, no copy per item.
 """
 
 from __future__ import annotations
@@ -29,23 +31,12 @@ import msgspec
 import orjson
 
 from harvester.errors import MalformedBody
-from harvester.parse.nobb_items import Items, NobbItem
+from harvester.parse.nobb_items import Head, Items, NobbItem, head
 
 __all__ = ["ItemSplitter", "Items", "NobbItem"]
 
 
-class _Status(msgspec.Struct, gc=False):
-    lastModifiedDate: str | None = None
-
-
-class _Head(msgspec.Struct, gc=False):
-    nobbNumber: int | str | None = None
-    status: _Status | None = None
-
-
 _RAW_LIST = msgspec.json.Decoder(list[msgspec.Raw])
-_HEAD = msgspec.json.Decoder(_Head)
-_STATUS_KEY = b'"status":'
 _CANDIDATE = re.compile(rb"\}\s*,")
 _CLOSING = re.compile(rb"[ \t\r\n]*\]")
 _FIRST_KEY = re.compile(rb'\s*\{\s*"((?:[^"\\]|\\.)*)"')
@@ -53,35 +44,7 @@ _WS = b" \t\r\n"
 _GENERIC_AFTER = 4 << 20
 
 
-def _head(line: bytes | bytearray, start: int = 0, stop: int | None = None) -> _Head:
-    """An item's ``nobbNumber`` and ``status``, decoding the item only up to its status object.
-
-    ``line[start:stop]`` is one complete, valid JSON object (a top-level element msgspec
-    already delimited). ``"status":`` whose quote is not escaped is a key token (inside a string
-    every ``"`` byte follows a backslash), at some depth. The item cut after the first ``}``
-    that follows it, plus one ``}``, is valid JSON exactly when that key is at the top level,
-    its value an object without nested objects, and the cut outside any string: any other cut
-    leaves a string or a container open. Only then is the short prefix decoded (its fields are
-    the item's: JSON tokenises a prefix as it does the whole); else, or when ``nobbNumber``
-    comes later, the whole item is. The API puts ``status`` before the large ``suppliers`` and
-    ``properties``.
-    """
-    stop = len(line) if stop is None else stop
-    at = line.find(_STATUS_KEY, start, stop)
-    if at > start and line[at - 1] != 0x5C:  # 0x5C: a backslash (an escaped quote: not a key)
-        end = line.find(b"}", at, stop)
-        if end > 0:
-            try:
-                head = _HEAD.decode(b"".join((memoryview(line)[start : end + 1], b"}")))
-            except msgspec.DecodeError:
-                pass
-            else:
-                if head.nobbNumber is not None:
-                    return head
-    return _HEAD.decode(memoryview(line)[start:stop])
-
-
-def _modified(heads: list[_Head]) -> list[str | None]:
+def _modified(heads: list[Head]) -> list[str | None]:
     return [None if h.status is None else h.status.lastModifiedDate for h in heads]
 
 
@@ -247,7 +210,7 @@ class ItemSplitter:
         if sum(lengths) + len(lengths) + 1 == len(doc) and b"\n" not in doc:
             ends = list(accumulate(lengths, lambda end, n: end + n + 1, initial=0))[1:]
             try:
-                heads = [_head(doc, a + 1, b) for a, b in zip([0, *ends[:-1]], ends, strict=True)]
+                heads = [head(doc, a + 1, b) for a, b in zip([0, *ends[:-1]], ends, strict=True)]
             except (msgspec.ValidationError, msgspec.DecodeError) as exc:
                 self._bad_item(exc)
             self._check_utf8(doc, raws)
@@ -258,7 +221,7 @@ class ItemSplitter:
             return Items(keys, None, _modified(heads), block=memoryview(doc)[1:], ends=ends)
         lines = list(map(bytes, raws))
         try:
-            heads = list(map(_head, lines))
+            heads = list(map(head, lines))
         except (msgspec.ValidationError, msgspec.DecodeError) as exc:
             self._bad_item(exc)
         self._check_utf8(doc, raws)
@@ -282,7 +245,7 @@ class ItemSplitter:
             except UnicodeDecodeError:
                 self._bad_utf8(raws)
 
-    def _keys(self, heads: list[_Head]) -> list[int]:
+    def _keys(self, heads: list[Head]) -> list[int]:
         keys = [head.nobbNumber for head in heads]
         if set(map(type, keys)) - {int}:  # a numeric string, or no key at all (bools are out)
             keys = [self._key(key, n) for n, key in enumerate(keys)]
