@@ -17,20 +17,19 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
 from harvester.config import Config, DbkConfig, NobbConfig, OutputConfig, Secret
 from harvester.config_file import load_config
-from harvester.display import choose
 from harvester.engine.clock import Clock
 from harvester.errors import ConfigError, HarvesterError, Interrupted
 from harvester.logs import setup_logging
 from harvester.plural import counted
-from harvester.progress import Progress, ProgressMode
+from harvester.progress import Progress, ProgressMode, Reporter
 from harvester.run import RunResult, run_source
 from harvester.run_summary import exit_code, write_prometheus, write_summary
-from harvester.sim.settings import SimSettings
 from harvester.sources.base import Mode, Source
 from harvester.sources.nobb import NobbSource
 
@@ -89,7 +88,7 @@ async def harvest_all(
 
     loop = asyncio.get_running_loop()
     installed: list[signal.Signals] = []
-    async with choose(progs, mode=progress, log_format=log_format):
+    async with _display(progs, progress, log_format):
         try:
             async with asyncio.TaskGroup() as tg:
                 tasks = [tg.create_task(one(src, p)) for src, p in zip(sources, progs, strict=True)]
@@ -114,6 +113,17 @@ async def harvest_all(
     ]
 
 
+def _display(
+    progs: list[Progress], mode: ProgressMode, log_format: str
+) -> AbstractAsyncContextManager[object]:
+    """``display.choose``: with ``never`` the plain reporter (silent), without importing rich."""
+    if mode == "never":
+        return Reporter(progs, mode=mode, stream=sys.stderr, log_format=log_format)
+    from harvester.display import choose
+
+    return choose(progs, mode=mode, log_format=log_format)
+
+
 async def _run_guarded(src: Source, **run: Any) -> RunResult | HarvesterError:
     """``run_source(src, **run)``; a failure comes back as its error, never raised."""
     try:
@@ -136,6 +146,7 @@ def _report(result: RunResult | HarvesterError) -> None:
 async def run_demo(*, out_dir: Path, nobb_items: int, dbk_products: int) -> int:
     """Start the simulator in-process and dump NOBB and DBK from it, at once, into ``out_dir``."""
     from harvester.sim.server import Simulator
+    from harvester.sim.settings import SimSettings
     from harvester.sources.dbk import DbkSource
 
     # No DBK bulk second here: the demo shows complete runs (tests show the unsplittable one).

@@ -92,6 +92,12 @@ class Sink:
     async def write_many(self, keys: Sequence[Key], lines: Sequence[bytes]) -> list[bool]:
         return [await self.write(key, line) for key, line in zip(keys, lines, strict=True)]
 
+    async def write_block(
+        self, keys: Sequence[Key], data: bytes | bytearray | memoryview, ends: list[int]
+    ) -> list[bool]:
+        lines = [bytes(data[a : b - 1]) for a, b in zip([0, *ends[:-1]], ends, strict=True)]
+        return await self.write_many(keys, lines)
+
 
 class _Run:
     """The one part of ``RunState`` a fetcher reaches: the sink."""

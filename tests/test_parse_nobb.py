@@ -145,3 +145,29 @@ def test_status_read_from_a_prefix_is_never_fooled(
     items = _split(body, 7)
     assert [(i.key, i.modified) for i in items] == [(key, modified), (99, None)]
     assert items[0].line == orjson.dumps(item)
+
+
+def test_a_compact_page_comes_as_an_ndjson_block() -> None:
+    """Items joined by bare commas come as one NDJSON block whose lines are the served items."""
+    parts = [orjson.dumps(item) for item in TRICKY]
+    body = b"[" + b",".join(parts) + b"]"
+    s = ItemSplitter()
+    chunks = [s.feed(body[:5000]), s.feed(body[5000:]), s.close()]
+    blocks = [c for c in chunks if c.block is not None]
+    assert blocks, "a compact page gives blocks"
+    lines = [line for c in chunks for line in c.lines]
+    assert lines == parts
+    for c in blocks:
+        assert c.block is not None
+        assert bytes(c.block) == b"".join(line + b"\n" for line in c.lines)
+        assert c.ends[-1] == len(c.block)
+
+
+def test_spaces_between_items_give_lines_not_a_block() -> None:
+    """A page with whitespace between items is cut into lines: no block, same items."""
+    parts = [orjson.dumps(item) for item in TRICKY]
+    s = ItemSplitter()
+    items = s.feed(b"[" + b", ".join(parts) + b" ]")
+    items.extend(s.close())
+    assert items.block is None
+    assert items.lines == parts

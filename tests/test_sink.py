@@ -191,3 +191,52 @@ def test_gzip_shards_are_one_standard_gzip_stream(
     if shutil.which("zcat"):
         out = subprocess.run(["zcat", str(path)], capture_output=True, check=True).stdout
         assert out == expected
+
+
+async def _shards_of(
+    path: Path, blocks: bool, records: int, size: int
+) -> list[tuple[str, int, bytes]]:
+    """30 records written as blocks of 7 (or as lines), then each shard's name, count, bytes."""
+    path.mkdir()
+    async with ShardSink(
+        path, keys=KeySet(), batch_bytes=256, shard_max_records=records, shard_max_bytes=size
+    ) as sink:
+        for start in range(0, 30, 7):
+            keys = list(range(start, min(start + 7, 30)))
+            lines = [_line(i) for i in keys]
+            if blocks:
+                data = b"".join(line + b"\n" for line in lines)
+                ends = [sum(len(x) + 1 for x in lines[: n + 1]) for n in range(len(lines))]
+                assert await sink.write_block(keys, memoryview(data), ends) == [True] * len(keys)
+            else:
+                assert await sink.write_many(keys, lines) == [True] * len(keys)
+        shards = await sink.commit()
+    return [(s.path, s.records, gzip.decompress((path / s.path).read_bytes())) for s in shards]
+
+
+@pytest.mark.parametrize(("records", "size"), [(10, 1 << 30), (100_000, 300)])
+async def test_blocks_are_cut_into_shards_as_lines_are(
+    tmp_path: Path, records: int, size: int
+) -> None:
+    """Records written as NDJSON blocks give the same shards, byte for byte, as lines do."""
+    as_blocks = await _shards_of(tmp_path / "blocks", True, records, size)
+    as_lines = await _shards_of(tmp_path / "lines", False, records, size)
+    assert as_blocks == as_lines
+    assert len(as_blocks) > 2  # the limits cut inside blocks
+    assert b"".join(data for _, _, data in as_blocks) == b"".join(
+        _line(i) + b"\n" for i in range(30)
+    )
+
+
+async def test_a_block_drops_its_repeated_keys(tmp_path: Path) -> None:
+    """A block whose keys were partly written already adds only its new records, in order."""
+    async with ShardSink(tmp_path, keys=KeySet()) as sink:
+        assert await sink.write(2, _line(2))
+        lines = [_line(i) for i in (1, 2, 3)]
+        data = b"".join(line + b"\n" for line in lines)
+        ends = [len(lines[0]) + 1, len(lines[0]) + len(lines[1]) + 2, len(data)]
+        assert await sink.write_block([1, 2, 3], data, ends) == [True, False, True]
+        shards = await sink.commit()
+    assert sink.duplicates == 1
+    got = b"".join(gzip.decompress((tmp_path / s.path).read_bytes()) for s in shards)
+    assert got == _line(2) + b"\n" + _line(1) + b"\n" + _line(3) + b"\n"

@@ -6,7 +6,7 @@ case-insensitive headers and ``resp.chunks()``, the body decompressed chunk by c
 aiohttp, so a compression bomb stops at its cap. Every aiohttp, OS and timeout exception, while
 sending or while the body streams, is translated here, once, into ``harvester.errors``; messages
 carry the request's label, never headers or secrets. Plain ``http://`` is refused for anything
-but loopback.
+but loopback (where, with no proxy, no TLS context is built).
 
 TLS is always verified (``tls.py``: the system trust store, ``SSL_CERT_FILE`` / ``SSL_CERT_DIR``,
 plus the section's ``ca_file``); a certificate that does not verify is a ``CertificateError``
@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import ssl
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
@@ -170,9 +171,6 @@ class HttpClient:
         env = os.environ if env is None else env
         name = settings.name
         port = parts.port or (443 if parts.scheme == "https" else 80)
-        self._ssl = client_context(
-            settings.ca_file, key=f"{name}.ca_file" if name else "ca_file", env=env
-        )
         proxy = choose(
             parts.scheme,
             parts.hostname,
@@ -181,6 +179,13 @@ class HttpClient:
             key=f"{name}.proxy" if name else "proxy",
             env=env,
         )
+        # Plain http to loopback with no proxy speaks no TLS: loading the trust store (~30 ms of
+        # CPU) is skipped, and ca_file and SSL_CERT_FILE/DIR are not read.
+        self._ssl: ssl.SSLContext | bool = True
+        if parts.scheme == "https" or proxy is not None:
+            self._ssl = client_context(
+                settings.ca_file, key=f"{name}.ca_file" if name else "ca_file", env=env
+            )
         host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
         self._route = _Route(name, f"{host}:{port}", proxy)
         self._proxy_headers: dict[str, str] | None = None
@@ -231,6 +236,8 @@ class HttpClient:
                     total=None, sock_connect=s.connect_timeout, sock_read=s.read_timeout
                 ),
                 auto_decompress=False,
+                # Reads of up to chunk_size need a buffer as large (aiohttp's default: 64 KB).
+                read_bufsize=max(s.chunk_size, 1 << 16),
                 headers={"Accept-Encoding": self._encoding, "User-Agent": s.user_agent},
                 trust_env=False,  # the proxy is chosen here (proxies.py), not by aiohttp
                 trace_configs=[trace],

@@ -15,36 +15,28 @@ last one backwards, starting with those followed by ``{"<first key of the first 
 serialises every item with the same key order), so a failed try is rare.
 
 That decode is the one pass over the body: each item's key and modified time are then decoded
-from the item's head only, up to the end of its ``status`` object (``_head``; the whole item
-where that prefix cannot be proven to be the top level's), not by a second decode of the page.
+from the item's head only, up to the end of its ``status`` object (``nobb_items.head``; the
+whole item where that prefix cannot be proven to be the top level's), not by a second decode.
+When the items are joined by bare commas (the API's compact form), the decoded buffer becomes
+their NDJSON block in place (``Items.block``): each comma a newline, no copy per item.
 """
 
 from __future__ import annotations
 
 import re
+from itertools import accumulate
 from typing import NoReturn
 
 import msgspec
 import orjson
 
 from harvester.errors import MalformedBody
-from harvester.parse.nobb_items import Items, NobbItem
+from harvester.parse.nobb_items import Head, Items, NobbItem, head
 
 __all__ = ["ItemSplitter", "Items", "NobbItem"]
 
 
-class _Status(msgspec.Struct, gc=False):
-    lastModifiedDate: str | None = None
-
-
-class _Head(msgspec.Struct, gc=False):
-    nobbNumber: int | str | None = None
-    status: _Status | None = None
-
-
 _RAW_LIST = msgspec.json.Decoder(list[msgspec.Raw])
-_HEAD = msgspec.json.Decoder(_Head)
-_STATUS_KEY = b'"status":'
 _CANDIDATE = re.compile(rb"\}\s*,")
 _CLOSING = re.compile(rb"[ \t\r\n]*\]")
 _FIRST_KEY = re.compile(rb'\s*\{\s*"((?:[^"\\]|\\.)*)"')
@@ -52,30 +44,8 @@ _WS = b" \t\r\n"
 _GENERIC_AFTER = 4 << 20
 
 
-def _head(line: bytes) -> _Head:
-    """An item's ``nobbNumber`` and ``status``, decoding the item only up to its status object.
-
-    ``line`` is one complete, valid JSON object (a top-level element msgspec already delimited).
-    ``"status":`` whose quote is not escaped is a key token (inside a string every ``"`` byte
-    follows a backslash), at some depth. The item cut after the first ``}`` that follows it,
-    plus one ``}``, is valid JSON exactly when that key is at the top level, its value an object
-    without nested objects, and the cut outside any string: any other cut leaves a string or a
-    container open. Only then is the short prefix decoded (its fields are the item's: JSON
-    tokenises a prefix as it does the whole); else, or when ``nobbNumber`` comes later, the whole
-    item is. The API puts ``status`` before the large ``suppliers`` and ``properties``.
-    """
-    at = line.find(_STATUS_KEY)
-    if at > 0 and line[at - 1] != 0x5C:  # 0x5C: a backslash (an escaped quote: not a key)
-        end = line.find(b"}", at)
-        if end > 0:
-            try:
-                head = _HEAD.decode(b"".join((memoryview(line)[: end + 1], b"}")))
-            except msgspec.DecodeError:
-                pass
-            else:
-                if head.nobbNumber is not None:
-                    return head
-    return _HEAD.decode(line)
+def _modified(heads: list[Head]) -> list[str | None]:
+    return [None if h.status is None else h.status.lastModifiedDate for h in heads]
 
 
 class ItemSplitter:
@@ -162,7 +132,7 @@ class ItemSplitter:
             items.extend(self._finish_last())
         return items
 
-    def _find_boundary(self) -> tuple[int, bytes, list[msgspec.Raw]] | None:
+    def _find_boundary(self) -> tuple[int, bytearray, list[msgspec.Raw]] | None:
         """The ``,`` after the last true item end in the buffer, with the items before it."""
         buf = self._buf
         tried: set[int] = set()
@@ -193,11 +163,12 @@ class ItemSplitter:
                     return found
         return None
 
-    def _try(self, brace: int) -> tuple[int, bytes, list[msgspec.Raw]] | None:
+    def _try(self, brace: int) -> tuple[int, bytearray, list[msgspec.Raw]] | None:
         """The items before ``brace`` if it closes a top-level item, else None."""
         buf = self._buf
         # One copy: the memoryview is released when join returns, so ``buf`` may shrink later.
-        doc = b"".join((b"[", memoryview(buf)[: brace + 1], b"]"))
+        # A bytearray: the items become their NDJSON block in place (``_items_of``).
+        doc = bytearray().join((b"[", memoryview(buf)[: brace + 1], b"]"))
         try:
             raws = _RAW_LIST.decode(doc)
         except msgspec.DecodeError:
@@ -224,21 +195,48 @@ class ItemSplitter:
         return True
 
     def _decode(self, fragment: bytes) -> Items:
-        doc = b"[" + fragment + b"]"
+        doc = bytearray().join((b"[", fragment, b"]"))
         try:
             raws = _RAW_LIST.decode(doc)
         except msgspec.DecodeError as exc:
             self._fail(f"invalid JSON ({exc})")
         return self._items_of(doc, raws)
 
-    def _items_of(self, doc: bytes, raws: list[msgspec.Raw]) -> Items:
+    def _items_of(self, doc: bytearray, raws: list[msgspec.Raw]) -> Items:
+        lengths = list(map(len, raws))
+        # Items joined by bare commas, each on one line (the API's compact form): the doc
+        # becomes the items' NDJSON block in place, each comma (and the closing bracket) a
+        # newline, with no copy per item. Anything else is cut into lines.
+        if sum(lengths) + len(lengths) + 1 == len(doc) and b"\n" not in doc:
+            ends = list(accumulate(lengths, lambda end, n: end + n + 1, initial=0))[1:]
+            try:
+                heads = [head(doc, a + 1, b) for a, b in zip([0, *ends[:-1]], ends, strict=True)]
+            except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+                self._bad_item(exc)
+            self._check_utf8(doc, raws)
+            for end in ends:
+                doc[end] = 0x0A  # the comma after the item (the bracket after the last one)
+            keys = self._keys(heads)
+            self._items += len(ends)
+            return Items(keys, None, _modified(heads), block=memoryview(doc)[1:], ends=ends)
         lines = list(map(bytes, raws))
         try:
-            heads = list(map(_head, lines))
-        except msgspec.ValidationError as exc:
+            heads = list(map(head, lines))
+        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+            self._bad_item(exc)
+        self._check_utf8(doc, raws)
+        if b"\n" in doc:  # pretty-printed input: NDJSON needs one line per record
+            lines = [orjson.dumps(orjson.loads(line)) if b"\n" in line else line for line in lines]
+        keys = self._keys(heads)
+        self._items += len(lines)
+        return Items(keys, lines, _modified(heads))
+
+    def _bad_item(self, exc: msgspec.MsgspecError) -> NoReturn:
+        if isinstance(exc, msgspec.ValidationError):
             self._fail(f"an item is not an object with a numeric nobbNumber ({exc})")
-        except msgspec.DecodeError as exc:
-            self._fail(f"invalid JSON ({exc})")
+        self._fail(f"invalid JSON ({exc})")
+
+    def _check_utf8(self, doc: bytearray, raws: list[msgspec.Raw]) -> None:
         # msgspec skips the fields it is not asked for without checking their UTF-8: the whole
         # fragment is checked at once (item by item only to name a bad one).
         if not doc.isascii():
@@ -246,14 +244,12 @@ class ItemSplitter:
                 doc.decode()
             except UnicodeDecodeError:
                 self._bad_utf8(raws)
+
+    def _keys(self, heads: list[Head]) -> list[int]:
         keys = [head.nobbNumber for head in heads]
         if set(map(type, keys)) - {int}:  # a numeric string, or no key at all (bools are out)
             keys = [self._key(key, n) for n, key in enumerate(keys)]
-        modified = [None if h.status is None else h.status.lastModifiedDate for h in heads]
-        if b"\n" in doc:  # pretty-printed input: NDJSON needs one line per record
-            lines = [orjson.dumps(orjson.loads(line)) if b"\n" in line else line for line in lines]
-        self._items += len(lines)
-        return Items(keys, lines, modified)  # type: ignore[arg-type]  # keys checked above
+        return keys  # type: ignore[return-value]  # checked above
 
     def _key(self, key: object, n: int) -> int:
         if isinstance(key, str) and key.isdigit():

@@ -26,11 +26,17 @@ Mode = Literal["dump", "sync"]
 
 class RecordSink(Protocol):
     """Where records go: ``write`` returns False for a key already written in this run;
-    ``write_many`` writes several in order and says which were new."""
+    ``write_many`` writes several in order and says which were new; ``write_block`` does
+    the same for records laid out as NDJSON in ``data``, ``ends`` the offset after each
+    record's newline (``ShardSink.write_block``)."""
 
     async def write(self, key: Key, line: bytes) -> bool: ...
 
     async def write_many(self, keys: Sequence[Key], lines: Sequence[bytes]) -> list[bool]: ...
+
+    async def write_block(
+        self, keys: Sequence[Key], data: bytes | bytearray | memoryview, ends: list[int]
+    ) -> list[bool]: ...
 
 
 @dataclass(slots=True, kw_only=True)

@@ -166,25 +166,30 @@ class PageFetcher:
         had is offered as a newer version (``latest.py``); before it, items changed on the start
         day are fingerprinted so the catch-up can tell them unchanged.
         """
-        keys, lines, modified = items.keys, items.lines, items.modified
+        keys, modified = items.keys, items.modified
         if not keys:
             return None
         if self.edges is not None:
             part = walk.partition
             self.edges.observe_all(part.date_from, part.date_to, modified)
         claims = walk.on_items(keys)
+        mine = None
         if claims.count(Claim.CLAIMED) < len(keys):  # some seen, or the page ended early
             mine = [n for n, claim in enumerate(claims) if claim is Claim.CLAIMED]
-            keys, lines, modified = _pick(mine, keys, lines, modified)
         if self.floor:  # asked for only as the day early below a sync's range (edges.py)
             floor = self.floor
-            low = [n for n, when in enumerate(modified) if when and when[:10] < floor]
+            low = {n for n, when in enumerate(modified) if when and when[:10] < floor}
             if low:
-                mine = sorted(set(range(len(keys))).difference(low))
-                keys, lines, modified = _pick(mine, keys, lines, modified)
-        if keys:
-            fresh = await ctx.sink.write_many(keys, lines)
-            self._written(ctx, Items(keys, lines, modified), fresh, counter)
+                mine = [n for n in (range(len(keys)) if mine is None else mine) if n not in low]
+        if mine is None and items.block is not None:  # all of them: the block as it is
+            fresh = await ctx.sink.write_block(keys, items.block, items.ends)
+            self._written(ctx, items, fresh, counter)
+        elif mine is None or mine:
+            if mine is not None:
+                keys, lines, modified = _pick(mine, keys, items.lines, modified)
+                items = Items(keys, lines, modified)
+            fresh = await ctx.sink.write_many(items.keys, items.lines)
+            self._written(ctx, items, fresh, counter)
         last = claims[-1]
         return last if last is Claim.RESTART or last is Claim.MET else None
 

@@ -17,23 +17,33 @@ from typing import Literal, Protocol
 
 from harvester.errors import ConfigError
 
-__all__ = ["ISAL_LEVELS", "Compression", "Compressor", "Plain", "compressor", "decompress_shard"]
+__all__ = [
+    "ISAL_LEVELS",
+    "Compression",
+    "Compressor",
+    "Data",
+    "Plain",
+    "compressor",
+    "decompress_shard",
+]
 
 Compression = Literal["gzip", "none", "zstd"]
+#: What a compressor takes: any contiguous bytes (a block of records is a memoryview).
+Data = bytes | bytearray | memoryview
 
 
 class Compressor(Protocol):
     """A streaming compressor: ``compress`` chunks, then ``flush`` the end once."""
 
-    def compress(self, data: bytes) -> bytes: ...
+    def compress(self, data: Data) -> Data: ...
 
-    def flush(self) -> bytes: ...
+    def flush(self) -> Data: ...
 
 
 class Plain:
     """No compression."""
 
-    def compress(self, data: bytes) -> bytes:
+    def compress(self, data: Data) -> Data:
         return data
 
     def flush(self) -> bytes:

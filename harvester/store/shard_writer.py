@@ -5,22 +5,28 @@
 staging directory, and on ``finalize_open`` flushes, fsyncs (local output) and publishes it into
 the run directory as ``part-NNNNN.ndjson.gz``. Every ``OSError`` becomes an ``OutputError``
 naming the file; a shard that cannot be published leaves no temp file behind.
+
+A batch holds record lines (bytes, no newline) and ``Block`` values: records already laid out
+as NDJSON in one buffer, with the offset after each record's newline. A block is compressed as
+it is (a slice of it where a shard ends inside it), not joined again line by line; the shards'
+bytes are the same either way.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable
+from bisect import bisect_left
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO
 
 from harvester.errors import OutputError
-from harvester.store.compress import Compression, Compressor, Plain, compressor
+from harvester.store.compress import Compression, Compressor, Data, Plain, compressor
 from harvester.store.manifest import ShardInfo
 from harvester.store.storage import Location
 
-__all__ = ["ShardWriter", "shard_name"]
+__all__ = ["Block", "ShardWriter", "shard_name"]
 
 _SUFFIX = {"gzip": ".ndjson.gz", "none": ".ndjson", "zstd": ".ndjson.zst"}
 
@@ -28,6 +34,29 @@ _SUFFIX = {"gzip": ".ndjson.gz", "none": ".ndjson", "zstd": ".ndjson.zst"}
 def shard_name(index: int, compression: Compression) -> str:
     """The file name of shard ``index``: ``part-NNNNN`` and the compression's suffix."""
     return f"part-{index:05d}{_SUFFIX[compression]}"
+
+
+class Block:
+    """Records as NDJSON in one buffer: ``data`` (each record followed by a newline) and
+    ``ends``, the offset just after each record's newline (the last is ``len(data)``)."""
+
+    __slots__ = ("data", "ends")
+
+    def __init__(self, data: Data, ends: list[int]) -> None:
+        self.data = data
+        self.ends = ends
+
+    def __len__(self) -> int:
+        """The bytes of the records, newlines included."""
+        return len(self.data)
+
+    def lines(self, keep: Sequence[bool] | None = None) -> list[bytes]:
+        """The records without their newlines (only those whose ``keep`` is true)."""
+        data, ends = self.data, self.ends
+        starts = [0, *ends[:-1]]
+        if keep is None:
+            return [bytes(data[a : b - 1]) for a, b in zip(starts, ends, strict=True)]
+        return [bytes(data[a : b - 1]) for a, b, k in zip(starts, ends, keep, strict=True) if k]
 
 
 class ShardWriter:
@@ -60,7 +89,42 @@ class ShardWriter:
         self._raw = 0
         self._size = 0
 
-    def write(self, lines: list[bytes]) -> list[ShardInfo]:
+    def write(self, batch: Sequence[bytes | Block]) -> list[ShardInfo]:
+        """Write ``batch`` in order (lines and blocks); returns the shards it finished."""
+        done: list[ShardInfo] = []
+        lines: list[bytes] = []
+        for entry in batch:
+            if isinstance(entry, Block):
+                if lines:
+                    done += self._write_lines(lines)
+                    lines = []
+                done += self._write_block(entry)
+            else:
+                lines.append(entry)
+        if lines:
+            done += self._write_lines(lines)
+        return done
+
+    def _write_block(self, block: Block) -> list[ShardInfo]:
+        """A block's records, cut where ``_write_lines`` would cut the same lines."""
+        done: list[ShardInfo] = []
+        data, ends = block.data, block.ends
+        pos = off = 0
+        while pos < len(ends):
+            if self._file is None:
+                self._begin()
+            stop = min(len(ends), pos + self.max_records - self._records)
+            if self.max_bytes and self._raw + ends[stop - 1] - off >= self.max_bytes:
+                # The first record that reaches the byte limit is the last one taken.
+                stop = bisect_left(ends, self.max_bytes - self._raw + off, pos, stop) + 1
+            end = ends[stop - 1]
+            self._emit(data[off:end], stop - pos)
+            pos, off = stop, end
+            if self._records >= self.max_records or self._raw >= self.max_bytes:
+                done.append(self.finalize_open())
+        return done
+
+    def _write_lines(self, lines: list[bytes]) -> list[ShardInfo]:
         done: list[ShardInfo] = []
         start = 0
         while start < len(lines):
@@ -93,12 +157,12 @@ class ShardWriter:
         self._sha = hashlib.sha256()
         self._records = self._raw = self._size = 0
 
-    def _emit(self, data: bytes, records: int) -> None:
+    def _emit(self, data: Data, records: int) -> None:
         self._put(self._z.compress(data))
         self._records += records
         self._raw += len(data)
 
-    def _put(self, out: bytes) -> None:
+    def _put(self, out: Data) -> None:
         if not out:
             return
         assert self._file is not None

@@ -39,7 +39,7 @@ from harvester.store.compress import (
 )
 from harvester.store.keyset import KeySet
 from harvester.store.manifest import ShardInfo
-from harvester.store.shard_writer import ShardWriter, shard_name
+from harvester.store.shard_writer import Block, ShardWriter, shard_name
 from harvester.store.storage import Location, location
 
 __all__ = ["ShardSink", "shard_name"]
@@ -70,7 +70,7 @@ class ShardSink:
         self.shards: list[ShardInfo] = list(existing or [])
         self.records = 0
         self.duplicates = 0
-        self._batch: list[bytes] = []
+        self._batch: list[bytes | Block] = []
         self._batch_size = 0
         self._batch_bytes = batch_bytes
         self._inflight: asyncio.Future[list[ShardInfo]] | None = None
@@ -128,6 +128,28 @@ class ShardSink:
             self._batch += taken
             size = sum(map(len, taken))
         self._batch_size += size
+        self.records += kept
+        self.duplicates += len(fresh) - kept
+        if self._batch_size >= self._batch_bytes:
+            await self._hand_over()
+        return fresh
+
+    async def write_block(
+        self, keys: Sequence[int | str], data: bytes | bytearray | memoryview, ends: list[int]
+    ) -> list[bool]:
+        """``write_many`` for records laid out as NDJSON in ``data`` (``shard_writer.Block``):
+        the buffer goes to the writer as it is when every key is new. The caller must not
+        change ``data`` afterwards."""
+        fresh = self.keys.add_many(keys)
+        kept = fresh.count(True)
+        block = Block(data, ends)
+        if kept == len(keys):
+            self._batch.append(block)
+            self._batch_size += len(data)
+        elif kept:
+            taken = block.lines(fresh)
+            self._batch += taken
+            self._batch_size += sum(map(len, taken))
         self.records += kept
         self.duplicates += len(fresh) - kept
         if self._batch_size >= self._batch_bytes:
