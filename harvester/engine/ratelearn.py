@@ -75,6 +75,7 @@ class HiddenQuota:
         self.kind: str | None = None  # "fixed" or "sliding" once seen, else None
         self.cubic = CubicRate()
         self._closed_at = -1e18  # when the last refusal that counted closed the API
+        self._cut_until = NEVER  # the first refusal's end (upper bound)
         self._strikes = 0
         self._longest = 0.0  # the longest time-to-end seen (its lower bound)
         self._reach = 0.0  # ... and its upper bound
@@ -117,6 +118,8 @@ class HiddenQuota:
         self._rtt = rtt if self._rtt is None else min(self._rtt, rtt)
         if allowed:
             self._strikes = 0
+            if req.sent >= self._closed_at:  # after a refusal: the end it named has passed
+                self._passed(now)
             if seq == self._probe and self.limit is not None:  # the server took one more
                 self.limit += self._step
                 self._step *= 2
@@ -138,32 +141,41 @@ class HiddenQuota:
 
     # -- refusals --------------------------------------------------------------------------
     def refused_at(
-        self, seq: int, now: float, end: tuple[float, float] | None, hold: float | None = None
+        self,
+        seq: int,
+        now: float,
+        end: tuple[float, float] | None,
+        hold: float | None = None,
+        *,
+        rounded: bool = False,
     ) -> None:
-        """Request ``seq`` was refused; ``end``: where its Retry-After puts the window's end;
-        ``hold``: a wait instead of the backoff where Retry-After names no usable end (one
-        beyond the caller's cap, which is then the wait)."""
+        """Request ``seq`` was refused; ``end``: where its Retry-After puts the window's end
+        (``rounded``: a duration in whole seconds, so the end is as likely anywhere in those
+        bounds); ``hold``: a wait instead of the backoff where Retry-After names no usable end
+        (one beyond the caller's cap, which is then the wait)."""
         self.answered(seq, now, False)
         req = self._log.get(seq) or _Req(now, now, False)
         self.active = True
         if end is not None:
+            end = (max(end[0], req.sent), end[1])  # it arrived before the end it names
             self._longest = max(self._longest, end[0] - now)
             self._reach = max(self._reach, end[1] - now)
             self._add_end(end, self._arrival(req))
-            if self.fit is None:  # the adaptive rate's first cut counts up to this
-                self.blocked_until = max(self.blocked_until, end[1])
+            self._cut_until = max(self._cut_until, end[1])  # the adaptive rate's first cut
         self._refused(seq, req, now, end, hold)
         if end is not None:
-            self.blocked_until = max(self.blocked_until, self._reopen(end))
+            self.blocked_until = max(self.blocked_until, self._reopen(end, rounded))
 
-    def _reopen(self, end: tuple[float, float]) -> float:
+    def _reopen(self, end: tuple[float, float], rounded: bool) -> float:
         """When the API reopens after a refusal naming ``end`` (bounds): at the latest, the end's
         upper bound; under a fitted window, as soon as it has room again (a whole-second
         Retry-After rounds up by up to a second; the fitted edges do not), but never before the
         end's lower bound (the server's stated time less its rounding)."""
-        lo, hi = end
+        lo, hi = self._merged(end)
         if self.fit is None or self.limit is None:
-            return hi
+            # A rounded end is as likely early as late in its bounds: one request at their
+            # middle finds out (refused, it narrows them; allowed, the end had passed).
+            return (lo + hi) / 2 if rounded else hi
         return min(hi, max(lo, self._windowed(lo, probe=False)))
 
     def _refused(
@@ -195,9 +207,12 @@ class HiddenQuota:
                 return
             limit = max(1, min(self.limit or 1, self._held(self._arrival(req))))
             if limit < (self.limit or 0) and self.fit.kind == "fixed":
-                # A lower quota: the windows before this one no longer show it (they allowed
-                # more than it does now); the window is read again from this one on.
+                # A lower quota in the same windows: the limit falls at once and the windows
+                # keep their length and phase; the windows before this one no longer show
+                # the quota (they allowed more), so later readings start from this one.
                 self._since = self.fit.end + self._index(self._arrival(req)) * self.fit.window
+                self.limit = limit
+                return
             self.limit = limit
         self._settle()
         if self.fit is None and self._strikes == 1:  # refused again with none allowed
@@ -230,7 +245,8 @@ class HiddenQuota:
         then over the last two longest times-to-end (at least 2 s)."""
         allowed = [r.sent for r in self._log.values() if r.allowed and r.received is not None]
         if self.cubic.rate is None:
-            return len(allowed) / max(self.blocked_until - min(allowed), 1e-3)
+            until = max(self._cut_until, self.blocked_until)
+            return len(allowed) / max(until - min(allowed), 1e-3)
         span = max(2.0, 2 * self._longest)
         return sum(1 for t in allowed if t > now - span) / span
 
@@ -244,6 +260,27 @@ class HiddenQuota:
         self._ends.append(end)
         self._ends.sort()
         del self._ends[:-_KEPT]
+
+    def _merged(self, end: tuple[float, float]) -> tuple[float, float]:
+        """``end`` as narrowed by the other refusals (and allowed requests) naming it."""
+        lo, hi = end
+        for a, b in self._ends:
+            if lo <= b and a <= hi:
+                return max(a, lo), min(b, hi)
+        return end
+
+    def _passed(self, received: float) -> None:
+        """A request sent after the last refusal was allowed: every end named so far had
+        passed when it arrived (before ``received``)."""
+        changed = False
+        for i, (a, b) in enumerate(self._ends):
+            if a <= received < b:
+                self._ends[i], changed = (a, received), True
+        for i, (t, a, b) in enumerate(self._named):
+            if a <= received < b:
+                self._named[i] = (t, a, received)
+        if changed:
+            self._settle()
 
     def _settle(self) -> None:
         """Read the window off the refusals again (``ratefit.py``)."""

@@ -244,19 +244,19 @@ class Policy(WindowReading):
         if status != 429:
             self.hidden.answered(seq, received, True)
             return
-        end, hold = None, None
+        end, hold, rounded = None, None, False
         after = retry_after_seconds(r.retry_after, wall + self.clock.skew)
         if after is not None and after > self.max_wait:  # absurd: one capped wait, no window
             hold = self.max_wait
         elif after is not None:
             if (r.retry_after or "").strip().isdigit():  # whole seconds, rounded up at the server
-                end = (sent_at + after - 1.0, received + after)
+                end, rounded = (sent_at + after - 1.0, received + after), True
             else:  # an HTTP date, whole seconds on the server's clock
                 end = (
                     received + after - 1.0 - self.clock.early(),
                     received + after + self.clock.late(),
                 )
-        self.hidden.refused_at(seq, received, end, hold)
+        self.hidden.refused_at(seq, received, end, hold, rounded=rounded)
         self.retry_hint = None  # the hidden quota closed the limiter (penalize reads it)
 
     def _accept(self, remaining: int, seq: int, now: float) -> bool:
