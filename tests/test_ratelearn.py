@@ -188,7 +188,7 @@ def test_a_lower_quota_is_read_from_the_window_it_dropped_in() -> None:
     q.sent(9, 10.5)
     q.refused_at(9, 10.6, (11.5, 12.6))
     assert q.limit == 3
-    allowed, refused = q._arrivals()
+    allowed, refused = q.arrivals.latest()
     assert min(allowed) >= 10.0 and len(allowed) == 3 and len(refused) == 1
 
 
@@ -219,3 +219,66 @@ def test_a_refusal_naming_another_end_moves_the_phase_not_the_limit() -> None:
     q.sent(4, 11.97)  # arrives at 12.02 by our estimate: the fit puts it in the next window
     q.refused_at(4, 12.07, (12.0, 13.07))
     assert q.limit == 3
+
+
+def _burst(q: HiddenQuota, n: int = 20) -> None:
+    """``n`` requests sent 10 ms apart from 0, each allowed after a 50 ms round trip."""
+    for seq in range(1, n + 1):
+        q.sent(seq, 0.01 * seq)
+        q.answered(seq, 0.01 * seq + 0.05, True)
+
+
+def test_a_whole_second_retry_after_reopens_at_the_middle_of_its_bounds() -> None:
+    """Retry-After "2" rounds the end up to a whole second, so the end is as likely early as late
+    in its bounds (1.25, 2.3]: one request goes at their middle; a date reopens at the top."""
+    q = HiddenQuota(rand=lambda: 0.0)
+    _burst(q)
+    q.sent(21, 0.25)
+    q.refused_at(21, 0.3, (1.25, 2.3), rounded=True)
+    assert q.blocked_until == pytest.approx(1.775)
+    d = HiddenQuota(rand=lambda: 0.0)
+    _burst(d)
+    d.sent(21, 0.25)
+    d.refused_at(21, 0.3, (1.25, 2.3))
+    assert d.blocked_until == pytest.approx(2.3)
+
+
+def test_a_refused_request_at_the_middle_narrows_the_end_from_below() -> None:
+    """The request at the middle is refused: the end lies after it left (1.775), whatever its
+    own Retry-After's bounds say (here from 1.3)."""
+    q = HiddenQuota(rand=lambda: 0.0)
+    _burst(q)
+    q.sent(21, 0.25)
+    q.refused_at(21, 0.3, (1.25, 2.3), rounded=True)
+    q.sent(22, 1.775)
+    q.refused_at(22, 1.825, (1.3, 2.35))
+    assert q.ends.ends == [(1.775, 2.3)]
+
+
+def test_the_first_request_allowed_after_a_refusal_bounds_the_end_from_above() -> None:
+    """Allowed after the refusal, a request shows the end it named had passed when it arrived:
+    the end's bounds close at its answer; a request sent before the refusal shows nothing."""
+    q = HiddenQuota(rand=lambda: 0.0)
+    _burst(q)
+    q.sent(21, 0.25)
+    q.sent(22, 0.26)
+    q.refused_at(21, 0.3, (1.25, 2.3), rounded=True)
+    q.answered(22, 0.31, True)  # on its way before the refusal: says nothing of the end
+    assert q.ends.ends == [(1.25, 2.3)]
+    q.sent(23, 1.775)
+    q.answered(23, 1.825, True)
+    assert q.ends.ends == [(1.25, 1.825)]
+
+
+def test_a_lower_quota_keeps_the_fitted_window() -> None:
+    """The quota falls under a fitted fixed window: the limit falls to what this window held and
+    the window keeps its length and phase (the pace holds to the new limit at once)."""
+    q = _fitted(limit=5)  # the window ending at 12 held 5
+    q.sent(7, 12.1)
+    q.answered(7, 12.2, True)
+    q.sent(8, 12.2)
+    q.answered(8, 12.3, True)
+    q.sent(9, 12.3)
+    q.refused_at(9, 12.4, (13.4, 14.4), rounded=True)
+    assert q.limit == 2 and q.fit == Fit("fixed", 2.0, 0.05, end=10.0)
+    assert q.next_allowed(14.0, 12.3) >= 14.0

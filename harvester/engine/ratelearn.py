@@ -33,34 +33,23 @@ it names (our monotonic seconds: a value in whole seconds is rounded). From then
 from __future__ import annotations
 
 import bisect
-import collections
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
 
+from harvester.engine.ratearrivals import NEVER, Arrivals, Req
 from harvester.engine.ratecubic import CubicRate
-from harvester.engine.ratefit import NO_FIT, Fit, fit_fixed, fit_sliding, fixed_limit
+from harvester.engine.ratefit import NO_FIT, Fit, fit_fixed, fit_sliding, fixed_limit, holds
+from harvester.engine.ratephase import Bounds, WindowEnds
 
 __all__ = ["PROBE_EVERY", "HiddenQuota"]
 
 #: Under a fitted window, one request more is let through once in this many windows.
 PROBE_EVERY = 8
-#: "No time yet" in our monotonic seconds, whose origin is arbitrary (0 may lie ahead).
-NEVER = float("-inf")
 #: Under the adaptive rate, a refusal without Retry-After closes for this many of its intervals.
 BACKOFF_INTERVALS = 2.5
-_KEPT = 24  # distinct window ends (and refusals naming one) kept
-_COUNTED = 400  # our latest requests a window is fitted to
 #: K, the seconds the adaptive rate takes to regrow to the rate refused: this many times the
 #: longest time-to-end seen (about a window), at least 2 s.
 _K_WINDOWS = 6.0
-
-
-@dataclass(slots=True)
-class _Req:
-    sent: float
-    received: float | None = None
-    allowed: bool = True
 
 
 class HiddenQuota:
@@ -77,16 +66,11 @@ class HiddenQuota:
         self._closed_at = -1e18  # when the last refusal that counted closed the API
         self._cut_until = NEVER  # the first refusal's end (upper bound)
         self._strikes = 0
-        self._longest = 0.0  # the longest time-to-end seen (its lower bound)
-        self._reach = 0.0  # ... and its upper bound
-        self._ends: list[tuple[float, float]] = []  # distinct window ends seen, as bounds
-        self._named: list[tuple[float, float, float]] = []  # (arrival, end bounds) of refusals
-        self._log: collections.OrderedDict[int, _Req] = collections.OrderedDict()
-        self._rtt: float | None = None
+        self.ends = WindowEnds()  # the window ends the refusals named
+        self.arrivals = Arrivals()  # our requests, as the server saw them
         self._probe_at = NEVER  # when the next probe may go
         self._probe: int | None = None  # the probe in flight (sequence number)
         self._step = 1
-        self._since = NEVER  # requests arriving earlier say nothing of the quota now
 
     @property
     def window(self) -> float | None:
@@ -99,45 +83,27 @@ class HiddenQuota:
     # -- our requests ----------------------------------------------------------------------
     def sent(self, seq: int, now: float) -> None:
         """Request ``seq`` leaves at ``now`` (a probe if it is one more than the limit)."""
-        self._log[seq] = _Req(now)
-        while len(self._log) > 4096:
-            self._log.popitem(last=False)
+        self.arrivals.sent(seq, now)
         probing = self.fit and self.limit and self._probe is None and now >= self._probe_at
         # A probe only if the server surely holds ``limit`` besides it: only then does its being
         # allowed show room for more.
-        if probing and self._held(self._owd_arrival(now), narrow=True) > (self.limit or 0):
+        if probing and self._held(self.arrivals.owd_arrival(now), narrow=True) > (self.limit or 0):
             self._probe = seq
 
     def answered(self, seq: int, now: float, allowed: bool) -> None:
         """Request ``seq``'s answer came at ``now``: allowed, or refused (a 429)."""
-        req = self._log.get(seq)
+        req = self.arrivals.answered(seq, now, allowed)
         if req is None:
             return
-        req.received, req.allowed = now, allowed
-        rtt = now - req.sent
-        self._rtt = rtt if self._rtt is None else min(self._rtt, rtt)
         if allowed:
             self._strikes = 0
-            if req.sent >= self._closed_at:  # after a refusal: the end it named has passed
-                self._passed(now)
+            # Sent after a refusal: the ends named so far had passed when it arrived.
+            if req.sent >= self._closed_at and self.ends.passed(now):
+                self._settle()
             if seq == self._probe and self.limit is not None:  # the server took one more
                 self.limit += self._step
                 self._step *= 2
                 self._probe, self._probe_at = None, now
-
-    def _arrival(self, r: _Req) -> float:
-        """When the server saw a request: half-way through its round trip (estimated)."""
-        return (r.sent + r.received) / 2 if r.received is not None else self._owd_arrival(r.sent)
-
-    def _owd_arrival(self, sent: float) -> float:
-        return sent + (self._rtt or 0.0) / 2
-
-    def _arrivals(self) -> tuple[list[float], list[float]]:
-        """Our latest requests' arrivals: allowed ones (ascending; in flight too), refused."""
-        recent = list(self._log.values())[-_COUNTED:]
-        recent = [r for r in recent if self._arrival(r) >= self._since]
-        allowed = sorted(self._arrival(r) for r in recent if r.allowed)
-        return allowed, [self._arrival(r) for r in recent if not r.allowed]
 
     # -- refusals --------------------------------------------------------------------------
     def refused_at(
@@ -154,24 +120,22 @@ class HiddenQuota:
         bounds); ``hold``: a wait instead of the backoff where Retry-After names no usable end
         (one beyond the caller's cap, which is then the wait)."""
         self.answered(seq, now, False)
-        req = self._log.get(seq) or _Req(now, now, False)
+        req = self.arrivals.log.get(seq) or Req(now, now, False)
         self.active = True
+        arrival = self.arrivals.arrival(req)
         if end is not None:
-            end = (max(end[0], req.sent), end[1])  # it arrived before the end it names
-            self._longest = max(self._longest, end[0] - now)
-            self._reach = max(self._reach, end[1] - now)
-            self._add_end(end, self._arrival(req))
+            end = self.ends.add(end, sent=req.sent, arrival=arrival, now=now)
             self._cut_until = max(self._cut_until, end[1])  # the adaptive rate's first cut
         self._refused(seq, req, now, end, hold)
         if end is not None:
             self.blocked_until = max(self.blocked_until, self._reopen(end, rounded))
 
-    def _reopen(self, end: tuple[float, float], rounded: bool) -> float:
+    def _reopen(self, end: Bounds, rounded: bool) -> float:
         """When the API reopens after a refusal naming ``end`` (bounds): at the latest, the end's
         upper bound; under a fitted window, as soon as it has room again (a whole-second
         Retry-After rounds up by up to a second; the fitted edges do not), but never before the
         end's lower bound (the server's stated time less its rounding)."""
-        lo, hi = self._merged(end)
+        lo, hi = end
         if self.fit is None or self.limit is None:
             # A rounded end is as likely early as late in its bounds: one request at their
             # middle finds out (refused, it narrows them; allowed, the end had passed).
@@ -179,7 +143,7 @@ class HiddenQuota:
         return min(hi, max(lo, self._windowed(lo, probe=False)))
 
     def _refused(
-        self, seq: int, req: _Req, now: float, end: tuple[float, float] | None, hold: float | None
+        self, seq: int, req: Req, now: float, end: Bounds | None, hold: float | None
     ) -> None:
         """``refused_at`` after the end's bounds are taken: the backoff, the limit, the fit."""
         if req.sent <= self._closed_at:  # on its way before the API closed: the same refusal
@@ -200,31 +164,33 @@ class HiddenQuota:
             if probe:  # the limit holds: probe again later, from a step of one
                 self._step = 1
                 return
-            if not self._names_fitted_end(end, self._arrival(req)):
+            if not self._names_fitted_end(end, self.arrivals.arrival(req)):
                 # The refusal names another end than the window it was fitted to: an arrival
                 # placed across an edge shows the phase off, not the quota lower.
                 self._settle()
                 return
-            limit = max(1, min(self.limit or 1, self._held(self._arrival(req))))
+            limit = max(1, min(self.limit or 1, self._held(self.arrivals.arrival(req))))
             if limit < (self.limit or 0) and self.fit.kind == "fixed":
                 # A lower quota in the same windows: the limit falls at once and the windows
                 # keep their length and phase; the windows before this one no longer show
                 # the quota (they allowed more), so later readings start from this one.
-                self._since = self.fit.end + self._index(self._arrival(req)) * self.fit.window
+                self.arrivals.since = (
+                    self.fit.end + self._index(self.arrivals.arrival(req)) * self.fit.window
+                )
                 self.limit = limit
                 return
             self.limit = limit
         self._settle()
-        if self.fit is None and self._strikes == 1:  # refused again with none allowed
-            allowed = sum(1 for r in self._log.values() if r.allowed and r.received is not None)
-            if allowed:  # between: still closed, a matter for the backoff, not the rate
-                self.cubic.cut(
-                    now=now,
-                    allowed_rate=self._allowed_rate(now),
-                    k=max(2.0, _K_WINDOWS * self._longest),
-                )
+        # Refused again with none allowed between: still closed, a matter for the backoff,
+        # not the rate.
+        if self.fit is None and self._strikes == 1 and self.arrivals.allowed_sends():
+            self.cubic.cut(
+                now=now,
+                allowed_rate=self._allowed_rate(now),
+                k=max(2.0, _K_WINDOWS * self.ends.longest),
+            )
 
-    def _names_fitted_end(self, end: tuple[float, float] | None, arrival: float) -> bool:
+    def _names_fitted_end(self, end: Bounds | None, arrival: float) -> bool:
         """Whether a refusal's named ``end`` (None: unknown) may be the end of the fitted fixed
         window its ``arrival`` falls in (a sliding fit: always)."""
         fit = self.fit
@@ -241,65 +207,34 @@ class HiddenQuota:
         return min(1.0, BACKOFF_INTERVALS / self.cubic.rate)
 
     def _allowed_rate(self, now: float) -> float:
-        """Requests allowed per second: the first time, from the first until the API reopens;
-        then over the last two longest times-to-end (at least 2 s)."""
-        allowed = [r.sent for r in self._log.values() if r.allowed and r.received is not None]
+        """Requests allowed per second: the first time, from any of them until the API reopens,
+        the most of those rates (an idle stretch before the requests that met the refusal
+        does not water it down); then over the last two longest times-to-end (at least 2 s)."""
+        allowed = self.arrivals.allowed_sends()
         if self.cubic.rate is None:
             until = max(self._cut_until, self.blocked_until)
-            return len(allowed) / max(until - min(allowed), 1e-3)
-        span = max(2.0, 2 * self._longest)
+            n = len(allowed)
+            return max((n - i) / max(until - t, 1e-3) for i, t in enumerate(sorted(allowed)))
+        span = max(2.0, 2 * self.ends.longest)
         return sum(1 for t in allowed if t > now - span) / span
-
-    def _add_end(self, end: tuple[float, float], arrival: float) -> None:
-        self._named = [*self._named[-_KEPT + 1 :], (arrival, *end)]
-        lo, hi = end
-        for i, (a, b) in enumerate(self._ends):
-            if lo <= b and a <= hi:  # the same end: narrow it
-                self._ends[i] = (max(a, lo), min(b, hi))
-                return
-        self._ends.append(end)
-        self._ends.sort()
-        del self._ends[:-_KEPT]
-
-    def _merged(self, end: tuple[float, float]) -> tuple[float, float]:
-        """``end`` as narrowed by the other refusals (and allowed requests) naming it."""
-        lo, hi = end
-        for a, b in self._ends:
-            if lo <= b and a <= hi:
-                return max(a, lo), min(b, hi)
-        return end
-
-    def _passed(self, received: float) -> None:
-        """A request sent after the last refusal was allowed: every end named so far had
-        passed when it arrived (before ``received``)."""
-        changed = False
-        for i, (a, b) in enumerate(self._ends):
-            if a <= received < b:
-                self._ends[i], changed = (a, received), True
-        for i, (t, a, b) in enumerate(self._named):
-            if a <= received < b:
-                self._named[i] = (t, a, received)
-        if changed:
-            self._settle()
 
     def _settle(self) -> None:
         """Read the window off the refusals again (``ratefit.py``)."""
-        allowed, refused = self._arrivals()
-        fit = fit_fixed(self._ends, (self._longest, self._reach), allowed, refused)
+        allowed, refused = self.arrivals.latest()
+        ends = self.ends
+        fit = fit_fixed(ends.ends, ends.time_to_end, allowed, refused)
         if fit is NO_FIT:  # no fixed window explains the ends: forget the older ones
             self.kind = "sliding"
-            del self._ends[: len(self._ends) // 2]
+            ends.forget_older()
             fit = None
         if fit is None and self.kind == "sliding":  # ends at one phase mean a fixed window
-            fit = fit_sliding(self._named, (self._longest, self._reach), allowed)
+            fit = fit_sliding(ends.named, ends.time_to_end, allowed)
         if fit is None:
-            if self.fit is not None and self.fit.kind == "fixed":
+            if self.fit is not None and self.fit.kind == "fixed" and not holds(self.fit, ends.ends):
                 self.fit = None  # the old phase no longer holds: the adaptive rate until one does
             return
         if self.fit is None:
-            self._probe_at = (
-                self._named[-1][0] if self._named else NEVER
-            ) + PROBE_EVERY * fit.window
+            self._probe_at = (ends.named[-1][0] if ends.named else NEVER) + PROBE_EVERY * fit.window
         self.fit, self.kind = fit, fit.kind
         if fit.limit is not None:
             self.limit = fit.limit
@@ -315,7 +250,7 @@ class HiddenQuota:
         """Our requests (allowed or in flight) the fitted window holds as one arriving at
         ``arrive`` arrives: at most (``narrow``: at least, as far as the fit knows)."""
         assert self.fit is not None
-        allowed, _ = self._arrivals()
+        allowed, _ = self.arrivals.latest()
         fit = self.fit
         if fit.kind == "fixed":
             start = fit.end + self._index(arrive) * fit.window + (fit.margin if narrow else 0.0)
@@ -338,10 +273,10 @@ class HiddenQuota:
         """The earliest time from ``t`` whose request the fitted window has room for (one more
         when a probe is due and ``probe``)."""
         assert self.fit is not None and self.limit is not None
-        fit, owd = self.fit, (self._rtt or 0.0) / 2
+        fit, owd = self.fit, (self.arrivals.rtt or 0.0) / 2
         due = probe and self._probe is None and t >= self._probe_at
         room = self.limit + (1 if due else 0)
-        allowed, _ = self._arrivals()
+        allowed, _ = self.arrivals.latest()
         for _ in range(8):
             arrive = t + owd
             if fit.kind == "sliding":
