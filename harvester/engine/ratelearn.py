@@ -48,8 +48,9 @@ PROBE_EVERY = 8
 #: Under the adaptive rate, a refusal without Retry-After closes for this many of its intervals.
 BACKOFF_INTERVALS = 2.5
 #: K, the seconds the adaptive rate takes to regrow to the rate refused: this many times the
-#: longest time-to-end seen (about a window), at least 2 s.
+#: longest time-to-end seen (about a window), at least ``_K_MIN``.
 _K_WINDOWS = 6.0
+_K_MIN = 4.0
 
 
 class HiddenQuota:
@@ -71,6 +72,7 @@ class HiddenQuota:
         self._probe_at = NEVER  # when the next probe may go
         self._probe: int | None = None  # the probe in flight (sequence number)
         self._step = 1
+        self._lowered: int | None = None  # the fitted window the limit was last lowered in
 
     @property
     def window(self) -> float | None:
@@ -169,26 +171,34 @@ class HiddenQuota:
                 # placed across an edge shows the phase off, not the quota lower.
                 self._settle()
                 return
-            limit = max(1, min(self.limit or 1, self._held(self.arrivals.arrival(req))))
+            arrival = self.arrivals.arrival(req)
+            limit = max(1, min(self.limit or 1, self._held(arrival)))
             if limit < (self.limit or 0) and self.fit.kind == "fixed":
+                index = self._index(arrival)
+                if self._lowered == index - 1:
+                    # Lowered in the window before too: the phase is off, not the quota lower
+                    # twice; the adaptive rate until the refusals show the window again.
+                    self.fit, self._lowered = None, None
+                    self._cut(now)
+                    return
                 # A lower quota in the same windows: the limit falls at once and the windows
                 # keep their length and phase; the windows before this one no longer show
                 # the quota (they allowed more), so later readings start from this one.
-                self.arrivals.since = (
-                    self.fit.end + self._index(self.arrivals.arrival(req)) * self.fit.window
-                )
-                self.limit = limit
+                self.arrivals.since = self.fit.end + index * self.fit.window
+                self.limit, self._lowered = limit, index
                 return
             self.limit = limit
         self._settle()
         # Refused again with none allowed between: still closed, a matter for the backoff,
         # not the rate.
-        if self.fit is None and self._strikes == 1 and self.arrivals.allowed_sends():
-            self.cubic.cut(
-                now=now,
-                allowed_rate=self._allowed_rate(now),
-                k=max(2.0, _K_WINDOWS * self.ends.longest),
-            )
+        if self.fit is None and self._strikes == 1:
+            self._cut(now)
+
+    def _cut(self, now: float) -> None:
+        """Cut the adaptive rate (once some request was allowed)."""
+        if self.arrivals.allowed_sends():
+            k = max(_K_MIN, _K_WINDOWS * self.ends.longest)
+            self.cubic.cut(now=now, allowed_rate=self._allowed_rate(now), k=k)
 
     def _names_fitted_end(self, end: Bounds | None, arrival: float) -> bool:
         """Whether a refusal's named ``end`` (None: unknown) may be the end of the fitted fixed
@@ -219,7 +229,9 @@ class HiddenQuota:
         return sum(1 for t in allowed if t > now - span) / span
 
     def _settle(self) -> None:
-        """Read the window off the refusals again (``ratefit.py``)."""
+        """Read the window off the refusals again (``ratefit.py``). A fixed window read before
+        stays while the latest ends still fall on its edges, unless the new reading is the
+        same window, more closely read."""
         allowed, refused = self.arrivals.latest()
         ends = self.ends
         fit = fit_fixed(ends.ends, ends.time_to_end, allowed, refused)
@@ -229,11 +241,14 @@ class HiddenQuota:
             fit = None
         if fit is None and self.kind == "sliding":  # ends at one phase mean a fixed window
             fit = fit_sliding(ends.named, ends.time_to_end, allowed)
-        if fit is None:
-            if self.fit is not None and self.fit.kind == "fixed" and not holds(self.fit, ends.ends):
-                self.fit = None  # the old phase no longer holds: the adaptive rate until one does
+        old = self.fit
+        kept = old is not None and old.kind == "fixed" and holds(old, ends.ends)
+        if old is not None and kept and (fit is None or not _same(fit, old)):
             return
-        if self.fit is None:
+        if fit is None:
+            self.fit = None  # the old phase no longer holds: the adaptive rate until one does
+            return
+        if old is None:
             self._probe_at = (ends.named[-1][0] if ends.named else NEVER) + PROBE_EVERY * fit.window
         self.fit, self.kind = fit, fit.kind
         if fit.limit is not None:
@@ -307,3 +322,8 @@ class HiddenQuota:
             kind = "sliding window, " if self.kind == "sliding" else ""
             return f"{kind}adaptive {self.cubic.rate:.2f}/s (learned from 429s)"
         return "429s seen, no quota inferred yet"
+
+
+def _same(fit: Fit, old: Fit) -> bool:
+    """Whether a new reading ``fit`` is the fixed window ``old``, more closely read."""
+    return fit.kind == "fixed" and abs(fit.window - old.window) <= old.margin
