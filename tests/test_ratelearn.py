@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import email.utils
 
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from harvester.engine.ratecubic import CubicRate
-from harvester.engine.ratefit import NO_FIT, Fit, fit_fixed, fit_sliding, fixed_limit
+from harvester.engine.ratefit import NO_FIT, Fit, fit_fixed, fit_sliding, fixed_limit, holds
 from harvester.engine.ratelearn import BACKOFF_INTERVALS, HiddenQuota
+from harvester.engine.ratephase import Named, refusal_end
+from harvester.engine.rateskew import ServerClock
 from tests import ratesim
 
 START = 1_790_000_000.0
@@ -282,3 +285,77 @@ def test_a_lower_quota_keeps_the_fitted_window() -> None:
     q.refused_at(9, 12.4, (13.4, 14.4), rounded=True)
     assert q.limit == 2 and q.fit == Fit("fixed", 2.0, 0.05, end=10.0)
     assert q.next_allowed(14.0, 12.3) >= 14.0
+
+
+def test_the_first_cut_is_not_watered_down_by_an_idle_stretch() -> None:
+    """One request, 1.5 s idle, then 20 in 0.2 s and a refusal naming an end at 2 s: the first
+    cut starts from the burst's rate (20 over 1.8 s until the end), not from 21 over 3.3 s."""
+    q = HiddenQuota(rand=lambda: 0.0)
+    q.sent(1, -1.5)
+    q.answered(1, -1.45, True)
+    for seq in range(2, 22):
+        q.sent(seq, 0.2 + 0.01 * seq)
+        q.answered(seq, 0.25 + 0.01 * seq, True)
+    q.sent(22, 0.45)
+    q.refused_at(22, 0.5, (1.45, 2.0))
+    assert q.rate == pytest.approx(0.9 * 20 / (2.0 - 0.22))
+
+
+def test_a_narrowed_end_lengthens_the_time_to_it_from_the_first_refusal() -> None:
+    """A refusal at 0.05 names (1.0, 2.05]; one at 1.5 narrows that end to (1.5, 2.05]: the
+    window is at least 1.45 s long (from the first refusal to the end's lower bound)."""
+    q = HiddenQuota(rand=lambda: 0.0)
+    _burst(q, 4)
+    q.sent(5, 0.0)
+    q.refused_at(5, 0.05, (1.0, 2.05), rounded=True)
+    assert q.ends.time_to_end[0] == pytest.approx(0.95)
+    q.sent(6, 1.5)
+    q.refused_at(6, 1.55, (1.5, 2.55), rounded=True)
+    assert q.ends.ends == [(1.5, 2.05)] and q.ends.time_to_end[0] == pytest.approx(1.45)
+
+
+def test_refusal_end_reads_retry_after() -> None:
+    """Whole seconds bound the end to the second before (rounded); a date to the second before
+    it on the server's clock; a wait beyond the cap holds for the cap and names no end."""
+    clock = ServerClock()
+    named = refusal_end("2", 10.0, 10.1, START, clock, 3600.0)
+    assert named == Named((11.0, 12.1), rounded=True)
+    date = email.utils.formatdate(START + 3, usegmt=True)
+    assert refusal_end(date, 10.0, 10.1, START, clock, 3600.0) == Named((12.1, 13.1))
+    assert refusal_end("7200", 10.0, 10.1, START, clock, 3600.0) == Named(hold=3600.0)
+    assert refusal_end(None, 10.0, 10.1, START, clock, 3600.0) == Named()
+
+
+def test_a_fixed_fit_holds_ends_on_its_edges_within_its_margin() -> None:
+    """Edges at 10 + 2k, margin 0.05: ends around 12 and 16 hold, one around 13 does not; an
+    end many windows before the fit's own is not looked at."""
+    fit = Fit("fixed", 2.0, 0.05, end=10.0)
+    assert holds(fit, [(11.9, 12.5), (15.96, 16.2)])
+    assert not holds(fit, [(11.9, 12.5), (12.6, 13.4)])
+    assert holds(fit, [(-1.0, -0.5), (11.9, 12.5)])
+
+
+def test_a_fitted_window_stays_while_the_ends_hold_it() -> None:
+    """Under a fitted window, refusals whose ends fall on its edges but read no single window
+    (too few ends) leave the fit as it was."""
+    q = _fitted(limit=3)
+    q.sent(4, 10.5)
+    q.refused_at(4, 10.6, (11.5, 12.6), rounded=True)
+    assert q.fit == Fit("fixed", 2.0, 0.05, end=10.0) and q.limit == 3
+
+
+def test_a_limit_lowered_in_two_windows_in_a_row_drops_the_fit() -> None:
+    """Refused early in two fitted windows in a row: not a quota that fell twice but edges
+    read off; the fit goes and the adaptive rate takes over."""
+    q = _fitted(limit=5)  # the window ending at 12 held 5
+    for seq, t in ((6, 12.1), (7, 12.2)):
+        q.sent(seq, t)
+        q.answered(seq, t + 0.1, True)
+    q.sent(8, 12.3)
+    q.refused_at(8, 12.4, (13.4, 14.4), rounded=True)
+    assert q.limit == 2 and q.fit is not None
+    q.sent(9, 14.1)
+    q.answered(9, 14.2, True)
+    q.sent(10, 14.2)
+    q.refused_at(10, 14.3, (15.3, 16.3), rounded=True)
+    assert q.fit is None and q.rate is not None
