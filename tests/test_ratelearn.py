@@ -358,4 +358,4 @@ def test_a_limit_lowered_in_two_windows_in_a_row_drops_the_fit() -> None:
     q.answered(9, 14.2, True)
     q.sent(10, 14.2)
     q.refused_at(10, 14.3, (15.3, 16.3), rounded=True)
-    assert q.fit is None and q.rate is not None
+    assert (q.fit, q.rate is not None) == (None, True)
