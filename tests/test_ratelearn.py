@@ -358,4 +358,36 @@ def test_a_limit_lowered_in_two_windows_in_a_row_drops_the_fit() -> None:
     q.answered(9, 14.2, True)
     q.sent(10, 14.2)
     q.refused_at(10, 14.3, (15.3, 16.3), rounded=True)
-    assert (q.fit, q.rate is not None) == (None, True)
+    dropped = q.fit is None
+    assert dropped and q.rate is not None
+
+
+def test_the_first_cut_is_redone_when_the_end_proves_earlier() -> None:
+    """The first cut counts 20 allowed until the end's upper bound (2.3); the request at the
+    middle (1.775) is allowed, so the end had passed by 1.825: the cut is redone counting to
+    there, with the request on its way at the refusal and allowed after it (21 in all)."""
+    q = HiddenQuota(rand=lambda: 0.0)
+    _burst(q)
+    q.sent(21, 0.25)
+    q.sent(22, 0.26)
+    q.refused_at(21, 0.3, (1.25, 2.3), rounded=True)
+    assert q.rate == pytest.approx(0.9 * 20 / (2.3 - 0.01))
+    q.answered(22, 0.31, True)
+    q.sent(23, 1.775)
+    q.answered(23, 1.825, True)
+    assert q.rate == pytest.approx(0.9 * 21 / (1.825 - 0.01))
+
+
+def test_a_request_refused_at_the_middle_does_not_cut_the_rate_again() -> None:
+    """The request at the middle of the end's bounds is refused: the end is later than it,
+    nothing more; the rate stays where the first refusal cut it."""
+    q = HiddenQuota(rand=lambda: 0.0)
+    _burst(q)
+    q.sent(21, 0.25)
+    q.sent(22, 0.26)
+    q.refused_at(21, 0.3, (1.25, 2.3), rounded=True)
+    rate = q.rate
+    q.answered(22, 0.31, True)  # on its way before the refusal
+    q.sent(23, 1.775)
+    q.refused_at(23, 1.825, (1.775, 2.825), rounded=True)
+    assert q.rate == rate

@@ -72,6 +72,7 @@ class HiddenQuota:
         self._probe_at = NEVER  # when the next probe may go
         self._probe: int | None = None  # the probe in flight (sequence number)
         self._step = 1
+        self._first: tuple[float, float] | None = None  # the first cut (time, k) while alone
         self._lowered: int | None = None  # the fitted window the limit was last lowered in
 
     @property
@@ -97,10 +98,11 @@ class HiddenQuota:
         req = self.arrivals.answered(seq, now, allowed)
         if req is None:
             return
-        if allowed:
+        if allowed and req.sent >= self._closed_at:  # (one sent before shows nothing new)
             self._strikes = 0
             # Sent after a refusal: the ends named so far had passed when it arrived.
-            if req.sent >= self._closed_at and self.ends.passed(now):
+            if self.ends.passed(now):
+                self._recut(now)
                 self._settle()
             if seq == self._probe and self.limit is not None:  # the server took one more
                 self.limit += self._step
@@ -168,7 +170,9 @@ class HiddenQuota:
                 return
             if not self._names_fitted_end(end, self.arrivals.arrival(req)):
                 # The refusal names another end than the window it was fitted to: an arrival
-                # placed across an edge shows the phase off, not the quota lower.
+                # placed across an edge shows the phase off, not the quota lower; the window
+                # is read again, not kept.
+                self.fit = None
                 self._settle()
                 return
             arrival = self.arrivals.arrival(req)
@@ -198,7 +202,20 @@ class HiddenQuota:
         """Cut the adaptive rate (once some request was allowed)."""
         if self.arrivals.allowed_sends():
             k = max(_K_MIN, _K_WINDOWS * self.ends.longest)
+            self._first = (now, k) if self.cubic.rate is None else None
             self.cubic.cut(now=now, allowed_rate=self._allowed_rate(now), k=k)
+
+    def _recut(self, now: float) -> None:
+        """A request allowed at ``now`` shows the first refusal's end before the bound its
+        first cut counted to: that cut again, from the rate so counted (while it is the
+        adaptive rate's only cut)."""
+        if self._first is None or self.fit is not None or now >= self._cut_until:
+            return
+        at, k = self._first
+        self._cut_until = now
+        sends = [t for t in self.arrivals.allowed_sends() if t < at]
+        self.cubic = CubicRate()
+        self.cubic.cut(now=at, allowed_rate=_densest(sends, now), k=k)
 
     def _names_fitted_end(self, end: Bounds | None, arrival: float) -> bool:
         """Whether a refusal's named ``end`` (None: unknown) may be the end of the fitted fixed
@@ -222,9 +239,7 @@ class HiddenQuota:
         does not water it down); then over the last two longest times-to-end (at least 2 s)."""
         allowed = self.arrivals.allowed_sends()
         if self.cubic.rate is None:
-            until = max(self._cut_until, self.blocked_until)
-            n = len(allowed)
-            return max((n - i) / max(until - t, 1e-3) for i, t in enumerate(sorted(allowed)))
+            return _densest(allowed, max(self._cut_until, self.blocked_until))
         span = max(2.0, 2 * self.ends.longest)
         return sum(1 for t in allowed if t > now - span) / span
 
@@ -327,3 +342,10 @@ class HiddenQuota:
 def _same(fit: Fit, old: Fit) -> bool:
     """Whether a new reading ``fit`` is the fixed window ``old``, more closely read."""
     return fit.kind == "fixed" and abs(fit.window - old.window) <= old.margin
+
+
+def _densest(sends: list[float], until: float) -> float:
+    """Requests per second from any of ``sends`` until ``until``: the most of those rates (an
+    idle stretch before the requests that met a refusal does not water it down)."""
+    n = len(sends)
+    return max((n - i) / max(until - t, 1e-3) for i, t in enumerate(sorted(sends)))
