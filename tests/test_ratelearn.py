@@ -9,9 +9,10 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from harvester.engine.rateadaptive import BACKOFF_INTERVALS
 from harvester.engine.ratecubic import CubicRate
 from harvester.engine.ratefit import NO_FIT, Fit, fit_fixed, fit_sliding, fixed_limit, holds
-from harvester.engine.ratelearn import BACKOFF_INTERVALS, HiddenQuota
+from harvester.engine.ratelearn import HiddenQuota
 from harvester.engine.ratephase import Named, refusal_end
 from harvester.engine.rateskew import ServerClock
 from tests import ratesim

@@ -3,54 +3,51 @@
 ``HiddenQuota`` follows one API whose answers carry no rate-limit headers. Until its first
 refusal it paces nothing (``next_allowed`` is ``now``). Each 429 is ``refused_at`` with its
 request's sequence number and, where it came with ``Retry-After``, the bounds of the window end
-it names (our monotonic seconds: a value in whole seconds is rounded). From then on:
+it names (``ratephase.py``, which narrows them with every refusal naming the same end, every
+refused request's departure and the first request allowed after a refusal). From then on:
 
-- **a refusal closes the API** until that end (else for a backoff from 1 s doubling with each
-  refusal in a row, jittered down by up to half; once the adaptive rate runs, from 2.5 of its
-  intervals, at most 1 s, as its cut already slows the pace); a refusal of a request that was
-  already on its way when the API closed narrows that end and changes nothing else. Under a
-  fitted window the API reopens as soon as the window has room again, which a whole-second
-  ``Retry-After`` overstates by up to a second, but never before the end's lower bound (the
-  server's stated time less its rounding);
+- **a refusal closes the API** until that end's upper bound; where the end comes from a
+  whole-second ``Retry-After`` (as likely early as late in its bounds), only until their middle,
+  where one request finds out which (refused, it narrows them: the next goes at the middle of
+  what is left). Without ``Retry-After``, for a backoff from 1 s doubling with each refusal in a
+  row, jittered down by up to half (``rateadaptive.py``: shorter once the adaptive rate runs).
+  A refusal of a request already on its way when the API closed narrows that end, nothing
+  more. Under a read window the API reopens as soon as the window has room again, but never
+  before the end's lower bound;
 - **the window is read off the refusals** (``ratefit.py``): a fixed one from ends that share
   a phase; once the ends fit no fixed window, a sliding one from ends that are each the
-  ``limit``-th latest request allowed plus the window. Once one fits, the pace lets ``limit``
-  requests arrive in each fixed window (counted by their estimated arrival, half-way through
-  the round trip), none within ``margin`` (at least half a round trip) of its edges, or at
-  most ``limit`` in any sliding
-  window (plus ``margin``);
-- **until then an adaptive rate** (``ratecubic.py``: cut on a refusal, regrowing along a cubic
-  curve, requests evenly spaced); ends that fit no fixed window mark the kind ``sliding``;
+  ``limit``-th latest request allowed plus the window. Once one fits, the pace
+  (``ratepace.py``) lets ``limit`` requests arrive in each fixed window, none near its edges,
+  or at most ``limit`` in any sliding window. A fixed window read before stays while the
+  latest ends fall on its edges (a new reading replaces it only when it is the same window
+  more closely read);
+- **until then an adaptive rate** (``rateadaptive.py``: cut on a refusal, regrowing along a
+  cubic curve, requests evenly spaced); ends that fit no fixed window mark the kind
+  ``sliding``;
 - **changes both ways**: a refusal under a fitted window sets ``limit`` to what that window
-  held (down at once; unless the end it names is not that window's: then an arrival placed
-  across an edge shows the phase off, and only the window is read again) and reads the window
-  again, from that window on where the limit fell
-  (the windows before allowed more than it does now); every ``PROBE_EVERY`` windows one request
-  more is let through, and each such probe the server allows raises ``limit`` (doubling the
-  step while they pass, probing again at once).
+  held: down at once, the fixed window keeping its length and phase and the windows before
+  (which allowed more) left out of later readings. A refusal naming an end that is not that
+  window's shows the phase off: the window is read again; so does a limit lowered in two
+  windows in a row (the adaptive rate until one is read). Every ``PROBE_EVERY`` windows one
+  request more is let through, and each such probe the server allows raises ``limit``
+  (doubling the step while they pass, probing again at once).
 """
 
 from __future__ import annotations
 
-import bisect
 import random
 from collections.abc import Callable
 
+from harvester.engine.rateadaptive import AdaptiveRate
 from harvester.engine.ratearrivals import NEVER, Arrivals, Req
-from harvester.engine.ratecubic import CubicRate
 from harvester.engine.ratefit import NO_FIT, Fit, fit_fixed, fit_sliding, fixed_limit, holds
+from harvester.engine.ratepace import earliest, held, index
 from harvester.engine.ratephase import Bounds, WindowEnds
 
 __all__ = ["PROBE_EVERY", "HiddenQuota"]
 
 #: Under a fitted window, one request more is let through once in this many windows.
 PROBE_EVERY = 8
-#: Under the adaptive rate, a refusal without Retry-After closes for this many of its intervals.
-BACKOFF_INTERVALS = 2.5
-#: K, the seconds the adaptive rate takes to regrow to the rate refused: this many times the
-#: longest time-to-end seen (about a window), at least ``_K_MIN``.
-_K_WINDOWS = 6.0
-_K_MIN = 4.0
 
 
 class HiddenQuota:
@@ -63,16 +60,14 @@ class HiddenQuota:
         self.fit: Fit | None = None  # the window read off the refusals, once one fits
         self.limit: int | None = None
         self.kind: str | None = None  # "fixed" or "sliding" once seen, else None
-        self.cubic = CubicRate()
+        self.adaptive = AdaptiveRate()  # the pace until a window is read
         self._closed_at = -1e18  # when the last refusal that counted closed the API
-        self._cut_until = NEVER  # the first refusal's end (upper bound)
         self._strikes = 0
         self.ends = WindowEnds()  # the window ends the refusals named
         self.arrivals = Arrivals()  # our requests, as the server saw them
         self._probe_at = NEVER  # when the next probe may go
         self._probe: int | None = None  # the probe in flight (sequence number)
         self._step = 1
-        self._first: tuple[float, float] | None = None  # the first cut (time, k) while alone
         self._lowered: int | None = None  # the fitted window the limit was last lowered in
 
     @property
@@ -81,7 +76,7 @@ class HiddenQuota:
 
     @property
     def rate(self) -> float | None:
-        return self.cubic.rate
+        return self.adaptive.rate
 
     # -- our requests ----------------------------------------------------------------------
     def sent(self, seq: int, now: float) -> None:
@@ -129,16 +124,17 @@ class HiddenQuota:
         arrival = self.arrivals.arrival(req)
         if end is not None:
             end = self.ends.add(end, sent=req.sent, arrival=arrival, now=now)
-            self._cut_until = max(self._cut_until, end[1])  # the adaptive rate's first cut
+            self.adaptive.until = max(self.adaptive.until, end[1])
         self._refused(seq, req, now, end, hold)
         if end is not None:
             self.blocked_until = max(self.blocked_until, self._reopen(end, rounded))
 
     def _reopen(self, end: Bounds, rounded: bool) -> float:
-        """When the API reopens after a refusal naming ``end`` (bounds): at the latest, the end's
-        upper bound; under a fitted window, as soon as it has room again (a whole-second
-        Retry-After rounds up by up to a second; the fitted edges do not), but never before the
-        end's lower bound (the server's stated time less its rounding)."""
+        """When the API reopens after a refusal naming ``end`` (bounds, as narrowed): at the
+        latest, the end's upper bound; with no window read, at the middle of a ``rounded`` end's
+        bounds; under a read window, as soon as it has room again (a whole-second Retry-After
+        rounds up by up to a second; the fitted edges do not), but never before the end's lower
+        bound (the server's stated time less its rounding)."""
         lo, hi = end
         if self.fit is None or self.limit is None:
             # A rounded end is as likely early as late in its bounds: one request at their
@@ -159,7 +155,7 @@ class HiddenQuota:
         if hold is not None:
             self.blocked_until = max(self.blocked_until, now + hold)
         elif end is None:
-            wait = min(60.0, self._first_wait() * 2.0 ** (self._strikes - 1))
+            wait = min(60.0, self.adaptive.first_wait() * 2.0 ** (self._strikes - 1))
             wait *= 1 - self._rand() / 2
             self.blocked_until = max(self.blocked_until, now + wait)
         probe, self._probe = self._probe == seq, None
@@ -200,22 +196,14 @@ class HiddenQuota:
 
     def _cut(self, now: float) -> None:
         """Cut the adaptive rate (once some request was allowed)."""
-        if self.arrivals.allowed_sends():
-            k = max(_K_MIN, _K_WINDOWS * self.ends.longest)
-            self._first = (now, k) if self.cubic.rate is None else None
-            self.cubic.cut(now=now, allowed_rate=self._allowed_rate(now), k=k)
+        if sends := self.arrivals.allowed_sends():
+            self.adaptive.cut(now, sends, self.ends.longest, self.blocked_until)
 
     def _recut(self, now: float) -> None:
-        """A request allowed at ``now`` shows the first refusal's end before the bound its
-        first cut counted to: that cut again, from the rate so counted (while it is the
-        adaptive rate's only cut)."""
-        if self._first is None or self.fit is not None or now >= self._cut_until:
-            return
-        at, k = self._first
-        self._cut_until = now
-        sends = [t for t in self.arrivals.allowed_sends() if t < at]
-        self.cubic = CubicRate()
-        self.cubic.cut(now=at, allowed_rate=_densest(sends, now), k=k)
+        """A request allowed at ``now`` after a refusal: the first cut again if that shows the
+        end it counted to earlier (while no window is read)."""
+        if self.fit is None:
+            self.adaptive.passed(now, self.arrivals.allowed_sends())
 
     def _names_fitted_end(self, end: Bounds | None, arrival: float) -> bool:
         """Whether a refusal's named ``end`` (None: unknown) may be the end of the fitted fixed
@@ -225,23 +213,6 @@ class HiddenQuota:
             return True
         edge = fit.end + (self._index(arrival) + 1) * fit.window
         return end[0] - fit.margin <= edge <= end[1] + fit.margin
-
-    def _first_wait(self) -> float:
-        """The backoff after a first refusal in a row with no Retry-After: 1 s, or once the
-        adaptive rate is running, a few of its intervals (its cut already slows the pace)."""
-        if self.cubic.rate is None:
-            return 1.0
-        return min(1.0, BACKOFF_INTERVALS / self.cubic.rate)
-
-    def _allowed_rate(self, now: float) -> float:
-        """Requests allowed per second: the first time, from any of them until the API reopens,
-        the most of those rates (an idle stretch before the requests that met the refusal
-        does not water it down); then over the last two longest times-to-end (at least 2 s)."""
-        allowed = self.arrivals.allowed_sends()
-        if self.cubic.rate is None:
-            return _densest(allowed, max(self._cut_until, self.blocked_until))
-        span = max(2.0, 2 * self.ends.longest)
-        return sum(1 for t in allowed if t > now - span) / span
 
     def _settle(self) -> None:
         """Read the window off the refusals again (``ratefit.py``). A fixed window read before
@@ -274,19 +245,13 @@ class HiddenQuota:
     # -- the pace --------------------------------------------------------------------------
     def _index(self, t: float) -> int:
         assert self.fit is not None
-        return int((t - self.fit.end) // self.fit.window)
+        return index(self.fit, t)
 
     def _held(self, arrive: float, *, narrow: bool = False) -> int:
-        """Our requests (allowed or in flight) the fitted window holds as one arriving at
-        ``arrive`` arrives: at most (``narrow``: at least, as far as the fit knows)."""
+        """Our requests the fitted window holds as one arriving at ``arrive`` arrives
+        (``ratepace.held``)."""
         assert self.fit is not None
-        allowed, _ = self.arrivals.latest()
-        fit = self.fit
-        if fit.kind == "fixed":
-            start = fit.end + self._index(arrive) * fit.window + (fit.margin if narrow else 0.0)
-        else:
-            start = arrive - fit.window + (fit.margin if narrow else -fit.margin)
-        return bisect.bisect_right(allowed, arrive) - bisect.bisect_right(allowed, start)
+        return held(self.fit, self.arrivals.latest()[0], arrive, narrow=narrow)
 
     def next_allowed(self, now: float, last_send: float | None) -> float:
         """When the next request may leave (>= now)."""
@@ -295,36 +260,18 @@ class HiddenQuota:
             return t
         if self.fit is not None and self.limit is not None:
             return self._windowed(t)
-        if self.cubic.rate is not None and last_send is not None:
-            t = max(t, last_send + 1.0 / self.cubic.at(t))
+        if self.adaptive.rate is not None and last_send is not None:
+            t = max(t, last_send + self.adaptive.gap(t))
         return t
 
     def _windowed(self, t: float, *, probe: bool = True) -> float:
         """The earliest time from ``t`` whose request the fitted window has room for (one more
-        when a probe is due and ``probe``)."""
+        when a probe is due and ``probe``; ``ratepace.earliest``)."""
         assert self.fit is not None and self.limit is not None
-        fit, owd = self.fit, (self.arrivals.rtt or 0.0) / 2
         due = probe and self._probe is None and t >= self._probe_at
         room = self.limit + (1 if due else 0)
-        allowed, _ = self.arrivals.latest()
-        for _ in range(8):
-            arrive = t + owd
-            if fit.kind == "sliding":
-                held = [a for a in allowed if a > arrive - fit.window - fit.margin]
-                if len(held) < room:
-                    return t
-                t = held[len(held) - room] + fit.window + fit.margin - owd + 1e-6
-                continue
-            start = fit.end + self._index(arrive) * fit.window
-            # An arrival is estimated half-way through the round trip: off by up to that much.
-            margin = max(fit.margin, owd)
-            if arrive < start + margin:
-                t = start + margin - owd
-            elif arrive > start + fit.window - margin or self._held(arrive) >= room:
-                t = start + fit.window + margin - owd
-            else:
-                return t
-        return t
+        owd = (self.arrivals.rtt or 0.0) / 2
+        return earliest(self.fit, room, self.arrivals.latest()[0], t, owd)
 
     def describe(self) -> str:
         """What was learned, in words (as ``-v`` logs it)."""
@@ -333,19 +280,12 @@ class HiddenQuota:
                 f"{self.limit} per {self.fit.window:.2f}s, {self.fit.kind} window "
                 "(learned from 429s)"
             )
-        if self.cubic.rate is not None:
+        if self.adaptive.rate is not None:
             kind = "sliding window, " if self.kind == "sliding" else ""
-            return f"{kind}adaptive {self.cubic.rate:.2f}/s (learned from 429s)"
+            return f"{kind}adaptive {self.adaptive.rate:.2f}/s (learned from 429s)"
         return "429s seen, no quota inferred yet"
 
 
 def _same(fit: Fit, old: Fit) -> bool:
     """Whether a new reading ``fit`` is the fixed window ``old``, more closely read."""
     return fit.kind == "fixed" and abs(fit.window - old.window) <= old.margin
-
-
-def _densest(sends: list[float], until: float) -> float:
-    """Requests per second from any of ``sends`` until ``until``: the most of those rates (an
-    idle stretch before the requests that met a refusal does not water it down)."""
-    n = len(sends)
-    return max((n - i) / max(until - t, 1e-3) for i, t in enumerate(sorted(sends)))
