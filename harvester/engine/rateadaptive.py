@@ -28,9 +28,11 @@ K_MIN = 4.0
 
 
 def densest(sends: list[float], until: float) -> float:
-    """Requests per second from any of ``sends`` until ``until``: the most of those rates."""
+    """Requests per second from any of ``sends`` until ``until``: the most of those rates (0
+    for none)."""
     n = len(sends)
-    return max((n - i) / max(until - t, 1e-3) for i, t in enumerate(sorted(sends)))
+    rates = ((n - i) / max(until - t, 1e-3) for i, t in enumerate(sorted(sends)))
+    return max(rates, default=0.0)
 
 
 class AdaptiveRate:
@@ -76,6 +78,8 @@ class AdaptiveRate:
         if self._first is None or now >= self.until:
             return
         at, k = self._first
-        self.until = now
-        self.curve = CubicRate()
-        self.curve.cut(now=at, allowed_rate=densest([t for t in sends if t < at], now), k=k)
+        sends = [t for t in sends if t <= at]
+        if sends:
+            self.until = now
+            self.curve = CubicRate()
+            self.curve.cut(now=at, allowed_rate=densest(sends, now), k=k)
