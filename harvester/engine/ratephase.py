@@ -86,8 +86,9 @@ class WindowEnds:
 
     def add(self, end: Bounds, *, sent: float, arrival: float, now: float) -> Bounds:
         """A refusal at ``now`` of a request that left at ``sent`` (estimated to arrive at
-        ``arrival``) names ``end``; returns the end as the refusals naming it narrow it (the
-        first of them is that much further from it)."""
+        ``arrival``) names ``end``; returns that end's bounds as all refusals naming it narrow
+        them (``longest`` counts from the first of those refusals to the narrowed lower
+        bound)."""
         lo, hi = max(end[0], sent), end[1]  # it arrived before the end it names
         self.reach = max(self.reach, hi - now)
         self.named = [*self.named[-KEPT + 1 :], (arrival, lo, hi)]
