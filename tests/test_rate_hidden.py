@@ -16,7 +16,11 @@ from typing import Any
 
 import pytest
 
+from harvester.engine.clock import FakeClock
+from harvester.engine.http import HttpClient, HttpSettings, Request
 from harvester.engine.limiter import RateLimiter
+from harvester.sim.server import Simulator
+from harvester.sim.settings import SimSettings
 from tests.test_rate_policies import _nobb_dump, _seconds, _settings
 
 #: (label, simulator settings) for each reading of a quota nobody announces.
@@ -82,3 +86,43 @@ async def test_hidden_quota_is_learned_from_429s(tmp_path: Path, label: str) -> 
     assert rl["429s"] <= 4 + 0.15 * rl["requests"], rl  # the first refusal's 4 in flight, then few
     if "drops" in label:  # paced below the new quota (3 per 2 s) by the end
         assert rl["rate"] <= 1.5, rl
+
+
+async def _ask(limiter: RateLimiter, http: HttpClient, clock: FakeClock) -> int:
+    """One NOBB request through ``limiter`` (which must let it go at once); its status."""
+    now = clock.monotonic()
+    assert limiter.policy.next_allowed(now, 0) == pytest.approx(now)
+    async with limiter.slot(), http.stream(_PAGE) as resp:
+        await resp.read()
+        limiter.observe(resp.headers, resp.status)
+    if resp.status == 429:
+        limiter.penalize(None)
+    return resp.status
+
+
+_PAGE = Request(method="GET", url="/api/v2/items", params=(("pageSize", "1"),),
+                headers=(("Authorization", "Basic aGFydmVzdGVyOmhhcnZlc3Rlcg=="),),
+                label="page")  # fmt: skip
+
+
+async def test_a_whole_second_retry_after_is_tried_half_way() -> None:
+    """20 per fixed 2 s window, the 21st request 0.3 s into a window ending 1.7 s later,
+    refused with Retry-After "2": the next request goes half-way through its bounds (1.5 s on),
+    is refused ("1"), the next at 1.75 s is allowed; the end is then known to within 0.25 s."""
+    clock = FakeClock(start=1_796_000_000.3)  # windows end on even seconds of the wall clock
+    settings = SimSettings(nobb_items=50, rate_limit=20, rate_window=2.0, rate_hidden=True,
+                           retry_after="seconds")  # fmt: skip
+    limiter = RateLimiter.from_setting("auto", clock=clock)
+    async with (
+        Simulator(settings, clock=clock.time) as sim,
+        HttpClient(HttpSettings(), base_url=sim.url) as http,
+    ):
+        assert [await _ask(limiter, http, clock) for _ in range(21)] == [200] * 20 + [429]
+        assert limiter.policy.next_allowed(0.0, 0) == pytest.approx(1.5)
+        await clock.advance(1.5)
+        assert await _ask(limiter, http, clock) == 429
+        assert limiter.policy.next_allowed(1.5, 0) == pytest.approx(1.75)
+        await clock.advance(0.25)
+        assert await _ask(limiter, http, clock) == 200
+    assert limiter.policy.hidden.ends.ends == [(1.5, 1.75)]
+    assert limiter.report()["429s"] == 2

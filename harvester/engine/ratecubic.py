@@ -1,9 +1,9 @@
 """An adaptive request rate for a quota nobody announces: pure, no I/O, no clock.
 
 The AWS SDKs' "adaptive" retry mode (botocore ``retries/adaptive.py`` and ``throttling.py``),
-as ``ratelearn.py`` uses it where the refusals do not show the window: on a refusal the rate is
-cut to ``BETA`` of the lesser of the curve's rate and what the server allowed lately (the first
-time, of what it allowed per second until the API reopens), then it regrows along a cubic curve
+as ``rateadaptive.py`` uses it where the refusals do not show the window: on a refusal the rate
+is cut to ``BETA`` of the lesser of the curve's rate and what the server allowed lately (what
+that counts from: ``rateadaptive.py``), then it regrows along a cubic curve
 back to the rate refused in ``k`` seconds and on beyond it, which probes upward. The caller
 spaces requests evenly at the rate: at most ``rate * W + 1`` in any ``W`` seconds, so a rate
 below the quota's never draws a refusal from a fixed or a sliding window.

@@ -27,7 +27,7 @@ import collections
 import itertools
 from dataclasses import dataclass
 
-__all__ = ["EDGE", "NO_FIT", "Fit", "fit_fixed", "fit_sliding", "fixed_limit"]
+__all__ = ["EDGE", "NO_FIT", "Fit", "fit_fixed", "fit_sliding", "fixed_limit", "holds"]
 
 #: Seconds: two arrivals this close may have reached the server either way round.
 EDGE = 0.001
@@ -86,6 +86,20 @@ def fit_fixed(
     if hi - lo > 0.1 * w:
         return None
     return Fit("fixed", w, min(0.1 * w, max(0.02, hi - lo)), end=hi)
+
+
+def holds(fit: Fit, ends: list[tuple[float, float]], windows: int = 4) -> bool:
+    """Whether a fixed ``fit`` still explains the ``ends`` (bounds) named in the ``windows``
+    windows up to its own ``end`` and after it: each holds one of its edges, give or take its
+    margin."""
+    for lo, hi in ends:
+        k = round(((lo + hi) / 2 - fit.end) / fit.window)
+        if k < -windows:
+            continue
+        edges = (fit.end + j * fit.window for j in (k - 1, k, k + 1))
+        if not any(lo - fit.margin <= e <= hi + fit.margin for e in edges):
+            return False
+    return True
 
 
 def fixed_limit(fit: Fit, allowed: list[float], refused: list[float]) -> int:

@@ -29,6 +29,7 @@ from collections.abc import Callable
 
 from harvester.engine.rateheaders import Reading, retry_after_seconds
 from harvester.engine.ratelearn import HiddenQuota
+from harvester.engine.ratephase import refusal_end
 from harvester.engine.ratewindow import EPS, WindowReading
 
 __all__ = ["Policy", "Snapshot"]
@@ -244,19 +245,8 @@ class Policy(WindowReading):
         if status != 429:
             self.hidden.answered(seq, received, True)
             return
-        end, hold = None, None
-        after = retry_after_seconds(r.retry_after, wall + self.clock.skew)
-        if after is not None and after > self.max_wait:  # absurd: one capped wait, no window
-            hold = self.max_wait
-        elif after is not None:
-            if (r.retry_after or "").strip().isdigit():  # whole seconds, rounded up at the server
-                end = (sent_at + after - 1.0, received + after)
-            else:  # an HTTP date, whole seconds on the server's clock
-                end = (
-                    received + after - 1.0 - self.clock.early(),
-                    received + after + self.clock.late(),
-                )
-        self.hidden.refused_at(seq, received, end, hold)
+        named = refusal_end(r.retry_after, sent_at, received, wall, self.clock, self.max_wait)
+        self.hidden.refused_at(seq, received, named.end, named.hold, rounded=named.rounded)
         self.retry_hint = None  # the hidden quota closed the limiter (penalize reads it)
 
     def _accept(self, remaining: int, seq: int, now: float) -> bool:
