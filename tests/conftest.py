@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -11,6 +12,13 @@ import pytest
 
 from tests.clocks import Wall
 from tests.tlstools import TlsFiles
+
+
+@pytest.fixture(autouse=True)
+def _seeded_random(request: pytest.FixtureRequest) -> None:
+    """Seed the global RNG (backoff and limiter jitter) from the test's id: a run draws the same
+    jitter each time, so a test that counts refusals is not at the mercy of a lucky draw."""
+    random.seed(request.node.nodeid)
 
 
 @pytest.fixture
