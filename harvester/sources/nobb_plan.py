@@ -151,18 +151,20 @@ class PartitionPlanner:
         self._splitting.add(pid)
         try:
             pieces = min(MAX_PIECES, max(2, pieces))
-            # One probe a piece per round trip: a cut needs points inside its own few days, and
-            # probes are requests too (at two a piece they were a quarter of a dump's requests
-            # when short-lived tokens cut its partitions; at one, a fifth, with fewer pages
-            # re-read: benchmarks/bench_token_life).
+            # One probe a piece per round trip, not one a connection: a cut needs points inside
+            # its own few days, and probes are requests too (at two a piece they were a quarter
+            # of a dump's requests when short-lived tokens cut its partitions; at one, a fifth,
+            # with fewer pages re-read: benchmarks/bench_token_life). The partition's count is
+            # the walk's latest x-totalHits, not probed again.
             found = await split(
                 self.probe(ctx),
                 part,
                 first=FIRST_DAY,
                 today=self.today,
                 pieces=pieces,
-                fanout=max(self.cfg.concurrency, pieces + 1),
+                fanout=pieces + 1,
                 grain=self.cfg.page_size * self.ends,
+                total=total or None,
             )
         finally:
             self._splitting.discard(pid)
