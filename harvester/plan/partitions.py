@@ -129,6 +129,15 @@ async def plan(
         known.update(zip(wanted, found, strict=True))
         probes += len(wanted)
         levels += 1
+    out, sizes = _partitions(points, ends, high)
+    return Plan(out, sizes, total, levels, probes)
+
+
+def _partitions(
+    points: list[tuple[date, int]], ends: list[int], high: date
+) -> tuple[list[Partition], list[int]]:
+    """The partitions ending at ``points[i]`` for each ``i`` in ``ends``, and their sizes; the
+    last, ending at the ``high`` sentinel, is open above."""
     out: list[Partition] = []
     sizes: list[int] = []
     start: str | None = None
@@ -138,7 +147,7 @@ async def plan(
         out.append(Partition(start, None if day == high else day.isoformat()))
         sizes.append(cum - prev)
         start, prev = (day + _DAY).isoformat(), cum
-    return Plan(out, sizes, total, levels, probes)
+    return out, sizes
 
 
 def _spread(first: date, last: date, fanout: int, today: date) -> list[date]:
