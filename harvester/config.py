@@ -190,6 +190,7 @@ class NobbConfig(_ApiConfig):
     """``[nobb]``: the NOBB Export API."""
 
     base_url: str = "https://export.byggtjeneste.no"
+    concurrency: int = 8
     page_size: int = 10_000
     two_ended: bool = True
     partitions: int = 0

@@ -77,7 +77,8 @@ async def test_a_heavy_day_is_one_partition_and_none_is_empty() -> None:
     """A day holding most items cannot be cut; the others share the rest, none empty."""
     items = [*(date(2020, 5, 5) for _ in range(900)), *_catalogue(300, 3)]
     probe, _ = _counter(items)
-    found = await plan(probe, first=FIRST, last=LAST, parts=4, fanout=4, grain=10)
+    # Six levels of 4 probes narrow 37 years to the day wherever the first level's days fall.
+    found = await plan(probe, first=FIRST, last=LAST, parts=4, fanout=4, grain=10, max_levels=6)
     sizes = _sizes(items, found.partitions)
     assert sum(sizes) == len(items)
     assert all(sizes)
@@ -109,3 +110,38 @@ def test_day_edges_learn_from_a_pages_change_dates() -> None:
     fixed = DayEdges(fixed=True)
     fixed.observe_all("2024-01-02", "2024-01-05", ["2024-01-02", "2024-01-05"])
     assert (fixed.from_inclusive, fixed.to_inclusive) == (None, None)
+
+
+async def test_a_known_total_is_not_probed() -> None:
+    """Given the total, the first level probes only its days, and the plan is the same."""
+    items = _catalogue(5_000, 4)
+    probe, calls = _counter(items)
+    asked: list[tuple[date | None, date | None]] = []
+
+    async def spy(lo: date | None, hi: date | None) -> int:
+        asked.append((lo, hi))
+        return await probe(lo, hi)
+
+    probed = await plan(probe, first=FIRST, last=LAST, parts=4, fanout=4, grain=50)
+    calls.clear()
+    told = await plan(spy, first=FIRST, last=LAST, parts=4, fanout=4, grain=50, total=len(items))
+    assert (None, None) not in asked
+    assert all(lo is None and hi is not None for lo, hi in asked)
+    assert told.probes == len(calls) == probed.probes - 1
+    assert told.partitions == probed.partitions and told.counts == probed.counts
+
+
+async def test_first_level_days_crowd_into_recent_years() -> None:
+    """The first level's days lie inside the range, most of them in its recent quarter."""
+    asked: list[date] = []
+
+    async def probe(lo: date | None, hi: date | None) -> int:
+        if hi is not None:
+            asked.append(hi)
+        return 100 if hi is None else 50
+
+    await plan(probe, first=FIRST, last=LAST, parts=2, fanout=8, max_levels=1)
+    assert len(asked) == 7
+    assert all(FIRST < d < LAST for d in asked)
+    recent = LAST - (LAST - FIRST) / 4
+    assert sum(d > recent for d in asked) >= 4

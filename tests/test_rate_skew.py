@@ -82,7 +82,9 @@ async def test_hidden_quota_with_dated_retry_after_and_skew(tmp_path: Path, lead
     sim, manifest, keys, took = await _dump(settings, tmp_path, wall=1_796_000_000.0)
     assert sorted(keys) == sim.nobb_keys()
     rl = manifest["rate_limit"]
-    assert rl["learned_from"] == "429" and 1 <= rl["429s"] <= 4 + 0.15 * rl["requests"], rl
+    # At most the walks in flight when the first refusal came (the default concurrency), then few.
+    walks = NobbConfig(username=Secret("u"), password=Secret("p")).concurrency
+    assert rl["learned_from"] == "429" and 1 <= rl["429s"] <= walks + 0.15 * rl["requests"], rl
     assert abs(rl["skew"] - lead) < 2
     # 2 requests per 2 s window: the dump takes about a window per two requests, not a day.
     assert took <= rl["requests"] * 1.0 + 10.0, (took, rl)

@@ -5,7 +5,8 @@ changed up to that day: one point of the catalogue's cumulative count by change 
 no filter, the total. A plan's cost is its latency, not its probe count, so probes go out in
 levels of ``fanout`` at once (the connection budget), each level one round trip:
 
-1. the total and ``fanout - 1`` days spread evenly over ``[first, last]``;
+1. the total and ``fanout - 1`` days spread over ``[first, last]``, most of them in its recent
+   end (``RECENT``);
 2. after each level the cuts are chosen among the known days so that the largest partition is
    as small as possible. If it still exceeds ``total / parts`` by more than the tolerance
    (``grain`` items, or 1/8 of a partition if larger), the next level spends its ``fanout``
@@ -34,6 +35,14 @@ __all__ = ["Partition", "Plan", "Probe", "plan"]
 
 Probe = Callable[[date | None, date | None], Coroutine[Any, Any, int]]
 _DAY = timedelta(days=1)
+#: The first level's days are evenly spaced in ``age ** (1 / RECENT)`` (age: days before
+#: ``today``). Change dates crowd into recent years (an item's last change is overwritten by the
+#: next one), so days spread evenly spent most first-level probes on old, nearly empty years
+#: and a second level was needed. 3 puts the days at even shares of any range of a catalogue
+#: whose items are ``U ** 3`` of its span old; on the simulator's (``U ** 2.5`` of 22 years)
+#: one level plans 2 or 4 partitions of 30,000 items within the tolerance (benchmarks/bench_nobb,
+#: part 4: 8 probes -> 4 at concurrency 4). Wherever the days fall, the next levels refine.
+RECENT = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,23 +87,30 @@ async def plan(
     max_levels: int = 4,
     max_probes: int = 256,
     least: int = 1,
+    total: int | None = None,
+    today: date | None = None,
 ) -> Plan:
     """At most ``parts`` partitions of about ``total / parts`` items each (module docstring).
 
     ``least``: fewer partitions than this are never good enough while a bracket holding a cut
     point spans more than one day (a cut must make pieces even where the tolerance would accept
-    one); the bounds on levels and probes still apply.
+    one); the bounds on levels and probes still apply. ``total``: the items in all, when the
+    caller knows it already (a cut reads its partition's from the walk's x-totalHits); then it
+    is not probed, and the first level is its ``fanout - 1`` days. ``today``: the day ages are
+    counted from (``RECENT``); ``last`` if not given.
     """
     parts, fanout = max(1, parts), max(1, fanout)
-    days = [first + (last - first) * i // fanout for i in range(1, fanout)] if parts > 1 else []
+    days = _spread(first, last, fanout, today or last) if parts > 1 else []
     # Known points of the cumulative count: day -> items changed up to and including it. The
     # sentinels stand for "before everything" and "after everything" (items dated after
     # ``last`` belong to the last, open partition).
     low, high = first - _DAY, last + _DAY
-    counts = await gather_all([probe(None, None), *(probe(None, d) for d in days)])
-    total = counts[0]
-    known = {low: 0, high: total, **dict(zip(days, counts[1:], strict=True))}
-    probes, levels = len(counts), 1
+    asked = [*([] if total is not None else [probe(None, None)]), *(probe(None, d) for d in days)]
+    counts = await gather_all(asked)
+    if total is None:
+        total, counts = counts[0], counts[1:]
+    known = {low: 0, high: total, **dict(zip(days, counts, strict=True))}
+    probes, levels = len(asked), 1
     if not total:
         return Plan([], [], 0, levels, probes)
     # Imbalance within the tolerance is not worth another round trip of probes.
@@ -113,6 +129,15 @@ async def plan(
         known.update(zip(wanted, found, strict=True))
         probes += len(wanted)
         levels += 1
+    out, sizes = _partitions(points, ends, high)
+    return Plan(out, sizes, total, levels, probes)
+
+
+def _partitions(
+    points: list[tuple[date, int]], ends: list[int], high: date
+) -> tuple[list[Partition], list[int]]:
+    """The partitions ending at ``points[i]`` for each ``i`` in ``ends``, and their sizes; the
+    last, ending at the ``high`` sentinel, is open above."""
     out: list[Partition] = []
     sizes: list[int] = []
     start: str | None = None
@@ -122,7 +147,16 @@ async def plan(
         out.append(Partition(start, None if day == high else day.isoformat()))
         sizes.append(cum - prev)
         start, prev = (day + _DAY).isoformat(), cum
-    return Plan(out, sizes, total, levels, probes)
+    return out, sizes
+
+
+def _spread(first: date, last: date, fanout: int, today: date) -> list[date]:
+    """The first level's ``fanout - 1`` days in ``(first, last)``, evenly spaced in the cube
+    root of their age at ``today`` (``RECENT``): most of them in the range's recent end."""
+    near = max(0, (today - last).days) ** (1 / RECENT)
+    far = max(0, (today - first).days) ** (1 / RECENT)
+    back = {round((near + (far - near) * k / fanout) ** RECENT) for k in range(1, fanout)}
+    return sorted(d for d in (today - timedelta(days=b) for b in back) if first < d < last)
 
 
 def _monotonic(known: dict[date, int]) -> list[tuple[date, int]]:

@@ -138,5 +138,8 @@ class WalkBudget:
 
         Each piece is sized to ``PIECE_SHARE`` of what ``pages`` allow (see there).
         """
-        per_piece = max(1.0, page_size * max(1, ends) * self.pages * PIECE_SHARE)
-        return max(1, math.ceil(items / per_piece))
+        return max(1, math.ceil(items / self.piece_items(page_size=page_size, ends=ends)))
+
+    def piece_items(self, *, page_size: int, ends: int) -> float:
+        """The items one piece is sized to: ``PIECE_SHARE`` of what its ends' ``pages`` take."""
+        return max(1.0, page_size * max(1, ends) * self.pages * PIECE_SHARE)

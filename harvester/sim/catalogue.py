@@ -23,6 +23,10 @@ __all__ = ["SPAN_DAYS", "NobbCatalogue"]
 #: Change dates spread over this many days up to ``now``'s day (2005-01-01..2026-11-20 by default).
 SPAN_DAYS = (date(2026, 11, 20) - date(2005, 1, 1)).days
 _EPOCH = date(1970, 1, 1)
+#: Rendered items kept, in bytes: a page asked again (by another walk, a retry or the next run)
+#: costs a copy, not a render, so concurrent walks do not queue behind the renders. Past it,
+#: items render on demand.
+RENDER_CACHE_BYTES = 256 * 1024 * 1024
 
 
 def _day(d: date) -> int:
@@ -51,6 +55,8 @@ class NobbCatalogue:
         self.created = array("i", (m - rng.randrange(0, 2000) for m in self.modified))
         self.owner = array("i", (100_000 + rng.randrange(700) * 37 for _ in range(size)))
         self._templates: dict[int, list[bytes]] = {}
+        self._rendered: dict[int, bytes] = {}  # position -> its JSON, up to RENDER_CACHE_BYTES
+        self._cached = 0  # bytes in ``_rendered``
         #: Positions of items removed without a change: no request finds them any more.
         self.vanished: set[int] = set()
 
@@ -65,6 +71,7 @@ class NobbCatalogue:
         if pos is None:
             raise KeyError(nobb)
         self.modified[pos] = _day(day)
+        self._cached -= len(self._rendered.pop(pos, b""))
 
     def vanish(self, nobb: int) -> None:
         """Remove an item without changing its date (no feed of deletions: it just vanishes)."""
@@ -112,8 +119,19 @@ class NobbCatalogue:
         """The item's JSON bytes (compact, as a .NET API would send them).
 
         Items are filled into one of ``TEMPLATES`` pre-rendered shapes (chosen by position), so a
-        page renders at hundreds of MB/s; number, name, dates and supplier differ per item.
+        page renders at hundreds of MB/s; number, name, dates and supplier differ per item. The
+        bytes are kept (``RENDER_CACHE_BYTES``) until the item changes (``touch``).
         """
+        hit = self._rendered.get(pos)
+        if hit is not None:
+            return hit
+        out = self._render(pos)
+        if self._cached + len(out) <= RENDER_CACHE_BYTES:
+            self._rendered[pos] = out
+            self._cached += len(out)
+        return out
+
+    def _render(self, pos: int) -> bytes:
         t = self._template_of(pos)
         parts = self._templates.get(t)
         if parts is None:

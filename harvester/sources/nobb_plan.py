@@ -15,6 +15,7 @@ partition replaced by its pieces; the checkpoint lists it, so ``--resume`` walks
 from __future__ import annotations
 
 import logging
+import math
 import statistics
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -33,13 +34,16 @@ from harvester.sources.base import RunContext
 from harvester.sources.nobb_fetch import PageFetcher
 from harvester.sources.nobb_split import split
 
-__all__ = ["FIRST_DAY", "MAX_PIECES", "PartitionPlanner"]
+__all__ = ["CUT_AIM", "FIRST_DAY", "MAX_PIECES", "PartitionPlanner"]
 
 log = logging.getLogger("harvester.nobb")
 FIRST_DAY = date(1990, 1, 1)
 #: Most pieces one cut (or the first plan, for walk_max_seconds) makes; a piece that still does
 #: not fit is cut again.
 MAX_PIECES = 64
+#: A cut aims its pieces at this share of what fits one walk, and takes any piece up to what
+#: fits: a quarter more pieces, but most cuts settle on their first level of probes.
+CUT_AIM = 0.75
 
 
 @dataclass(slots=True, kw_only=True)
@@ -148,22 +152,28 @@ class PartitionPlanner:
         """Probe for the pieces of ``part``; None (and ``part`` marked uncuttable) if none."""
         pid = part.id
         total = seam.total or walk.total_hits or 0
-        pieces = self.budget.pieces(total, page_size=self.cfg.page_size, ends=self.ends)
+        cfg, budget = self.cfg, self.budget
+        fits = budget.piece_items(page_size=cfg.page_size, ends=self.ends)
+        # Aimed below what fits, so that any piece up to it will do: pieces need not be even,
+        # only small enough, and evening them out took 3-4 levels of probes a cut.
+        pieces = budget.pieces(math.ceil(total / CUT_AIM), page_size=cfg.page_size, ends=self.ends)
         self._splitting.add(pid)
         try:
             pieces = min(MAX_PIECES, max(2, pieces))
-            # One probe a piece per round trip: a cut needs points inside its own few days, and
-            # probes are requests too (at two a piece they were a quarter of a dump's requests
-            # when short-lived tokens cut its partitions; at one, a fifth, with fewer pages
-            # re-read: benchmarks/bench_token_life).
+            # One probe a cut point per round trip, not one a connection: a cut needs points
+            # inside its own few days, and probes are requests too (at two a piece they were a
+            # quarter of a dump's requests when short-lived tokens cut its partitions; at one a
+            # piece plus the partition's count, a fifth: benchmarks/bench_token_life). The count
+            # is the walk's latest x-totalHits, so the first level is the pieces - 1 cut points.
             found = await split(
                 self.probe(ctx),
                 part,
                 first=FIRST_DAY,
                 today=self.today,
                 pieces=pieces,
-                fanout=max(self.cfg.concurrency, pieces + 1),
-                grain=self.cfg.page_size * self.ends,
+                fanout=pieces,
+                grain=max(cfg.page_size * self.ends, int(fits - total / pieces)),
+                total=total or None,
             )
         finally:
             self._splitting.discard(pid)

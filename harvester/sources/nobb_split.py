@@ -33,11 +33,13 @@ async def split(
     fanout: int,
     grain: int,
     max_levels: int = 4,
+    total: int | None = None,
 ) -> list[Partition] | None:
     """``pieces`` (at most) sub-partitions of ``part`` in date order, or None if it cannot be cut.
 
     ``first`` and ``today`` stand for an open lower and upper bound (items dated after
-    ``today`` stay in the last piece). ``probe(lo, hi)`` counts items changed in ``[lo, hi]``.
+    ``today`` stay in the last piece). ``probe(lo, hi)`` counts items changed in ``[lo, hi]``;
+    ``total``, if known (a walk's x-totalHits), is ``part``'s count and is not probed.
     A piece that still comes out too big is simply cut again.
     """
     lo = date.fromisoformat(part.date_from) if part.date_from else None
@@ -62,6 +64,8 @@ async def split(
         grain=grain,
         max_levels=max_levels,
         least=2,
+        total=total,
+        today=today,
     )
     if len(found.partitions) < 2:
         return None

@@ -215,6 +215,35 @@ async def test_same_seed_same_bytes() -> None:
     assert bodies[0] != bodies[2]
 
 
+async def test_kept_renders_serve_the_same_bytes_and_follow_a_change() -> None:
+    """A page served again (its items' renders kept) is byte-identical to a fresh simulator's;
+    an item touched since shows its new date, as a fresh render of it does."""
+    settings = SimSettings(nobb_items=300, seed=3)
+
+    async def page(sim: Simulator) -> bytes:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(sim.url + NOBB, headers=basic_auth(S)) as r:
+                return await r.read()
+
+    async with Simulator(settings) as fresh:
+        first = await page(fresh)
+    async with Simulator(settings) as sim:
+        assert await page(sim) == first
+        assert await page(sim) == first  # every item's render kept from the first answer
+        key = sim.nobb_keys()[7]
+        sim.touch_nobb(key, date(2026, 11, 19))
+        items = orjson.loads(await page(sim))
+        touched = next(i for i in items if i["nobbNumber"] == key)
+        assert touched["status"]["lastModifiedDate"].startswith("2026-11-19")
+        cat = sim.ctx.nobb
+        pos = cat.position(key)
+        assert pos is not None
+        assert cat.render(pos) == cat._render(pos)
+        assert [i for i in items if i["nobbNumber"] != key] == [
+            i for i in orjson.loads(first) if i["nobbNumber"] != key
+        ]
+
+
 async def test_page_one_of_a_day_range_is_the_same_quick_or_from_the_ordering(
     sim: Simulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
