@@ -329,3 +329,12 @@ def test_flow_markup_keeps_its_namespace_declarations_whatever_the_root(root: st
         "plain &amp; <br/> tail",
     ]  # fmt: skip
     assert rec["onix"]["Mixed"] == ["t<b>u</b>v"]
+
+
+def test_held_batches_are_joined_up_to_batch_bytes() -> None:
+    """Batches are joined in order into batches of at most batch_bytes, none split or lost."""
+    held = [Batch(bytes([65 + i]) * n, i) for i, n in enumerate([400, 500, 200, 900, 1200, 10])]
+    out = list(OnixSplitter(batch_bytes=1000).join(held))
+    assert [(len(b.data), b.products) for b in out] == [(900, 1), (200, 2), (900, 3), (1200, 4),
+                                                        (10, 5)]  # fmt: skip
+    assert b"".join(b.data for b in out) == b"".join(b.data for b in held)

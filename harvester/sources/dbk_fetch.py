@@ -205,14 +205,14 @@ class WindowFetcher:
                 if not streaming and splitter.products >= self.cfg.max_products_per_response:
                     streaming = True
                     assert prologue is not None
-                    pending.extend(self.conv.submit(prologue, src, b) for b in held)
+                    pending.extend(self.conv.submit(prologue, src, b) for b in splitter.join(held))
                     held.clear()
                     await drain(limit)
             for piece in splitter.close():
                 prologue, src = piece, self.conv.header(piece, label=label)
             if held:
                 assert prologue is not None
-                pending.extend(self.conv.submit(prologue, src, b) for b in held)
+                pending.extend(self.conv.submit(prologue, src, b) for b in splitter.join(held))
             await drain(0)
         finally:
             for fut in pending:
