@@ -21,6 +21,7 @@
   the per-core rate.
 
     python -m benchmarks --only cpu [--rounds 3]
+    python -m benchmarks.scen_cpu --dbk [ROUNDS]     # the DBK half alone
 """
 
 from __future__ import annotations
@@ -207,3 +208,8 @@ def cpu(quick: bool, rounds: int) -> tuple[list[Row], dict[str, Any]]:
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--floor"]:
         print(asyncio.run(walk_nobb(sys.argv[2]))[2])
+    elif sys.argv[1:2] == ["--dbk"]:  # the DBK half alone: python -m benchmarks.scen_cpu --dbk [N]
+        from benchmarks.suite import render_table
+
+        dbk_rows, _ = _dbk(False, max(3, int(sys.argv[2]) if sys.argv[2:] else 3))
+        print(render_table(dbk_rows))
