@@ -26,6 +26,7 @@ again, ~0.2 s of CPU per process that no installed copy pays.
 
     python -m benchmarks --only cpu [--rounds 3]
     python -m benchmarks.scen_cpu --nobb [ROUNDS]     # the NOBB rows alone
+    python -m benchmarks.scen_cpu --dbk [ROUNDS]      # the DBK half alone
 """
 
 from __future__ import annotations
@@ -222,3 +223,6 @@ if __name__ == "__main__":
         print(asyncio.run(walk_nobb(sys.argv[2]))[2])
     elif sys.argv[1:2] == ["--nobb"]:
         print(render_table(_nobb(False, int(sys.argv[2]) if sys.argv[2:] else 3)[0]))
+    elif sys.argv[1:2] == ["--dbk"]:
+        _compile()
+        print(render_table(_dbk(False, max(3, int(sys.argv[2]) if sys.argv[2:] else 3))[0]))

@@ -228,7 +228,7 @@ class DbkConfig(_ApiConfig):
         if self.filters_in not in get_args(FiltersIn):
             raise ConfigError(f"dbk.filters_in: expected query or body, not {self.filters_in!r}")
         if not 0 <= self.workers <= 32:
-            raise ConfigError("dbk.workers: expected 0..32 (0 converts in the main process)")
+            raise ConfigError("dbk.workers: expected 0..32 (0 or 1 converts in the main process)")
         for pid in self.product_ids:
             if not re.fullmatch(r"\d{13}", pid):
                 raise ConfigError(f"dbk.product_ids: {pid!r} is not a 13-digit EAN")

@@ -268,3 +268,25 @@ async def test_a_dbk_401_authenticates_again_and_asks_the_window_again() -> None
     assert pages.sent[1].json == {"username": "u", "password": "p"}
     assert (got.count, got.written, got.refused, seen) == (0, 0, None, [])
     assert (progress.requests, progress.retries) == (2, 0)
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+async def test_up_to_one_worker_converts_in_this_process(workers: int) -> None:
+    """workers = 0 or 1: a batch is converted at submit, in this process; no child starts."""
+    import multiprocessing
+
+    from harvester.parse.onix import convert_batch, read_header
+    from harvester.parse.onix_split import Batch, OnixSplitter, Prologue
+
+    splitter = OnixSplitter()
+    body = _onix(_product("dk.a", "20250101T0000Z"), _product("dk.b", "20250101T0930Z"))
+    pieces = [*splitter.feed(body), *splitter.close()]
+    prologue = next(p for p in pieces if isinstance(p, Prologue))
+    (batch,) = [p for p in pieces if isinstance(p, Batch)]
+    src = read_header(prologue.document)
+    async with OnixConverter(workers) as conv:
+        fut = conv.submit(prologue, src, batch)
+        assert fut.done() and multiprocessing.active_children() == []
+        rows = await conv.result(fut, label="t")
+    assert rows == convert_batch(prologue.root_open, prologue.root_tag, batch.data, src)
+    assert [key for key, _, _ in rows] == ["dk.a", "dk.b"]

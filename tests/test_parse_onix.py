@@ -289,10 +289,52 @@ def test_generated_products_round_trip(
             "<Wrapper>" + PRODUCT.replace("dk.test.1", "dk.test.9") + "</Wrapper>",
             "a <Product> inside another element",
         ),
+        (
+            "<Product><RecordReference>o</RecordReference><Product><RecordReference>i"
+            "</RecordReference></Product></Product>",
+            "a <Product> inside another element",
+        ),
     ],
-    ids=["junk", "nested"],
+    ids=["junk", "nested", "nested-in-one-batch"],
 )
 def test_only_products_may_stand_between_products(extra: str, why: str) -> None:
     """Anything but a Product at the top level among the products is refused, never skipped."""
     with pytest.raises(ProductError, match=why):
         records(message(PRODUCT + extra + PRODUCT.replace("dk.test.1", "dk.test.2")))
+
+
+_FLOWS = (
+    f'<Text textformat="05"><p xmlns="{NS31}">a</p><x:b xmlns:x="urn:x">c</x:b>'
+    f'<h:i xmlns:h="{NS31}">d</h:i></Text><Text><p xmlns="">a<q xmlns="{NS31}">z</q></p></Text>'
+    "<Text>plain &amp; <br/> tail</Text><Mixed>t<b>u</b>v</Mixed>"
+)
+
+
+@pytest.mark.parametrize(
+    "root",
+    [f'<ONIXMessage xmlns="{NS31}">',
+     f"<ONIXMessage release='3.1' xmlns = '{NS31}' xmlns:h='urn:h'>",
+     f'<o:ONIXMessage xmlns:o="{NS31}" xmlns="{NS31}">'],
+    ids=["default", "quoted-spaced", "prefixed-root"],
+)  # fmt: skip
+def test_flow_markup_keeps_its_namespace_declarations_whatever_the_root(root: str) -> None:
+    """Flow markup is exact: the message's namespace is dropped, every other declaration kept."""
+    product = f"<Product><RecordReference>r</RecordReference>{_FLOWS}</Product>"
+    body = f"<?xml version='1.0'?>\n{root}<Header/>{product}</{root[1:].split()[0].strip('>')}>"
+    (rec,) = records(body.encode())
+    assert rec["onix"]["Text"] == [
+        {"@textformat": "05", "#text": '<p>a</p><x:b xmlns:x="urn:x">c</x:b>'
+                                       f'<h:i xmlns:h="{NS31}">d</h:i>'},
+        '<p xmlns="">a<q>z</q></p>',
+        "plain &amp; <br/> tail",
+    ]  # fmt: skip
+    assert rec["onix"]["Mixed"] == ["t<b>u</b>v"]
+
+
+def test_held_batches_are_joined_up_to_batch_bytes() -> None:
+    """Batches are joined in order into batches of at most batch_bytes, none split or lost."""
+    held = [Batch(bytes([65 + i]) * n, i) for i, n in enumerate([400, 500, 200, 900, 1200, 10])]
+    out = list(OnixSplitter(batch_bytes=1000).join(held))
+    assert [(len(b.data), b.products) for b in out] == [(900, 1), (200, 2), (900, 3), (1200, 4),
+                                                        (10, 5)]  # fmt: skip
+    assert b"".join(b.data for b in out) == b"".join(b.data for b in held)

@@ -24,6 +24,8 @@ that tree by ``onix_fields.py``; docs/design.md, "DBK records", lists their rule
 
 from __future__ import annotations
 
+import contextlib
+import re
 from typing import Any
 
 import orjson
@@ -55,10 +57,30 @@ _HARDENED: dict[str, Any] = {
 }
 _PARSER = etree.XMLParser(**_HARDENED)
 _PRODUCT_TAGS = ("{*}Product", "{*}product")
-FEED = 64 << 10
 _KNOWN = frozenset(SHORT_TO_REF.values())
 _PLAIN, _FLAG, _FLOW = 0, 1, 2
 _INFO: dict[str, tuple[str, bool, int]] = {}
+_NESTED = "a <Product> inside another element"
+_ATTR = re.compile(rb"""\s+([^\s=/>]+)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
+
+
+def _bare(root_open: bytes, root_tag: bytes, ns: str | None) -> bytes:
+    """``root_open`` without its default namespace declaration when that is the message's own.
+
+    The products then parse in no namespace: their tags are the bare local names (shorter to
+    build and hash than ``{namespace}local``: ~20 % of the conversion), and a flow element's
+    markup carries no ``xmlns`` of it, which ``_flow`` removes anyway. The names are the same:
+    a name is its local part whatever its namespace (rule 1).
+    """
+    if ns is None:
+        return root_open
+    pos = 1 + len(root_tag)  # then the attributes one by one: a value is never searched
+    while (m := _ATTR.match(root_open, pos)) is not None:
+        value = m.group(2) if m.group(2) is not None else m.group(3)
+        if m.group(1) == b"xmlns" and value.decode("utf-8", "replace") == ns:
+            return root_open[: m.start()] + root_open[m.end() :]
+        pos = m.end()
+    return root_open
 
 
 def _info(tag: str) -> tuple[str, bool, int]:
@@ -168,50 +190,53 @@ Converted = tuple[str, bytes, int | None]
 def convert_batch(root_open: bytes, root_tag: bytes, data: bytes, src: Src) -> list[Converted]:
     """Parse whole products: ``(record_reference, json_line, update time or None)`` for each.
 
-    The batch is fed to a hardened pull parser in ``FEED`` slices, inside the message's own root
-    start tag; each ``<Product>`` is converted when it ends and cleared at once, with what
-    precedes it, so a batch never holds more than one product's tree. The update time (UNIX
+    The batch is parsed whole by the hardened parser, inside the message's own root start tag
+    (its default namespace left out when it is the message's: ``_bare``), so the batch's tree is
+    held while its products are converted: a batch is bounded (the splitter's ``batch_bytes``,
+    plus one product of at most ``max_element_bytes``), and one parse of it costs ~30 % less
+    than feeding a pull parser and clearing each product. Anything but products at the top
+    level, or a product inside another element, is a ``ProductError``. The update time (UNIX
     seconds) is the product's own ``datestamp`` (or its newest one inside); the window planner
     splits full windows where the products are.
     """
-    parser = etree.XMLPullParser(events=("end",), tag=_PRODUCT_TAGS, **_HARDENED)
-    meta = {"release": src.get("release"), "tags": src.get("tags"), "ns": src.get("ns")}
     ns, sent = src.get("ns"), src.get("sent")
-    out: list[Converted] = []
-
-    def drain() -> None:
-        events: Any = parser.read_events()  # (event, element): the stubs say less
-        for _, el in events:
-            parent = el.getparent()
-            if parent is None or parent.getparent() is not None:
-                raise ProductError("a <Product> inside another element")
-            stamps: list[str] = []
-            tree = _convert(el, _PLAIN, ns, stamps)
-            record = envelope(tree, stamps, sent)
-            record["_src"] = meta
-            record["onix"] = tree
-            ts = epoch(record["updated"]) if record["updated_source"] != "sent" else None
-            out.append((record["record_reference"], orjson.dumps(record), ts))
-            el.clear(keep_tail=True)
-            while (prev := el.getprevious()) is not None:
-                _only_products(prev)
-                del parent[0]
-
+    meta = {"release": src.get("release"), "tags": src.get("tags"), "ns": ns}
+    document = _bare(root_open, root_tag, ns) + data + b"</" + root_tag + b">"
     try:
-        parser.feed(root_open)
-        for i in range(0, len(data), FEED):
-            parser.feed(data[i : i + FEED])
-            drain()
-        parser.feed(b"</" + root_tag + b">")
-        root: Any = parser.close()
-        drain()
+        root = etree.fromstring(document, _PARSER)
     except etree.XMLSyntaxError as exc:
-        raise ProductError(f"products are not well-formed XML: {exc}") from None
-    for child in root:
-        _only_products(child)
+        why = _nested(document) or f"products are not well-formed XML: {exc}"
+        raise ProductError(why) from None
+    products: list[Any] = list(root)  # comments and PIs are not in the tree (_HARDENED)
+    for el in products:
+        if _info(el.tag)[0] != "Product":
+            raise ProductError(f"unexpected <{_info(el.tag)[0]}> between products")
+    if sum(1 for _ in root.iter(_PRODUCT_TAGS)) != len(products):
+        raise ProductError(_NESTED)
+    out: list[Converted] = []
+    for el in products:
+        stamps: list[str] = []
+        tree = _convert(el, _PLAIN, ns, stamps)
+        record = envelope(tree, stamps, sent)
+        record["_src"] = meta
+        record["onix"] = tree
+        ts = epoch(record["updated"]) if record["updated_source"] != "sent" else None
+        out.append((record["record_reference"], orjson.dumps(record), ts))
     return out
 
 
-def _only_products(el: Any) -> None:
-    if isinstance(el.tag, str) and _info(el.tag)[0] != "Product":
-        raise ProductError(f"unexpected <{_info(el.tag)[0]}> between products")
+def _nested(document: bytes) -> str | None:
+    """``_NESTED`` if a ``<Product>`` inside another element ends before the document breaks.
+
+    A batch is cut after a ``</Product>``, so a wrapper around products leaves the batch
+    unbalanced: the syntax error is true, this says why.
+    """
+    parser = etree.XMLPullParser(events=("end",), tag=_PRODUCT_TAGS, **_HARDENED)
+    with contextlib.suppress(etree.XMLSyntaxError):  # the events before the break stay
+        parser.feed(document)
+    events: Any = parser.read_events()  # (event, element): the stubs say less
+    for _, el in events:
+        parent = el.getparent()
+        if parent is None or parent.getparent() is not None:
+            return _NESTED
+    return None

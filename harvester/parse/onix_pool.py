@@ -2,8 +2,10 @@
 
 ONIX → JSON is CPU-bound (tree and dict building in Python), so the event loop only splits the
 byte stream at product boundaries (``onix_split.py``) and ships each batch to a process pool,
-which runs ``onix.convert_batch``. ``workers = 0`` converts in the event loop's process instead
-(for debugging, or a one-core machine).
+which runs ``onix.convert_batch``. ``workers = 0`` or ``1`` converts in the event loop's process
+instead: a single worker process would only add the hand-off of every batch (pickling it there,
+the JSON lines back, its own start-up), which costs more CPU than it overlaps
+(docs/benchmarks.md, "CPU per record"); a pool starts from 2 workers.
 
 ``OnixConverter`` is an async context manager: the pool starts on entry (``spawn``: no fork of a
 process that has threads) and stops on ``aclose()`` (idempotent), cancelling queued batches.
@@ -79,7 +81,7 @@ class OnixConverter:
         return ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_warm)
 
     async def __aenter__(self) -> OnixConverter:
-        if self.workers:
+        if self.workers > 1:
             self._pool = self._start()
         return self
 

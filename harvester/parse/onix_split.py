@@ -124,6 +124,23 @@ class OnixSplitter:
         self.products += count
         return Batch(bytes(self._buf[lo:hi]), count)
 
+    def join(self, batches: list[Batch]) -> Iterator[Batch]:
+        """Consecutive batches joined, in order, up to ``batch_bytes`` each (one never split).
+
+        ``feed`` cuts a batch wherever a network chunk ends (~64 KB); each batch is a trip to a
+        worker and back, so batches held until a body is known whole go as fewer, larger ones.
+        """
+        group: list[Batch] = []
+        size = 0
+        for batch in batches:
+            if group and size + len(batch.data) > self.batch_bytes:
+                yield Batch(b"".join(b.data for b in group), sum(b.products for b in group))
+                group, size = [], 0
+            group.append(batch)
+            size += len(batch.data)
+        if group:
+            yield Batch(b"".join(b.data for b in group), sum(b.products for b in group))
+
     def close(self) -> Iterator[Prologue]:
         """Check the end of the body; a message with no products yields its prologue here."""
         buf = bytes(self._buf)

@@ -206,14 +206,14 @@ class WindowFetcher:
                 if not streaming and splitter.products >= self.cfg.max_products_per_response:
                     streaming = True
                     assert prologue is not None
-                    pending.extend(self.conv.submit(prologue, src, b) for b in held)
+                    pending.extend(self.conv.submit(prologue, src, b) for b in splitter.join(held))
                     held.clear()
                     await drain(limit)
             for piece in splitter.close():
                 prologue, src = piece, self.conv.header(piece, label=label)
             if held:
                 assert prologue is not None
-                pending.extend(self.conv.submit(prologue, src, b) for b in held)
+                pending.extend(self.conv.submit(prologue, src, b) for b in splitter.join(held))
             await drain(0)
         finally:
             for fut in pending:
@@ -230,16 +230,19 @@ class WindowFetcher:
         """Write one batch's records; those of the overlap beyond ``w`` count as outside."""
         _edge_times(out, (t for _, _, t in records if t is not None), bounds)
         # The seconds asked for beyond the window itself (edges.py): the neighbours' records.
-        beyond = {t for t in bounds if not w.start <= t < w.end}
-        for key, line, t in records:
-            if t is not None and t in beyond and self.floor is not None and t < self.floor:
-                out.outside += 1  # asked for only as the overlap below the whole run
-                continue
-            new = await ctx.sink.write(key, line)
-            if new:
-                ctx.progress.records += 1
-                out.written += 1
-            if t is not None and t in beyond:
+        beyond = {t for t in bounds if not w.start <= t < w.end}  # None is never in it
+        below = {t for t in beyond if self.floor is not None and t < self.floor}
+        if below:  # asked for only as the overlap below the whole run: not written
+            kept = [r for r in records if r[2] not in below]
+            out.outside += len(records) - len(kept)
+            records = kept
+        # One key-set pass and one hand-over check for the batch, not one await per record.
+        fresh = await ctx.sink.write_many([r[0] for r in records], [r[1] for r in records])
+        written = fresh.count(True)
+        ctx.progress.records += written
+        out.written += written
+        for (key, line, t), new in zip(records, fresh, strict=True):
+            if t in beyond:
                 out.outside += 1  # the overlap's: a neighbour's record, not a newer one
             else:
                 self.on_record(key, line, new)
