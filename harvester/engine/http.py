@@ -179,13 +179,12 @@ class HttpClient:
             key=f"{name}.proxy" if name else "proxy",
             env=env,
         )
-        # Plain http to loopback with no proxy speaks no TLS: loading the trust store (~30 ms of
-        # CPU) is skipped, and ca_file and SSL_CERT_FILE/DIR are not read.
-        self._ssl: ssl.SSLContext | bool = True
-        if parts.scheme == "https" or proxy is not None:
-            self._ssl = client_context(
-                settings.ca_file, key=f"{name}.ca_file" if name else "ca_file", env=env
-            )
+        # Plain http to loopback with no proxy speaks no TLS: no trust store (~30 ms of CPU).
+        tls = parts.scheme == "https" or proxy is not None
+        ca_key = f"{name}.ca_file" if name else "ca_file"
+        self._ssl: ssl.SSLContext | bool = (
+            client_context(settings.ca_file, key=ca_key, env=env) if tls else True
+        )
         host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
         self._route = _Route(name, f"{host}:{port}", proxy)
         self._proxy_headers: dict[str, str] | None = None
