@@ -157,7 +157,10 @@ class NobbApi:
         if not token:
             return "", 1, 0, ticks(now)
         direction, page, value, _, walk_ticks = decode_token(token)
-        if now - unix(walk_ticks) > self.ctx.settings.token_ttl:
+        age_ms = round((now - unix(walk_ticks)) * 1000)
+        stats = self.ctx.stats
+        stats["nobb_oldest_token_ms"] = max(stats["nobb_oldest_token_ms"], age_ms)
+        if age_ms > self.ctx.settings.token_ttl * 1000:
             # Expired: "it will not be considered" - the first page comes back, status 200.
             self.ctx.stats["expired_tokens"] += 1
             if self.ctx.settings.readings.nobb_expired_400:
