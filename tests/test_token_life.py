@@ -93,9 +93,9 @@ async def test_walk_max_seconds_cuts_before_tokens_die(tmp_path: Path) -> None:
     clock = PagedClock(per_request=0.25 / 4)
     settings = SimSettings(nobb_items=6000, rate_limit=0, seed=6, token_ttl=7200)
     async with await _simulator(settings, clock) as sim:
-        # The partition and request counts below assume 250 ms a page on this clock, which holds when the
-        # 4 chains' bodies arrive compressed, in one read each; identity bodies (what "auto"
-        # offers to loopback) stream in many reads, so one chain's pages can charge less.
+        # The partition and request counts below assume 250 ms a page on this clock, which holds
+        # when the 4 chains' bodies arrive compressed, in one read each; identity bodies (what
+        # "auto" offers to loopback) stream in many reads, so one chain's pages can charge less.
         result = await _run("dump", sim, tmp_path, clock, walk_max_seconds=1.5, token_ttl=2,
                             accept_encoding="gzip, br;q=0.5")  # fmt: skip
         expired, requests = sim.stats["expired_tokens"], sim.stats["nobb_requests"]
