@@ -110,8 +110,6 @@ class NobbSource:
         # The run's one reading of the date (UTC): a run started at 23:59:59.9 plans up to,
         # catches up from and records as its high-water mark the same day.
         today = ctx.started.date()
-        # Pages are tens of MB: reading them 256 KB at a time costs ~0.2 s less CPU per 100,000
-        # items than 64 KB (benchmarks/scen_cpu.py), for 256 KB more buffer per connection.
         settings = replace(http_settings(cfg, self.name), chunk_size=PAGE_READ)
         async with self._connect(settings, ctx.transport) as http:
             endpoint = Endpoint(
