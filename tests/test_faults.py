@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import signal
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -43,9 +44,19 @@ from tests.harness import (
 SEEDS = [101, 202, 303]
 
 
-async def _nobb(sim: Simulator, out: Path, **kw: object) -> RunResult:
-    source = NobbSource(sim_nobb_config(sim, **kw), clock=JumpClock())
-    return await harvest(source, out, output=OutputConfig(shard_max_records=400))
+async def _nobb(
+    sim: Simulator, out: Path, clock: JumpClock | None = None, **kw: object
+) -> RunResult:
+    clock = clock or JumpClock()
+    source = NobbSource(sim_nobb_config(sim, **kw), clock=clock)
+    return await harvest(source, out, output=OutputConfig(shard_max_records=400), clock=clock)
+
+
+def _at_noon() -> JumpClock:
+    """Real time moved to today's noon (UTC): runs a few seconds apart plan the same days even
+    when the real clock crosses midnight between them."""
+    now = time.time()
+    return JumpClock(shift=now // 86400 * 86400 + 43200 - now)
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -97,7 +108,8 @@ async def test_nobb_permanent_fault_then_resume(tmp_path: Path) -> None:
     settings = SimSettings(nobb_items=1500, rate_limit=0, seed=7)
     async with Simulator(settings) as sim:
         served = await served_nobb(sim, settings)
-        plan = await _nobb(sim, tmp_path / "plan", page_size=50, partitions=4)
+        clock = _at_noon()  # the plan below must be the dump's: both read the same day
+        plan = await _nobb(sim, tmp_path / "plan", clock, page_size=50, partitions=4)
         # The biggest partition with both bounds; its pages after the first fail, both ends.
         hits: dict[str, Any] = dict(plan.manifest.partitions)
         pid = max((p for p in hits if "start" not in p and "end" not in p),
@@ -105,16 +117,19 @@ async def test_nobb_permanent_fault_then_resume(tmp_path: Path) -> None:
         lo, hi = pid.split("..")
         failing = f"&from={lo}&to={hi}&pageToken="
         sim.ctx.settings = dataclasses.replace(settings, fail_matching=failing)
-        cfg = _config(tmp_path, sim.url, "nobb", "page_size = 50\npartitions = 4\n")
+        # The plan's own concurrency (its probes per level), so the dump plans the same days.
+        cfg = _config(
+            tmp_path, sim.url, "nobb", "page_size = 50\npartitions = 4\nconcurrency = 4\n"
+        )
         summary = tmp_path / "summary.json"
         code, _, err = await cli(
-            "dump", "nobb", "--config", str(cfg), "--summary-json", str(summary)
+            "dump", "nobb", "--config", str(cfg), "--summary-json", str(summary), clock=clock
         )
         assert sim.stats["permanent_faults"] >= 2
         sim.ctx.settings = settings
         (run_dir,) = (tmp_path / "out" / "nobb").glob("2*")
         manifest = orjson.loads((run_dir / "manifest.json").read_bytes())
-        resumed, _, err2 = await cli("dump", "nobb", "--config", str(cfg), "--resume")
+        resumed, _, err2 = await cli("dump", "nobb", "--config", str(cfg), "--resume", clock=clock)
     assert code == 1, err
     assert "nobb dump: INCOMPLETE (1 partition failed)" in err
     assert manifest["complete"] is False
