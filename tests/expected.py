@@ -21,7 +21,7 @@ from harvester.sim.server import Simulator
 from harvester.sim.settings import SimSettings
 from tests.harness import NOBB, basic_auth
 
-__all__ = ["expected_dbk", "served_nobb", "written_dbk", "written_nobb"]
+__all__ = ["converted", "expected_dbk", "served_nobb", "written_dbk", "written_nobb"]
 
 
 async def served_nobb(sim: Simulator, settings: SimSettings) -> dict[int, bytes]:
@@ -34,7 +34,11 @@ async def served_nobb(sim: Simulator, settings: SimSettings) -> dict[int, bytes]
 
 def expected_dbk(books: BookCatalogue, positions: range | list[int]) -> dict[str, bytes]:
     """What the harvester must write for these products: their ONIX, converted, by reference."""
-    body = b"".join(books.message(list(positions), sent=0, number=1))
+    return converted(b"".join(books.message(list(positions), sent=0, number=1)))
+
+
+def converted(body: bytes) -> dict[str, bytes]:
+    """Every product of one ONIX message ``body``, converted by reference: key -> JSON line."""
     splitter = OnixSplitter()
     out: dict[str, bytes] = {}
     prologue: Prologue | None = None

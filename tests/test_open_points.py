@@ -22,8 +22,6 @@ from aiohttp import web
 from harvester.config import DbkConfig, NobbConfig, Secret
 from harvester.engine.clock import Clock
 from harvester.output import read_lines, verify_run
-from harvester.parse.onix import convert_batch, read_header
-from harvester.parse.onix_split import Batch, OnixSplitter, Prologue
 from harvester.plan.windows import Window
 from harvester.progress import Progress
 from harvester.run import RunResult
@@ -35,6 +33,7 @@ from harvester.sources.dbk import DbkSource
 from harvester.sources.dbk_fetch import too_many
 from harvester.sources.nobb import NobbSource
 from tests.clocks import JumpClock, PagedClock
+from tests.expected import converted
 from tests.front import Front, Upstream, first_partition
 from tests.harness import DBK_AUTH, DBK_EXPORT, NOBB, basic_auth, harvest
 
@@ -92,17 +91,7 @@ def _products(sim: Simulator, sent: int = 0) -> dict[str, bytes]:
     books, r = sim.ctx.books, sim.settings.readings
     body = b"".join(books.message(list(range(books.size)), sent=sent, number=1, release=r.dbk_onix,
                                   datestamps=r.dbk_datestamps))  # fmt: skip
-    out: dict[str, bytes] = {}
-    prologue: Prologue | None = None
-    splitter = OnixSplitter()
-    for piece in [*splitter.feed(body), *splitter.close()]:
-        if isinstance(piece, Prologue):
-            prologue = piece
-        elif isinstance(piece, Batch):
-            assert prologue is not None
-            src = read_header(prologue.document)
-            out.update((k, line) for k, line, _ in convert_batch(
-                prologue.root_open, prologue.root_tag, piece.data, src))  # fmt: skip
+    out = converted(body)
     assert len(out) == books.size
     return out
 
