@@ -158,9 +158,13 @@ async def test_faults_heal_to_the_same_records(tmp_path: Path, profile: FaultPro
     async with Simulator(settings) as sim:
         result = await run_dbk(sim, tmp_path, clock=clock, retries=12)
         books = sim.ctx.books
+        injected = dict(sim.ctx.faults.injected)
     assert result.exit_code == 0
     assert written_dbk(result) == expected_dbk(books, range(books.size))
-    assert clock.slept  # the faults were waited out
+    # Faults fall on request identities, and the windows asked for move with the run's start
+    # time: a run may draw none that needs a retry. Those it drew were waited out on the clock.
+    if set(injected) - {"slow"}:
+        assert clock.slept, injected
 
 
 async def test_sync_carries_changes_and_deletions_since_the_high_water(tmp_path: Path) -> None:
