@@ -61,8 +61,10 @@ async def test_nobb_dumps_exactly_over_tls_with_ca_file(tls: TlsFiles, tmp_path:
         "accept_encoding": "identity",
         "accept_encoding_rule": "auto: loopback, no proxy (the wire is free, inflating is not)",
     }  # fmt: skip
-    # Keep-alive: at most one connection per walk in flight, for dozens of pages.
-    assert 1 <= int(str(transport["connections"])) <= 4 < requests // 5
+    # Keep-alive: one connection per walk in flight (4), for dozens of pages; plus, for each of
+    # the 2 partitions walked from both ends, one that may be dropped where its ends meet inside
+    # a page (the rest of that body is not read, so aiohttp closes it rather than reuse it).
+    assert 1 <= int(str(transport["connections"])) <= 4 + 2 < requests // 4
 
 
 async def test_dbk_dumps_exactly_over_tls_with_ca_file(tls: TlsFiles, tmp_path: Path) -> None:
