@@ -213,6 +213,21 @@ def test_iso_dates() -> None:
     assert iso("spring 2025") == "spring 2025"
 
 
+_DIGITS = st.text("0123456789", min_size=6, max_size=6) | st.from_regex(r"\A\d{6}\Z")
+_DATES = st.builds(
+    lambda ymd, hms, t, z: f"20{ymd}" + (f"{t}{hms}{z}" if t else ""),
+    _DIGITS, _DIGITS, st.sampled_from(["", "T", "t", "-"]), st.sampled_from("ZzT"),
+)  # fmt: skip
+
+
+@given(_DATES | st.text("0123456789TZtz+-: \u0663", min_size=8, max_size=8)
+       | st.text("0123456789TZtz+-: \u0663", min_size=16, max_size=16))  # fmt: skip
+def test_iso_shortcuts_agree_with_the_pattern(value: str) -> None:
+    """The sliced 8- and 16-character forms give what the date pattern alone gives."""
+    slow = iso(value + " ")  # 9 or 17 characters: only the pattern reads it
+    assert iso(value) == (value if slow == value + " " else slow)
+
+
 def _canonical(xml: bytes) -> bytes:
     parser = etree.XMLParser(remove_blank_text=True)
     return bytes(etree.tostring(etree.fromstring(xml, parser), method="c14n"))

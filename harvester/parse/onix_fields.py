@@ -36,10 +36,17 @@ def _text(value: Any) -> str | None:
 
 
 def _each(value: Any) -> list[dict[str, Any]]:
+    """The objects in ``value`` (a list of them, one, or none); the list itself when it holds
+    only objects (read, never changed, by the callers)."""
     kind = type(value)
-    if kind is list:
-        return [v for v in value if type(v) is dict]
-    return [value] if kind is dict else []
+    if kind is dict:
+        return [value]
+    if kind is not list:
+        return []
+    for v in value:
+        if type(v) is not dict:
+            return [v for v in value if type(v) is dict]
+    return value  # type: ignore[no-any-return]
 
 
 def _pick(items: list[dict[str, Any]], key: str, code: str) -> dict[str, Any] | None:
@@ -53,6 +60,18 @@ def iso(value: str | None) -> str | None:
     """ONIX ``dt.DateOrDateTime`` (``20250204T0930Z``…) as ISO 8601 extended; else as given."""
     if value is None:
         return None
+    # The two forms nearly every date takes, sliced without the pattern (same result).
+    if len(value) == 8 and value.isascii() and value.isdigit():
+        return f"{value[:4]}-{value[4:6]}-{value[6:]}"
+    if (
+        len(value) == 16
+        and value[8] == "T"
+        and value[15] == "Z"
+        and value.isascii()
+        and value[:8].isdigit()
+        and value[9:15].isdigit()
+    ):
+        return f"{value[:4]}-{value[4:6]}-{value[6:8]}T{value[9:11]}:{value[11:13]}:{value[13:15]}Z"
     m = _DATE.match(value.strip())
     if not m:
         return value
