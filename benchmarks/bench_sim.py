@@ -20,6 +20,7 @@ import base64
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,8 +71,11 @@ def memory_mb(pid: int) -> dict[str, float]:
     return out
 
 
-async def walk_nobb(url: str) -> tuple[int, int, int, float]:
-    """Bytes, pages and items of a full raw walk with pageSize 10000, and its seconds."""
+async def walk_nobb(
+    url: str, each: Callable[[bytes], object] | None = None
+) -> tuple[int, int, int, float]:
+    """Bytes, pages and items of a full raw walk with pageSize 10000, and its seconds; ``each``
+    (if given) is called with every chunk read."""
     size = pages = 0
     items = -1
     token: str | None = None
@@ -83,6 +87,8 @@ async def walk_nobb(url: str) -> tuple[int, int, int, float]:
                 r.raise_for_status()
                 async for chunk in r.content.iter_chunked(CHUNK):
                     size += len(chunk)
+                    if each is not None:
+                        each(chunk)
                 token = r.headers.get("x-forwardToken")
                 items = int(r.headers["x-totalHits"])
             pages += 1
