@@ -71,7 +71,8 @@ async def test_no_credential_in_anything_written_or_printed(
         before = _files(tmp_path)
         argv = ("dump", "all", "--config", str(cfg), "--summary-json", str(summary))
         code, stdout, stderr = await cli(*argv, "-v", "--log-format", "json")
-        assert sum(sim.ctx.faults.injected.values()) > 0
+        injected = dict(sim.ctx.faults.injected)
+        assert sum(injected.values()) > 0
         monkeypatch.setenv("HARVEST_PASSWORD", MARKER + "-wrong")
         refused, stdout2, stderr2 = await cli(*argv, "-v")
     assert code == 0, stderr
@@ -82,7 +83,10 @@ async def test_no_credential_in_anything_written_or_printed(
     assert "error: dbk: the server refused the credentials from dbk.username / dbk.password" in (
         stderr2
     )
-    assert '"level":"warning"' in stderr  # the JSON logs did carry the retries
+    # Faults fall on request identities, which move with the run's start time: a run may draw
+    # only "slow" ones, which need no retry. Those that do were logged, in JSON, as warnings.
+    if set(injected) - {"slow"}:
+        assert '"level":"warning"' in stderr, injected
     written = _files(tmp_path) - before
     assert {p for p in written if not p.is_relative_to(out)} == {summary, prom}
     assert not list(work.iterdir())
