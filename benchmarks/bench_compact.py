@@ -4,9 +4,9 @@ The runs are written straight through the project's own commit protocol (``RunSt
 sink, checkpoints, manifests), not harvested: a dump of N simulated items (``NobbCatalogue``,
 ~4.6 kB each) and 7 syncs of 1 % each, every sync's items changed (a new lastModifiedDate) and
 some of them changed again later. Each merge runs in its own child process, timed by
-``os.wait4`` (wall, user + system CPU, peak RSS of that process). A child's peak RSS as the
-kernel reports it includes its parent's at the fork, so the runs are written and the snapshot
-digested in other children and this process stays small (~40 MB):
+``os.wait4`` (wall, user + system CPU) and reporting its own peak RSS (``own_peak``: the one
+``wait4`` reports includes its parent's at the fork). The runs are written and the snapshot
+digested in other children, so this process stays small (~40 MB) when run alone:
 
 * harvester: ``python -m harvester compact nobb --config C``;
 * DuckDB: ``read_json`` over every run's shards (with the file name, hence the run), ``QUALIFY
@@ -35,6 +35,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from benchmarks.own_peak import peak_mb, wrap
 from harvester.config import OutputConfig
 from harvester.output import current_run
 from harvester.sim.catalogue import NobbCatalogue
@@ -115,7 +116,7 @@ async def make_runs(out: Path, items: int) -> tuple[list[str], int]:
 
 def _timed(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(wrap(cmd), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
     assert proc.stdout is not None and proc.stderr is not None
@@ -124,7 +125,7 @@ def _timed(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
     if proc.returncode != 0:
         raise RuntimeError(f"{cmd[:4]} exited {proc.returncode}: {err[-2000:]}")
     return {"secs": wall, "cpu": usage.ru_utime + usage.ru_stime,
-            "rss_mb": usage.ru_maxrss / 1024, "stdout": out}  # fmt: skip
+            "rss_mb": peak_mb(err) or usage.ru_maxrss / 1024, "stdout": out}  # fmt: skip
 
 
 def compare(items: int, tmp: Path) -> dict[str, Any]:

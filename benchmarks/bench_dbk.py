@@ -31,6 +31,7 @@ import orjson
 from lxml import etree
 
 from benchmarks.bench_nobb import start
+from benchmarks.own_peak import own_peak_mb
 
 
 def _naive_dict(el: Any) -> Any:
@@ -103,7 +104,7 @@ def child(variant: str, url: str, state: str) -> None:
             workers, _, compression = variant.removeprefix("w").partition("-")
             n, size = asyncio.run(harvester(url, Path(tmp), int(workers), compression or "gzip"))
         dt = time.perf_counter() - t
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    own = own_peak_mb()
     kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     # CPU of this process and of every worker it started (reaped by the pool's shutdown).
     cpu = sum(getattr(resource.getrusage(who), f) for who in (resource.RUSAGE_SELF,

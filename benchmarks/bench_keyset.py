@@ -5,10 +5,10 @@ python -m benchmarks.bench_keyset [N]
 
 from __future__ import annotations
 
-import resource
 import sys
 import time
 
+from benchmarks.own_peak import own_peak_mb
 from harvester.store.keyset import KeySet
 
 
@@ -22,7 +22,7 @@ def main(n: int = 10_000_000) -> None:
     probes = min(n, 1_000_000)
     found = sum(1 for i in range(probes) if (10_000_000 + i * 7) in keys)
     lookups = probes / (time.perf_counter() - t)
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss = own_peak_mb()
     print(
         f"keys {n:,}: {adds:,.0f} adds/s, {lookups:,.0f} lookups/s ({found:,} found), "
         f"stored {keys.nbytes() / 1e6:.0f} MB, peak RSS {rss:.0f} MB"

@@ -48,6 +48,8 @@ from pathlib import Path
 import aiohttp
 import orjson
 
+from benchmarks.own_peak import own_peak_mb
+
 AUTH = {
     "Authorization": "Basic " + base64.b64encode(b"harvester:harvester").decode(),
     "Accept-Encoding": "identity",
@@ -154,7 +156,7 @@ def child(variant: str, url: str, page_size: int, partitions: int, ends: int, wi
             with asyncio.Runner(loop_factory=factory) as runner:
                 n, requests, connections = runner.run(dump)
         dt = time.perf_counter() - t
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss = own_peak_mb()
     usage = resource.getrusage(resource.RUSAGE_SELF)
     print(f"{n} {dt} {rss} {requests} {connections} {usage.ru_utime + usage.ru_stime}")
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
-import resource
 import statistics
 import subprocess
 import sys
@@ -24,6 +23,7 @@ import time
 from pathlib import Path
 
 from benchmarks import bench_nobb
+from benchmarks.own_peak import own_peak_mb
 
 PAGE_SIZES = (1000, 5000, 10_000)
 CONCURRENCY = (1, 2, 4, 8)
@@ -33,7 +33,7 @@ GROWTH_MB = 10.0
 
 
 def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return own_peak_mb()
 
 
 def child(url: str, page_size: int, concurrency: int) -> None:

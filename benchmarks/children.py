@@ -32,6 +32,7 @@ from typing import Any
 
 import orjson
 
+from benchmarks.own_peak import own_peak_mb
 from harvester.progress import Progress
 
 __all__ = ["harvest_nobb", "spawn"]
@@ -135,7 +136,7 @@ def child(kind: str, params: dict[str, Any]) -> dict[str, Any]:
         **out,
         "secs": secs,
         "disk_peak_mb": peak[0] / 1e6,
-        "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "rss_mb": own_peak_mb(),
         "rss_children_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
     }
 

@@ -49,6 +49,7 @@ from typing import Any
 import orjson
 
 from benchmarks.bench_sim import walk_nobb
+from benchmarks.own_peak import peak_mb, wrap
 from benchmarks.scen_other import learned_dbk
 from benchmarks.suite import ROOT, Row, interleave, median, render_table, simulator, size
 from harvester.config import OutputConfig
@@ -74,9 +75,10 @@ password = "harvester"
 
 def _run(cmd: list[str]) -> dict[str, Any]:
     """Run ``cmd`` from the repository root: user+sys CPU, peak RSS and wall seconds (start-up
-    included) of that process and the children it waited for."""
+    included) of that process and the children it waited for. The peak is the process's own
+    (``own_peak``: ``wait4``'s includes this process's size at the fork)."""
     t = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(wrap(cmd), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stdout is not None and proc.stderr is not None
     out = proc.stdout.read()
     err = proc.stderr.read()
@@ -86,8 +88,9 @@ def _run(cmd: list[str]) -> dict[str, Any]:
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd[1:4])} failed (exit {proc.returncode}): "
                            f"{err.decode()[-2000:]}")  # fmt: skip
-    return {"cpu": usage.ru_utime + usage.ru_stime, "rss_mb": usage.ru_maxrss / 1024,
-            "secs": secs, "out": out.decode()}  # fmt: skip
+    rss = peak_mb(err.decode()) or usage.ru_maxrss / 1024
+    return {"cpu": usage.ru_utime + usage.ru_stime, "rss_mb": rss, "secs": secs,
+            "out": out.decode()}  # fmt: skip
 
 
 def _compile() -> None:

@@ -162,3 +162,24 @@ def test_harvester_bench_outside_a_checkout_says_so(
     monkeypatch.setattr(cli, "__file__", str(tmp_path / "site-packages" / "harvester" / "cli.py"))
     assert cli.main(["bench", "--quick"]) == 2
     assert "source checkout" in capsys.readouterr().err
+
+
+def test_a_wrapped_child_reports_its_own_peak_not_its_parents() -> None:
+    """A child of a 300 MB process that holds 40 MB reports ~40-80 MB, where wait4 says 300+."""
+    parent = (
+        "import os, subprocess, sys\n"
+        "from benchmarks.own_peak import peak_mb, wrap\n"
+        "held = bytearray(300 << 20); held[::4096] = b'x' * len(held[::4096])\n"
+        'code = \'import sys; b = bytearray(40 << 20); b[::4096] = b"x" * len(b[::4096]); '
+        "sys.exit(3)'\n"
+        "p = subprocess.Popen(wrap([sys.executable, '-c', code]), stderr=subprocess.PIPE)\n"
+        "err = p.stderr.read().decode()\n"
+        "_, status, usage = os.wait4(p.pid, 0)\n"
+        "print(os.waitstatus_to_exitcode(status), peak_mb(err), usage.ru_maxrss / 1024)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", parent], capture_output=True, text=True,
+                         check=True, cwd=ROOT)  # fmt: skip
+    code, own, inherited = out.stdout.split()
+    assert code == "3"  # the wrapped command's exit status passes through
+    assert 40 <= float(own) < 80
+    assert float(inherited) >= 300
