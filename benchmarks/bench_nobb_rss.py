@@ -2,10 +2,11 @@
 
 The simulator runs in a subprocess (no rate limit, no latency); each dump runs in a fresh
 harvester process (identity on the wire, the default gzip output, partitions walked from both
-ends when there are two walks or more), which reports its own peak RSS (``ru_maxrss``), the RSS
-it had before the dump (interpreter and imports) and its items/s. Pages stream through a 64 KB
-splitter and the sink hands ~1 MB batches to its writer thread, so nothing should grow with the
-page size or the number of walks: the last lines say whether it does.
+ends when there are two walks or more), which reports its own peak RSS (``VmHWM``, read by
+``own_peak``), the RSS it had before the dump (interpreter and imports) and its items/s.
+Pages stream through a 64 KB splitter and the sink hands ~1 MB batches to its writer thread, so
+nothing should grow with the page size or the number of walks: the last lines say whether it
+does.
 
     python -m benchmarks.bench_nobb_rss [--items 200000] [--rounds 2]   # about 3.5 minutes
 """
@@ -32,15 +33,11 @@ LIMIT_MB = 250.0
 GROWTH_MB = 10.0
 
 
-def _peak_mb() -> float:
-    return own_peak_mb()
-
-
 def child(url: str, page_size: int, concurrency: int) -> None:
     """One dump in this fresh process; prints records, seconds, peak RSS MB, RSS MB before."""
     for module in ("harvester.run", "harvester.sources.nobb"):
         importlib.import_module(module)  # part of the base, not of the dump
-    base = _peak_mb()
+    base = own_peak_mb()
     ends = 2 if concurrency > 1 else 1
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
@@ -50,7 +47,7 @@ def child(url: str, page_size: int, concurrency: int) -> None:
             )
         )
         dt = time.perf_counter() - t
-    print(f"{n} {dt} {_peak_mb()} {base}")
+    print(f"{n} {dt} {own_peak_mb()} {base}")
 
 
 def run_child(url: str, page_size: int, concurrency: int) -> list[float]:
