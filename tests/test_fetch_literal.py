@@ -290,3 +290,29 @@ async def test_up_to_one_worker_converts_in_this_process(workers: int) -> None:
         rows = await conv.result(fut, label="t")
     assert rows == convert_batch(prologue.root_open, prologue.root_tag, batch.data, src)
     assert [key for key, _, _ in rows] == ["dk.a", "dk.b"]
+
+
+async def test_two_workers_are_this_process_and_one_more() -> None:
+    """workers = 2: one child holding two batches at most; the rest converted here; in order."""
+    import multiprocessing
+
+    from harvester.parse.onix import convert_batch, read_header
+    from harvester.parse.onix_split import Batch, OnixSplitter, Prologue
+
+    splitter = OnixSplitter(batch_bytes=1)  # one product a batch
+    refs = [f"dk.{n}" for n in range(12)]
+    body = _onix(*(_product(ref, "20250101T0000Z") for ref in refs))
+    pieces = [*splitter.feed(body), *splitter.close()]
+    prologue = next(p for p in pieces if isinstance(p, Prologue))
+    batches = [p for p in pieces if isinstance(p, Batch)]
+    src = read_header(prologue.document)
+    async with OnixConverter(2) as conv:
+        futs = [conv.submit(prologue, src, b) for b in batches]
+        here = [f.done() for f in futs]  # converted at submit: done before the loop runs again
+        children = multiprocessing.active_children()
+        rows = [r for f in futs for r in await conv.result(f, label="t")]
+    assert len(batches) == 12 and len(children) == 1
+    assert here[:3] == [False, False, True]  # the child holds two (it is still starting up)
+    expected = [convert_batch(prologue.root_open, prologue.root_tag, b.data, src) for b in batches]
+    assert rows == [r for batch in expected for r in batch]
+    assert [key for key, _, _ in rows] == refs

@@ -104,7 +104,7 @@ async def main():
     prologue = next(p for p in pieces if isinstance(p, Prologue))
     batches = [p for p in pieces if isinstance(p, Batch)]
     src = read_header(prologue.document)
-    async with OnixConverter(2) as conv:
+    async with OnixConverter(3) as conv:  # this process and two workers
         futs = [conv.submit(prologue, src, b) for b in batches[:2]]  # each spawns a worker
         os.killpg(0, signal.SIGINT)  # while both are still starting up
         rows = [r for f in futs for r in await conv.result(f, label="t")]

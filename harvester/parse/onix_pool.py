@@ -1,11 +1,15 @@
-"""ONIX → JSON on every core: batches of products converted in worker processes.
+"""ONIX → JSON on every core: batches of products converted here and in worker processes.
 
-ONIX → JSON is CPU-bound (tree and dict building in Python), so the event loop only splits the
-byte stream at product boundaries (``onix_split.py``) and ships each batch to a process pool,
-which runs ``onix.convert_batch``. ``workers = 0`` or ``1`` converts in the event loop's process
-instead: a single worker process would only add the hand-off of every batch (pickling it there,
-the JSON lines back, its own start-up), which costs more CPU than it overlaps
-(docs/benchmarks.md, "CPU per record"); a pool starts from 2 workers.
+ONIX → JSON is CPU-bound (tree and dict building in Python), so the event loop splits the byte
+stream at product boundaries (``onix_split.py``) and each batch runs ``onix.convert_batch``.
+``workers`` counts the processes that convert, this one included: ``0`` or ``1`` converts every
+batch here; ``N >= 2`` adds a pool of ``N - 1`` worker processes. A batch goes to the pool while
+the pool has fewer than two batches per worker in hand (one converting, one queued, so a worker
+never waits for the next), and is converted here at once otherwise. Every batch through the pool
+costs a hand-off (the XML pickled there, the JSON lines back, and each worker's own start-up),
+which converting here does not: with the main process as one of the ``N``, ``workers = 2`` ships
+about half the batches that a pool of two did, and starts one process, not two
+(docs/benchmarks.md, "CPU per record").
 
 ``OnixConverter`` is an async context manager: the pool starts on entry (``spawn``: no fork of a
 process that has threads) and stops on ``aclose()`` (idempotent), cancelling queued batches.
@@ -19,7 +23,7 @@ import asyncio
 import multiprocessing
 import signal
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from types import TracebackType
@@ -27,24 +31,9 @@ from types import TracebackType
 from harvester.errors import MalformedBody, TruncatedBody
 from harvester.parse.onix import Converted, ProductError, Src, convert_batch, read_header
 from harvester.parse.onix_split import Batch, Prologue
+from harvester.parse.onix_worker import HELD, warm
 
 __all__ = ["OnixConverter"]
-
-_HELD = {signal.SIGINT, signal.SIGTERM}
-
-
-def _warm() -> None:
-    """Worker initializer: ignore SIGINT and SIGTERM, import the converter before any batch.
-
-    A terminal's Ctrl-C, and systemd's SIGTERM, reach the whole process group; the main process
-    drains the run and stops the pool itself, so a worker must not die of them mid-batch. (If
-    the main process dies, a worker reads end-of-file on its queue and exits.)
-    """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    if hasattr(signal, "pthread_sigmask"):  # held since the spawn (_held): now ignored, let go
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, _HELD)
-    from harvester.parse import onix  # noqa: F401
 
 
 @contextmanager
@@ -52,14 +41,14 @@ def _held() -> Iterator[None]:
     """SIGINT and SIGTERM held back in this thread while the pool may start a worker.
 
     A worker inherits the signal mask of the thread that spawned it, so a signal sent to the
-    process group while the worker is still importing (before ``_warm`` ignores it) waits,
-    instead of killing the worker with a traceback. Here the signal is only delayed: it reaches
-    this process as soon as the mask is restored.
+    process group while the worker is still importing (before ``onix_worker.warm`` ignores it)
+    waits, instead of killing the worker with a traceback. Here the signal is only delayed: it
+    reaches this process as soon as the mask is restored.
     """
     if not hasattr(signal, "pthread_sigmask"):  # pragma: no cover - not on POSIX
         yield
         return
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD)
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, HELD)
     try:
         yield
     finally:
@@ -73,15 +62,20 @@ class OnixConverter:
         if workers < 0:
             raise ValueError("workers must be >= 0")
         self.workers = workers
+        #: Worker processes beside this one (``workers - 1``; none for 0 or 1).
+        self.pooled = max(0, workers - 1)
         self._pool: ProcessPoolExecutor | None = None
         self._closed = False
+        #: Batches handed to the pool and not yet done (``Future.done`` is thread-safe: it is
+        #: true as soon as a worker's result is in, before the event loop hears of it).
+        self._in_pool: set[Future[list[Converted]]] = set()
 
     def _start(self) -> ProcessPoolExecutor:
         ctx = multiprocessing.get_context("spawn")
-        return ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_warm)
+        return ProcessPoolExecutor(self.pooled, mp_context=ctx, initializer=warm)
 
     async def __aenter__(self) -> OnixConverter:
-        if self.workers > 1:
+        if self.pooled:
             self._pool = self._start()
         return self
 
@@ -109,30 +103,41 @@ class OnixConverter:
     def submit(self, prologue: Prologue, src: Src, batch: Batch) -> asyncio.Future[list[Converted]]:
         """Start converting ``batch``; pass the future to ``result`` (which translates errors).
 
-        The caller bounds how many are pending (that is the backpressure on the body stream).
+        The batch goes to the pool while it holds fewer than two batches per worker; otherwise
+        (and with no pool) it is converted here, now, and the future is already done. The
+        caller bounds how many are pending (that is the backpressure on the body stream).
         """
         args = (prologue.root_open, prologue.root_tag, batch.data, src)
-        loop = asyncio.get_running_loop()
-        if self._pool is None:
-            if self._closed:
-                raise RuntimeError("the converter is closed")
-            fut: asyncio.Future[list[Converted]] = loop.create_future()
-            try:
-                fut.set_result(convert_batch(*args))
-            except ProductError as exc:
-                fut.set_exception(exc)
-            return fut
+        if self._closed:
+            raise RuntimeError("the converter is closed")
+        if self._pool is not None:
+            self._in_pool = {f for f in self._in_pool if not f.done()}
+            if len(self._in_pool) < 2 * self.pooled:
+                return self._to_pool(args)
+        fut: asyncio.Future[list[Converted]] = asyncio.get_running_loop().create_future()
+        try:
+            fut.set_result(convert_batch(*args))
+        except ProductError as exc:
+            fut.set_exception(exc)
+        return fut
+
+    def _to_pool(self, args: tuple[bytes, bytes, bytes, Src]) -> asyncio.Future[list[Converted]]:
         # The pool spawns its workers on demand, inside submit: hence the held signals.
+        assert self._pool is not None
         with _held():
             try:
-                return loop.run_in_executor(self._pool, convert_batch, *args)
+                done = self._pool.submit(convert_batch, *args)
             except BrokenProcessPool:  # a worker died since the last call: one new pool
                 self._restart()
-                return loop.run_in_executor(self._pool, convert_batch, *args)
+                assert self._pool is not None
+                done = self._pool.submit(convert_batch, *args)
+        self._in_pool.add(done)
+        return asyncio.wrap_future(done)
 
     def _restart(self) -> None:
         if self._pool is not None and not self._closed:
             old, self._pool = self._pool, self._start()
+            self._in_pool = set()
             old.shutdown(wait=False, cancel_futures=True)
 
     async def result(self, fut: asyncio.Future[list[Converted]], *, label: str) -> list[Converted]:
