@@ -12,7 +12,6 @@ of a source checkout) and maps ``HarvesterError`` to those codes.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import gc
 import logging
 import sys
@@ -24,6 +23,8 @@ from harvester.cli_parser import SOURCES, build_parser, out_arg, parse_args
 from harvester.errors import ConfigError, HarvesterError
 
 if TYPE_CHECKING:
+    import asyncio
+
     from harvester.engine.clock import Clock
 
 __all__ = ["build_parser", "loop_factory", "main", "out_arg", "parse_args"]
@@ -78,6 +79,8 @@ def _bench(args: argparse.Namespace) -> int:
 
 def _probe(args: argparse.Namespace) -> int:
     """``harvester probe``: at most 3 requests per source, then the report (``probe.py``)."""
+    import asyncio
+
     from harvester.config_file import load_config
     from harvester.probe import probe, render
 
@@ -131,6 +134,10 @@ def main(argv: Sequence[str] | None = None, *, clock: Clock | None = None) -> in
         return run_status(args)
     if args.command == "bench":
         return _bench(args)
+    # Imported here, not at the top: a DBK worker process imports the ``harvester`` script's
+    # module (multiprocessing's spawn re-imports the main script), and needs no asyncio.
+    import asyncio
+
     try:
         if args.command == "compact":  # no HTTP stack needed: it reads and writes output only
             from harvester.compact import run_command as run_compact

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -69,3 +71,13 @@ def test_demo_dumps_both_sources_from_the_embedded_simulator(
     assert verify_run(run)["records"] == 3000
     (run,) = (out / "dbk").glob("2*")
     assert verify_run(run)["records"] == 3300
+
+
+def test_a_worker_imports_no_event_loop_or_http_stack() -> None:
+    """A DBK worker imports the CLI module (through the harvester script) and the converter only."""
+    code = (
+        "import sys, harvester.cli, harvester.parse.onix_worker, harvester.parse.onix\n"
+        "print(sorted(m for m in ('asyncio', 'ssl', 'aiohttp', 'rich') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -8,16 +8,17 @@ Prints exactly one line, ``listening on http://HOST:PORT``, once connections are
 from __future__ import annotations
 
 import argparse
-import asyncio
 import signal
-import ssl
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harvester.sim import readings
 from harvester.sim.settings import SimSettings
+
+if TYPE_CHECKING:  # asyncio and ssl are imported where they serve: the parser needs neither
+    import ssl
 
 # harvester.sim.server (aiohttp.web and both catalogues) is imported where it serves, not here:
 # every ``harvester`` command builds its parser with ``add_arguments``, and would pay ~0.2 s.
@@ -222,6 +223,8 @@ def tls_from(args: argparse.Namespace) -> ssl.SSLContext | None:
 
 async def serve(settings: SimSettings, ssl_context: ssl.SSLContext | None = None) -> None:
     """Serve until SIGINT or SIGTERM."""
+    import asyncio
+
     from harvester.sim.server import Simulator
 
     stop = asyncio.Event()
@@ -241,6 +244,8 @@ def run(args: argparse.Namespace, *, loop_factory: Callable[[], Any] | None = No
     except ValueError as exc:
         print(f"error: simulate: {exc}", file=sys.stderr)
         return 2
+    import asyncio
+
     with asyncio.Runner(loop_factory=loop_factory) as runner:
         runner.run(serve(settings, context))
     return 0
