@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import random
 from datetime import date, timedelta
+from itertools import pairwise
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from harvester.plan.edges import DayEdges
-from harvester.plan.partitions import Probe, plan
+from harvester.plan.partitions import Probe, _Curve, plan
 from harvester.plan.walk import Partition
 
 FIRST, LAST = date(1990, 1, 1), date(2026, 11, 20)
@@ -145,3 +149,38 @@ async def test_first_level_days_crowd_into_recent_years() -> None:
     assert all(FIRST < d < LAST for d in asked)
     recent = LAST - (LAST - FIRST) / 4
     assert sum(d > recent for d in asked) >= 4
+
+
+async def test_cut_points_are_probed_where_the_curve_puts_them() -> None:
+    """An evenly dated catalogue: 4 partitions within 5 % of even in 2 levels (even days: 3)."""
+    rng = random.Random(7)
+    span = (LAST - FIRST).days
+    items = [LAST - timedelta(days=rng.randrange(span)) for _ in range(10_000)]
+    probe, calls = _counter(items)
+    found = await plan(probe, first=FIRST, last=LAST, parts=4, fanout=8, grain=200)
+    sizes = _sizes(items, found.partitions)
+    assert sizes == found.counts and sum(sizes) == len(items)
+    assert (found.levels, len(calls)) == (2, 14)
+    assert max(sizes) <= len(items) / 4 * 1.05
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    steps=st.lists(st.tuples(st.integers(1, 400), st.integers(0, 5_000)), min_size=2, max_size=9),
+    share=st.floats(0.001, 0.999),
+)
+def test_the_curve_is_monotone_inside_each_bracket(
+    steps: list[tuple[int, int]], share: float
+) -> None:
+    """Between two known points the curve's day for a count lies in the bracket, in order."""
+    day, count = FIRST, 0
+    points = [(day, count)]
+    for gap, more in steps:
+        day, count = day + timedelta(days=gap), count + more
+        points.append((day, count))
+    curve = _Curve(points)
+    for i, ((lo, c_lo), (hi, c_hi)) in enumerate(pairwise(points)):
+        if c_hi > c_lo:
+            a = curve.day_of(i, c_lo + (c_hi - c_lo) * share / 2)
+            b = curve.day_of(i, c_lo + (c_hi - c_lo) * share)
+            assert lo <= a <= b <= hi
