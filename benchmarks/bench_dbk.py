@@ -3,10 +3,10 @@
 The naive loop is the idiom from the research notes: fetch each window, ``iterparse`` the body,
 element → dict, ``orjson.dumps`` per product to a file, one request at a time. It fetches the
 same windows the harvester's first run learned (so both read the same bytes). harvester runs a
-dump planned from that learned state, with ``workers`` = 0 (converts in the event loop's
-process), 1 and 2 (a process pool), gzip-1 shards, and 2 with uncompressed shards. Both sides
-ask for identity encoding (on loopback, compression only costs CPU). Interleaved A B C D,
-medians; each run in a fresh process; peak RSS of the main process and of the pool's workers.
+dump planned from that learned state, with ``workers`` = 0 and 1 (converts in the event loop's
+process) and 2 (it and one worker process), gzip-1 shards, and 2 with uncompressed shards. Both
+sides ask for identity encoding (on loopback, compression only costs CPU). Interleaved A B C D,
+medians; each run in a fresh process; peak RSS of the main process and of its worker.
 
     python -m benchmarks.bench_dbk [--products 30000] [--rounds 2]
 """

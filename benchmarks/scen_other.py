@@ -4,7 +4,8 @@
   single-core loop (``bench_dbk.naive``: fetch each learned window, ``iterparse`` + element →
   dict + ``orjson.dumps``) and harvester planned from those windows with 1 and 2 converting
   workers (``bench_dbk.run_child``: fresh processes). Products/s and MB/s of ONIX read; peak RSS
-  of harvester counts its main process plus each worker's peak.
+  of harvester counts its main process plus each worker process's peak (``workers - 1`` of
+  them: the main process converts too).
 - ``limiter``: the simulator enforces 20 requests per 2 s (fixed window, 50 ms latency), 4
   workers for 7 windows (``bench_limiter.scenario``): harvester's ``RateLimiter`` against a
   plain ``AsyncLimiter(20, 2)``: utilization of the full windows and 429s, with a steady limit
@@ -70,11 +71,12 @@ def dbk(quick: bool, rounds: int) -> tuple[list[Row], dict[str, Any]]:
     for workers in (1, 2):
         h = runs[f"w{workers}"]
         own, kids = median(h, "rss_mb"), median(h, "rss_workers_mb")
+        pooled = max(0, workers - 1)  # the main process is one of the workers (onix_pool)
         common: dict[str, Any] = {
             "scenario": "dbk", "baseline_name": DBK_NAIVE,
             "case": f"{size(products)} products, ONIX→JSON, workers={workers}",
-            "rss_harvester_mb": own + workers * kids, "rss_baseline_mb": median(base, "rss_mb"),
-            "note": f"harvester RSS = main {own:.0f} MB + {workers} × worker {kids:.0f} MB; "
+            "rss_harvester_mb": own + pooled * kids, "rss_baseline_mb": median(base, "rss_mb"),
+            "note": f"harvester RSS = main {own:.0f} MB + {pooled} × worker process {kids:.0f} MB; "
                     f"{windows} learned windows, gzip-1 shards",
         }  # fmt: skip
         rows.append(Row(metric="products/s", harvester=products / median(h, "secs"),
