@@ -61,7 +61,6 @@ class OnixConverter:
     def __init__(self, workers: int) -> None:
         if workers < 0:
             raise ValueError("workers must be >= 0")
-        self.workers = workers
         #: Worker processes beside this one (``workers - 1``; none for 0 or 1).
         self.pooled = max(0, workers - 1)
         self._pool: ProcessPoolExecutor | None = None

@@ -12,7 +12,7 @@ levels of ``fanout`` at once (the connection budget), each level one round trip:
    (``grain`` items, or 1/8 of a partition if larger), the next level spends its ``fanout``
    probes inside the brackets (two neighbouring known days) that hold a cut point
    ``total * k / parts``, shared in proportion to their items: around where a monotone curve
-   through the known points puts each cut point, and one evenly spaced (``_refinements``);
+   through the known points puts each cut point, and one mid-bracket (``_refinements``);
 
 at most ``max_levels`` levels and ``max_probes`` probes. A day cannot be cut, so one heavy day
 can leave a partition above ``total / parts``; empty partitions are never made.
@@ -175,10 +175,10 @@ def _refinements(points: list[tuple[date, int]], total: int, parts: int, budget:
 
     All but one of a cut point's probes go where the known points' monotone curve (``_Curve``)
     puts it, a quarter of an even share of the bracket's items apart, so that the next cut falls
-    within about that of the even one; the last is spaced evenly in days, in case the curve is
-    wrong there (a sharp change of density inside the bracket). Planned this way, the
-    simulator's 10,000 items make 4 partitions within 2 % of even in 2 levels (even days alone:
-    8-10 %, one more page per end).
+    within about that of the even one; the last (with two or more) is the bracket's middle day,
+    in case the curve is wrong there (a sharp change of density inside the bracket). Planned
+    this way, the simulator's 10,000 items make 4 partitions within 2 % of even in 2 levels
+    (even days alone: 8-10 %, one more page per end).
     """
     cuts: dict[int, list[float]] = {}  # bracket (index of its low point) -> its cut points
     for k in range(1, parts):
