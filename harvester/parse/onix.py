@@ -26,13 +26,14 @@ from __future__ import annotations
 
 import contextlib
 import re
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from lxml import etree
 
 from harvester.parse.onix_fields import ProductError, envelope, epoch, iso, product_times
-from harvester.parse.onix_tags import FLAGS, FLOW, REPEATABLE, SHORT_TO_REF
+from harvester.parse.onix_shapes import Shapes
+from harvester.parse.onix_walk import PLAIN, info, walk
 
 __all__ = [
     "Converted",
@@ -57,10 +58,8 @@ _HARDENED: dict[str, Any] = {
 }
 _PARSER = etree.XMLParser(**_HARDENED)
 _PRODUCT_TAGS = ("{*}Product", "{*}product")
-_KNOWN = frozenset(SHORT_TO_REF.values())
-_PLAIN, _FLAG, _FLOW = 0, 1, 2
-_INFO: dict[str, tuple[str, bool, int]] = {}
 _NESTED = "a <Product> inside another element"
+_SHAPES = Shapes()  # this process's compiled product shapes
 _ATTR = re.compile(rb"""\s+([^\s=/>]+)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
 
 
@@ -69,8 +68,8 @@ def _bare(root_open: bytes, root_tag: bytes, ns: str | None) -> bytes:
 
     The products then parse in no namespace: their tags are the bare local names (shorter to
     build and hash than ``{namespace}local``: ~20 % of the conversion), and a flow element's
-    markup carries no ``xmlns`` of it, which ``_flow`` removes anyway. The names are the same:
-    a name is its local part whatever its namespace (rule 1).
+    markup carries no ``xmlns`` of it, which ``onix_walk.flow`` removes anyway. The names are
+    the same: a name is its local part whatever its namespace (rule 1).
     """
     if ns is None:
         return root_open
@@ -83,87 +82,6 @@ def _bare(root_open: bytes, root_tag: bytes, ns: str | None) -> bytes:
     return root_open
 
 
-def _info(tag: str) -> tuple[str, bool, int]:
-    found = _INFO.get(tag)
-    if found is None:
-        local = tag.rpartition("}")[2]
-        name = SHORT_TO_REF.get(local, local)
-        kind = _FLAG if name in FLAGS else _FLOW if name in FLOW else _PLAIN
-        found = _INFO[tag] = (name, name in REPEATABLE or name not in _KNOWN, kind)
-    return found
-
-
-def _attrs(items: list[tuple[str, str]], stamps: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in items:
-        if key[0] == "{":
-            ns, _, local = key[1:].partition("}")
-            key = "xml:" + local if ns == "http://www.w3.org/XML/1998/namespace" else local
-        out["@" + key] = value
-        if key == "datestamp":
-            stamps.append(value)
-    return out
-
-
-def _flow(el: Any, ns: str | None) -> str:
-    markup: str = etree.tostring(el, encoding="unicode", with_tail=False)
-    if markup.endswith("/>") and len(el) == 0 and not el.text:
-        return ""
-    inner = markup[markup.index(">") + 1 : markup.rindex("</")]
-    return inner.replace(f' xmlns="{ns}"', "") if ns else inner
-
-
-def _convert(el: Any, kind: int, ns: str | None, stamps: list[str]) -> Any:
-    items = el.items()
-    if kind == _FLOW:
-        inner = _flow(el, ns)
-        if items:
-            out = _attrs(items, stamps)
-            out["#text"] = inner
-            return out
-        return inner
-    text = el.text
-    if len(el) == 0:
-        if items:
-            out = _attrs(items, stamps)
-            if text is not None and (kind != _FLAG or text.strip()):
-                out["#text"] = text
-            return out
-        if kind == _FLAG and (text is None or not text.strip()):
-            return True
-        return "" if text is None else text
-    out = _attrs(items, stamps) if items else {}
-    mixed = text is not None and not text.isspace()
-    info = _INFO
-    for child in el:
-        tag = child.tag
-        name, repeatable, ckind = info.get(tag) or _info(tag)
-        # The common case inline (no call): a plain element with text only.
-        if ckind == _PLAIN and not len(child) and not child.items():
-            value = child.text
-            if value is None:
-                value = ""
-        else:
-            value = _convert(child, ckind, ns, stamps)
-        tail = child.tail
-        if tail is not None and not tail.isspace():
-            mixed = True
-        if repeatable:
-            seen = out.get(name)
-            if seen is None:
-                out[name] = [value]
-            else:
-                seen.append(value)
-        elif name in out:
-            prev = out[name]
-            out[name] = [*prev, value] if isinstance(prev, list) else [prev, value]
-        else:
-            out[name] = value
-    if mixed:
-        return _convert(el, _FLOW, ns, stamps)  # mixed content: kept as markup
-    return out
-
-
 def read_header(document: bytes) -> Src:
     """The message's release, tag style, namespace and sent time, from its prologue."""
     try:
@@ -173,7 +91,7 @@ def read_header(document: bytes) -> Src:
     ns, _, local = root.tag[1:].rpartition("}") if root.tag[0] == "{" else ("", "", root.tag)
     sent = None
     for el in root.iter():
-        if isinstance(el.tag, str) and _info(el.tag)[0] == "SentDateTime":
+        if isinstance(el.tag, str) and info(el.tag)[0] == "SentDateTime":
             sent = (el.text or "").strip() or None
             break
     return {
@@ -187,7 +105,9 @@ def read_header(document: bytes) -> Src:
 Converted = tuple[str, bytes, int | None]
 
 
-def convert_batch(root_open: bytes, root_tag: bytes, data: bytes, src: Src) -> list[Converted]:
+def convert_batch(
+    root_open: bytes, root_tag: bytes, data: bytes, src: Src, shapes: Shapes | None = _SHAPES
+) -> list[Converted]:
     """Parse whole products: ``(record_reference, json_line, update time or None)`` for each.
 
     The batch is parsed whole by the hardened parser, inside the message's own root start tag
@@ -198,10 +118,43 @@ def convert_batch(root_open: bytes, root_tag: bytes, data: bytes, src: Src) -> l
     level, or a product inside another element, is a ``ProductError``. The update time (UNIX
     seconds) is the product's own ``datestamp`` (or its newest one inside); the window planner
     splits full windows where the products are.
+
+    ``shapes`` (this process's, by default) builds the trees of products whose shape it has
+    compiled; ``None`` walks every product, with the same result (``onix_shapes``). When the
+    last batch was built whole, the next is first only checked well-formed, by the same parser
+    without a tree (a third of a parse's cost): the tree is built only if a product needs it.
     """
-    ns, sent = src.get("ns"), src.get("sent")
-    meta = {"release": src.get("release"), "tags": src.get("tags"), "ns": ns}
+    ns = src.get("ns")
     document = _bare(root_open, root_tag, ns) + data + b"</" + root_tag + b">"
+    end = b"</product>" if src.get("tags") == "short" else b"</Product>"
+    pieces = None if shapes is None else shapes.pieces(data, end)
+    trees: list[tuple[Any, list[str]]] = []
+    if pieces is not None and shapes is not None and shapes.treeless and _well_formed(document):
+        for raw in pieces:
+            stamps: list[str] = []
+            tree = shapes.hit(raw, None, ns, stamps)
+            if tree is None:
+                break
+            trees.append((tree, stamps))
+    if pieces is None or len(trees) < len(pieces):
+        products = _products(document)
+        if pieces is None or len(pieces) != len(products):
+            pieces, trees = None, []
+        before = None if shapes is None else shapes.built
+        for i in range(len(trees), len(products)):
+            stamps = []
+            if pieces is None or shapes is None:
+                trees.append((walk(products[i], PLAIN, ns, stamps), stamps))
+            else:
+                trees.append((shapes.tree(pieces[i], products[i], ns, stamps), stamps))
+        if shapes is not None and before is not None:  # all built: a tree may not be needed
+            shapes.treeless = pieces is not None and shapes.built - before == len(products)
+    meta = {"release": src.get("release"), "tags": src.get("tags"), "ns": ns}
+    return [_converted(tree, stamps, src.get("sent"), meta) for tree, stamps in trees]
+
+
+def _products(document: bytes) -> list[Any]:
+    """The batch's products as lxml elements; ``ProductError`` for what is not a product."""
     try:
         root = etree.fromstring(document, _PARSER)
     except etree.XMLSyntaxError as exc:
@@ -209,20 +162,39 @@ def convert_batch(root_open: bytes, root_tag: bytes, data: bytes, src: Src) -> l
         raise ProductError(why) from None
     products: list[Any] = list(root)  # comments and PIs are not in the tree (_HARDENED)
     for el in products:
-        if _info(el.tag)[0] != "Product":
-            raise ProductError(f"unexpected <{_info(el.tag)[0]}> between products")
+        if info(el.tag)[0] != "Product":
+            raise ProductError(f"unexpected <{info(el.tag)[0]}> between products")
     if sum(1 for _ in root.iter(_PRODUCT_TAGS)) != len(products):
         raise ProductError(_NESTED)
-    out: list[Converted] = []
-    for el in products:
-        stamps: list[str] = []
-        tree = _convert(el, _PLAIN, ns, stamps)
-        record = envelope(tree, stamps, sent)
-        record["_src"] = meta
-        record["onix"] = tree
-        ts = epoch(record["updated"]) if record["updated_source"] != "sent" else None
-        out.append((record["record_reference"], orjson.dumps(record), ts))
-    return out
+    return products
+
+
+class _Check:
+    """A parser target with no callbacks: lxml then builds nothing and calls no Python."""
+
+    def close(self) -> None:
+        return None
+
+
+# The stubs' ParserTarget asks for every callback; lxml calls only those a target has.
+_CHECK = etree.XMLParser(target=cast(Any, _Check()), **_HARDENED)
+
+
+def _well_formed(document: bytes) -> bool:
+    """Whether the hardened parser reads ``document`` without error (no tree is built)."""
+    try:
+        etree.fromstring(document, _CHECK)
+    except etree.XMLSyntaxError:
+        return False
+    return True
+
+
+def _converted(tree: Any, stamps: list[str], sent: str | None, meta: Src) -> Converted:
+    record = envelope(tree, stamps, sent)
+    record["_src"] = meta
+    record["onix"] = tree
+    ts = epoch(record["updated"]) if record["updated_source"] != "sent" else None
+    return record["record_reference"], orjson.dumps(record), ts
 
 
 def _nested(document: bytes) -> str | None:

@@ -1,0 +1,285 @@
+"""A product shape compiled to Python: one function that builds the ``onix`` tree from text.
+
+``compile_shape`` reads a shape (``onix_shapes.shape_of``: the product's markup with each text
+that is not whitespace alone as ``T`` and attribute values cut) and writes a function
+``build(p, q, el, ns, stamps)``. ``q`` is the product's decoded bytes split at ``>``; ``p`` the
+same with references resolved (``q`` itself when there are none). Part ``k + 1`` of a split
+holds the text after tag ``k``, then ``<`` and tag ``k + 1``, so a leaf's text is a slice of one
+part whose length the shape fixes (``p[k + 1][:-cut]``), a start tag's attributes are the end of
+part ``k`` (``tag_attrs``) and a flow element's inner markup is its parts joined again
+(``flow_text``). The function is one dict display, its keys and list-or-not decided here, once,
+by the rules of ``onix_walk.walk``; what it reads first (attributes, flow) are statements before
+it, in document order, so ``stamps`` fills in the walk's order.
+
+A flow element's bytes are its markup only where lxml would write the same: every tag inside it
+plain (``<b>``, ``</b>``, ``<br/>``: no attribute, no space, no ``<b></b>``, which lxml writes
+``<b/>``) and no reference but ``&amp;``, ``&lt;``, ``&gt;`` in its text. Otherwise the builder
+walks that element (``el``). Text beside an element outside flow (mixed content), a prefix or
+``xmlns``, a shape deeper than ``_MAX_DEPTH`` or longer than ``_MAX_TAGS`` tags: no function.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from harvester.parse.onix_walk import FLAG, FLOW, PLAIN, flag, info, walk, with_text
+
+__all__ = ["Build", "NeedTree", "compile_shape", "deref", "deref_parts"]
+
+Build = Callable[[list[str], list[str], Any, "str | None", list[str]], Any]
+
+_TAG = re.compile(rb"(/?)([^\s/=<>\"'!?]+)((?:\s+[^\s/=<>\"'!?]+\s*=)*)\s*(/?)>(T|[ \t\n]*)")
+_NAME = re.compile(rb"[^\s=]+")
+_ONE = re.compile(rb" ([^\s=]+)=")
+_ATTR = re.compile(r"""\s([^\s=]+)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
+_REF = re.compile(r"&(?:#x([0-9a-fA-F]+)|#([0-9]+)|(amp|lt|gt|quot|apos));")
+_NAMED = {"amp": "&", "lt": "<", "gt": ">", "quot": '"', "apos": "'"}
+_NOT_AS_LXML = re.compile(r"&(?!amp;|lt;|gt;)")  # a reference lxml would write as its character
+_MAX_DEPTH, _MAX_TAGS = 32, 4096
+
+
+def _char(m: re.Match[str]) -> str:
+    if m.group(3):
+        return _NAMED[m.group(3)]
+    return chr(int(m.group(1), 16)) if m.group(1) else chr(int(m.group(2)))
+
+
+def _char_held(m: re.Match[str]) -> str:
+    char = _char(m)
+    return "\0" if char == ">" else char  # NUL is no XML character: it cannot be there already
+
+
+def deref(text: str) -> str:
+    """``text`` with its references resolved (a well-formed document has no others)."""
+    return _REF.sub(_char, text)
+
+
+def deref_parts(text: str) -> list[str]:
+    """``text`` split at ``>``, references resolved in each part (a ``&gt;`` does not split)."""
+    plain = _REF.sub(_char_held, text)
+    parts = plain.split(">")
+    return [part.replace("\0", ">") for part in parts] if "\0" in plain else parts
+
+
+def tag_attrs(part: str, stamps: list[str]) -> dict[str, Any]:
+    """The attributes of the start tag that ends ``part``, as ``onix_walk.attrs`` gives them:
+    literal tabs and newlines as spaces (XML's normalization), then references resolved."""
+    out: dict[str, Any] = {}
+    for name, double, single in _ATTR.findall(part, part.rindex("<") + 1):
+        value = _normal(double or single)
+        out["@" + name] = value
+        if name == "datestamp":
+            stamps.append(value)
+    return out
+
+
+def _normal(value: str) -> str:
+    if "\t" in value or "\n" in value:
+        value = value.replace("\t", " ").replace("\n", " ")
+    return deref(value) if "&" in value else value
+
+
+def attr_value(part: str, offset: int) -> str:
+    """The value of the only attribute of the start tag that ends ``part``, written
+    ``<name attr="value">``: ``offset`` characters from its ``<`` to the end, less the quote."""
+    value = part[part.rindex("<") + offset : -1]
+    if "&" in value or "\t" in value or "\n" in value:
+        return _normal(value)
+    return value
+
+
+class NeedTree(Exception):
+    """The builder must walk a flow element, and was given no tree (``el`` is ``None``)."""
+
+
+def need(el: Any) -> Any:
+    """``el``, the product's lxml element, or ``NeedTree`` when there is none."""
+    if el is None:
+        raise NeedTree
+    return el
+
+
+def flow_text(q: list[str], start: int, end: int, cut: int) -> str | None:
+    """The markup between start tag ``start`` and end tag ``end`` as it stands, or ``None``
+    when a reference in it would be written otherwise by lxml."""
+    inner = ">".join(q[start + 1 : end + 1])[:-cut]
+    if "&" in inner and _NOT_AS_LXML.search(inner):
+        return None
+    return inner
+
+
+@dataclass(slots=True)
+class _Node:
+    """One element of a shape: its tags' indices, the class of its text and of its tail (``T``,
+    whitespace or empty), ``cut`` (the length of ``/name>``) and whether its tags are plain."""
+
+    name: str
+    start: int
+    attrs: bool
+    single: str  # the attribute's name when it is the only one, written name="value"
+    offset: int  # from "<" to that value
+    empty: bool
+    text: bytes
+    plain: bool
+    tail: bytes = b""
+    end: int = -1
+    cut: int = 0
+    children: list[_Node] = field(default_factory=list)
+
+
+def _local(name: bytes, names: list[bytes]) -> bool:
+    """No prefix on the element, none but ``xml:`` on its attributes, no ``xmlns`` among them:
+    the names lxml reports are then the names in the bytes."""
+    if b":" in name:
+        return False
+    return not any(n == b"xmlns" or (b":" in n and not n.startswith(b"xml:")) for n in names)
+
+
+def _parse(shape: bytes) -> tuple[_Node, int] | None:
+    """The shape's element tree and its tag count, or ``None`` if a split cannot read it."""
+    lead, *tags, last = shape.split(b"<")
+    if len(tags) > _MAX_TAGS or lead.strip() or last:
+        return None
+    stack: list[_Node] = []
+    root: _Node | None = None
+    for k, tag in enumerate(tags):
+        m = _TAG.fullmatch(tag)
+        if m is None or not _local(m.group(2), _NAME.findall(m.group(3))):
+            return None
+        close, name, names, empty, text = m.groups()
+        plain = len(tag) - len(text) == len(close) + len(name) + len(empty) + 1
+        if close:
+            node = stack.pop() if len(stack) > 1 and not (names or empty) else None
+            if node is None or node.name != name.decode():
+                return None
+            # the part holding a leaf's text ends "<" + "/name": as long as "/name>"
+            node.end, node.tail, node.cut = k, text, len(tag.decode()) - len(text)
+            node.plain = node.plain and plain
+            continue
+        single, offset = _single(tag, name, names, empty)
+        node = _Node(name.decode(), k, bool(names), single, offset, bool(empty), text,
+                     plain and not names)  # fmt: skip
+        if stack:
+            stack[-1].children.append(node)
+        elif root is None:
+            root = node
+        else:
+            return None
+        if empty:
+            node.end, node.tail = k, text
+        else:
+            stack.append(node)
+            if len(stack) > _MAX_DEPTH:
+                return None
+    if root is None or stack != [root] or not root.children:
+        return None
+    return root, len(tags)
+
+
+def _single(tag: bytes, name: bytes, names: bytes, empty: bytes) -> tuple[str, int]:
+    """``(attribute, offset)`` when a start tag has one attribute written ``<name attr="v">``
+    (one space, none around ``=``: ``shape_of`` cut only a value right after it), else
+    ``("", 0)``."""
+    m = _ONE.fullmatch(names)
+    if empty or m is None or not tag.startswith(name + names + b">"):
+        return "", 0
+    return m.group(1).decode(), len((name + names).decode()) + 2  # "<" and the opening quote
+
+
+def compile_shape(shape: bytes) -> tuple[int, Build] | None:
+    """``(parts a split at ">" gives, builder)`` for products of ``shape``, or ``None``."""
+    parsed = _parse(shape)
+    if parsed is None or info(parsed[0].name)[0] != "Product":
+        return None
+    root, tags = parsed
+    gen = _Gen()
+    try:
+        body = gen.value(root, "need(el)", PLAIN)
+    except _Mixed:
+        return None
+    src = "def build(p, q, el, ns, stamps):\n" + "".join(f"    {s}\n" for s in gen.lines)
+    src += f"    return {body}\n"
+    scope: dict[str, Any] = {
+        "attr_value": attr_value, "flag": flag, "flow_text": flow_text, "tag_attrs": tag_attrs,
+        "need": need, "walk": walk, "with_text": with_text,
+    }  # fmt: skip
+    exec(compile(src, "<onix shape>", "exec"), scope)  # names enter the code only as repr()
+    return tags + 1, scope["build"]
+
+
+class _Mixed(Exception):
+    """Text beside an element outside flow: mixed content, which the walk keeps as markup."""
+
+
+def _markup_as_lxml(node: _Node) -> bool:
+    """Whether lxml writes the elements inside ``node`` as they stand (``flow_text``)."""
+    return all(
+        c.plain and (c.empty or c.children or c.text) and _markup_as_lxml(c) for c in node.children
+    )
+
+
+class _Gen:
+    """Python source for one shape: statements in document order, then one expression."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def _local(self, expr: str) -> str:
+        name = f"x{len(self.lines)}"
+        self.lines.append(f"{name} = {expr}")
+        return name
+
+    def _own(self, node: _Node) -> list[str]:
+        """Items of ``node``'s attributes for a dict display, read now (document order)."""
+        if not node.single:
+            return [f"**{self._local(f'tag_attrs(q[{node.start}], stamps)')}"]
+        value = self._local(f"attr_value(q[{node.start}], {node.offset})")
+        if node.single == "datestamp":
+            self.lines.append(f"stamps.append({value})")
+        return [f"{'@' + node.single!r}: {value}"]
+
+    def _flow(self, node: _Node, el: str) -> str:
+        walked = f"walk({el}, {FLOW}, ns, stamps)"
+        if node.empty or not _markup_as_lxml(node):
+            return self._local(walked)
+        x = self._local(f"flow_text(q, {node.start}, {node.end}, {node.cut})")
+        if not node.attrs:
+            done = x
+        elif node.single and node.single != "datestamp":  # no stamp: read in the expression
+            value = f"attr_value(q[{node.start}], {node.offset})"
+            done = f"{{{'@' + node.single!r}: {value}, '#text': {x}}}"
+        else:  # read only if the walk is not
+            done = f"{{**tag_attrs(q[{node.start}], stamps), '#text': {x}}}"
+        self.lines.append(f"{x} = {walked} if {x} is None else {done}")
+        return x
+
+    def value(self, node: _Node, el: str, kind: int) -> str:
+        """The expression of ``node``'s value; ``el`` reaches its element where it is walked."""
+        if kind == FLOW:
+            return self._flow(node, el)
+        if not node.children:
+            text = f"p[{node.start + 1}][:-{node.cut}]"
+            if node.attrs:
+                some = "None" if node.empty or not node.text else f"({text} or None)"
+                own = "{" + ", ".join(self._own(node)) + "}"
+                return self._local(f"with_text({own}, {some}, {kind})")
+            if kind == FLAG:
+                return "True" if node.text != b"T" else f"flag({text})"
+            return '""' if node.empty else text
+        if node.text == b"T" or any(child.tail == b"T" for child in node.children):
+            raise _Mixed
+        items = self._own(node) if node.attrs else []
+        groups: dict[str, list[str]] = {}
+        lists: set[str] = set()
+        for i, child in enumerate(node.children):
+            name, repeatable, ckind = info(child.name)
+            groups.setdefault(name, []).append(self.value(child, f"{el}[{i}]", ckind))
+            if repeatable:
+                lists.add(name)
+        for name, values in groups.items():
+            one = len(values) == 1 and name not in lists
+            items.append(f"{name!r}: " + (values[0] if one else f"[{', '.join(values)}]"))
+        return "{" + ", ".join(items) + "}"

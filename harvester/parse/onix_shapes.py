@@ -1,0 +1,149 @@
+"""Products converted from their bytes when their markup has a shape seen before.
+
+The general walk (``onix_walk``) reads every element of lxml's tree through a Python proxy,
+most of a conversion's cost. A catalogue repeats its product shapes (the same blocks in the same
+order, other text), so a product's *shape* is its markup with each text that is not whitespace
+alone as ``T`` and the attribute values cut (``shape_of``). Products of one shape have ``onix``
+trees of one structure with their text in the same places: the second time a shape is seen, it
+is compiled (``onix_shape_code``) into a function that builds the tree from the product's text,
+split once at ``>``. lxml still checks every batch well-formed (``onix.convert_batch``: without
+building a tree when the last batch was built whole, ``treeless``).
+
+A batch holding anything a split at ``>`` would misread is walked: comments, CDATA and
+processing instructions (``<!``, ``<?``), or a ``\r`` (XML normalizes line ends). So is a
+product with a ``>`` in its text or an attribute value (its split has more parts than its
+shape's), and any shape the compiler declines (mixed content, prefixes, ``xmlns``, a product
+inside a product). A compiled shape is checked against the walk on the product that compiled
+it, and walked from then on if they differ. The result is always the walk's: a property test
+compares the two on random markup.
+
+A catalogue without repeats would pay for computing shapes and never use them: when fewer than a
+quarter of the last ``_WINDOW`` products hit a compiled shape, the next ``_REST`` batches are
+walked without computing theirs.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import orjson
+
+from harvester.parse.onix_shape_code import Build, NeedTree, compile_shape, deref_parts
+from harvester.parse.onix_walk import PLAIN, walk
+
+__all__ = ["Shapes", "shape_of"]
+
+_SOLID = re.compile(rb">\s*[^\s<][^<]*<")  # a text with something besides whitespace
+_VALUE = re.compile(rb"""=(?:"[^"<>]*"|'[^'<>]*')""")
+_WINDOW, _REST = 1024, 64  # products; batches
+_MAX_SHAPES = 1024  # compiled shapes, and as many seen once, kept at most (then forgotten)
+_WALK = (0, None)  # a shape that is always walked
+_ENDS: dict[bytes, re.Pattern[bytes]] = {}
+
+
+def shape_of(raw: bytes) -> bytes:
+    """``raw`` with each text that is not whitespace alone as ``T``, attribute values cut (a
+    ``<`` added so that the text after the last tag is marked too)."""
+    return _VALUE.sub(b"=", _SOLID.sub(b">T<", raw + b"<"))
+
+
+class Shapes:
+    """One process's compiled product shapes; ``tree`` gives what ``onix_walk.walk`` gives."""
+
+    def __init__(self) -> None:
+        self._compiled: dict[bytes, tuple[int, Build | None]] = {}
+        self._seen: set[bytes] = set()
+        self._tried = self._hits = self._rest = 0
+        #: products built from a compiled shape, not walked, since this cache began
+        self.built = 0
+        #: whether the last batch was built whole: the next is tried without lxml's tree
+        self.treeless = False
+
+    def pieces(self, data: bytes, end_tag: bytes) -> list[bytes] | None:
+        """Each product's bytes up to its end tag, when ``data`` (whole products) cuts cleanly
+        at ``end_tag``; ``None`` when the batch is to be walked."""
+        if self._rest > 0:
+            self._rest -= 1
+            return None
+        if b"\r" in data or _declared(data, b"!") or _declared(data, b"?"):
+            return None
+        ends = _ENDS.get(end_tag) or _ENDS.setdefault(end_tag, re.compile(end_tag + rb"\s*"))
+        pieces = ends.split(data)  # what separates products goes with the end tag: one shape
+        return None if pieces.pop() else pieces
+
+    def hit(self, raw: bytes, el: Any, ns: str | None, stamps: list[str]) -> Any:
+        """The ``onix`` tree of the product whose bytes (a piece of ``pieces``) are ``raw``,
+        built from its compiled shape; ``None`` if its shape is not compiled, it has a ``>``
+        in text, or a flow element in it must be walked and ``el`` (its element) is ``None``."""
+        return self._built(shape_of(raw), raw, el, ns, stamps)
+
+    def tree(self, raw: bytes, el: Any, ns: str | None, stamps: list[str]) -> Any:
+        """The ``onix`` tree of product ``el``, whose bytes (a piece of ``pieces``) are ``raw``:
+        built (``hit``) or walked; a shape seen twice is compiled."""
+        shape = shape_of(raw)
+        built = self._built(shape, raw, el, ns, stamps)
+        if built is not None:
+            return built
+        stamps.clear()
+        if shape in self._compiled:  # compiled: a ">" in text, or a shape always walked
+            return walk(el, PLAIN, ns, stamps)
+        return self._miss(shape, raw, el, ns, stamps)
+
+    def _built(self, shape: bytes, raw: bytes, el: Any, ns: str | None,
+               stamps: list[str]) -> Any:  # fmt: skip
+        self._tried += 1
+        if self._tried == _WINDOW:
+            if self._hits * 4 < _WINDOW:
+                self._rest = _REST
+            self._tried = self._hits = 0
+        compiled = self._compiled.get(shape)
+        if compiled is None:
+            return None
+        try:
+            built = _built(compiled, raw, el, ns, stamps)
+        except NeedTree:
+            return None
+        if built is not None:
+            self._hits += 1
+            self.built += 1
+        return built
+
+    def _miss(self, shape: bytes, raw: bytes, el: Any, ns: str | None,
+              stamps: list[str]) -> Any:  # fmt: skip
+        """Walk; compile the shape the second time it is seen, kept if it builds the same."""
+        tree = walk(el, PLAIN, ns, stamps)
+        if shape not in self._seen:
+            if len(self._seen) >= _MAX_SHAPES:
+                self._seen.clear()
+            self._seen.add(shape)
+            return tree
+        if len(self._compiled) >= _MAX_SHAPES:
+            self._compiled.clear()
+        compiled = compile_shape(shape) or _WALK
+        if compiled[1] is not None:
+            again: list[str] = []
+            built = _built(compiled, raw, el, ns, again)
+            if built is None or again != stamps or orjson.dumps(built) != orjson.dumps(tree):
+                compiled = _WALK
+        self._compiled[shape] = compiled
+        return tree
+
+
+def _declared(data: bytes, mark: bytes) -> bool:
+    """Whether ``<`` + ``mark`` (a comment, CDATA or processing instruction) is in ``data``;
+    the mark alone is sought first: one pass of ``memchr``, ~100x faster on markup."""
+    return mark in data and b"<" + mark in data
+
+
+def _built(compiled: tuple[int, Build | None], raw: bytes, el: Any, ns: str | None,
+           stamps: list[str]) -> Any:  # fmt: skip
+    """The tree built from ``raw``, or ``None``: a walked shape, or a ``>`` in text."""
+    parts, build = compiled
+    text = raw.decode()
+    q = text.split(">")
+    if build is None or len(q) != parts:
+        return None
+    if "&" not in text:
+        return build(q, q, el, ns, stamps)
+    return build(deref_parts(text), q, el, ns, stamps)
