@@ -128,15 +128,13 @@ def test_one_shape_with_other_text_is_built_as_walked(texts: list[str]) -> None:
 
 
 def test_simulator_catalogue_is_built_not_walked() -> None:
-    """The simulator's products convert as walked; once seen every shape is built, and a
-    batch after a batch built whole is built without lxml's tree, with the same result."""
+    """The simulator's products convert as walked, and once seen twice every shape is built."""
     books = BookCatalogue(600, 5)
     products = [books.product(pos) for pos in range(600)]
     shapes = same_as_walk(products, rounds=3)  # a shape seen once in round 1 is built in 3
-    assert shapes.treeless
     built = shapes.built
     assert convert(products, shapes) == convert(products, None)
-    assert shapes.built == built + 600 and shapes.treeless
+    assert shapes.built == built + 600
 
 
 _GOOD = "<Product><RecordReference>r</RecordReference><KeyNames>k</KeyNames></Product>"
@@ -152,9 +150,9 @@ _GOOD = "<Product><RecordReference>r</RecordReference><KeyNames>k</KeyNames></Pr
     ids=["entity", "mismatch", "no-reference", "nested", "stranger"],
 )  # fmt: skip
 def test_a_bad_batch_after_a_built_one_is_refused_as_before(bad: str, why: str) -> None:
-    """Without lxml's tree the same batches are refused, with the walk's messages."""
+    """With compiled shapes the same batches are refused, with the walk's messages."""
     shapes = same_as_walk([_GOOD, _GOOD])
-    assert shapes.treeless
+    assert shapes.built == 4  # compiled on the second product: both built in rounds 2 and 3
     for tried in (shapes, None):
         with pytest.raises(ProductError, match=why):
             convert([_GOOD, bad], tried)

@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import contextlib
 import re
+from collections.abc import Callable
+from functools import partial
 from typing import Any, cast
 
 import orjson
@@ -120,37 +122,61 @@ def convert_batch(
     splits full windows where the products are.
 
     ``shapes`` (this process's, by default) builds the trees of products whose shape it has
-    compiled; ``None`` walks every product, with the same result (``onix_shapes``). When the
-    last batch was built whole, the next is first only checked well-formed, by the same parser
-    without a tree (a third of a parse's cost): the tree is built only if a product needs it.
+    compiled; ``None`` walks every product, with the same result (``onix_shapes``). Then the
+    batch is only checked well-formed, by the same parser without a tree (a third of a parse's
+    cost), and a product that is walked is parsed alone; anything else goes the way above.
     """
     ns = src.get("ns")
-    document = _bare(root_open, root_tag, ns) + data + b"</" + root_tag + b">"
+    head = _bare(root_open, root_tag, ns)
+    close = b"</" + root_tag + b">"
+    document = head + data + close
     end = b"</product>" if src.get("tags") == "short" else b"</Product>"
     pieces = None if shapes is None else shapes.pieces(data, end)
-    trees: list[tuple[Any, list[str]]] = []
-    if pieces is not None and shapes is not None and shapes.treeless and _well_formed(document):
-        for raw in pieces:
-            stamps: list[str] = []
-            tree = shapes.hit(raw, None, ns, stamps)
-            if tree is None:
-                break
-            trees.append((tree, stamps))
-    if pieces is None or len(trees) < len(pieces):
+    trees = None
+    if pieces is not None and shapes is not None and _well_formed(document):
+        alone = pieces  # a product to walk is parsed alone, in the message's root
+        with contextlib.suppress(_NotLone):
+            trees = _from_pieces(pieces, shapes, ns, lambda i: _lone(head + alone[i] + end + close))
+    if trees is None:
         products = _products(document)
-        if pieces is None or len(pieces) != len(products):
-            pieces, trees = None, []
-        before = None if shapes is None else shapes.built
-        for i in range(len(trees), len(products)):
-            stamps = []
-            if pieces is None or shapes is None:
-                trees.append((walk(products[i], PLAIN, ns, stamps), stamps))
-            else:
-                trees.append((shapes.tree(pieces[i], products[i], ns, stamps), stamps))
-        if shapes is not None and before is not None:  # all built: a tree may not be needed
-            shapes.treeless = pieces is not None and shapes.built - before == len(products)
+        if pieces is not None and shapes is not None and len(pieces) == len(products):
+            trees = _from_pieces(pieces, shapes, ns, products.__getitem__)
+        else:
+            trees = []
+            for el in products:
+                stamps: list[str] = []
+                trees.append((walk(el, PLAIN, ns, stamps), stamps))
     meta = {"release": src.get("release"), "tags": src.get("tags"), "ns": ns}
     return [_converted(tree, stamps, src.get("sent"), meta) for tree, stamps in trees]
+
+
+class _NotLone(Exception):
+    """A piece that does not parse alone as one product: the batch goes the way of its tree."""
+
+
+def _from_pieces(
+    pieces: list[bytes], shapes: Shapes, ns: str | None, element: Callable[[int], Any]
+) -> list[tuple[Any, list[str]]]:
+    """Each piece's tree and stamps; ``element(i)`` gives product ``i``'s lxml element."""
+    out: list[tuple[Any, list[str]]] = []
+    for i, raw in enumerate(pieces):
+        stamps: list[str] = []
+        out.append((shapes.tree(raw, ns, stamps, partial(element, i)), stamps))
+    return out
+
+
+def _lone(document: bytes) -> Any:
+    """The one product of ``document`` (a root holding it alone), or ``_NotLone``."""
+    try:
+        root = etree.fromstring(document, _PARSER)
+    except etree.XMLSyntaxError:
+        raise _NotLone from None
+    products: list[Any] = list(root)
+    if len(products) != 1 or info(products[0].tag)[0] != "Product":
+        raise _NotLone
+    if sum(1 for _ in root.iter(_PRODUCT_TAGS)) != 1:
+        raise _NotLone
+    return products[0]
 
 
 def _products(document: bytes) -> list[Any]:

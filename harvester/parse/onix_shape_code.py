@@ -20,6 +20,7 @@ walks that element (``el``). Text beside an element outside flow (mixed content)
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -138,6 +139,35 @@ def _local(name: bytes, names: list[bytes]) -> bool:
     return not any(n == b"xmlns" or (b":" in n and not n.startswith(b"xml:")) for n in names)
 
 
+@dataclass(frozen=True, slots=True)
+class _Tag:
+    """One tag of a shape, read once (tags recur across shapes: ``_read`` is cached)."""
+
+    close: bool
+    name: str
+    attrs: bool
+    single: str
+    offset: int
+    empty: bool
+    text: bytes  # the class of the text after it: b"T", whitespace, or b""
+    plain: bool
+    cut: int  # the length of the tag with its ">": what follows a leaf's text in its part
+
+
+@functools.lru_cache(maxsize=4096)
+def _read(tag: bytes) -> _Tag | None:
+    """A tag (``name attr=>T``) of a shape, or ``None`` if a split cannot read it."""
+    m = _TAG.fullmatch(tag)
+    if m is None or not _local(m.group(2), _NAME.findall(m.group(3))):
+        return None
+    close, name, names, empty, text = m.groups()
+    plain = len(tag) - len(text) == len(close) + len(name) + len(empty) + 1
+    single, offset = _single(tag, name, names, empty)
+    cut = len(tag.decode()) - len(text)
+    return _Tag(bool(close), name.decode(), bool(names), single, offset, bool(empty), text,
+                plain and not names, cut)  # fmt: skip
+
+
 def _parse(shape: bytes) -> tuple[_Node, int] | None:
     """The shape's element tree and its tag count, or ``None`` if a split cannot read it."""
     lead, *tags, last = shape.split(b"<")
@@ -145,31 +175,28 @@ def _parse(shape: bytes) -> tuple[_Node, int] | None:
         return None
     stack: list[_Node] = []
     root: _Node | None = None
-    for k, tag in enumerate(tags):
-        m = _TAG.fullmatch(tag)
-        if m is None or not _local(m.group(2), _NAME.findall(m.group(3))):
+    for k, raw in enumerate(tags):
+        tag = _read(raw)
+        if tag is None:
             return None
-        close, name, names, empty, text = m.groups()
-        plain = len(tag) - len(text) == len(close) + len(name) + len(empty) + 1
-        if close:
-            node = stack.pop() if len(stack) > 1 and not (names or empty) else None
-            if node is None or node.name != name.decode():
+        if tag.close:
+            node = stack.pop() if len(stack) > 1 and not (tag.attrs or tag.empty) else None
+            if node is None or node.name != tag.name:
                 return None
             # the part holding a leaf's text ends "<" + "/name": as long as "/name>"
-            node.end, node.tail, node.cut = k, text, len(tag.decode()) - len(text)
-            node.plain = node.plain and plain
+            node.end, node.tail, node.cut = k, tag.text, tag.cut
+            node.plain = node.plain and tag.plain
             continue
-        single, offset = _single(tag, name, names, empty)
-        node = _Node(name.decode(), k, bool(names), single, offset, bool(empty), text,
-                     plain and not names)  # fmt: skip
+        node = _Node(tag.name, k, tag.attrs, tag.single, tag.offset, tag.empty, tag.text,
+                     tag.plain)  # fmt: skip
         if stack:
             stack[-1].children.append(node)
         elif root is None:
             root = node
         else:
             return None
-        if empty:
-            node.end, node.tail = k, text
+        if tag.empty:
+            node.end, node.tail = k, tag.text
         else:
             stack.append(node)
             if len(stack) > _MAX_DEPTH:

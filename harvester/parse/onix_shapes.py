@@ -6,8 +6,8 @@ order, other text), so a product's *shape* is its markup with each text that is 
 alone as ``T`` and the attribute values cut (``shape_of``). Products of one shape have ``onix``
 trees of one structure with their text in the same places: the second time a shape is seen, it
 is compiled (``onix_shape_code``) into a function that builds the tree from the product's text,
-split once at ``>``. lxml still checks every batch well-formed (``onix.convert_batch``: without
-building a tree when the last batch was built whole, ``treeless``).
+split once at ``>``. lxml still checks every batch well-formed (``onix.convert_batch``), without
+building a tree but for the products that are walked.
 
 A batch holding anything a split at ``>`` would misread is walked: comments, CDATA and
 processing instructions (``<!``, ``<?``), or a ``\r`` (XML normalizes line ends). So is a
@@ -25,6 +25,7 @@ walked without computing theirs.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -40,6 +41,8 @@ _WINDOW, _REST = 1024, 64  # products; batches
 _MAX_SHAPES = 1024  # compiled shapes, and as many seen once, kept at most (then forgotten)
 _WALK = (0, None)  # a shape that is always walked
 _ENDS: dict[bytes, re.Pattern[bytes]] = {}
+
+Element = Callable[[], Any]  # a product's lxml element, parsed on demand
 
 
 def shape_of(raw: bytes) -> bytes:
@@ -57,8 +60,6 @@ class Shapes:
         self._tried = self._hits = self._rest = 0
         #: products built from a compiled shape, not walked, since this cache began
         self.built = 0
-        #: whether the last batch was built whole: the next is tried without lxml's tree
-        self.treeless = False
 
     def pieces(self, data: bytes, end_tag: bytes) -> list[bytes] | None:
         """Each product's bytes up to its end tag, when ``data`` (whole products) cuts cleanly
@@ -72,41 +73,30 @@ class Shapes:
         pieces = ends.split(data)  # what separates products goes with the end tag: one shape
         return None if pieces.pop() else pieces
 
-    def hit(self, raw: bytes, el: Any, ns: str | None, stamps: list[str]) -> Any:
-        """The ``onix`` tree of the product whose bytes (a piece of ``pieces``) are ``raw``,
-        built from its compiled shape; ``None`` if its shape is not compiled, it has a ``>``
-        in text, or a flow element in it must be walked and ``el`` (its element) is ``None``."""
-        return self._built(shape_of(raw), raw, el, ns, stamps)
-
-    def tree(self, raw: bytes, el: Any, ns: str | None, stamps: list[str]) -> Any:
-        """The ``onix`` tree of product ``el``, whose bytes (a piece of ``pieces``) are ``raw``:
-        built (``hit``) or walked; a shape seen twice is compiled."""
-        shape = shape_of(raw)
-        built = self._built(shape, raw, el, ns, stamps)
-        if built is not None:
-            return built
-        stamps.clear()
-        if shape in self._compiled:  # compiled: a ">" in text, or a shape always walked
-            return walk(el, PLAIN, ns, stamps)
-        return self._miss(shape, raw, el, ns, stamps)
-
-    def _built(self, shape: bytes, raw: bytes, el: Any, ns: str | None,
-               stamps: list[str]) -> Any:  # fmt: skip
+    def tree(self, raw: bytes, ns: str | None, stamps: list[str], element: Element) -> Any:
+        """The ``onix`` tree of the product whose bytes (a piece of ``pieces``) are ``raw``:
+        built from its compiled shape, else walked (a shape seen twice is compiled).
+        ``element()`` gives its lxml element, asked for only when it is walked, or one of its
+        flow elements is."""
         self._tried += 1
         if self._tried == _WINDOW:
             if self._hits * 4 < _WINDOW:
                 self._rest = _REST
             self._tried = self._hits = 0
+        shape = shape_of(raw)
         compiled = self._compiled.get(shape)
         if compiled is None:
-            return None
+            return self._miss(shape, raw, element(), ns, stamps)
         try:
-            built = _built(compiled, raw, el, ns, stamps)
+            built = _built(compiled, raw, None, ns, stamps)
         except NeedTree:
-            return None
-        if built is not None:
-            self._hits += 1
-            self.built += 1
+            stamps.clear()
+            built = _built(compiled, raw, element(), ns, stamps)
+        if built is None:  # a shape always walked, or a ">" in text
+            stamps.clear()
+            return walk(element(), PLAIN, ns, stamps)
+        self._hits += 1
+        self.built += 1
         return built
 
     def _miss(self, shape: bytes, raw: bytes, el: Any, ns: str | None,
