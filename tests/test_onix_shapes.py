@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from harvester.parse.onix import Converted, ProductError, convert_batch, read_header
 from harvester.parse.onix_shapes import Shapes
 from harvester.sim.books import BookCatalogue
+from tests.test_parse_onix import short
 
 NS31 = "http://ns.editeur.org/onix/3.1/reference"
 ROOT = f'<ONIXMessage xmlns="{NS31}" release="3.1">'.encode()
@@ -19,9 +20,16 @@ SRC = read_header(
 )
 
 
-def convert(products: list[str], shapes: Shapes | None) -> list[Converted]:
-    """``convert_batch`` of the products as one batch, as a worker gets it."""
+SHORT_ROOT = b'<ONIXmessage release="3.1">'
+SHORT_SRC = read_header(SHORT_ROOT + b"<header><x307>20250204T1000Z</x307></header></ONIXmessage>")
+
+
+def convert(products: list[str], shapes: Shapes | None, *, tags: str = "") -> list[Converted]:
+    """``convert_batch`` of the products as one batch, as a worker gets it (``tags="short"``:
+    a short-tag message in no namespace)."""
     data = "\n".join(products).encode() + b"\n"
+    if tags == "short":
+        return convert_batch(SHORT_ROOT, b"ONIXmessage", data, SHORT_SRC, shapes)
     return convert_batch(ROOT, b"ONIXMessage", data, SRC, shapes)
 
 
@@ -169,3 +177,15 @@ def test_a_catalogue_without_repeats_stops_computing_shapes() -> None:
     ]
     assert convert(unique, shapes) == convert(unique, None)
     assert shapes.pieces(b"<Product></Product>", b"</Product>") is None
+
+
+def test_short_tags_convert_as_the_walk_does() -> None:
+    """Short-tag products (``<product>``, ``<a001>``) are built as walked once compiled."""
+    books = BookCatalogue(200, 7)
+    products = [short(books.product(pos)) for pos in range(200)] * 2
+    shapes = Shapes()
+    walked = convert(products, None, tags="short")
+    assert walked[0][0].startswith("dk.dbk.") and len(walked) == 400
+    assert convert(products, shapes, tags="short") == walked
+    assert convert(products, shapes, tags="short") == walked
+    assert shapes.built >= 400
