@@ -18,8 +18,9 @@ it, and walked from then on if they differ. The result is always the walk's: a p
 compares the two on random markup.
 
 A catalogue without repeats would pay for computing shapes and never use them: when fewer than a
-quarter of the last ``_WINDOW`` products hit a compiled shape, the next ``_REST`` batches are
-walked without computing theirs.
+quarter of ``_WINDOW`` products have a shape seen before, the next ``_REST`` batches are walked
+without computing theirs, and each pause that follows another is twice as long (up to
+``_MAX_REST``).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ __all__ = ["Shapes", "shape_of"]
 
 _SOLID = re.compile(rb">\s*[^\s<][^<]*<")  # a text with something besides whitespace
 _VALUE = re.compile(rb"""=(?:"[^"<>]*"|'[^'<>]*')""")
-_WINDOW, _REST = 1024, 64  # products; batches
+_WINDOW, _REST, _MAX_REST = 256, 16, 1024  # products; batches, doubled while it fails
 _MAX_SHAPES = 1024  # compiled shapes, and as many seen once, kept at most (then forgotten)
 _WALK = (0, None)  # a shape that is always walked
 _ENDS: dict[bytes, re.Pattern[bytes]] = {}
@@ -57,7 +58,8 @@ class Shapes:
     def __init__(self) -> None:
         self._compiled: dict[bytes, tuple[int, Build | None]] = {}
         self._seen: set[bytes] = set()
-        self._tried = self._hits = self._rest = 0
+        self._tried = self._repeats = self._rest = 0
+        self._pause = _REST
         #: products built from a compiled shape, not walked, since this cache began
         self.built = 0
 
@@ -78,15 +80,13 @@ class Shapes:
         built from its compiled shape, else walked (a shape seen twice is compiled).
         ``element()`` gives its lxml element, asked for only when it is walked, or one of its
         flow elements is."""
-        self._tried += 1
-        if self._tried == _WINDOW:
-            if self._hits * 4 < _WINDOW:
-                self._rest = _REST
-            self._tried = self._hits = 0
+        self._count()
         shape = shape_of(raw)
         compiled = self._compiled.get(shape)
         if compiled is None:
+            self._repeats += shape in self._seen
             return self._miss(shape, raw, element(), ns, stamps)
+        self._repeats += 1
         try:
             built = _built(compiled, raw, None, ns, stamps)
         except NeedTree:
@@ -95,9 +95,21 @@ class Shapes:
         if built is None:  # a shape always walked, or a ">" in text
             stamps.clear()
             return walk(element(), PLAIN, ns, stamps)
-        self._hits += 1
         self.built += 1
         return built
+
+    def _count(self) -> None:
+        """Every ``_WINDOW`` products: if fewer than a quarter had a shape seen before, pause
+        (``pieces`` then walks) for ``_pause`` batches, twice as many as the last pause."""
+        self._tried += 1
+        if self._tried < _WINDOW:
+            return
+        if self._repeats * 4 < _WINDOW:
+            self._rest = self._pause
+            self._pause = min(self._pause * 2, _MAX_REST)
+        else:
+            self._pause = _REST
+        self._tried = self._repeats = 0
 
     def _miss(self, shape: bytes, raw: bytes, el: Any, ns: str | None,
               stamps: list[str]) -> Any:  # fmt: skip
