@@ -189,3 +189,10 @@ def test_short_tags_convert_as_the_walk_does() -> None:
     assert convert(products, shapes, tags="short") == walked
     assert convert(products, shapes, tags="short") == walked
     assert shapes.built >= 400
+
+
+def test_a_large_product_is_walked_and_never_kept() -> None:
+    """A product over 256 KB converts as walked and is never compiled, however often seen."""
+    big = _GOOD.replace(">k<", ">" + "k" * (300 << 10) + "<")
+    shapes = same_as_walk([big, big, big])
+    assert shapes.built == 0

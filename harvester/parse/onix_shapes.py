@@ -12,10 +12,10 @@ building a tree but for the products that are walked.
 A batch holding anything a split at ``>`` would misread is walked: comments, CDATA and
 processing instructions (``<!``, ``<?``), or a ``\r`` (XML normalizes line ends). So is a
 product with a ``>`` in its text or an attribute value (its split has more parts than its
-shape's), and any shape the compiler declines (mixed content, prefixes, ``xmlns``, a product
-inside a product). A compiled shape is checked against the walk on the product that compiled
-it, and walked from then on if they differ. The result is always the walk's: a property test
-compares the two on random markup.
+shape's), a product over ``_MAX_RAW`` bytes, and any shape the compiler declines (mixed
+content, prefixes, ``xmlns``, a product inside a product). A compiled shape is checked against
+the walk on the product that compiled it, and walked from then on if they differ. The result is
+always the walk's: a property test compares the two on random markup.
 
 A catalogue without repeats would pay for computing shapes and never use them: when fewer than a
 quarter of ``_WINDOW`` products have a shape seen before, the next ``_REST`` batches are walked
@@ -40,6 +40,7 @@ _SOLID = re.compile(rb">\s*[^\s<][^<]*<")  # a text with something besides white
 _VALUE = re.compile(rb"""=(?:"[^"<>]*"|'[^'<>]*')""")
 _WINDOW, _REST, _MAX_REST = 256, 16, 1024  # products; batches, doubled while it fails
 _MAX_SHAPES = 1024  # compiled shapes, and as many seen once, kept at most (then forgotten)
+_MAX_RAW = 256 << 10  # a larger product is walked (ONIX products are a few kilobytes)
 _WALK = (0, None)  # a shape that is always walked
 _ENDS: dict[bytes, re.Pattern[bytes]] = {}
 
@@ -80,6 +81,8 @@ class Shapes:
         built from its compiled shape, else walked (a shape seen twice is compiled).
         ``element()`` gives its lxml element, asked for only when it is walked, or one of its
         flow elements is."""
+        if len(raw) > _MAX_RAW:  # not kept as a shape: a few such keys would be megabytes
+            return walk(element(), PLAIN, ns, stamps)
         self._count()
         shape = shape_of(raw)
         compiled = self._compiled.get(shape)
