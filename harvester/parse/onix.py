@@ -122,9 +122,11 @@ def convert_batch(
     splits full windows where the products are.
 
     ``shapes`` (this process's, by default) builds the trees of products whose shape it has
-    compiled; ``None`` walks every product, with the same result (``onix_shapes``). Then the
-    batch is only checked well-formed, by the same parser without a tree (a third of a parse's
-    cost), and a product that is walked is parsed alone; anything else goes the way above.
+    compiled; ``None`` walks every product, with the same result (``onix_shapes``). A batch
+    that ``shapes`` splits into its products is only checked well-formed, by the same parser
+    without a tree (a third of a parse's cost), and a product that is walked is parsed alone;
+    a batch that does not split, or a piece that does not parse alone as one product, goes the
+    way above (the whole tree, and its errors).
     """
     ns = src.get("ns")
     head = _bare(root_open, root_tag, ns)
