@@ -55,7 +55,7 @@ from benchmarks.suite import ROOT, Row, interleave, median, render_table, simula
 from harvester.config import OutputConfig
 from harvester.engine.encoding import COMPRESSED
 
-__all__ = ["cpu"]
+__all__ = ["cpu", "dbk_dump", "dbk_naive"]
 
 FLOOR = "raw-read floor: one sequential aiohttp walk, identity, bytes read and discarded"
 QUOTA = 600 / 60 * 2_000  # products/s the documented DBK quota allows
@@ -73,12 +73,13 @@ password = "harvester"
 """
 
 
-def _run(cmd: list[str]) -> dict[str, Any]:
-    """Run ``cmd`` from the repository root: user+sys CPU, peak RSS and wall seconds (start-up
-    included) of that process and the children it waited for. The peak is the process's own
-    (``own_peak``: ``wait4``'s includes this process's size at the fork)."""
+def _run(cmd: list[str], cwd: Path = ROOT) -> dict[str, Any]:
+    """Run ``cmd`` from ``cwd`` (a checkout; ``python -m`` imports from it): user+sys CPU, peak
+    RSS and wall seconds (start-up included) of that process and the children it waited for.
+    The peak is the process's own (``own_peak``: ``wait4``'s includes this process's size at
+    the fork)."""
     t = time.perf_counter()
-    proc = subprocess.Popen(wrap(cmd), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(wrap(cmd), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stdout is not None and proc.stderr is not None
     out = proc.stdout.read()
     err = proc.stderr.read()
@@ -185,8 +186,11 @@ def _nobb(quick: bool, rounds: int) -> tuple[list[Row], dict[str, Any]]:
     return rows, {"nobb_items": items, "nobb_ratio": h / f, "nobb_contract_ratio": c / f}
 
 
-def _dbk_dump(url: str, tmp: Path, state: Path, workers: int, n: list[int]) -> dict[str, Any]:
-    """``harvester dump dbk`` planned from ``state`` (the learned windows), as a user runs it."""
+def dbk_dump(
+    url: str, tmp: Path, state: Path, workers: int, n: list[int], tree: Path = ROOT
+) -> dict[str, Any]:
+    """``harvester dump dbk`` of checkout ``tree``, planned from ``state`` (the learned
+    windows), as a user runs it; ``n[0]`` counts the dumps (each its own output)."""
     n[0] += 1
     cfg = tmp / f"dbk{workers}.toml"
     cfg.write_text(DBK_CONFIG.format(url=url, workers=workers))
@@ -194,14 +198,15 @@ def _dbk_dump(url: str, tmp: Path, state: Path, workers: int, n: list[int]) -> d
     (out / "dbk").mkdir(parents=True)
     shutil.copy(state, out / "dbk" / "state.json")
     r = _run([sys.executable, "-m", "harvester", "dump", "dbk", "--config", str(cfg),
-              "--out", str(out), "--progress", "never", "-q"])  # fmt: skip
+              "--out", str(out), "--progress", "never", "-q"], tree)  # fmt: skip
     manifests = list(out.rglob("manifest.json"))
     r["n"] = orjson.loads(manifests[0].read_bytes())["records"] if manifests else -1
     shutil.rmtree(out)
     return r
 
 
-def _dbk_naive(url: str, state: Path) -> dict[str, Any]:
+def dbk_naive(url: str, state: Path) -> dict[str, Any]:
+    """The naive one-core converter on the learned windows (``bench_dbk.naive``)."""
     r = _run([sys.executable, "-m", "benchmarks.bench_dbk", "--child", "naive", url, str(state)])
     r["n"] = int(r["out"].split()[0])
     return r
@@ -212,9 +217,9 @@ def _dbk(quick: bool, rounds: int) -> tuple[list[Row], dict[str, Any]]:
     with learned_dbk(products) as (url, tmp, state):
         count = [0]
         runs = interleave({
-            "naive": lambda: _dbk_naive(url, state),
-            "w1": lambda: _dbk_dump(url, tmp, state, 1, count),
-            "w2": lambda: _dbk_dump(url, tmp, state, 2, count),
+            "naive": lambda: dbk_naive(url, state),
+            "w1": lambda: dbk_dump(url, tmp, state, 1, count),
+            "w2": lambda: dbk_dump(url, tmp, state, 2, count),
         }, 1 if quick else rounds)  # fmt: skip
     for name, rs in runs.items():
         assert all(int(r["n"]) == products for r in rs), (name, rs)

@@ -170,13 +170,10 @@ def _from_pieces(
 def _lone(document: bytes) -> Any:
     """The one product of ``document`` (a root holding it alone), or ``_NotLone``."""
     try:
-        root = etree.fromstring(document, _PARSER)
-    except etree.XMLSyntaxError:
+        products = _products(document)
+    except ProductError:
         raise _NotLone from None
-    products: list[Any] = list(root)
-    if len(products) != 1 or info(products[0].tag)[0] != "Product":
-        raise _NotLone
-    if sum(1 for _ in root.iter(_PRODUCT_TAGS)) != 1:
+    if len(products) != 1:
         raise _NotLone
     return products[0]
 
