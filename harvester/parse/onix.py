@@ -34,7 +34,7 @@ import orjson
 from lxml import etree
 
 from harvester.parse.onix_fields import ProductError, envelope, epoch, iso, product_times
-from harvester.parse.onix_shapes import Shapes
+from harvester.parse.onix_shapes import Mark, Shapes, Shipped
 from harvester.parse.onix_walk import PLAIN, info, walk
 
 __all__ = [
@@ -42,9 +42,11 @@ __all__ = [
     "ProductError",
     "Src",
     "convert_batch",
+    "convert_shipped",
     "iso",
     "product_times",
     "read_header",
+    "shapes_since",
 ]
 
 Src = dict[str, str | None]
@@ -150,6 +152,20 @@ def convert_batch(
                 trees.append((walk(el, PLAIN, ns, stamps), stamps))
     meta = {"release": src.get("release"), "tags": src.get("tags"), "ns": ns}
     return [_converted(tree, stamps, src.get("sent"), meta) for tree, stamps in trees]
+
+
+def shapes_since(mark: Mark | None) -> tuple[Mark, list[Shipped]]:
+    """This process's shapes compiled after ``mark`` (``Shapes.since``), to ship to a worker."""
+    return _SHAPES.since(mark)
+
+
+def convert_shipped(
+    shipped: list[Shipped], root_open: bytes, root_tag: bytes, data: bytes, src: Src
+) -> list[Converted]:
+    """``convert_batch`` in a worker, which first adopts the shapes ``shipped`` from the main
+    process (``shapes_since``): a shape compiled there is not compiled again here."""
+    _SHAPES.adopt(shipped)
+    return convert_batch(root_open, root_tag, data, src)
 
 
 class _NotLone(Exception):

@@ -9,7 +9,10 @@ never waits for the next), and is converted here at once otherwise. Every batch 
 costs a hand-off (the XML pickled there, the JSON lines back, and each worker's own start-up),
 which converting here does not: with the main process as one of the ``N``, ``workers = 2`` ships
 about half the batches that a pool of two did, and starts one process, not two
-(docs/benchmarks.md, "CPU per record").
+(docs/benchmarks.md, "CPU per record"). Each batch sent also carries the product shapes this
+process compiled since the last one sent (``onix_shapes``: their code, a few kilobytes each), so
+a worker builds those products from the first without compiling them again. With more than one
+worker, each shape reaches the worker that takes that batch; the others compile it themselves.
 
 ``OnixConverter`` is an async context manager: the pool starts on entry (``spawn``: no fork of a
 process that has threads) and stops on ``aclose()`` (idempotent), cancelling queued batches.
@@ -29,7 +32,16 @@ from contextlib import contextmanager
 from types import TracebackType
 
 from harvester.errors import MalformedBody, TruncatedBody
-from harvester.parse.onix import Converted, ProductError, Src, convert_batch, read_header
+from harvester.parse.onix import (
+    Converted,
+    ProductError,
+    Src,
+    convert_batch,
+    convert_shipped,
+    read_header,
+    shapes_since,
+)
+from harvester.parse.onix_shapes import Mark, Shipped
 from harvester.parse.onix_split import Batch, Prologue
 from harvester.parse.onix_worker import HELD, warm
 
@@ -68,6 +80,8 @@ class OnixConverter:
         #: Batches handed to the pool and not yet done (``Future.done`` is thread-safe: it is
         #: true as soon as a worker's result is in, before the event loop hears of it).
         self._in_pool: set[Future[list[Converted]]] = set()
+        #: How far this process's compiled shapes have gone to the pool (``None``: none yet).
+        self._shipped: Mark | None = None
 
     def _start(self) -> ProcessPoolExecutor:
         ctx = multiprocessing.get_context("spawn")
@@ -125,18 +139,24 @@ class OnixConverter:
         assert self._pool is not None
         with _held():
             try:
-                done = self._pool.submit(convert_batch, *args)
+                done = self._pool.submit(convert_shipped, self._ship(), *args)
             except BrokenProcessPool:  # a worker died since the last call: one new pool
                 self._restart()
                 assert self._pool is not None
-                done = self._pool.submit(convert_batch, *args)
+                done = self._pool.submit(convert_shipped, self._ship(), *args)
         self._in_pool.add(done)
         return asyncio.wrap_future(done)
+
+    def _ship(self) -> list[Shipped]:
+        """The shapes this process compiled since the last batch sent (``onix_shapes``)."""
+        self._shipped, shipped = shapes_since(self._shipped)
+        return shipped
 
     def _restart(self) -> None:
         if self._pool is not None and not self._closed:
             old, self._pool = self._pool, self._start()
             self._in_pool = set()
+            self._shipped = None  # the new workers have none of them
             old.shutdown(wait=False, cancel_futures=True)
 
     async def result(self, fut: asyncio.Future[list[Converted]], *, label: str) -> list[Converted]:
