@@ -316,3 +316,45 @@ async def test_two_workers_are_this_process_and_one_more() -> None:
     expected = [convert_batch(prologue.root_open, prologue.root_tag, b.data, src) for b in batches]
     assert rows == [r for batch in expected for r in batch]
     assert [key for key, _, _ in rows] == refs
+
+
+async def test_shapes_travel_between_this_process_and_the_worker() -> None:
+    """A shape the worker compiles comes back here; one compiled here goes with the next batch."""
+    from unittest.mock import patch
+
+    from harvester.parse import onix
+    from harvester.parse.onix_shapes import Mark, Shipped
+    from harvester.parse.onix_split import Batch, OnixSplitter, Prologue
+
+    def product(n: int, extra: str) -> str:
+        return _product(f"dk.{n}", "20250101T0000Z").replace("</Product>", extra + "</Product>")
+
+    def names(shipped: list[Shipped]) -> list[bytes]:
+        return [tag for shape, _, _ in shipped for tag in (b"<OnlyThere>", b"<OnlyHere>")
+                if tag in shape]  # fmt: skip
+
+    sent: list[list[Shipped]] = []
+
+    def recorded(mark: Mark | None) -> tuple[Mark, list[Shipped]]:
+        mark, shipped = onix.shapes_since(mark)
+        sent.append(shipped)
+        return mark, shipped
+
+    there, here = "<OnlyThere>y</OnlyThere>", "<OnlyHere>x</OnlyHere>"
+    splitter = OnixSplitter(batch_bytes=1)  # one product a batch
+    body = _onix(*(product(n, there) for n in range(2)), *(product(n, here) for n in (2, 3, 4)))
+    pieces = [*splitter.feed(body), *splitter.close()]
+    prologue = next(p for p in pieces if isinstance(p, Prologue))
+    batches = [p for p in pieces if isinstance(p, Batch)]
+    src = onix.read_header(prologue.document)
+    before = onix.shapes_since(None)[0]
+    with patch("harvester.parse.onix_pool.shapes_since", recorded):
+        async with OnixConverter(2) as conv:
+            futs = [conv.submit(prologue, src, b) for b in batches[:2]]  # both to the child
+            rows = [r for f in futs for r in await conv.result(f, label="t")]
+            assert names(onix.shapes_since(before)[1]) == [b"<OnlyThere>"]  # compiled there
+            for b in batches[2:4]:  # compiled here
+                rows += onix.convert_batch(prologue.root_open, prologue.root_tag, b.data, src)
+            rows += await conv.result(conv.submit(prologue, src, batches[4]), label="t")
+    assert [names(s) for s in sent] == [[], [], [b"<OnlyThere>", b"<OnlyHere>"]]
+    assert [r[0] for r in rows] == [f"dk.{n}" for n in range(5)]

@@ -40,7 +40,9 @@ from harvester.parse.onix_walk import PLAIN, info, walk
 __all__ = [
     "Converted",
     "ProductError",
+    "Shipped",
     "Src",
+    "adopt_shapes",
     "convert_batch",
     "convert_shipped",
     "iso",
@@ -159,13 +161,22 @@ def shapes_since(mark: Mark | None) -> tuple[Mark, list[Shipped]]:
     return _SHAPES.since(mark)
 
 
+def adopt_shapes(shipped: list[Shipped]) -> None:
+    """Keep shapes a worker compiled (``convert_shipped``) in this process's cache."""
+    _SHAPES.adopt(shipped)
+
+
 def convert_shipped(
     shipped: list[Shipped], root_open: bytes, root_tag: bytes, data: bytes, src: Src
-) -> list[Converted]:
+) -> tuple[list[Converted], list[Shipped]]:
     """``convert_batch`` in a worker, which first adopts the shapes ``shipped`` from the main
-    process (``shapes_since``): a shape compiled there is not compiled again here."""
+    process (``shapes_since``): a shape compiled there is not compiled again here. Returned
+    beside the records: the shapes this batch made the worker compile, for the main process
+    (``adopt_shapes``)."""
     _SHAPES.adopt(shipped)
-    return convert_batch(root_open, root_tag, data, src)
+    mark = _SHAPES.mark()
+    records = convert_batch(root_open, root_tag, data, src)
+    return records, _SHAPES.since(mark)[1]
 
 
 class _NotLone(Exception):

@@ -151,6 +151,10 @@ class Shapes:
         self._compiled[shape] = compiled
         self._order.append(shape)
 
+    def mark(self) -> Mark:
+        """Where ``since`` would start now: after every shape kept so far."""
+        return self._generation, len(self._order)
+
     def since(self, mark: Mark | None) -> tuple[Mark, list[Shipped]]:
         """The shapes compiled (or found to walk) after ``mark``, the mark a previous call
         returned (``None``: all of them), with their builders' code; and the mark for the next
@@ -160,7 +164,7 @@ class Shapes:
         for shape in self._order[start:]:
             parts, build = self._compiled[shape]
             out.append((shape, parts, None if build is None else dump_build(build)))
-        return (self._generation, len(self._order)), out
+        return self.mark(), out
 
     def adopt(self, shipped: list[Shipped]) -> None:
         """Keep shapes another process compiled and checked (``since``) as if compiled here:
