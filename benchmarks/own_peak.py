@@ -11,7 +11,9 @@ is the high-water mark of the process's own address space, which ``exec`` replac
   module, which runs it as ``__main__`` and at exit writes ``own-peak-rss-kb N`` as the last
   line of stderr: the larger of its own ``VmHWM`` and the peak of the processes it waited for
   (the workers it spawned start from its own size, not the benchmark's);
-- ``peak_mb(stderr)``: that figure, in MB, or None if the line is not there.
+- ``peak_mb(stderr)``: that figure, in MB, or None if the line is not there;
+- ``children_cpu(stderr)``: the user + sys seconds of the processes it waited for (a DBK
+  dump's worker processes), from a ``children-cpu-s S`` line written beside it, or None.
 
     python -m benchmarks.own_peak -m harvester dump nobb --config C ...
 """
@@ -23,9 +25,10 @@ import resource
 import runpy
 import sys
 
-__all__ = ["own_peak_mb", "peak_mb", "wrap"]
+__all__ = ["children_cpu", "own_peak_mb", "peak_mb", "wrap"]
 
 _MARK = "own-peak-rss-kb"
+_CPU_MARK = "children-cpu-s"
 
 
 def _own_kb() -> int:
@@ -59,10 +62,19 @@ def peak_mb(stderr: str) -> float | None:
     return None
 
 
+def children_cpu(stderr: str) -> float | None:
+    """The CPU seconds of the processes a wrapped command waited for, or None."""
+    for line in reversed(stderr.splitlines()):
+        if line.startswith(_CPU_MARK + " "):
+            return float(line.split()[1])
+    return None
+
+
 def _report() -> None:
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
     sys.stdout.flush()
-    sys.stderr.write(f"\n{_MARK} {max(_own_kb(), kids)}\n")
+    sys.stderr.write(f"\n{_MARK} {max(_own_kb(), kids.ru_maxrss)}\n")
+    sys.stderr.write(f"{_CPU_MARK} {kids.ru_utime + kids.ru_stime:.3f}\n")
     sys.stderr.flush()
 
 

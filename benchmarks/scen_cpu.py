@@ -49,7 +49,7 @@ from typing import Any
 import orjson
 
 from benchmarks.bench_sim import walk_nobb
-from benchmarks.own_peak import peak_mb, wrap
+from benchmarks.own_peak import children_cpu, peak_mb, wrap
 from benchmarks.scen_other import learned_dbk
 from benchmarks.suite import ROOT, Row, interleave, median, render_table, simulator, size
 from harvester.config import OutputConfig
@@ -75,7 +75,8 @@ password = "harvester"
 
 def _run(cmd: list[str], cwd: Path = ROOT) -> dict[str, Any]:
     """Run ``cmd`` from ``cwd`` (a checkout; ``python -m`` imports from it): user+sys CPU, peak
-    RSS and wall seconds (start-up included) of that process and the children it waited for.
+    RSS and wall seconds (start-up included) of that process and the children it waited for
+    (``cpu_children``: theirs alone, None from a checkout whose ``own_peak`` does not say).
     The peak is the process's own (``own_peak``: ``wait4``'s includes this process's size at
     the fork)."""
     t = time.perf_counter()
@@ -91,7 +92,7 @@ def _run(cmd: list[str], cwd: Path = ROOT) -> dict[str, Any]:
                            f"{err.decode()[-2000:]}")  # fmt: skip
     rss = peak_mb(err.decode()) or usage.ru_maxrss / 1024
     return {"cpu": usage.ru_utime + usage.ru_stime, "rss_mb": rss, "secs": secs,
-            "out": out.decode()}  # fmt: skip
+            "out": out.decode(), "cpu_children": children_cpu(err.decode())}  # fmt: skip
 
 
 def _compile() -> None:

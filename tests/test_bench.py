@@ -183,3 +183,21 @@ def test_a_wrapped_child_reports_its_own_peak_not_its_parents() -> None:
     assert code == "3"  # the wrapped command's exit status passes through
     assert 40 <= float(own) < 80
     assert float(inherited) >= 300
+
+
+def test_a_wrapped_child_reports_the_cpu_of_the_processes_it_waited_for() -> None:
+    """The children-cpu line counts a waited-for grandchild's CPU, within what wait4 counts."""
+    parent = (
+        "import os, subprocess, sys\n"
+        "from benchmarks.own_peak import children_cpu, wrap\n"
+        "burn = 'x = 0\\nfor i in range(5_000_000): x += i'\n"
+        "code = f'import subprocess, sys; subprocess.run([sys.executable, \"-c\", {burn!r}])'\n"
+        "p = subprocess.Popen(wrap([sys.executable, '-c', code]), stderr=subprocess.PIPE)\n"
+        "err = p.stderr.read().decode()\n"
+        "_, status, usage = os.wait4(p.pid, 0)\n"
+        "print(children_cpu(err), usage.ru_utime + usage.ru_stime)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", parent], capture_output=True, text=True,
+                         check=True, cwd=ROOT)  # fmt: skip
+    kids, whole = (float(x) for x in out.stdout.split())
+    assert 0.05 <= kids <= whole
