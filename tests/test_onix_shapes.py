@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import pickle
 from typing import Any
-from unittest.mock import patch
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from harvester.parse.onix import Converted, ProductError, convert_batch, read_header
-from harvester.parse.onix_shapes import Shapes, shape_of
+from harvester.parse.onix_shapes import Shapes
 from harvester.sim.books import BookCatalogue
 from tests.test_parse_onix import short
 
@@ -198,44 +196,3 @@ def test_a_large_product_is_walked_and_never_kept() -> None:
     big = _GOOD.replace(">k<", ">" + "k" * (300 << 10) + "<")
     shapes = same_as_walk([big, big, big])
     assert shapes.built == 0
-
-
-def test_shapes_shipped_to_another_process_build_from_the_first_sighting() -> None:
-    """A worker that adopts the main process's shapes builds all as walked and compiles none."""
-    books = BookCatalogue(400, 9)
-    products = [books.product(pos) for pos in range(400)]
-    main = same_as_walk(products, rounds=2)
-    mark, shipped = main.since(None)
-    assert len(shipped) == mark[1] > 0 and all(code for _, _, code in shipped)
-    worker = Shapes()
-    worker.adopt(pickle.loads(pickle.dumps(shipped)))  # as the pool's channel carries them
-    with patch("harvester.parse.onix_shapes.compile_shape", side_effect=AssertionError):
-        assert convert(products, worker) == convert(products, None)
-    assert worker.built == 400
-
-
-def test_since_gives_each_shape_once_and_all_again_after_forgetting() -> None:
-    """``since`` lists only shapes after its mark; after the cache is forgotten, all that remain."""
-    shapes = same_as_walk([_GOOD, _GOOD])
-    mark, first = shapes.since(None)
-    assert [parts for _, parts, _ in first] == [_GOOD.count(">")]  # a piece ends before </Product>
-    assert shapes.since(mark) == (mark, [])
-    other = _GOOD.replace("<KeyNames>k</KeyNames>", "<KeyNames>k</KeyNames><Extra>e</Extra>")
-    convert([other, other], shapes)
-    mark2, second = shapes.since(mark)
-    piece = other.removesuffix("</Product>").encode()
-    assert [shape for shape, _, _ in second] == [shape_of(piece)]
-    with patch("harvester.parse.onix_shapes._MAX_SHAPES", 2):
-        convert([_GOOD.replace("<KeyNames>k</KeyNames>", "<Z>z</Z>")] * 2, shapes)
-    assert shapes.since(mark2)[0] == (1, 1)  # forgotten at the third: it alone, from the start
-
-
-def test_a_walked_shape_ships_as_walked() -> None:
-    """A shape the compiler declines ships without code, and the adopter walks it as the walk."""
-    mixed = "<Product><RecordReference>r</RecordReference><Mixed>t<b>u</b>v</Mixed></Product>"
-    main = same_as_walk([mixed, mixed])
-    _, shipped = main.since(None)
-    assert [code for _, _, code in shipped] == [None]
-    worker = Shapes()
-    worker.adopt(shipped)
-    assert convert([mixed], worker) == convert([mixed], None) and worker.built == 0

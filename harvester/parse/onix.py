@@ -34,21 +34,17 @@ import orjson
 from lxml import etree
 
 from harvester.parse.onix_fields import ProductError, envelope, epoch, iso, product_times
-from harvester.parse.onix_shapes import Mark, Shapes, Shipped
+from harvester.parse.onix_shapes import Shapes
 from harvester.parse.onix_walk import PLAIN, info, walk
 
 __all__ = [
     "Converted",
     "ProductError",
-    "Shipped",
     "Src",
-    "adopt_shapes",
     "convert_batch",
-    "convert_shipped",
     "iso",
     "product_times",
     "read_header",
-    "shapes_since",
 ]
 
 Src = dict[str, str | None]
@@ -154,29 +150,6 @@ def convert_batch(
                 trees.append((walk(el, PLAIN, ns, stamps), stamps))
     meta = {"release": src.get("release"), "tags": src.get("tags"), "ns": ns}
     return [_converted(tree, stamps, src.get("sent"), meta) for tree, stamps in trees]
-
-
-def shapes_since(mark: Mark | None) -> tuple[Mark, list[Shipped]]:
-    """This process's shapes compiled after ``mark`` (``Shapes.since``), to ship to a worker."""
-    return _SHAPES.since(mark)
-
-
-def adopt_shapes(shipped: list[Shipped]) -> None:
-    """Keep shapes a worker compiled (``convert_shipped``) in this process's cache."""
-    _SHAPES.adopt(shipped)
-
-
-def convert_shipped(
-    shipped: list[Shipped], root_open: bytes, root_tag: bytes, data: bytes, src: Src
-) -> tuple[list[Converted], list[Shipped]]:
-    """``convert_batch`` in a worker, which first adopts the shapes ``shipped`` from the main
-    process (``shapes_since``): a shape compiled there is not compiled again here. Returned
-    beside the records: the shapes this batch made the worker compile, for the main process
-    (``adopt_shapes``)."""
-    _SHAPES.adopt(shipped)
-    mark = _SHAPES.mark()
-    records = convert_batch(root_open, root_tag, data, src)
-    return records, _SHAPES.since(mark)[1]
 
 
 class _NotLone(Exception):

@@ -9,12 +9,7 @@ never waits for the next), and is converted here at once otherwise. Every batch 
 costs a hand-off (the XML pickled there, the JSON lines back, and each worker's own start-up),
 which converting here does not: with the main process as one of the ``N``, ``workers = 2`` ships
 about half the batches that a pool of two did, and starts one process, not two
-(docs/benchmarks.md, "CPU per record"). Each batch sent also carries the product shapes this
-process compiled since the last one sent (``onix_shapes``: their code, a few kilobytes each), so
-a worker builds those products from the first without compiling them again; a batch's result
-brings back the shapes the worker compiled, kept here and sent on to the others. With more than
-one worker, each shape reaches the worker that takes that batch; the others compile it
-themselves if they see it first.
+(docs/benchmarks.md, "CPU per record").
 
 ``OnixConverter`` is an async context manager: the pool starts on entry (``spawn``: no fork of a
 process that has threads) and stops on ``aclose()`` (idempotent), cancelling queued batches.
@@ -32,27 +27,13 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from types import TracebackType
-from typing import cast
 
 from harvester.errors import MalformedBody, TruncatedBody
-from harvester.parse.onix import (
-    Converted,
-    ProductError,
-    Src,
-    adopt_shapes,
-    convert_batch,
-    convert_shipped,
-    read_header,
-    shapes_since,
-)
-from harvester.parse.onix_shapes import Mark, Shipped
+from harvester.parse.onix import Converted, ProductError, Src, convert_batch, read_header
 from harvester.parse.onix_split import Batch, Prologue
 from harvester.parse.onix_worker import HELD, warm
 
-__all__ = ["OnixConverter", "Pending"]
-
-#: A batch being converted: its records, and from a worker also the shapes it compiled.
-Pending = asyncio.Future[list[Converted] | tuple[list[Converted], list[Shipped]]]
+__all__ = ["OnixConverter"]
 
 
 @contextmanager
@@ -86,9 +67,7 @@ class OnixConverter:
         self._closed = False
         #: Batches handed to the pool and not yet done (``Future.done`` is thread-safe: it is
         #: true as soon as a worker's result is in, before the event loop hears of it).
-        self._in_pool: set[Future[tuple[list[Converted], list[Shipped]]]] = set()
-        #: How far this process's compiled shapes have gone to the pool (``None``: none yet).
-        self._shipped: Mark | None = None
+        self._in_pool: set[Future[list[Converted]]] = set()
 
     def _start(self) -> ProcessPoolExecutor:
         ctx = multiprocessing.get_context("spawn")
@@ -120,7 +99,7 @@ class OnixConverter:
         except ProductError as exc:
             raise MalformedBody(f"ONIX message: {exc}", request=label) from None
 
-    def submit(self, prologue: Prologue, src: Src, batch: Batch) -> Pending:
+    def submit(self, prologue: Prologue, src: Src, batch: Batch) -> asyncio.Future[list[Converted]]:
         """Start converting ``batch``; pass the future to ``result`` (which translates errors).
 
         The batch goes to the pool while it holds fewer than two batches per worker; otherwise
@@ -134,50 +113,39 @@ class OnixConverter:
             self._in_pool = {f for f in self._in_pool if not f.done()}
             if len(self._in_pool) < 2 * self.pooled:
                 return self._to_pool(args)
-        fut: Pending = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[list[Converted]] = asyncio.get_running_loop().create_future()
         try:
             fut.set_result(convert_batch(*args))
         except ProductError as exc:
             fut.set_exception(exc)
         return fut
 
-    def _to_pool(self, args: tuple[bytes, bytes, bytes, Src]) -> Pending:
+    def _to_pool(self, args: tuple[bytes, bytes, bytes, Src]) -> asyncio.Future[list[Converted]]:
         # The pool spawns its workers on demand, inside submit: hence the held signals.
         assert self._pool is not None
         with _held():
             try:
-                done = self._pool.submit(convert_shipped, self._ship(), *args)
+                done = self._pool.submit(convert_batch, *args)
             except BrokenProcessPool:  # a worker died since the last call: one new pool
                 self._restart()
                 assert self._pool is not None
-                done = self._pool.submit(convert_shipped, self._ship(), *args)
+                done = self._pool.submit(convert_batch, *args)
         self._in_pool.add(done)
-        return cast(Pending, asyncio.wrap_future(done))
-
-    def _ship(self) -> list[Shipped]:
-        """The shapes this process compiled since the last batch sent (``onix_shapes``)."""
-        self._shipped, shipped = shapes_since(self._shipped)
-        return shipped
+        return asyncio.wrap_future(done)
 
     def _restart(self) -> None:
         if self._pool is not None and not self._closed:
             old, self._pool = self._pool, self._start()
             self._in_pool = set()
-            self._shipped = None  # the new workers have none of them
             old.shutdown(wait=False, cancel_futures=True)
 
-    async def result(self, fut: Pending, *, label: str) -> list[Converted]:
+    async def result(self, fut: asyncio.Future[list[Converted]], *, label: str) -> list[Converted]:
         """The batch's records in document order; ``MalformedBody`` if it cannot be read."""
         try:
-            done = await fut
+            return await fut
         except ProductError as exc:
             raise MalformedBody(f"ONIX: {exc}", request=label) from None
         except BrokenProcessPool:
             # A worker died (killed, out of memory): start a new pool; the request is retried.
             self._restart()
             raise TruncatedBody("an ONIX converter process died", request=label) from None
-        if isinstance(done, list):
-            return done
-        records, compiled = done  # from a worker, with the shapes it compiled
-        adopt_shapes(compiled)
-        return records

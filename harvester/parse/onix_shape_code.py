@@ -20,18 +20,15 @@ walks that element (``el``). Text beside an element outside flow (mixed content)
 
 from __future__ import annotations
 
-import builtins
 import functools
-import marshal
 import re
-import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 from harvester.parse.onix_walk import FLAG, FLOW, PLAIN, flag, info, walk, with_text
 
-__all__ = ["Build", "NeedTree", "compile_shape", "deref", "deref_parts", "dump_build", "load_build"]
+__all__ = ["Build", "NeedTree", "compile_shape", "deref", "deref_parts"]
 
 Build = Callable[[list[str], list[str], Any, "str | None", list[str]], Any]
 
@@ -232,27 +229,12 @@ def compile_shape(shape: bytes) -> tuple[int, Build] | None:
         return None
     src = "def build(p, q, el, ns, stamps):\n" + "".join(f"    {s}\n" for s in gen.lines)
     src += f"    return {body}\n"
-    scope = dict(_SCOPE)
+    scope: dict[str, Any] = {
+        "attr_value": attr_value, "flag": flag, "flow_text": flow_text, "tag_attrs": tag_attrs,
+        "need": need, "walk": walk, "with_text": with_text,
+    }  # fmt: skip
     exec(compile(src, "<onix shape>", "exec"), scope)  # names enter the code only as repr()
     return tags + 1, scope["build"]
-
-
-def dump_build(build: Build) -> bytes:
-    """A compiled builder's code as bytes (``marshal``), for ``load_build`` in another process
-    of this interpreter (a pool's worker, sent on the pool's own pickled channel)."""
-    return marshal.dumps(build.__code__)
-
-
-def load_build(code: bytes) -> Build:
-    """The builder whose code ``dump_build`` gave: no source compiled again."""
-    return cast(Build, types.FunctionType(marshal.loads(code), _SCOPE))
-
-
-# What a builder's code calls: the only names it reads that it does not define.
-_SCOPE: dict[str, Any] = {
-    "__builtins__": builtins, "attr_value": attr_value, "flag": flag, "flow_text": flow_text,
-    "tag_attrs": tag_attrs, "need": need, "walk": walk, "with_text": with_text,
-}  # fmt: skip
 
 
 class _Mixed(Exception):

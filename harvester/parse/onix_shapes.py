@@ -31,17 +31,10 @@ from typing import Any
 
 import orjson
 
-from harvester.parse.onix_shape_code import (
-    Build,
-    NeedTree,
-    compile_shape,
-    deref_parts,
-    dump_build,
-    load_build,
-)
+from harvester.parse.onix_shape_code import Build, NeedTree, compile_shape, deref_parts
 from harvester.parse.onix_walk import PLAIN, walk
 
-__all__ = ["Mark", "Shapes", "Shipped", "shape_of"]
+__all__ = ["Shapes", "shape_of"]
 
 _SOLID = re.compile(rb">\s*[^\s<][^<]*<")  # a text with something besides whitespace
 _VALUE = re.compile(rb"""=(?:"[^"<>]*"|'[^'<>]*')""")
@@ -52,8 +45,6 @@ _WALK = (0, None)  # a shape that is always walked
 _ENDS: dict[bytes, re.Pattern[bytes]] = {}
 
 Element = Callable[[], Any]  # a product's lxml element, parsed on demand
-Mark = tuple[int, int]  # (generation, count): how far ``Shapes.since`` has been read
-Shipped = tuple[bytes, int, bytes | None]  # a shape, its parts, its builder's code (None: walked)
 
 
 def shape_of(raw: bytes) -> bytes:
@@ -67,8 +58,6 @@ class Shapes:
 
     def __init__(self) -> None:
         self._compiled: dict[bytes, tuple[int, Build | None]] = {}
-        self._order: list[bytes] = []  # the keys of ``_compiled``, in the order they came
-        self._generation = 0  # how many times ``_compiled`` was forgotten
         self._seen: set[bytes] = set()
         self._tried = self._repeats = self._rest = 0
         self._pause = _REST
@@ -134,44 +123,16 @@ class Shapes:
                 self._seen.clear()
             self._seen.add(shape)
             return tree
+        if len(self._compiled) >= _MAX_SHAPES:
+            self._compiled.clear()
         compiled = compile_shape(shape) or _WALK
         if compiled[1] is not None:
             again: list[str] = []
             built = _built(compiled, raw, el, ns, again)
             if built is None or again != stamps or orjson.dumps(built) != orjson.dumps(tree):
                 compiled = _WALK
-        self._keep(shape, compiled)
-        return tree
-
-    def _keep(self, shape: bytes, compiled: tuple[int, Build | None]) -> None:
-        if len(self._compiled) >= _MAX_SHAPES:
-            self._compiled.clear()
-            self._order.clear()
-            self._generation += 1
         self._compiled[shape] = compiled
-        self._order.append(shape)
-
-    def mark(self) -> Mark:
-        """Where ``since`` would start now: after every shape kept so far."""
-        return self._generation, len(self._order)
-
-    def since(self, mark: Mark | None) -> tuple[Mark, list[Shipped]]:
-        """The shapes compiled (or found to walk) after ``mark``, the mark a previous call
-        returned (``None``: all of them), with their builders' code; and the mark for the next
-        call. Shapes forgotten since (``_MAX_SHAPES``) start the list again from the first."""
-        start = mark[1] if mark is not None and mark[0] == self._generation else 0
-        out = []
-        for shape in self._order[start:]:
-            parts, build = self._compiled[shape]
-            out.append((shape, parts, None if build is None else dump_build(build)))
-        return self.mark(), out
-
-    def adopt(self, shipped: list[Shipped]) -> None:
-        """Keep shapes another process compiled and checked (``since``) as if compiled here:
-        their products are built without compiling, or walked, from their first sighting."""
-        for shape, parts, code in shipped:
-            if shape not in self._compiled:
-                self._keep(shape, _WALK if code is None else (parts, load_build(code)))
+        return tree
 
 
 def _declared(data: bytes, mark: bytes) -> bool:
