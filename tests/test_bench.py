@@ -164,22 +164,28 @@ def test_harvester_bench_outside_a_checkout_says_so(
     assert "source checkout" in capsys.readouterr().err
 
 
-def test_a_wrapped_child_reports_its_own_peak_not_its_parents() -> None:
-    """A child of a 300 MB process that holds 40 MB reports ~40-80 MB, where wait4 says 300+."""
+def _wrapped(setup: str, code: str, report: str) -> list[str]:
+    """What a parent process prints about its child ``code`` run through ``own_peak.wrap``:
+    the parent runs ``setup`` first, then prints ``report`` (of ``err``, ``status``, ``usage``)."""
     parent = (
-        "import os, subprocess, sys\n"
-        "from benchmarks.own_peak import peak_mb, wrap\n"
-        "held = bytearray(300 << 20); held[::4096] = b'x' * len(held[::4096])\n"
-        'code = \'import sys; b = bytearray(40 << 20); b[::4096] = b"x" * len(b[::4096]); '
-        "sys.exit(3)'\n"
-        "p = subprocess.Popen(wrap([sys.executable, '-c', code]), stderr=subprocess.PIPE)\n"
+        f"import os, subprocess, sys\nfrom benchmarks.own_peak import *\n{setup}\n"
+        f"p = subprocess.Popen(wrap([sys.executable, '-c', {code!r}]), stderr=subprocess.PIPE)\n"
         "err = p.stderr.read().decode()\n"
         "_, status, usage = os.wait4(p.pid, 0)\n"
-        "print(os.waitstatus_to_exitcode(status), peak_mb(err), usage.ru_maxrss / 1024)\n"
+        f"print({report})\n"
     )
     out = subprocess.run([sys.executable, "-c", parent], capture_output=True, text=True,
                          check=True, cwd=ROOT)  # fmt: skip
-    code, own, inherited = out.stdout.split()
+    return out.stdout.split()
+
+
+def test_a_wrapped_child_reports_its_own_peak_not_its_parents() -> None:
+    """A child of a 300 MB process that holds 40 MB reports ~40-80 MB, where wait4 says 300+."""
+    code, own, inherited = _wrapped(
+        "held = bytearray(300 << 20); held[::4096] = b'x' * len(held[::4096])",
+        'import sys; b = bytearray(40 << 20); b[::4096] = b"x" * len(b[::4096]); sys.exit(3)',
+        "os.waitstatus_to_exitcode(status), peak_mb(err), usage.ru_maxrss / 1024",
+    )
     assert code == "3"  # the wrapped command's exit status passes through
     assert 40 <= float(own) < 80
     assert float(inherited) >= 300
@@ -187,17 +193,10 @@ def test_a_wrapped_child_reports_its_own_peak_not_its_parents() -> None:
 
 def test_a_wrapped_child_reports_the_cpu_of_the_processes_it_waited_for() -> None:
     """The children-cpu line counts a waited-for grandchild's CPU, within what wait4 counts."""
-    parent = (
-        "import os, subprocess, sys\n"
-        "from benchmarks.own_peak import children_cpu, wrap\n"
-        "burn = 'x = 0\\nfor i in range(5_000_000): x += i'\n"
-        "code = f'import subprocess, sys; subprocess.run([sys.executable, \"-c\", {burn!r}])'\n"
-        "p = subprocess.Popen(wrap([sys.executable, '-c', code]), stderr=subprocess.PIPE)\n"
-        "err = p.stderr.read().decode()\n"
-        "_, status, usage = os.wait4(p.pid, 0)\n"
-        "print(children_cpu(err), usage.ru_utime + usage.ru_stime)\n"
+    burn = "x = 0\nfor i in range(5_000_000): x += i"
+    kids, whole = _wrapped(
+        "",
+        f"import subprocess, sys; subprocess.run([sys.executable, '-c', {burn!r}])",
+        "children_cpu(err), usage.ru_utime + usage.ru_stime",
     )
-    out = subprocess.run([sys.executable, "-c", parent], capture_output=True, text=True,
-                         check=True, cwd=ROOT)  # fmt: skip
-    kids, whole = (float(x) for x in out.stdout.split())
-    assert 0.05 <= kids <= whole
+    assert 0.05 <= float(kids) <= float(whole)

@@ -7,7 +7,6 @@ spares each worker that import at start-up: measured, ~25 ms of CPU a worker.
 
 from __future__ import annotations
 
-import gc
 import signal
 
 __all__ = ["HELD", "warm"]
@@ -21,20 +20,10 @@ def warm() -> None:
 
     A terminal's Ctrl-C, and systemd's SIGTERM, reach the whole process group; the main process
     drains the run and stops the pool itself, so a worker must not die of them mid-batch. (If
-    the main process dies, a worker reads end-of-file on its queue and exits.) The converter is
-    imported with the cyclic collector off and then frozen, as the command line imports the
-    run (``cli._import_app``): an import makes no cyclic garbage, and the modules' objects stay
-    out of every later full collection that the batches' trees set off.
+    the main process dies, a worker reads end-of-file on its queue and exits.)
     """
     for sig in HELD:
         signal.signal(sig, signal.SIG_IGN)
     if hasattr(signal, "pthread_sigmask"):  # held since the spawn (onix_pool): now ignored
         signal.pthread_sigmask(signal.SIG_UNBLOCK, HELD)
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        from harvester.parse import onix  # noqa: F401
-    finally:
-        gc.freeze()
-        if enabled:
-            gc.enable()
+    from harvester.parse import onix  # noqa: F401
