@@ -20,7 +20,7 @@ import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 
-from benchmarks.bench_onix_shapes import _batches, _message
+from benchmarks.bench_onix_shapes import onix_message, split_batches
 from harvester.parse.onix import Src, convert_batch, read_header
 from harvester.parse.onix_shapes import Shapes
 from harvester.parse.onix_worker import warm
@@ -57,7 +57,7 @@ def main() -> None:
     n = int(sys.argv[1]) if sys.argv[1:] else 30_000
     rounds = int(sys.argv[2]) if sys.argv[2:] else 3
     books = BookCatalogue(n, 1)
-    prologue, batches = _batches(_message([books.product(pos) for pos in range(n)]))
+    prologue, batches = split_batches(onix_message([books.product(pos) for pos in range(n)]))
     src = read_header(prologue.document)
     args = [(prologue.root_open, prologue.root_tag, b.data, src) for b in batches]
     here, pooled = [], []

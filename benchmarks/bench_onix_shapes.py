@@ -22,14 +22,14 @@ from harvester.parse.onix_split import Batch, OnixSplitter, Prologue
 from harvester.sim.books import BookCatalogue
 
 
-def _batches(body: bytes) -> tuple[Prologue, list[Batch]]:
+def split_batches(body: bytes) -> tuple[Prologue, list[Batch]]:
     splitter = OnixSplitter()
     pieces = [*splitter.feed(body), *splitter.close()]
     prologue = next(p for p in pieces if isinstance(p, Prologue))
     return prologue, list(splitter.join([p for p in pieces if isinstance(p, Batch)]))
 
 
-def _message(products: list[str]) -> bytes:
+def onix_message(products: list[str]) -> bytes:
     head = (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         '<ONIXMessage xmlns="http://ns.editeur.org/onix/3.1/reference" release="3.1">'
@@ -54,7 +54,7 @@ def main() -> None:
     unique = [p.replace("</Product>", f"<Own{i}>x</Own{i}></Product>") for i, p in enumerate(plain)]
     print(f"{n:,} products, one core, fresh shapes each round, best of {rounds} (us/product)")
     for name, products in (("repeating shapes", plain), ("no shape repeats", unique)):
-        prologue, batches = _batches(_message(products))
+        prologue, batches = split_batches(onix_message(products))
         best = {"walk": 1e9, "shapes": 1e9}
         for _ in range(rounds):
             best["walk"] = min(best["walk"], _time(prologue, batches, None))
