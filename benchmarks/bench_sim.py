@@ -72,10 +72,12 @@ def memory_mb(pid: int) -> dict[str, float]:
 
 
 async def walk_nobb(
-    url: str, each: Callable[[bytes], object] | None = None
+    url: str,
+    each: Callable[[bytes], object] | None = None,
+    page_end: Callable[[], object] | None = None,
 ) -> tuple[int, int, int, float]:
     """Bytes, pages and items of a full raw walk with pageSize 10000, and its seconds; ``each``
-    (if given) is called with every chunk read."""
+    (if given) is called with every chunk read, ``page_end`` after each page's last chunk."""
     size = pages = 0
     items = -1
     token: str | None = None
@@ -89,6 +91,8 @@ async def walk_nobb(
                     size += len(chunk)
                     if each is not None:
                         each(chunk)
+                if page_end is not None:
+                    page_end()
                 token = r.headers.get("x-forwardToken")
                 items = int(r.headers["x-totalHits"])
             pages += 1
