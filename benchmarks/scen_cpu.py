@@ -88,8 +88,9 @@ def _run(cmd: list[str], cwd: Path = ROOT) -> dict[str, Any]:
     t = time.perf_counter()
     proc = subprocess.Popen(wrap(cmd), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stdout is not None and proc.stderr is not None
-    out = proc.stdout.read()
-    err = proc.stderr.read()
+    with proc.stdout, proc.stderr:
+        out = proc.stdout.read()
+        err = proc.stderr.read()
     _, status, usage = os.wait4(proc.pid, 0)
     secs = time.perf_counter() - t
     proc.returncode = os.waitstatus_to_exitcode(status)

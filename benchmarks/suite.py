@@ -102,6 +102,8 @@ def simulator(*flags: str) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=60)
+        if proc.stdout is not None:
+            proc.stdout.close()
 
 
 def machine() -> dict[str, Any]:

@@ -200,3 +200,14 @@ def test_a_wrapped_child_reports_the_cpu_of_the_processes_it_waited_for() -> Non
         "children_cpu(err), usage.ru_utime + usage.ru_stime",
     )
     assert 0.05 <= float(kids) <= float(whole)
+
+
+@pytest.mark.timeout(60)
+def test_the_cpu_floors_count_every_item_of_a_walk_across_pages() -> None:
+    """The contract and checked floors each count exactly the 25,000 items of three pages."""
+    from benchmarks.scen_cpu import _floor
+    from benchmarks.suite import simulator
+
+    with simulator("--nobb-items", "25000") as url:
+        counts = [_floor(url, mode)["n"] for mode in ("--floor", "--contract", "--checked")]
+    assert counts == [25_000, 25_000, 25_000]
