@@ -229,8 +229,8 @@ def _nobb(quick: bool, rounds: int) -> tuple[list[Row], dict[str, Any]]:
         note=f"no parsing, no check, no write: harvester spends {h - c:.2f} s above it; "
              f"runs: {spread['contract']} s",
     ), Row(
-        scenario="cpu", case=f"NOBB checked floor: the contract floor + each page split into its "
-                             f"items by one msgspec scan and its UTF-8 checked: {k / f:.2f}x the "
+        scenario="cpu", case=f"NOBB checked floor: the contract floor + the items of each chunk "
+                             f"split out by one msgspec scan, UTF-8 checked: {k / f:.2f}x the "
                              f"floor, the least ratio a client writing the default shards and "
                              f"checking each record allows (target <= 3x)",
         metric="s CPU", harvester=k, baseline=f, baseline_name=FLOOR,
