@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from harvester.parse import onix
 from harvester.parse.onix import Converted, ProductError, convert_batch, read_header
 from harvester.parse.onix_shapes import Shapes
 from harvester.sim.books import BookCatalogue
@@ -196,3 +198,35 @@ def test_a_large_product_is_walked_and_never_kept() -> None:
     big = _GOOD.replace(">k<", ">" + "k" * (300 << 10) + "<")
     shapes = same_as_walk([big, big, big])
     assert shapes.built == 0
+
+
+def test_a_batch_over_the_part_size_converts_as_one_piece(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 2 MB batch cut into 128 KB parts gives the records of the batch converted whole."""
+    books = BookCatalogue(700, 3)
+    products = [books.product(pos) for pos in range(700)]
+    data = "\n".join(products).encode() + b"\n"
+    parts = list(onix._parts(data, b"</Product>"))
+    assert len(parts) >= 15 and b"".join(parts) == data
+    assert all(p.startswith(b"<Product") and p.rstrip().endswith(b"</Product>") for p in parts)
+    in_parts = convert(products, Shapes())
+    monkeypatch.setattr(onix, "_PART_BYTES", 1 << 30)
+    assert convert(products, Shapes()) == in_parts
+    refs = re.findall(r"<RecordReference>([^<]*)</RecordReference>", "".join(products))
+    assert [r[0] for r in in_parts] == refs and len(refs) == 700
+
+
+def test_parts_are_cut_after_end_tags_never_in_comments(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Parts end after an end tag and the blanks after it; a comment keeps the batch whole."""
+    monkeypatch.setattr(onix, "_PART_BYTES", 10)
+    end = b"</Product>"
+    data = b"<Product>a</Product>\n<Product>b</Product>\n <Product>c</Product>\n"
+    assert list(onix._parts(data, end)) == [
+        b"<Product>a</Product>\n",
+        b"<Product>b</Product>\n ",
+        b"<Product>c</Product>\n",
+    ]
+    commented = b"<Product>a<!-- </Product> --></Product>\n<Product>b</Product>"
+    assert list(onix._parts(commented, end)) == [commented]
+    assert list(onix._parts(b"<Product>" + b"x" * 20, end)) == [b"<Product>" + b"x" * 20]
+    with pytest.raises(ProductError, match="not well-formed"):
+        convert([_GOOD, _GOOD.replace("</KeyNames>", "</Keynames>"), _GOOD], Shapes())

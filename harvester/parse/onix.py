@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any, cast
 
@@ -63,6 +63,7 @@ _PRODUCT_TAGS = ("{*}Product", "{*}product")
 _NESTED = "a <Product> inside another element"
 _SHAPES = Shapes()  # this process's compiled product shapes
 _ATTR = re.compile(rb"""\s+([^\s=/>]+)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
+_PART_BYTES = 128 << 10
 
 
 def _bare(root_open: bytes, root_tag: bytes, ns: str | None) -> bytes:
@@ -112,27 +113,66 @@ def convert_batch(
 ) -> list[Converted]:
     """Parse whole products: ``(record_reference, json_line, update time or None)`` for each.
 
-    The batch is parsed whole by the hardened parser, inside the message's own root start tag
-    (its default namespace left out when it is the message's: ``_bare``), so the batch's tree is
-    held while its products are converted: a batch is bounded (the splitter's ``batch_bytes``,
-    plus one product of at most ``max_element_bytes``), and one parse of it costs ~30 % less
+    A batch over ``_PART_BYTES`` (128 KB) is converted in parts of about that size, each cut
+    after a product's end tag (``_parts``): the bytes the parser checks are still in the core's
+    cache when the products are built from them, while the batches the pool ships stay large
+    (docs/benchmarks.md, "What moved the DBK figure"). Each part (a small batch: the batch) is
+    converted as follows.
+
+    The part is parsed whole by the hardened parser, inside the message's own root start tag
+    (its default namespace left out when it is the message's: ``_bare``), so the part's tree is
+    held while its products are converted: a part is bounded (``_PART_BYTES``, or the
+    splitter's ``batch_bytes`` when it is not cut, plus one product of at most
+    ``max_element_bytes``), and one parse of it costs ~30 % less
     than feeding a pull parser and clearing each product. Anything but products at the top
     level, or a product inside another element, is a ``ProductError``. The update time (UNIX
     seconds) is the product's own ``datestamp`` (or its newest one inside); the window planner
     splits full windows where the products are.
 
     ``shapes`` (this process's, by default) builds the trees of products whose shape it has
-    compiled; ``None`` walks every product, with the same result (``onix_shapes``). A batch
+    compiled; ``None`` walks every product, with the same result (``onix_shapes``). A part
     that ``shapes`` splits into its products is only checked well-formed, by the same parser
-    without a tree (a third of a parse's cost), and a product that is walked is parsed alone;
-    a batch that does not split, or a piece that does not parse alone as one product, goes the
+    without a tree (about half a parse's cost), and a product that is walked is parsed alone;
+    a part that does not split, or a piece that does not parse alone as one product, goes the
     way above (the whole tree, and its errors).
     """
+    end = b"</product>" if src.get("tags") == "short" else b"</Product>"
+    if len(data) > _PART_BYTES:
+        return [
+            record
+            for part in _parts(data, end)
+            for record in _convert_part(root_open, root_tag, part, src, shapes, end)
+        ]
+    return _convert_part(root_open, root_tag, data, src, shapes, end)
+
+
+def _parts(data: bytes, end: bytes) -> Iterator[bytes]:
+    """``data`` cut every ``_PART_BYTES`` or so, after an ``end`` tag and what follows it up to
+    the next ``<``: whole products, each part converted as a batch. Whole when it has no such
+    tag past that size, or holds a comment, CDATA or a processing instruction (``<!``, ``<?``:
+    an end tag in one is not one)."""
+    if b"<!" in data or b"<?" in data:
+        yield data
+        return
+    lo = 0
+    while len(data) - lo > _PART_BYTES:
+        at = data.find(end, lo + _PART_BYTES)
+        if at < 0:
+            break
+        cut = data.find(b"<", at + len(end))
+        cut = len(data) if cut < 0 else cut
+        yield data[lo:cut]
+        lo = cut
+    if lo < len(data):
+        yield data[lo:]
+
+
+def _convert_part(root_open: bytes, root_tag: bytes, data: bytes, src: Src,
+                  shapes: Shapes | None, end: bytes) -> list[Converted]:  # fmt: skip
     ns = src.get("ns")
     head = _bare(root_open, root_tag, ns)
     close = b"</" + root_tag + b">"
     document = head + data + close
-    end = b"</product>" if src.get("tags") == "short" else b"</Product>"
     pieces = None if shapes is None else shapes.pieces(data, end)
     trees = None
     if pieces is not None and shapes is not None and _well_formed(document):
