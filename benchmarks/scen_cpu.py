@@ -194,56 +194,59 @@ def _nobb(quick: bool, rounds: int) -> tuple[list[Row], dict[str, Any]]:
         }, 1 if quick else rounds)  # fmt: skip
     for name in ("harvester", "gzip", "floor", "contract", "checked"):
         assert all(int(r["n"]) == items for r in runs[name]), (name, runs[name])
-    h, g, f, v, c, k = (
-        median(runs[name], "cpu")
-        for name in ("harvester", "gzip", "floor", "version", "contract", "checked")
-    )
+    cpu = {name: median(rs, "cpu") for name, rs in runs.items()}
+    h, f = cpu["harvester"], cpu["floor"]
+    return _nobb_rows(runs, cpu, items), {
+        "nobb_items": items, "nobb_ratio": h / f, "nobb_contract_ratio": cpu["contract"] / f,
+        "nobb_checked_ratio": cpu["checked"] / f,
+    }  # fmt: skip
+
+
+def _nobb_rows(runs: dict[str, list[dict[str, Any]]], cpu: dict[str, float],
+               items: int) -> list[Row]:  # fmt: skip
+    """The NOBB rows: the dump, then each other side, against the floor; start-up alone."""
+    h, f = cpu["harvester"], cpu["floor"]
     offered = sorted({str(r["offered"]) for r in runs["harvester"]})
     spread = {k: " ".join(f"{r['cpu']:.2f}" for r in runs[k]) for k in runs}
-    rows = [Row(
-        scenario="cpu", case=f"NOBB {size(items)} items, pageSize 10000, server has gzip+br: "
-                             f"harvester/floor {h / f:.2f}x (target <= 3x, stretch 2x)",
-        metric="s CPU", harvester=h, baseline=f, baseline_name=FLOOR,
-        rss_harvester_mb=median(runs["harvester"], "rss_mb"),
-        rss_baseline_mb=median(runs["floor"], "rss_mb"),
-        note=f"default config via the CLI (accept_encoding auto: offered {', '.join(offered)}), "
-             f"whole process (start-up included); runs: "
-             f"harvester {spread['harvester']} s, floor {spread['floor']} s",
+
+    def against_floor(name: str, case: str, note: str, **more: Any) -> Row:
+        return Row(
+            scenario="cpu", case=case, metric="s CPU", harvester=cpu[name], baseline=f,
+            baseline_name=FLOOR, rss_harvester_mb=median(runs[name], "rss_mb"),
+            rss_baseline_mb=median(runs["floor"], "rss_mb"),
+            note=f"{note}; runs: {spread[name]} s", **more,
+        )  # fmt: skip
+
+    dump = against_floor(
+        "harvester", f"NOBB {size(items)} items, pageSize 10000, server has gzip+br: "
+                     f"harvester/floor {h / f:.2f}x (target <= 3x, stretch 2x)",
+        f"default config via the CLI (accept_encoding auto: offered {', '.join(offered)}), "
+        f"whole process (start-up included); floor runs: {spread['floor']} s",
         runs={k: [{x: y for x, y in r.items() if x != "out"} for r in rs]
               for k, rs in runs.items()},
+    )  # fmt: skip
+    c, k = cpu["contract"], cpu["checked"]
+    return [dump, against_floor(
+        "gzip", f"NOBB, the same with accept_encoding = \"{COMPRESSED}\": "
+                f"harvester/floor {cpu['gzip'] / f:.2f}x",
+        f"what auto saves on loopback: {cpu['gzip']:.2f} -> {h:.2f} s",
+    ), against_floor(
+        "contract", f"NOBB contract floor: the floor walk + gzip level "
+                    f"{OutputConfig().gzip_level} (ISA-L) + sha256 of what it reads: "
+                    f"{c / f:.2f}x the floor, the least ratio the default .ndjson.gz "
+                    f"output allows (target <= 3x)",
+        f"no parsing, no check, no write: harvester spends {h - c:.2f} s above it",
+    ), against_floor(
+        "checked", f"NOBB checked floor: the contract floor + the items of each chunk "
+                   f"split out by one msgspec scan, UTF-8 checked: {k / f:.2f}x the "
+                   f"floor, the least ratio a client writing the default shards and "
+                   f"checking each record allows (target <= 3x)",
+        f"no keys, no dates, no write: harvester spends {h - k:.2f} s above it",
     ), Row(
-        scenario="cpu", case=f"NOBB, the same with accept_encoding = \"{COMPRESSED}\": "
-                             f"harvester/floor {g / f:.2f}x",
-        metric="s CPU", harvester=g, baseline=f, baseline_name=FLOOR,
-        rss_harvester_mb=median(runs["gzip"], "rss_mb"),
-        rss_baseline_mb=median(runs["floor"], "rss_mb"),
-        note=f"what auto saves on loopback: {g:.2f} -> {h:.2f} s; runs: {spread['gzip']} s",
-    ), Row(
-        scenario="cpu", case=f"NOBB contract floor: the floor walk + gzip level "
-                             f"{OutputConfig().gzip_level} (ISA-L) + sha256 of what it reads: "
-                             f"{c / f:.2f}x the floor, the least ratio the default .ndjson.gz "
-                             f"output allows (target <= 3x)",
-        metric="s CPU", harvester=c, baseline=f, baseline_name=FLOOR,
-        rss_harvester_mb=median(runs["contract"], "rss_mb"),
-        rss_baseline_mb=median(runs["floor"], "rss_mb"),
-        note=f"no parsing, no check, no write: harvester spends {h - c:.2f} s above it; "
-             f"runs: {spread['contract']} s",
-    ), Row(
-        scenario="cpu", case=f"NOBB checked floor: the contract floor + the items of each chunk "
-                             f"split out by one msgspec scan, UTF-8 checked: {k / f:.2f}x the "
-                             f"floor, the least ratio a client writing the default shards and "
-                             f"checking each record allows (target <= 3x)",
-        metric="s CPU", harvester=k, baseline=f, baseline_name=FLOOR,
-        rss_harvester_mb=median(runs["checked"], "rss_mb"),
-        rss_baseline_mb=median(runs["floor"], "rss_mb"),
-        note=f"no keys, no dates, no write: harvester spends {h - k:.2f} s above it; "
-             f"runs: {spread['checked']} s",
-    ), Row(
-        scenario="cpu", case="start-up: harvester --version", metric="s CPU", harvester=v,
-        baseline=None, baseline_name="none (the figure alone)", note=f"runs: {spread['version']}",
+        scenario="cpu", case="start-up: harvester --version", metric="s CPU",
+        harvester=cpu["version"], baseline=None, baseline_name="none (the figure alone)",
+        note=f"runs: {spread['version']}",
     )]  # fmt: skip
-    return rows, {"nobb_items": items, "nobb_ratio": h / f, "nobb_contract_ratio": c / f,
-                  "nobb_checked_ratio": k / f}  # fmt: skip
 
 
 def dbk_dump(
