@@ -63,7 +63,7 @@ _PRODUCT_TAGS = ("{*}Product", "{*}product")
 _NESTED = "a <Product> inside another element"
 _SHAPES = Shapes()  # this process's compiled product shapes
 _ATTR = re.compile(rb"""\s+([^\s=/>]+)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
-_PART_BYTES = 128 << 10
+_PART_BYTES = 64 << 10
 
 
 def _bare(root_open: bytes, root_tag: bytes, ns: str | None) -> bytes:
@@ -113,7 +113,7 @@ def convert_batch(
 ) -> list[Converted]:
     """Parse whole products: ``(record_reference, json_line, update time or None)`` for each.
 
-    A batch over ``_PART_BYTES`` (128 KB) is converted in parts of about that size, each cut
+    A batch over ``_PART_BYTES`` (64 KB) is converted in parts of about that size, each cut
     after a product's end tag (``_parts``): the bytes the parser checks are still in the core's
     cache when the products are built from them, while the batches the pool ships stay large
     (docs/benchmarks.md, "What moved the DBK figure"). Each part (a small batch: the batch) is
