@@ -221,7 +221,7 @@ def _nobb_rows(runs: dict[str, list[dict[str, Any]]], cpu: dict[str, float],
         "harvester", f"NOBB {size(items)} items, pageSize 10000, server has gzip+br: "
                      f"harvester/floor {h / f:.2f}x (target <= 3x, stretch 2x)",
         f"default config via the CLI (accept_encoding auto: offered {', '.join(offered)}), "
-        f"whole process (start-up included); floor runs: {spread['floor']} s",
+        f"whole process (start-up included); the floor: {spread['floor']} s",
         runs={k: [{x: y for x, y in r.items() if x != "out"} for r in rs]
               for k, rs in runs.items()},
     )  # fmt: skip
