@@ -49,6 +49,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -130,12 +131,23 @@ def _floor(url: str, mode: str = "--floor") -> dict[str, Any]:
     return r
 
 
-def _contract_walk(url: str) -> int:
-    """The floor walk, each chunk also gzipped as the shards are and the output hashed."""
+def _contract_walk(
+    url: str,
+    each: Callable[[bytes], object] | None = None,
+    page_end: Callable[[], object] | None = None,
+) -> int:
+    """The floor walk, each chunk also gzipped as the shards are and the output hashed (then
+    given to ``each``; ``page_end`` after each page): the items the server counted."""
     from harvester.store.compress import compressor
 
     gz, sha = compressor("gzip", OutputConfig().gzip_level), hashlib.sha256()
-    items = asyncio.run(walk_nobb(url, lambda chunk: sha.update(gz.compress(chunk))))[2]
+
+    def step(chunk: bytes) -> None:
+        sha.update(gz.compress(chunk))
+        if each is not None:
+            each(chunk)
+
+    items = asyncio.run(walk_nobb(url, step, page_end))[2]
     sha.update(gz.flush())
     return items
 
@@ -150,10 +162,7 @@ def _checked_walk(url: str) -> int:
     """
     import msgspec
 
-    from harvester.store.compress import compressor
-
     raws = msgspec.json.Decoder(list[msgspec.Raw])
-    gz, sha = compressor("gzip", OutputConfig().gzip_level), hashlib.sha256()
     tail, items = [bytearray()], [0]
 
     def check(doc: bytes | bytearray) -> None:
@@ -161,7 +170,6 @@ def _checked_walk(url: str) -> int:
         doc.decode()
 
     def each(chunk: bytes) -> None:
-        sha.update(gz.compress(chunk))
         buf = tail[0]
         buf += chunk
         end = buf.rfind(b'},{"nobbNumber"')
@@ -174,8 +182,7 @@ def _checked_walk(url: str) -> int:
         check(tail[0])
         tail[0] = bytearray()
 
-    asyncio.run(walk_nobb(url, each, page_end))
-    sha.update(gz.flush())
+    _contract_walk(url, each, page_end)
     return items[0]
 
 

@@ -34,7 +34,7 @@ import orjson
 from lxml import etree
 
 from harvester.parse.onix_fields import ProductError, envelope, epoch, iso, product_times
-from harvester.parse.onix_shapes import Shapes
+from harvester.parse.onix_shapes import Shapes, declared
 from harvester.parse.onix_walk import PLAIN, info, walk
 
 __all__ = [
@@ -116,8 +116,8 @@ def convert_batch(
     A batch over ``_PART_BYTES`` (64 KB) is converted in parts of about that size, each cut
     after a product's end tag (``_parts``): the bytes the parser checks are still in the core's
     cache when the products are built from them, while the batches the pool ships stay large
-    (docs/benchmarks.md, "What moved the DBK figure"). Each part (a small batch: the batch) is
-    converted as follows.
+    (docs/benchmarks.md, "What moved the DBK figure"). Each part (a smaller batch is one part)
+    is converted as follows.
 
     The part is parsed whole by the hardened parser, inside the message's own root start tag
     (its default namespace left out when it is the message's: ``_bare``), so the part's tree is
@@ -137,13 +137,15 @@ def convert_batch(
     way above (the whole tree, and its errors).
     """
     end = b"</product>" if src.get("tags") == "short" else b"</Product>"
+    head = _bare(root_open, root_tag, src.get("ns"))
+    close = b"</" + root_tag + b">"
     if len(data) > _PART_BYTES:
         return [
             record
             for part in _parts(data, end)
-            for record in _convert_part(root_open, root_tag, part, src, shapes, end)
+            for record in _convert_part(head, close, part, src, shapes, end)
         ]
-    return _convert_part(root_open, root_tag, data, src, shapes, end)
+    return _convert_part(head, close, data, src, shapes, end)
 
 
 def _parts(data: bytes, end: bytes) -> Iterator[bytes]:
@@ -151,7 +153,7 @@ def _parts(data: bytes, end: bytes) -> Iterator[bytes]:
     the next ``<``: whole products, each part converted as a batch. Whole when it has no such
     tag past that size, or holds a comment, CDATA or a processing instruction (``<!``, ``<?``:
     an end tag in one is not one)."""
-    if b"<!" in data or b"<?" in data:
+    if declared(data, b"!") or declared(data, b"?"):
         yield data
         return
     lo = 0
@@ -167,11 +169,10 @@ def _parts(data: bytes, end: bytes) -> Iterator[bytes]:
         yield data[lo:]
 
 
-def _convert_part(root_open: bytes, root_tag: bytes, data: bytes, src: Src,
-                  shapes: Shapes | None, end: bytes) -> list[Converted]:  # fmt: skip
+def _convert_part(head: bytes, close: bytes, data: bytes, src: Src, shapes: Shapes | None,
+                  end: bytes) -> list[Converted]:  # fmt: skip
+    """One part (``convert_batch``) in the root start tag ``head`` and end tag ``close``."""
     ns = src.get("ns")
-    head = _bare(root_open, root_tag, ns)
-    close = b"</" + root_tag + b">"
     document = head + data + close
     pieces = None if shapes is None else shapes.pieces(data, end)
     trees = None
