@@ -293,7 +293,7 @@ async def test_up_to_one_worker_converts_in_this_process(workers: int) -> None:
 
 
 async def test_two_workers_are_this_process_and_one_more() -> None:
-    """workers = 2: one child holding two batches at most; the rest converted here; in order."""
+    """workers = 2: two batches here first, then one child holding two at most; in order."""
     import multiprocessing
 
     from harvester.parse.onix import convert_batch, read_header
@@ -312,7 +312,9 @@ async def test_two_workers_are_this_process_and_one_more() -> None:
         children = multiprocessing.active_children()
         rows = [r for f in futs for r in await conv.result(f, label="t")]
     assert len(batches) == 12 and len(children) == 1
-    assert here[:3] == [False, False, True]  # the child holds two (it is still starting up)
+    # The first two here (their shapes then go with the next), the child holds two (it is still
+    # starting up), then here again.
+    assert here[:5] == [True, True, False, False, True]
     expected = [convert_batch(prologue.root_open, prologue.root_tag, b.data, src) for b in batches]
     assert rows == [r for batch in expected for r in batch]
     assert [key for key, _, _ in rows] == refs

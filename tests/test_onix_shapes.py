@@ -9,9 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harvester.parse import onix
+from harvester.parse import onix, onix_pool, onix_shapes
 from harvester.parse.onix import Converted, ProductError, convert_batch, read_header
-from harvester.parse.onix_shapes import Shapes
+from harvester.parse.onix_pool import OnixConverter
+from harvester.parse.onix_shapes import Shapes, Shipped, shape_of
+from harvester.parse.onix_split import Batch, OnixSplitter, Prologue
 from harvester.sim.books import BookCatalogue
 from tests.test_parse_onix import short
 
@@ -230,3 +232,69 @@ def test_parts_are_cut_after_end_tags_never_in_comments(monkeypatch: pytest.Monk
     assert list(onix._parts(b"<Product>" + b"x" * 20, end)) == [b"<Product>" + b"x" * 20]
     with pytest.raises(ProductError, match="not well-formed"):
         convert([_GOOD, _GOOD.replace("</KeyNames>", "</Keynames>"), _GOOD], Shapes())
+
+
+def _refuse_compile(shape: bytes) -> None:
+    raise AssertionError("a shape was compiled")
+
+
+def _shape(product: str) -> bytes:
+    """The shape of a product as a batch's pieces give it (up to its end tag)."""
+    return shape_of(product.encode().rstrip().removesuffix(b"</Product>"))
+
+
+def test_adopted_shapes_build_at_first_sight_without_a_compile(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Shapes one cache compiled, handed to another, build there at once, as walked, no compile."""
+    books = BookCatalogue(40, 5)
+    declined = '<Product><RecordReference>r</RecordReference><x:N xmlns:x="u">n</x:N></Product>'
+    products = [books.product(pos) for pos in range(40)] * 2 + [declined, declined]
+    first = same_as_walk(products, rounds=1)  # each shape compiled at its second sight
+    shipped = first.handoff()
+    assert set(shipped) == {_shape(p) for p in products} and len(shipped) > 10
+    assert shipped[_shape(declined)] == (0, None) and first.handoff() == {}
+    monkeypatch.setattr(onix_shapes, "compile_shape", _refuse_compile)
+    other = Shapes()
+    other.adopt(shipped)
+    assert convert(products, other) == convert(products, None)
+    assert other.built == 80 and other.handoff() == {}  # adopted shapes are not handed on
+
+
+async def _through_the_pool(
+    products: list[str], shapes: Shapes, monkeypatch: pytest.MonkeyPatch
+) -> list[Shipped]:
+    """The products as one batch through ``OnixConverter(2)`` (the first batch goes to the
+    worker), ``shapes`` as this process's: what it adopted from the worker."""
+    adopted: list[Shipped] = []
+    monkeypatch.setattr(onix_pool, "SHAPES", shapes)
+    monkeypatch.setattr(shapes, "adopt", adopted.append)
+    prologue = next(p for p in OnixSplitter().feed(ROOT + b"<Header/>" + _GOOD.encode()))
+    assert isinstance(prologue, Prologue)
+    first = [Batch(_GOOD.encode(), 1)] * 2
+    batch = Batch("".join(products).encode(), len(products))
+    async with OnixConverter(2) as conv:
+        here = [conv.submit(prologue, SRC, b) for b in first]  # the first two: converted here
+        fut = conv.submit(prologue, SRC, batch)
+        assert [f.done() for f in here] == [True, True] and not fut.done()  # then the worker
+        assert await conv.result(fut, label="t") == convert(products, None)
+    return adopted
+
+
+async def test_a_worker_hands_back_the_shapes_it_compiled(monkeypatch: pytest.MonkeyPatch) -> None:
+    """workers = 2: the shapes the worker compiled for a batch come back here with its records."""
+    books = BookCatalogue(30, 6)
+    products = [books.product(pos) for pos in range(30)] * 3
+    (adopted,) = await _through_the_pool(products, Shapes(), monkeypatch)
+    assert set(adopted) == {_shape(p) for p in products}
+    assert all(code is not None for _, code in adopted.values())
+
+
+async def test_a_worker_compiles_none_of_the_shapes_sent_to_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """workers = 2: shapes compiled here go with the batch; the worker compiles none again."""
+    books = BookCatalogue(30, 6)
+    products = [books.product(pos) for pos in range(30)] * 3
+    shapes = same_as_walk(products, rounds=1)
+    assert await _through_the_pool(products, shapes, monkeypatch) == []

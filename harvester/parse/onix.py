@@ -38,6 +38,7 @@ from harvester.parse.onix_shapes import Shapes, declared
 from harvester.parse.onix_walk import PLAIN, info, walk
 
 __all__ = [
+    "SHAPES",
     "Converted",
     "ProductError",
     "Src",
@@ -61,7 +62,7 @@ _HARDENED: dict[str, Any] = {
 _PARSER = etree.XMLParser(**_HARDENED)
 _PRODUCT_TAGS = ("{*}Product", "{*}product")
 _NESTED = "a <Product> inside another element"
-_SHAPES = Shapes()  # this process's compiled product shapes
+SHAPES = Shapes()  #: this process's compiled product shapes (a worker's: ``onix_worker``)
 _ATTR = re.compile(rb"""\s+([^\s=/>]+)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
 _PART_BYTES = 64 << 10
 
@@ -109,7 +110,7 @@ Converted = tuple[str, bytes, int | None]
 
 
 def convert_batch(
-    root_open: bytes, root_tag: bytes, data: bytes, src: Src, shapes: Shapes | None = _SHAPES
+    root_open: bytes, root_tag: bytes, data: bytes, src: Src, shapes: Shapes | None = SHAPES
 ) -> list[Converted]:
     """Parse whole products: ``(record_reference, json_line, update time or None)`` for each.
 

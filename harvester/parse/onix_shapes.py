@@ -21,6 +21,9 @@ A catalogue without repeats would pay for computing shapes and never use them: w
 quarter of ``_WINDOW`` products have a shape seen before, the next ``_REST`` batches are walked
 without computing theirs, and each pause that follows another is twice as long (up to
 ``_MAX_REST``).
+
+The processes of one run trade the shapes they compiled (``handoff``, ``adopt``: ``onix_pool``
+ships them with the batches), so a shape is compiled and checked about once per run.
 """
 
 from __future__ import annotations
@@ -31,10 +34,17 @@ from typing import Any
 
 import orjson
 
-from harvester.parse.onix_shape_code import Build, NeedTree, compile_shape, deref_parts
+from harvester.parse.onix_shape_code import (
+    Build,
+    NeedTree,
+    code_of,
+    compile_shape,
+    deref_parts,
+    load,
+)
 from harvester.parse.onix_walk import PLAIN, walk
 
-__all__ = ["Shapes", "declared", "shape_of"]
+__all__ = ["Shapes", "Shipped", "declared", "shape_of"]
 
 _SOLID = re.compile(rb">\s*[^\s<][^<]*<")  # a text with something besides whitespace
 _VALUE = re.compile(rb"""=(?:"[^"<>]*"|'[^'<>]*')""")
@@ -45,6 +55,9 @@ _WALK = (0, None)  # a shape that is always walked
 _ENDS: dict[bytes, re.Pattern[bytes]] = {}
 
 Element = Callable[[], Any]  # a product's lxml element, parsed on demand
+#: Compiled shapes as one process hands them to another (``Shapes.handoff``): each shape's
+#: parts and its builder's code (``None``: a shape always walked).
+Shipped = dict[bytes, tuple[int, bytes | None]]
 
 
 def shape_of(raw: bytes) -> bytes:
@@ -58,6 +71,7 @@ class Shapes:
 
     def __init__(self) -> None:
         self._compiled: dict[bytes, tuple[int, Build | None]] = {}
+        self._fresh: list[bytes] = []  # compiled here since the last ``handoff``
         self._seen: set[bytes] = set()
         self._tried = self._repeats = self._rest = 0
         self._pause = _REST
@@ -123,16 +137,45 @@ class Shapes:
                 self._seen.clear()
             self._seen.add(shape)
             return tree
-        if len(self._compiled) >= _MAX_SHAPES:
-            self._compiled.clear()
         compiled = compile_shape(shape) or _WALK
         if compiled[1] is not None:
             again: list[str] = []
             built = _built(compiled, raw, el, ns, again)
             if built is None or again != stamps or orjson.dumps(built) != orjson.dumps(tree):
                 compiled = _WALK
-        self._compiled[shape] = compiled
+        self._keep(shape, compiled)
+        self._fresh.append(shape)
         return tree
+
+    def _keep(self, shape: bytes, compiled: tuple[int, Build | None]) -> None:
+        if len(self._compiled) >= _MAX_SHAPES:
+            self._compiled.clear()
+            self._fresh.clear()
+        self._compiled[shape] = compiled
+
+    def handoff(self) -> Shipped:
+        """The shapes compiled (and checked) here since the last call, for another process of
+        the run to ``adopt``: a pool worker then compiles again only what it meets first.
+
+        Each compile costs ~1 ms and the product walked twice first (``tree``), in every process
+        that meets the shape; hence the main process and its workers trade them with the
+        batches (``onix_pool``). What ``adopt`` took is not handed on again.
+        """
+        out: Shipped = {}
+        for shape in self._fresh:
+            got = self._compiled.get(shape)
+            if got is not None:
+                out[shape] = (got[0], None if got[1] is None else code_of(got[1]))
+        self._fresh.clear()
+        return out
+
+    def adopt(self, shipped: Shipped) -> None:
+        """Use the shapes another process of this run compiled and checked (``handoff``; code
+        from anywhere else must not come here: it runs as it stands). A shape already here is
+        kept."""
+        for shape, (parts, code) in shipped.items():
+            if shape not in self._compiled:
+                self._keep(shape, (parts, None if code is None else load(code)))
 
 
 def declared(data: bytes, mark: bytes) -> bool:

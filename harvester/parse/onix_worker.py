@@ -1,22 +1,26 @@
-"""What an ONIX conversion worker process imports: its initializer, and nothing of asyncio.
+"""What an ONIX conversion worker process runs: its initializer, its task, nothing of asyncio.
 
 A worker is a fresh interpreter (``spawn``); it imports the module of every function it is sent
-by name. Keeping ``warm`` here, not in ``onix_pool`` (which needs asyncio and, through it, ssl),
-spares each worker that import at start-up: measured, ~25 ms of CPU a worker.
+by name. Keeping ``warm`` and ``convert_shared`` here, not in ``onix_pool`` (which needs asyncio
+and, through it, ssl), spares each worker that import at start-up: measured, ~25 ms of CPU a
+worker.
 """
 
 from __future__ import annotations
 
 import signal
 
-__all__ = ["HELD", "warm"]
+from harvester.parse.onix import SHAPES, Converted, Src, convert_batch
+from harvester.parse.onix_shapes import Shipped
+
+__all__ = ["HELD", "convert_shared", "warm"]
 
 #: The signals a worker must not die of mid-batch (``warm``).
 HELD = frozenset({signal.SIGINT, signal.SIGTERM})
 
 
 def warm() -> None:
-    """Worker initializer: ignore SIGINT and SIGTERM, import the converter before any batch.
+    """Worker initializer: ignore SIGINT and SIGTERM (the converter is imported with this module).
 
     A terminal's Ctrl-C, and systemd's SIGTERM, reach the whole process group; the main process
     drains the run and stops the pool itself, so a worker must not die of them mid-batch. (If
@@ -26,4 +30,13 @@ def warm() -> None:
         signal.signal(sig, signal.SIG_IGN)
     if hasattr(signal, "pthread_sigmask"):  # held since the spawn (onix_pool): now ignored
         signal.pthread_sigmask(signal.SIG_UNBLOCK, HELD)
-    from harvester.parse import onix  # noqa: F401
+
+
+def convert_shared(
+    root_open: bytes, root_tag: bytes, data: bytes, src: Src, shipped: Shipped
+) -> tuple[list[Converted], Shipped]:
+    """``convert_batch`` in a worker, trading compiled shapes with the main process: first
+    adopts ``shipped`` (the shapes it compiled since it sent the last batch), then returns the
+    records with the shapes compiled here since the last batch (``Shapes.handoff``)."""
+    SHAPES.adopt(shipped)
+    return convert_batch(root_open, root_tag, data, src), SHAPES.handoff()

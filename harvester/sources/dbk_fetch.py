@@ -18,7 +18,6 @@ new)``, ``new`` False when the sink already had the key.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from collections import deque
@@ -30,7 +29,7 @@ from harvester.config import DbkConfig
 from harvester.engine.messages import Request
 from harvester.engine.statuses import problem_text, raise_for_status
 from harvester.parse.onix import Converted, Src, product_times
-from harvester.parse.onix_pool import OnixConverter
+from harvester.parse.onix_pool import Converting, OnixConverter
 from harvester.parse.onix_split import Batch, OnixSplitter, Prologue
 from harvester.plan.windows import Window, sent_time
 from harvester.plural import counted
@@ -175,7 +174,7 @@ class WindowFetcher:
         Holding is bounded by the cap; past it (a one-second window, read whole, ``cap`` None)
         batches are converted as they arrive, at most ``2 × workers`` pending.
         """
-        pending: deque[asyncio.Future[list[Converted]]] = deque()
+        pending: deque[Converting] = deque()
         held: list[Batch] = []
         streaming = False
         prologue: Prologue | None = None
