@@ -6,10 +6,10 @@ that is not whitespace alone as ``T`` and attribute values cut) and writes a fun
 same with references resolved (``q`` itself when there are none). Part ``k + 1`` of a split
 holds the text after tag ``k``, then ``<`` and tag ``k + 1``, so a leaf's text is a slice of one
 part whose length the shape fixes (``p[k + 1][:-cut]``), a start tag's attributes are the end of
-part ``k`` (``tag_attrs``) and a flow element's inner markup is its parts joined again
-(``flow_text``). The function is one dict display, its keys and list-or-not decided here, once,
-by the rules of ``onix_walk.walk``; what it reads first (attributes, flow) are statements before
-it, in document order, so ``stamps`` fills in the walk's order.
+part ``k`` (``onix_shape_calls.tag_attrs``) and a flow element's inner markup is its parts
+joined again (``flow_text``). The function is one dict display, its keys and list-or-not decided
+here, once, by the rules of ``onix_walk.walk``; what it reads first (attributes, flow) are
+statements before it, in document order, so ``stamps`` fills in the walk's order.
 
 A flow element's bytes are its markup only where lxml would write the same: every tag inside it
 plain (``<b>``, ``</b>``, ``<br/>``: no attribute, no space, no ``<b></b>``, which lxml writes
@@ -17,105 +17,25 @@ plain (``<b>``, ``</b>``, ``<br/>``: no attribute, no space, no ``<b></b>``, whi
 walks that element (``el``). Text beside an element outside flow (mixed content), a prefix or
 ``xmlns``, a shape deeper than ``_MAX_DEPTH`` or longer than ``_MAX_TAGS`` tags: no function.
 
-Compiling costs ~1 ms a shape (Python's compiler); ``code_of`` and ``load`` carry a builder to
-another process of the same run as its code object, which that process loads in ~1 % of that.
+The builder's globals are ``onix_shape_calls.scope()``: the helpers it calls as it runs
+(that module also carries builders to the other processes of a run).
 """
 
 from __future__ import annotations
 
-import builtins
 import functools
-import marshal
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import FunctionType
-from typing import Any
 
-from harvester.parse.onix_walk import FLAG, FLOW, PLAIN, flag, info, walk, with_text
+from harvester.parse.onix_shape_calls import Build, scope
+from harvester.parse.onix_walk import FLAG, FLOW, PLAIN, info
 
-__all__ = ["Build", "NeedTree", "code_of", "compile_shape", "deref", "deref_parts", "load"]
-
-Build = Callable[[list[str], list[str], Any, "str | None", list[str]], Any]
+__all__ = ["compile_shape"]
 
 _TAG = re.compile(rb"(/?)([^\s/=<>\"'!?]+)((?:\s+[^\s/=<>\"'!?]+\s*=)*)\s*(/?)>(T|[ \t\n]*)")
 _NAME = re.compile(rb"[^\s=]+")
 _ONE = re.compile(rb" ([^\s=]+)=")
-_ATTR = re.compile(r"""\s([^\s=]+)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
-_REF = re.compile(r"&(?:#x([0-9a-fA-F]+)|#([0-9]+)|(amp|lt|gt|quot|apos));")
-_NAMED = {"amp": "&", "lt": "<", "gt": ">", "quot": '"', "apos": "'"}
-_NOT_AS_LXML = re.compile(r"&(?!amp;|lt;|gt;)")  # a reference lxml would write as its character
 _MAX_DEPTH, _MAX_TAGS = 32, 4096
-
-
-def _char(m: re.Match[str]) -> str:
-    if m.group(3):
-        return _NAMED[m.group(3)]
-    return chr(int(m.group(1), 16)) if m.group(1) else chr(int(m.group(2)))
-
-
-def _char_held(m: re.Match[str]) -> str:
-    char = _char(m)
-    return "\0" if char == ">" else char  # NUL is no XML character: it cannot be there already
-
-
-def deref(text: str) -> str:
-    """``text`` with its references resolved (a well-formed document has no others)."""
-    return _REF.sub(_char, text)
-
-
-def deref_parts(text: str) -> list[str]:
-    """``text`` split at ``>``, references resolved in each part (a ``&gt;`` does not split)."""
-    plain = _REF.sub(_char_held, text)
-    parts = plain.split(">")
-    return [part.replace("\0", ">") for part in parts] if "\0" in plain else parts
-
-
-def tag_attrs(part: str, stamps: list[str]) -> dict[str, Any]:
-    """The attributes of the start tag that ends ``part``, as ``onix_walk.attrs`` gives them:
-    literal tabs and newlines as spaces (XML's normalization), then references resolved."""
-    out: dict[str, Any] = {}
-    for name, double, single in _ATTR.findall(part, part.rindex("<") + 1):
-        value = _normal(double or single)
-        out["@" + name] = value
-        if name == "datestamp":
-            stamps.append(value)
-    return out
-
-
-def _normal(value: str) -> str:
-    if "\t" in value or "\n" in value:
-        value = value.replace("\t", " ").replace("\n", " ")
-    return deref(value) if "&" in value else value
-
-
-def attr_value(part: str, offset: int) -> str:
-    """The value of the only attribute of the start tag that ends ``part``, written
-    ``<name attr="value">``: ``offset`` characters from its ``<`` to the end, less the quote."""
-    value = part[part.rindex("<") + offset : -1]
-    if "&" in value or "\t" in value or "\n" in value:
-        return _normal(value)
-    return value
-
-
-class NeedTree(Exception):
-    """The builder must walk a flow element, and was given no tree (``el`` is ``None``)."""
-
-
-def need(el: Any) -> Any:
-    """``el``, the product's lxml element, or ``NeedTree`` when there is none."""
-    if el is None:
-        raise NeedTree
-    return el
-
-
-def flow_text(q: list[str], start: int, end: int, cut: int) -> str | None:
-    """The markup between start tag ``start`` and end tag ``end`` as it stands, or ``None``
-    when a reference in it would be written otherwise by lxml."""
-    inner = ">".join(q[start + 1 : end + 1])[:-cut]
-    if "&" in inner and _NOT_AS_LXML.search(inner):
-        return None
-    return inner
 
 
 @dataclass(slots=True)
@@ -235,37 +155,9 @@ def compile_shape(shape: bytes) -> tuple[int, Build] | None:
         return None
     src = "def build(p, q, el, ns, stamps):\n" + "".join(f"    {s}\n" for s in gen.lines)
     src += f"    return {body}\n"
-    scope = _scope()
-    exec(compile(src, "<onix shape>", "exec"), scope)  # names enter the code only as repr()
-    return tags + 1, scope["build"]
-
-
-def code_of(build: Build) -> bytes:
-    """The code of a builder ``compile_shape`` made, as bytes (``marshal``, as ``.pyc`` files
-    hold code) for another process of the same run to ``load``: compiling costs ~1 ms a shape,
-    loading ~1 % of that."""
-    return marshal.dumps(build.__code__)
-
-
-def load(code: bytes) -> Build:
-    """The builder whose code ``code_of`` gave, in the scope ``compile_shape`` gives it.
-
-    ``code`` must come from ``code_of`` in a process running this same code (a pool worker of
-    the run): it is executed as it stands.
-    """
-    built: Build = FunctionType(marshal.loads(code), _LOADED)
-    return built
-
-
-def _scope() -> dict[str, Any]:
-    """The names a builder's code reads (its globals)."""
-    return {
-        "attr_value": attr_value, "flag": flag, "flow_text": flow_text, "tag_attrs": tag_attrs,
-        "need": need, "walk": walk, "with_text": with_text,
-    }  # fmt: skip
-
-
-_LOADED = {**_scope(), "__builtins__": builtins}  # shared by the loaded builders: read only
+    names = scope()
+    exec(compile(src, "<onix shape>", "exec"), names)  # names enter the code only as repr()
+    return tags + 1, names["build"]
 
 
 class _Mixed(Exception):

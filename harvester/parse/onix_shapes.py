@@ -34,14 +34,8 @@ from typing import Any
 
 import orjson
 
-from harvester.parse.onix_shape_code import (
-    Build,
-    NeedTree,
-    code_of,
-    compile_shape,
-    deref_parts,
-    load,
-)
+from harvester.parse.onix_shape_calls import Build, NeedTree, code_of, deref_parts, load
+from harvester.parse.onix_shape_code import compile_shape
 from harvester.parse.onix_walk import PLAIN, walk
 
 __all__ = ["Shapes", "Shipped", "declared", "shape_of"]
