@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harvester.parse import onix, onix_pool, onix_shapes
+from harvester.parse import onix, onix_shapes
 from harvester.parse.onix import Converted, ProductError, convert_batch, read_header
 from harvester.parse.onix_pool import OnixConverter
 from harvester.parse.onix_shapes import Shapes, Shipped, shape_of
@@ -254,6 +254,7 @@ def test_adopted_shapes_build_at_first_sight_without_a_compile(
     shipped = first.handoff()
     assert set(shipped) == {_shape(p) for p in products} and len(shipped) > 10
     assert shipped[_shape(declined)] == (0, None) and first.handoff() == {}
+    assert first.compiles == len(shipped)  # each shape compiled once, handed off once
     monkeypatch.setattr(onix_shapes, "compile_shape", _refuse_compile)
     other = Shapes()
     other.adopt(shipped)
@@ -264,16 +265,15 @@ def test_adopted_shapes_build_at_first_sight_without_a_compile(
 async def _through_the_pool(
     products: list[str], shapes: Shapes, monkeypatch: pytest.MonkeyPatch
 ) -> list[Shipped]:
-    """The products as one batch through ``OnixConverter(2)`` (the first batch goes to the
-    worker), ``shapes`` as this process's: what it adopted from the worker."""
+    """The products as one batch through ``OnixConverter(2)`` after two small ones (converted
+    here), ``shapes`` as this process's: what it adopted from the worker."""
     adopted: list[Shipped] = []
-    monkeypatch.setattr(onix_pool, "SHAPES", shapes)
     monkeypatch.setattr(shapes, "adopt", adopted.append)
     prologue = next(p for p in OnixSplitter().feed(ROOT + b"<Header/>" + _GOOD.encode()))
     assert isinstance(prologue, Prologue)
     first = [Batch(_GOOD.encode(), 1)] * 2
     batch = Batch("".join(products).encode(), len(products))
-    async with OnixConverter(2) as conv:
+    async with OnixConverter(2, shapes) as conv:
         here = [conv.submit(prologue, SRC, b) for b in first]  # the first two: converted here
         fut = conv.submit(prologue, SRC, batch)
         assert [f.done() for f in here] == [True, True] and not fut.done()  # then the worker

@@ -36,7 +36,7 @@ from types import TracebackType
 
 from harvester.errors import MalformedBody, TruncatedBody
 from harvester.parse.onix import SHAPES, Converted, ProductError, Src, convert_batch, read_header
-from harvester.parse.onix_shapes import Shipped
+from harvester.parse.onix_shapes import Shapes, Shipped
 from harvester.parse.onix_split import Batch, Prologue
 from harvester.parse.onix_worker import HELD, convert_shared, warm
 
@@ -71,9 +71,12 @@ def _held() -> Iterator[None]:
 class OnixConverter:
     """Converts ``Batch`` es to ``(record_reference, json_line, updated)`` (module docstring)."""
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, shapes: Shapes = SHAPES) -> None:
+        """``shapes``: the compiled shapes of the batches converted here (this process's by
+        default), traded with the workers."""
         if workers < 0:
             raise ValueError("workers must be >= 0")
+        self._shapes = shapes
         #: Worker processes beside this one (``workers - 1``; none for 0 or 1).
         self.pooled = max(0, workers - 1)
         self._pool: ProcessPoolExecutor | None = None
@@ -132,7 +135,7 @@ class OnixConverter:
         self._here += 1
         fut: Converting = asyncio.get_running_loop().create_future()
         try:
-            fut.set_result((convert_batch(*args), {}))
+            fut.set_result((convert_batch(*args, self._shapes), {}))
         except ProductError as exc:
             fut.set_exception(exc)
         return fut
@@ -140,7 +143,7 @@ class OnixConverter:
     def _to_pool(self, args: tuple[bytes, bytes, bytes, Src]) -> Converting:
         # The pool spawns its workers on demand, inside submit: hence the held signals.
         assert self._pool is not None
-        shipped = SHAPES.handoff()
+        shipped = self._shapes.handoff()
         with _held():
             try:
                 done = self._pool.submit(convert_shared, *args, shipped)
@@ -168,5 +171,5 @@ class OnixConverter:
             self._restart()
             raise TruncatedBody("an ONIX converter process died", request=label) from None
         if shipped:  # the shapes a worker compiled: this process need not compile them again
-            SHAPES.adopt(shipped)
+            self._shapes.adopt(shipped)
         return records

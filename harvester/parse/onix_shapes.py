@@ -71,6 +71,8 @@ class Shapes:
         self._pause = _REST
         #: products built from a compiled shape, not walked, since this cache began
         self.built = 0
+        #: shapes compiled here (and checked against the walk) since this cache began
+        self.compiles = 0
 
     def pieces(self, data: bytes, end_tag: bytes) -> list[bytes] | None:
         """Each product's bytes up to its end tag, when ``data`` (whole products) cuts cleanly
@@ -131,6 +133,7 @@ class Shapes:
                 self._seen.clear()
             self._seen.add(shape)
             return tree
+        self.compiles += 1
         compiled = compile_shape(shape) or _WALK
         if compiled[1] is not None:
             again: list[str] = []
