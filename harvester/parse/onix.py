@@ -1,9 +1,10 @@
 """ONIX ``<Product>`` elements → one JSON line each: derived fields, then the lossless tree.
 
-``convert_batch`` is what a worker process runs on a ``Batch`` from ``onix_split.py``: it parses the
-products inside the message's own root start tag (so namespaces resolve as in the message) with a
-hardened parser (no DTD, no entity resolution, no network, comments and PIs dropped) and returns
-``(record_reference, json_line, update time)`` for each product in document order.
+``convert_batch`` is what converts a ``Batch`` from ``onix_split.py``, here or in a worker
+process (``onix_worker.convert_shared``): it parses the products inside the message's own root
+start tag (so namespaces resolve as in the message) with a hardened parser (no DTD, no entity
+resolution, no network, comments and PIs dropped) and returns ``(record_reference, json_line,
+update time)`` for each product in document order.
 
 The ``onix`` tree follows fixed rules, so its shape never depends on how many times an element
 happens to occur (``to_xml`` in ``onix_xml.py`` rebuilds the XML from it):
