@@ -61,15 +61,17 @@ async def _convert(prologue: Prologue, batches: list[Batch], shapes: Shapes, fir
     src = read_header(prologue.document)
     t = time.process_time()
     saved, onix_pool._FIRST_HERE = onix_pool._FIRST_HERE, first
-    async with OnixConverter(2, shapes) as conv:
-        pending: deque[Converting] = deque()
-        for batch in batches:
-            while len(pending) >= 4:
+    try:
+        async with OnixConverter(2, shapes) as conv:
+            pending: deque[Converting] = deque()
+            for batch in batches:
+                while len(pending) >= 4:
+                    await conv.result(pending.popleft(), label="bench")
+                pending.append(conv.submit(prologue, src, batch))
+            while pending:
                 await conv.result(pending.popleft(), label="bench")
-            pending.append(conv.submit(prologue, src, batch))
-        while pending:
-            await conv.result(pending.popleft(), label="bench")
-    onix_pool._FIRST_HERE = saved
+    finally:
+        onix_pool._FIRST_HERE = saved
     return time.process_time() - t
 
 
