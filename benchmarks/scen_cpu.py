@@ -18,8 +18,9 @@
   floor, also checks what it writes as the harvester must (records byte for byte as served, each
   one valid JSON): the items complete in each chunk split out by one msgspec scan (``list[Raw]``,
   the splitter's decoder, on a view of the buffer: nothing copied but the rest) and their UTF-8
-  validated (a scan skips strings unchecked), the rest carried over. Its ratio is the least a client that writes the default shards and checks each
-  record reaches here, before any per-item bookkeeping (keys, dates, the write itself).
+  validated (a scan skips strings unchecked), the rest carried over. Its ratio is the least a
+  client that writes the default shards and checks each record reaches here, before any
+  per-item bookkeeping (keys, dates, the write itself).
 - Start-up: ``harvester --version``, CPU of the whole process (what every command pays first).
 - DBK: ONIX to JSON on the windows a first dump learned, ``harvester dump dbk`` (the CLI, planned
   from that state) with ``workers = 1`` and ``workers = 2`` against the naive one-core converter
@@ -151,10 +152,10 @@ def _contract_walk(
     return items
 
 
-def _checked_walk(url: str, utf8: bool = True) -> int:
-    """The contract walk, each chunk's whole items also split out by one msgspec scan and (with
-    ``utf8``) their UTF-8 validated: the least a client that writes records as served spends
-    cutting them out (and checking them).
+def _checked_walk(url: str) -> int:
+    """The contract walk, each chunk's whole items also split out by one msgspec scan and their
+    UTF-8 validated: the least a client that writes records as served spends cutting them out
+    and checking them.
 
     No copy: the buffer always starts with the page's ``[``; items end at the last
     ``},{"nobbNumber"`` of the buffer (the simulator's items start with their key, as the
@@ -175,8 +176,7 @@ def _checked_walk(url: str, utf8: bool = True) -> int:
                 items[0] += len(raws.decode(doc))
             except msgspec.DecodeError:
                 return False
-            if utf8:
-                codecs.utf_8_decode(doc, "strict", True)
+            codecs.utf_8_decode(doc, "strict", True)
         return True
 
     def each(chunk: bytes) -> None:
@@ -191,7 +191,8 @@ def _checked_walk(url: str, utf8: bool = True) -> int:
                 buf[end + 1] = 0x2C  # ","
 
     def page_end() -> None:
-        check(len(buf))
+        if not check(len(buf)):
+            raise ValueError("the page's last items are not valid JSON")
         buf.clear()
 
     _contract_walk(url, each, page_end)
