@@ -36,7 +36,8 @@ def convert_shared(
     root_open: bytes, root_tag: bytes, data: bytes, src: Src, shipped: Shipped
 ) -> tuple[list[Converted], Shipped]:
     """``convert_batch`` in a worker, trading compiled shapes with the main process: first
-    adopts ``shipped`` (the shapes it compiled since it sent the last batch), then returns the
-    records with the shapes compiled here since the last batch (``Shapes.handoff``)."""
+    adopts ``shipped`` (the shapes the main process compiled since it sent its last batch),
+    then returns the records with the shapes this worker compiled since its last result
+    (``Shapes.handoff``; still here if the batch raised, they go with the next result)."""
     SHAPES.adopt(shipped)
     return convert_batch(root_open, root_tag, data, src), SHAPES.handoff()
